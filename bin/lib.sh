@@ -1,0 +1,44 @@
+# Shared by bin/run and bin/test. Creates or reuses .venv and keeps it in step with pyproject.toml.
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+venv_ensure() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "Creating the virtual environment in .venv ..."
+    "$PYTHON" -m venv .venv
+  fi
+  local stamp=.venv/.backstop-installed want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Installing dependencies ..."
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet ".[dev]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+_pg_up() { .venv/bin/python -c "import psycopg,sys; psycopg.connect('$1', connect_timeout=2).close()" 2>/dev/null; }
+_redis_up() { .venv/bin/python -c "import redis,sys; redis.Redis.from_url('$1', socket_timeout=2).ping()" 2>/dev/null; }
+
+services_ensure() {
+  local pg_url=${TEST_DATABASE_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+  local redis_url=${TEST_CELERY_BROKER_URL:-redis://127.0.0.1:6379/0}
+  if ! _pg_up "$pg_url"; then
+    echo "PostgreSQL is not answering; starting it ..."
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+    fi
+    for _ in $(seq 30); do _pg_up "$pg_url" && break; sleep 1; done
+    _pg_up "$pg_url" || { echo "ERROR: cannot reach PostgreSQL at $pg_url (install it, or set TEST_DATABASE_URL)." >&2; return 1; }
+  fi
+  if ! _redis_up "$redis_url"; then
+    echo "Redis is not answering; starting it ..."
+    if command -v redis-server >/dev/null 2>&1; then
+      mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+      redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+    fi
+    for _ in $(seq 30); do _redis_up "$redis_url" && break; sleep 1; done
+    _redis_up "$redis_url" || { echo "ERROR: cannot reach Redis at $redis_url (install it, or set TEST_CELERY_BROKER_URL)." >&2; return 1; }
+  fi
+}

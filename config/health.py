@@ -1,0 +1,56 @@
+"""Health endpoints for load balancers and monitors."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        return f"database: {exc.__class__.__name__}"
+    return None
+
+
+def _check_broker() -> str | None:
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        return f"broker: {exc.__class__.__name__}"
+    return None
+
+
+def _check_beat(stale_after: timedelta) -> str | None:
+    from portal.models import JobRun
+
+    last = JobRun.objects.filter(name="escalation-sweep").values_list("last_success_at", flat=True).first()
+    if last is None:
+        return "beat: the escalation sweep has never run"
+    if timezone.now() - last > stale_after:
+        return f"beat: the escalation sweep last ran at {last.isoformat()}"
+    return None
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    problems = [p for p in (_check_database(), _check_broker()) if p]
+    if not problems:
+        beat = _check_beat(settings.BACKSTOP_BEAT_STALE_AFTER)
+        if beat:
+            problems.append(beat)
+    status = 200 if not problems else 503
+    return JsonResponse({"status": "ready" if not problems else "unavailable", "problems": problems}, status=status)

@@ -1,0 +1,68 @@
+from django.contrib import admin
+
+from escalations.models import (
+    EscalationPolicy,
+    EscalationStep,
+    EscalationTarget,
+    Incident,
+    Page,
+    TimelineEvent,
+)
+
+
+class EscalationStepInline(admin.TabularInline):
+    model = EscalationStep
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(admin.ModelAdmin):
+    list_display = ("name", "team", "repeat", "ack_timeout", "skip_empty_steps")
+    list_filter = ("team",)
+    search_fields = ("name", "team__name")
+    list_select_related = ("team",)
+    inlines = [EscalationStepInline]
+
+
+class EscalationTargetInline(admin.TabularInline):
+    model = EscalationTarget
+    extra = 0
+
+
+@admin.register(EscalationStep)
+class EscalationStepAdmin(admin.ModelAdmin):
+    list_display = ("policy", "order", "delay")
+    list_select_related = ("policy__team",)
+    inlines = [EscalationTargetInline]
+
+
+class TimelineInline(admin.TabularInline):
+    model = TimelineEvent
+    extra = 0
+    can_delete = False
+    fields = ("at", "kind", "actor", "via", "message")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "team", "status", "severity", "source", "created_at", "next_action_at")
+    list_filter = ("status", "severity", "source", "team")
+    search_fields = ("title", "dedup_key")
+    date_hierarchy = "created_at"
+    list_select_related = ("team",)
+    readonly_fields = ("policy_snapshot", "cycle", "step", "loop", "next_action_at", "triggered_at", "exhausted")
+    inlines = [TimelineInline]
+
+
+@admin.register(Page)
+class PageAdmin(admin.ModelAdmin):
+    list_display = ("id", "incident", "user", "channel", "destination", "status", "due_at", "sent_at", "attempts")
+    list_filter = ("status", "channel")
+    search_fields = ("destination", "provider_id", "user__email")
+    list_select_related = ("incident", "user")
+    date_hierarchy = "due_at"

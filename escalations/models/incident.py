@@ -1,0 +1,207 @@
+"""Incidents, their append-only timeline, and one Page row per intended notification."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Incident(models.Model):
+    class Status(models.TextChoices):
+        TRIGGERED = "triggered", "Triggered"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    class Severity(models.TextChoices):
+        CRITICAL = "critical", "Critical"
+        ERROR = "error", "Error"
+        WARNING = "warning", "Warning"
+        INFO = "info", "Info"
+
+    class Urgency(models.TextChoices):
+        HIGH = "high", "High"
+        LOW = "low", "Low"
+
+    class Source(models.TextChoices):
+        ALERT = "alert", "Monitoring alert"
+        API = "api", "API"
+        PHONE = "phone", "Emergency line"
+        MANUAL = "manual", "Manual"
+        HEARTBEAT = "heartbeat", "Missed heartbeat"
+
+    team = models.ForeignKey("rotations.Team", on_delete=models.PROTECT, related_name="incidents")
+    policy = models.ForeignKey(
+        "escalations.EscalationPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+    )
+    # The policy as it was when the incident opened (engine.PolicySpec.to_json()): edits to the
+    # policy never disturb an escalation in flight.
+    policy_snapshot = models.JSONField(default=dict, blank=True)
+    title = models.CharField(max_length=1024)
+    details = models.TextField(blank=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.ERROR)
+    urgency = models.CharField(max_length=4, choices=Urgency.choices, default=Urgency.HIGH)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    dedup_key = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField(default=dict, blank=True, help_text="The alert as it arrived, for the portal")
+    links = models.JSONField(default=list, blank=True)
+    alert_count = models.PositiveIntegerField(default=1)
+    # Recorded during a maintenance window: shown, but pages nobody.
+    suppressed = models.BooleanField(default=False)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRIGGERED)
+    created_at = models.DateTimeField(db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assignees = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="assigned_incidents")
+
+    # Durable engine state (see escalations.engine.EngineState). The sweep picks up rows whose
+    # next_action_at has passed; nothing about an escalation lives only in a Celery message.
+    cycle = models.PositiveIntegerField(default=0)
+    step = models.IntegerField(default=-1)
+    loop = models.PositiveIntegerField(default=0)
+    next_action_at = models.DateTimeField(null=True, blank=True)
+    triggered_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    exhausted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "dedup_key"],
+                condition=~Q(status="resolved") & ~Q(dedup_key=""),
+                name="one_open_incident_per_dedup_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["triggered", "acknowledged", "resolved"]), name="incident_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_action_at"], condition=~Q(status="resolved"), name="incident_due_idx"
+            ),
+            models.Index(fields=["team", "status", "-created_at"], name="incident_team_status_idx"),
+            models.Index(fields=["status", "-created_at"], name="incident_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != self.Status.RESOLVED
+
+
+class TimelineEvent(models.Model):
+    """Append-only: every engine decision and human action on an incident."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        ALERT = "alert", "Alert received"
+        STEP_REACHED = "step_reached", "Escalation step reached"
+        STEP_SKIPPED = "step_skipped", "Escalation step skipped"
+        EXHAUSTED = "exhausted", "Escalation policy exhausted"
+        PAGED = "paged", "Page sent"
+        PAGE_STATUS = "page_status", "Delivery status"
+        PAGE_FAILED = "page_failed", "Page failed"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        ESCALATED = "escalated", "Escalated manually"
+        REASSIGNED = "reassigned", "Reassigned"
+        NOTE = "note", "Note"
+        SNOOZED = "snoozed", "Snoozed"
+        RESOLVED = "resolved", "Resolved"
+        RETRIGGERED = "retriggered", "Re-triggered"
+        HANDOVER = "handover", "Handed over"
+        CALL = "call", "Emergency call"
+
+    class Via(models.TextChoices):
+        WEB = "web", "Portal"
+        API = "api", "API"
+        SMS = "sms", "SMS reply"
+        VOICE = "voice", "Phone keypress"
+        EMAIL = "email", "E-mail"
+        INTEGRATION = "integration", "Integration"
+        SYSTEM = "system", "Backstop"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    via = models.CharField(max_length=12, choices=Via.choices, default=Via.SYSTEM)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["incident", "at"], name="timeline_incident_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.kind}: {self.message[:60]}"
+
+
+class Page(models.Model):
+    """One intended notification. The unique constraint makes a double page impossible."""
+
+    class Channel(models.TextChoices):
+        SMS = "sms", "SMS"
+        VOICE = "voice", "Voice call"
+        EMAIL = "email", "E-mail"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"          # waiting for due_at
+        SENDING = "sending", "Sending"          # claimed by a worker; provider being called
+        SENT = "sent", "Sent"                   # provider accepted it
+        DELIVERED = "delivered", "Delivered"
+        ANSWERED = "answered", "Answered"
+        FAILED = "failed", "Failed"
+        NO_ANSWER = "no_answer", "No answer"
+        BUSY = "busy", "Busy"
+        CANCELED = "canceled", "Canceled"        # incident acknowledged/resolved before it was due
+        BUNDLED = "bundled", "Bundled"          # carried by another page's message (throttling)
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="pages")
+    cycle = models.PositiveIntegerField()
+    step = models.PositiveIntegerField()
+    loop = models.PositiveIntegerField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pages")
+    rule_index = models.PositiveSmallIntegerField()
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    contact_method = models.ForeignKey(
+        "portal.ContactMethod", null=True, blank=True, on_delete=models.SET_NULL, related_name="pages"
+    )
+    destination = models.CharField(max_length=254)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    status_at = models.DateTimeField(null=True, blank=True)
+    provider_id = models.CharField(max_length=64, blank=True, db_index=True)
+    error = models.TextField(blank=True)
+    bundled_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="bundled_pages"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "cycle", "step", "loop", "user", "rule_index"], name="one_page_per_notification"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"], condition=Q(status__in=["pending", "sending"]), name="page_due_idx"
+            ),
+            models.Index(fields=["contact_method", "sent_at"], name="page_contact_sent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.destination} for #{self.incident_id} ({self.status})"

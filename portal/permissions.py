@@ -1,0 +1,83 @@
+"""The role matrix, in one place. Views, the API and the admin all ask these functions.
+
+- staff: everything.
+- team manager: their own teams' rosters, policies, integrations and incidents.
+- engineer: works incidents of their teams; manages own exclusions, overrides they take part in,
+  own profile.
+- viewer: reads their teams.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portal.models import User
+    from rotations.models import Team
+
+MANAGER = "manager"
+ENGINEER = "engineer"
+VIEWER = "viewer"
+
+
+def team_role_get(*, user: User, team: Team | int) -> str | None:
+    if not user.is_authenticated:
+        return None
+    team_id = team if isinstance(team, int) else team.pk
+    cache = getattr(user, "_backstop_roles", None)
+    if cache is None:
+        from rotations.models import Membership
+
+        cache = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
+        user._backstop_roles = cache
+    return cache.get(team_id)
+
+
+def user_team_ids(*, user: User) -> set[int]:
+    """Teams the user can see (all of them for staff)."""
+    from rotations.models import Membership, Team
+
+    if not user.is_authenticated:
+        return set()
+    if user.is_staff:
+        return set(Team.objects.values_list("pk", flat=True))
+    return set(Membership.objects.filter(user=user).values_list("team_id", flat=True))
+
+
+def can_view_team(user: User, team: Team | int) -> bool:
+    return user.is_authenticated and (user.is_staff or team_role_get(user=user, team=team) is not None)
+
+
+def can_manage_team(user: User, team: Team | int) -> bool:
+    return user.is_authenticated and (user.is_staff or team_role_get(user=user, team=team) == MANAGER)
+
+
+def can_work_incidents(user: User, team: Team | int) -> bool:
+    return user.is_authenticated and (
+        user.is_staff or team_role_get(user=user, team=team) in (MANAGER, ENGINEER)
+    )
+
+
+def can_manage_exclusion_for(user: User, subject: User, team_ids: set[int] | None = None) -> bool:
+    """Own exclusions; managers for members of their teams; staff for anyone."""
+    if not user.is_authenticated:
+        return False
+    if user.is_staff or user.pk == subject.pk:
+        return True
+    from rotations.models import Membership
+
+    managed = Membership.objects.filter(user=user, role=MANAGER).values_list("team_id", flat=True)
+    return Membership.objects.filter(user=subject, team_id__in=managed).exists()
+
+
+def can_manage_override(user: User, *, team: Team | int, taker: User, replaced: User | None) -> bool:
+    """Managers and staff for anyone; engineers only for overrides they take part in."""
+    if can_manage_team(user, team):
+        return True
+    if team_role_get(user=user, team=team) != ENGINEER:
+        return False
+    return user.pk == taker.pk or (replaced is not None and user.pk == replaced.pk)
+
+
+def is_staff(user: User) -> bool:
+    return user.is_authenticated and user.is_staff

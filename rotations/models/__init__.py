@@ -1,0 +1,21 @@
+from .roster import (
+    AuditEntry,
+    Exclusion,
+    Membership,
+    Override,
+    Rotation,
+    RotationEra,
+    RotationParticipant,
+    Team,
+)
+
+__all__ = [
+    "AuditEntry",
+    "Exclusion",
+    "Membership",
+    "Override",
+    "Rotation",
+    "RotationEra",
+    "RotationParticipant",
+    "Team",
+]

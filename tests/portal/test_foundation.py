@@ -1,0 +1,151 @@
+import subprocess
+import sys
+
+import pytest
+from django.urls import reverse
+
+from portal.demo import DEMO_PASSWORD, demo_seed
+from portal.models import JobRun, User
+from rotations.models import Rotation, Team
+from tests.factories import StaffFactory, UserFactory
+
+
+def test_healthz_answers_without_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_reports_a_beat_that_never_ran(client):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert any("beat" in p for p in response.json()["problems"])
+
+
+@pytest.mark.django_db
+def test_readyz_ready_when_database_broker_and_beat_are_fine(client):
+    from django.utils import timezone
+
+    JobRun.objects.create(name="escalation-sweep", last_success_at=timezone.now())
+    response = client.get("/readyz")
+    assert response.json() == {"status": "ready", "problems": []}
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_readyz_reports_a_stalled_beat(client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    JobRun.objects.create(name="escalation-sweep", last_success_at=timezone.now() - timedelta(minutes=10))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "last ran" in response.json()["problems"][0]
+
+
+def _production_check(env: dict) -> subprocess.CompletedProcess:
+    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.production"}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=base | env, capture_output=True, text=True, timeout=120,
+    )
+
+
+GOOD_PRODUCTION_ENV = {
+    "SECRET_KEY": "k" * 20 + "9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1",
+    "DATABASE_URL": "postgres://backstop@db.internal/backstop",
+    "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
+    "ALLOWED_HOSTS": "oncall.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://oncall.example.com",
+}
+
+
+def test_production_settings_pass_check_deploy():
+    result = _production_check(GOOD_PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"DATABASE_URL": ""}, "DATABASE_URL"),
+        ({"CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL"),
+        ({"DEBUG": "true"}, "DEBUG"),
+        ({"DATABASE_URL": "sqlite:////tmp/x.sqlite3"}, "PostgreSQL"),
+    ],
+)
+def test_production_settings_refuse_to_start_when_unsafe(missing, message):
+    result = _production_check(GOOD_PRODUCTION_ENV | missing)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.django_db
+def test_demo_seed_is_realistic_and_idempotent():
+    summary = demo_seed()
+    assert summary.created
+    assert Team.objects.count() >= 3
+    for rotation in Rotation.objects.all():
+        assert rotation.positions == ["primary", "secondary"]
+        assert rotation.eras.get().participant_links.count() >= 3
+        assert rotation.team.escalation_policy.steps.count() == 3
+    users = User.objects.count()
+    again = demo_seed()
+    assert not again.created
+    assert User.objects.count() == users
+    assert User.objects.get(email="staff@example.com").check_password(DEMO_PASSWORD)
+
+
+@pytest.mark.django_db
+def test_sign_in_with_email_and_password(client):
+    user = UserFactory(email="pat@example.com")
+    response = client.post(reverse("account_login"), {"login": "pat@example.com", "password": "pw-for-tests-1"})
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(user.pk)
+
+
+@pytest.mark.django_db
+def test_sign_in_is_rate_limited(client):
+    UserFactory(email="pat@example.com")
+    for _ in range(6):
+        client.post(reverse("account_login"), {"login": "pat@example.com", "password": "wrong"})
+    # Once the failure budget is spent, even the right password is refused for a while.
+    blocked = client.post(reverse("account_login"), {"login": "pat@example.com", "password": "pw-for-tests-1"})
+    assert b"Too many failed login attempts" in blocked.content
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_public_signup_is_closed(client):
+    response = client.get(reverse("account_signup"))
+    assert b"closed" in response.content.lower() or response.status_code in (302, 403)
+
+
+@pytest.mark.django_db
+def test_staff_without_totp_are_sent_to_enrol(client, mfa_user):
+    staff = StaffFactory()
+    client.force_login(staff)
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("mfa_activate_totp"))
+    assert client.get("/admin/").status_code == 302
+    mfa_user(staff)
+    client.force_login(staff)
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_engineers_need_no_totp(client):
+    client.force_login(UserFactory())
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_password_reset_sends_mail(client, mailoutbox):
+    UserFactory(email="pat@example.com")
+    client.post(reverse("account_reset_password"), {"email": "pat@example.com"})
+    assert len(mailoutbox) == 1
+    assert "pat@example.com" in mailoutbox[0].to
