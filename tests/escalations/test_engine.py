@@ -205,7 +205,8 @@ def test_ack_timeout_retriggers_new_cycle_from_step_zero() -> None:
 
     d = run(p, acked, at(36))
     retrig, notify = d.actions
-    assert isinstance(retrig, Retriggered) and retrig.cycle == 1 and retrig.reason is TriggerReason.ACK_TIMEOUT
+    assert isinstance(retrig, Retriggered) and retrig.cycle == 1
+    assert retrig.reason is TriggerReason.ACK_TIMEOUT
     assert "ack" in retrig.explain
     assert notifies(d) == [(1, 0, 0)]
     assert isinstance(notify, NotifyStep) and "re-triggered" in notify.explain
@@ -370,7 +371,7 @@ def test_snooze_rejects_past_end_and_ignores_resolved() -> None:
 
 def test_auto_resolve_of_idle_triggered_incident() -> None:
     p = policy(5, repeat=0, auto_resolve_after=timedelta(hours=4))
-    keys, last = _drive(p, 30)
+    _, last = _drive(p, 30)
     assert last.state.exhausted and last.state.next_action_at == at(240)  # idle, but auto-resolve pending
     d = run(p, last.state, at(240))
     (resolved,) = d.actions
