@@ -175,7 +175,12 @@ class PolicySpec:
     steps: tuple[StepSpec, ...]
     # Extra loops through all steps after the first pass; 0 = once; None = unlimited.
     repeat: int | None
+    # Acknowledged but unresolved for this long -> new cycle from step 0. A snooze
+    # replaces it (the responder named a time themselves).
     ack_timeout: timedelta | None = None
+    # Measured from EngineState.triggered_at, i.e. the start of the current cycle,
+    # so an ack-timeout/snooze re-trigger restarts it. When overdue it wins over any
+    # other overdue work: paging about an incident the policy already calls stale is noise.
     auto_resolve_after: timedelta | None = None
     skip_empty_steps: bool = False
 

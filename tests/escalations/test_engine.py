@@ -335,6 +335,21 @@ def test_all_steps_empty_with_skip_retries_until_roster_filled() -> None:
     assert not d.state.exhausted
 
 
+def test_escalate_during_empty_retry_does_not_duplicate_skip_records() -> None:
+    p = policy(5, 5, repeat=0, skip_empty_steps=True)
+    d = run(p, trigger(p, T0), T0, roster({}))
+    esc = escalate_now(p, d.state, at(0.5))
+    assert (esc.step, esc.loop, esc.exhausted) == (-1, 0, True)
+    assert run(p, esc, at(0.5), roster({})).actions == ()
+    assert notifies(run(p, esc, at(0.5), roster({0: {5}}))) == [(0, 0, 0)]
+
+
+def test_acknowledge_while_snoozed_keeps_the_snooze() -> None:
+    p = policy(5, ack_timeout=timedelta(minutes=10))
+    s = snooze(p, trigger(p, T0), at(1), until=at(60))
+    assert acknowledge(p, s, at(2)) == s
+
+
 def test_trailing_empty_steps_with_skip_exhaust_after_someone_was_paged() -> None:
     p = policy(5, 5, 5, repeat=0, skip_empty_steps=True)
     targets = roster({0: {1}})
