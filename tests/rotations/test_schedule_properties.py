@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_right
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
@@ -204,7 +205,7 @@ def test_segments_tile_and_never_overlap(sc):
             assert since <= s.start < s.end <= until
             assert s.start.tzinfo is UTC and s.end.tzinfo is UTC
             assert (s.user_id is None) == (s.reason is Reason.GAP)
-        for prev, nxt in zip(segs, segs[1:], strict=False):
+        for prev, nxt in itertools.pairwise(segs):
             assert prev.end <= nxt.start
         # Every position is covered (by someone or an explicit gap) at the same times.
         spans = []
@@ -311,7 +312,7 @@ def test_window_independence_and_oncall_agreement(sc, cuts, probes):
     span = until - since
     points = sorted({since, until, *[since + span * c for c in cuts]})
     parts = []
-    for lo, hi in zip(points, points[1:], strict=False):
+    for lo, hi in itertools.pairwise(points):
         parts.extend(rotation_shifts(spec, exclusions, overrides, lo, hi))
     assert merged(parts) == flat(full)
 
