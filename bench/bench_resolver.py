@@ -5,6 +5,7 @@ Run:  .venv/bin/python bench/bench_resolver.py
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 import time
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rotations import schedule
 from rotations.schedule import (
     Era,
     Exclusion,
@@ -80,11 +82,39 @@ def bench_now() -> None:
             for specs, exs, ovs in teams:
                 oncall_at(specs[0], exs, ovs, NOW)
 
+        def run_cold(run=run):
+            # Drop compiled specs (and with them the per-era memo): first call
+            # for every team, zone lookups aside.
+            schedule._compiled.clear()
+            schedule._compiled_by_value.clear()
+            run()
+
+        def run_rebuilt(teams=teams):
+            # Specs rebuilt per request (as from the ORM): equal but new objects.
+            for specs, exs, ovs in teams:
+                team_oncall_at([dataclasses.replace(s) for s in specs], exs, ovs, NOW)
+
+        def rebuild_only(teams=teams):
+            for specs, _, _ in teams:
+                [dataclasses.replace(s) for s in specs]
+
+        def run_cold_memo(run=run, teams=teams):
+            for specs, _, _ in teams:
+                for ce in schedule._compile(specs[0]).eras:
+                    ce.memo = None
+            run()
+
         t_team = best_of(run, 30)
         t_single = best_of(run_single, 30)
+        t_cold = best_of(run_cold, 15)
+        t_cold_memo = best_of(run_cold_memo, 15)
+        t_rebuilt = best_of(run_rebuilt, 15) - best_of(rebuild_only, 15)
         print(f"  {label}")
-        print(f"    team_oncall_at x1000: {t_team * 1e3:7.2f} ms  ({t_team * 1e6 / 1000:5.1f} us/team)  target < 20 ms")
-        print(f"    oncall_at     x1000: {t_single * 1e3:7.2f} ms  ({t_single * 1e6 / 1000:5.1f} us/rotation)")
+        print(f"    team_oncall_at x1000, warm:          {t_team * 1e3:7.2f} ms  ({t_team * 1e3:5.1f} us/team)  target < 20 ms")
+        print(f"    oncall_at      x1000, warm:          {t_single * 1e3:7.2f} ms")
+        print(f"    team_oncall_at x1000, no memo:       {t_cold_memo * 1e3:7.2f} ms  (specs compiled, shift not memoised)")
+        print(f"    team_oncall_at x1000, rebuilt specs: {t_rebuilt * 1e3:7.2f} ms  (equal specs, new objects each call)")
+        print(f"    team_oncall_at x1000, cold:          {t_cold * 1e3:7.2f} ms  (includes compiling 1,000 specs)")
 
 
 def bench_year() -> None:
@@ -125,8 +155,15 @@ def bench_scaling() -> None:
     print("  (per-day cost: divide by 7 / 30 / 365 / 1825 -> roughly constant = linear in window)")
 
 
+def calibrate() -> None:
+    # Machine speed reference: a bare datetime + timedelta addition.
+    t, d = NOW, timedelta(hours=1)
+    per = best_of(lambda: [t + d for _ in range(10_000)], 20) / 10_000
+    print(f"python {sys.version.split()[0]}; calibration: datetime + timedelta = {per * 1e9:.0f} ns")
+
+
 if __name__ == "__main__":
-    print(f"python {sys.version.split()[0]}")
+    calibrate()
     bench_now()
     bench_year()
     bench_scaling()

@@ -257,7 +257,7 @@ class _CEra:
         )
         # Last plain-rotation answer of oncall_at: (start, end, shifts).  Shifts
         # last hours to weeks, so repeated "who is on call now" queries hit it.
-        self.memo: tuple[datetime, datetime, tuple[Shift, ...]] | None = None
+        self.memo: tuple[datetime, datetime, int, tuple[Shift, ...] | None] | None = None
         self.start = max(_utc(era.effective_from), self.anchor_utc)
         self.end = end
         n = self.n
@@ -371,17 +371,26 @@ class _CSpec:
         return ce if t < ce.end else None
 
 
+_CACHE_LIMIT = 20_000
 _compiled: dict[int, tuple[RotationSpec, _CSpec]] = {}
+_compiled_by_value: dict[RotationSpec, _CSpec] = {}
 
 
 def _compile(spec: RotationSpec) -> _CSpec:
-    # Keyed by identity (hashing a whole spec costs more than resolving it);
-    # the stored strong reference makes a stale id() hit impossible.
+    # First by identity: hashing a whole spec costs more than resolving it.
+    # The stored strong reference makes a stale id() hit impossible.
     hit = _compiled.get(id(spec))
     if hit is not None and hit[0] is spec:
         return hit[1]
-    cs = _CSpec(spec)
-    if len(_compiled) >= 20_000:
+    # Then by value, so callers that rebuild equal specs per request (from
+    # the ORM) still reuse the compiled form and its memo.
+    cs = _compiled_by_value.get(spec)
+    if cs is None:
+        cs = _CSpec(spec)
+        if len(_compiled_by_value) >= _CACHE_LIMIT:
+            _compiled_by_value.clear()
+        _compiled_by_value[spec] = cs
+    if len(_compiled) >= _CACHE_LIMIT:
         _compiled.clear()
     _compiled[id(spec)] = (spec, cs)
     return cs
@@ -393,14 +402,15 @@ def _compile(spec: RotationSpec) -> _CSpec:
 
 
 def _norm_exclusions(
-    exclusions: Iterable[Exclusion], lo: datetime, hi: datetime
+    exclusions: Iterable[Exclusion], lo: datetime, hi: datetime, users: frozenset[int] | None = None
 ) -> list[tuple[datetime, datetime, int, int | None]]:
     out = []
     for x in exclusions:
-        s = _utc(x.start)
-        e = _utc(x.end)
-        if s < hi and e > lo and s < e:
-            out.append((s, e, x.user_id, x.id))
+        # Aware datetimes compare correctly across zones: filter before converting.
+        if x.start < hi and x.end > lo and x.start < x.end and (users is None or x.user_id in users):
+            out.append((_utc(x.start), _utc(x.end), x.user_id, x.id))
+    if len(out) < 2:
+        return out
     # Deterministic choice of exclusion_id when several cover the same instant.
     out.sort(key=lambda r: (r[0], -1 if r[3] is None else r[3]))
     return out
@@ -412,12 +422,10 @@ def _norm_overrides(
     out = []
     rid = cs.id
     for o in overrides:
-        if o.rotation_id != rid:
+        if o.rotation_id != rid or not (o.start < hi and o.end > lo and o.start < o.end):
             continue
         s = _utc(o.start)
         e = _utc(o.end)
-        if not (s < hi and e > lo and s < e):
-            continue
         if o.position is not None:
             j = cs.pos_index.get(o.position)
             if j is None:
@@ -671,49 +679,36 @@ def oncall_at(
     ce = cs.era_at(at)
     if ce is None:
         return []
-    if not isinstance(exclusions, (list, tuple)):
-        exclusions = list(exclusions)
-    if not isinstance(overrides, (list, tuple)):
-        overrides = list(overrides)
+    # Memo of the last located shift piece: (start, end, index, plain Shifts
+    # or None).  Shifts last hours to weeks, so "who is on call now" polling
+    # mostly skips the boundary arithmetic.
     memo = ce.memo
     if memo is not None and memo[0] <= at < memo[1]:
-        s, e, plain = memo
+        s, e, i, plain = memo
     else:
-        plain = None
         i, s, e = ce.locate(at)
         s = max(s, ce.start)
         e = min(e, ce.end)
-    if plain is None and ce.windows:
-        for ws, we in ce.window_intervals(s, e):
-            if ws <= at < we:
-                s, e = ws, we
-                break
-        else:
-            return []
-    pset = ce.pset
-    exs = None
-    for x in exclusions:
-        if x.user_id in pset and x.start < e and x.end > s and x.start < x.end:
-            exs = _norm_exclusions(exclusions, s, e)
-            exs = [x for x in exs if x[2] in pset]
-            break
-    rid = cs.id
-    ovs = None
-    for o in overrides:
-        if o.rotation_id == rid and o.start < e and o.end > s:
-            ovs = _norm_overrides(cs, overrides, s, e)
-            break
-    if plain is not None:
-        if not exs and not ovs:
-            return list(plain)
-        i = plain[0].shift_index
-    if not exs and not ovs:
-        # Fast path: the plain rotation; Shifts are immutable, so share them.
+        if ce.windows:
+            for ws, we in ce.window_intervals(s, e):
+                if ws <= at < we:
+                    s, e = ws, we
+                    break
+            else:
+                return []
+        plain = None
+        ce.memo = (s, e, i, None)
+    exs = _norm_exclusions(exclusions, s, e, ce.pset)
+    ovs = _norm_overrides(cs, overrides, s, e)
+    if exs or ovs:
+        return _segments_at(cs, ce, i, s, e, exs, ovs, at)
+    if plain is None:
+        # Shifts are immutable, so the plain answer can be shared.
         segs: list[Shift] = []
         _emit_piece(cs, ce, i, s, e, (), (), segs)
-        ce.memo = (s, e, tuple(segs))
-        return segs
-    return _segments_at(cs, ce, i, s, e, exs or (), ovs or (), at)
+        plain = tuple(segs)
+        ce.memo = (s, e, i, plain)
+    return list(plain)
 
 
 def team_oncall_at(
