@@ -384,12 +384,18 @@ def _compile(spec: RotationSpec) -> _CSpec:
         return hit[1]
     # Then by value, so callers that rebuild equal specs per request (from
     # the ORM) still reuse the compiled form and its memo.
-    cs = _compiled_by_value.get(spec)
+    try:
+        cs = _compiled_by_value.get(spec)
+        hashable = True
+    except TypeError:  # lists instead of tuples somewhere: identity cache only
+        cs = None
+        hashable = False
     if cs is None:
         cs = _CSpec(spec)
-        if len(_compiled_by_value) >= _CACHE_LIMIT:
-            _compiled_by_value.clear()
-        _compiled_by_value[spec] = cs
+        if hashable:
+            if len(_compiled_by_value) >= _CACHE_LIMIT:
+                _compiled_by_value.clear()
+            _compiled_by_value[spec] = cs
     if len(_compiled) >= _CACHE_LIMIT:
         _compiled.clear()
     _compiled[id(spec)] = (spec, cs)
@@ -553,13 +559,13 @@ def _segments_at(cs: _CSpec, ce: _CEra, i: int, a: datetime, b: datetime, exs: S
 
     Same answer as filtering _emit_piece's output, but evaluates only the
     elementary intervals around `at` until every position's holder changes.
+    `exs`/`ovs` must already be narrowed by _relevant().
     """
     positions = cs.positions
     rid = cs.id
     era_index = ce.index
     base = ce.group(i)
     k = len(base)
-    exs, ovs = _relevant(base, exs, ovs, a, b)
     cuts = _cuts(a, b, exs, ovs)
     idx = bisect_right(cuts, at) - 1
     keys = _keys_at(ce, i, base, cuts[idx], exs, ovs)
@@ -701,7 +707,9 @@ def oncall_at(
     exs = _norm_exclusions(exclusions, s, e, ce.pset)
     ovs = _norm_overrides(cs, overrides, s, e)
     if exs or ovs:
-        return _segments_at(cs, ce, i, s, e, exs, ovs, at)
+        exs, ovs = _relevant(ce.group(i), exs, ovs, s, e)
+        if exs or ovs:
+            return _segments_at(cs, ce, i, s, e, exs, ovs, at)
     if plain is None:
         # Shifts are immutable, so the plain answer can be shared.
         segs: list[Shift] = []
