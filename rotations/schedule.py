@@ -714,12 +714,27 @@ def _rotation_shifts(
         ovs = [o for o in ovs_all if o[0] < hi and o[1] > lo]
         wins = ce.window_intervals(lo, hi) if ce.windows else None
         w = 0
+        # Sweep: exs/ovs are sorted by start and shifts advance, so keep only
+        # the records that can still overlap (keeps long windows linear).
+        xp = op = 0
+        x_live: list = []
+        o_live: list = []
         i, s, e = ce.locate(lo)
         while s < hi:
             a = max(lo, s)
             b = min(hi, e)
+            while xp < len(exs) and exs[xp][0] < b:
+                x_live.append(exs[xp])
+                xp += 1
+            while op < len(ovs) and ovs[op][0] < b:
+                o_live.append(ovs[op])
+                op += 1
+            if x_live:
+                x_live = [x for x in x_live if x[1] > a]
+            if o_live:
+                o_live = [o for o in o_live if o[1] > a]
             if wins is None:
-                _emit_piece(cs, ce, i, a, b, exs, ovs, out)
+                _emit_piece(cs, ce, i, a, b, x_live, o_live, out)
             else:
                 # Windows are sorted and shifts advance monotonically.
                 while w < len(wins) and wins[w][1] <= a:
@@ -730,7 +745,7 @@ def _rotation_shifts(
                     pa = max(a, ws)
                     pb = min(b, we)
                     if pa < pb:
-                        _emit_piece(cs, ce, i, pa, pb, exs, ovs, out)
+                        _emit_piece(cs, ce, i, pa, pb, x_live, o_live, out)
                     ww += 1
             i += 1
             s = e
