@@ -234,6 +234,7 @@ class _CEra:
         "n",
         "participants",
         "pset",
+        "seg_memo",
         "start",
         "step",
         "tz",
@@ -283,6 +284,9 @@ class _CEra:
         self.memo: tuple[datetime, datetime, int, tuple[Shift, ...] | None] | None = (
             None
         )
+        # Last exclusion/override-affected answer, keyed by the relevant
+        # records themselves: (exs, ovs, valid_from, valid_until, shifts).
+        self.seg_memo: tuple[list, list, datetime, datetime, tuple] | None = None
         self.start = max(_utc(era.effective_from), self.anchor_utc)
         self.end = end
         n = self.n
@@ -818,7 +822,15 @@ def oncall_at(
     if exs or ovs:
         exs, ovs = _relevant(ce.group(i), exs, ovs, s, e)
         if exs or ovs:
-            return _segments_at(cs, ce, i, s, e, exs, ovs, at)
+            sm = ce.seg_memo
+            if sm is not None and sm[2] <= at < sm[3] and sm[0] == exs and sm[1] == ovs:
+                return list(sm[4])
+            segs = _segments_at(cs, ce, i, s, e, exs, ovs, at)
+            # Valid wherever every returned segment still covers the instant.
+            lo = max(sh.start for sh in segs)
+            hi = min(sh.end for sh in segs)
+            ce.seg_memo = (exs, ovs, lo, hi, tuple(segs))
+            return segs
     if plain is None:
         # Shifts are immutable, so the plain answer can be shared.
         segs: list[Shift] = []
