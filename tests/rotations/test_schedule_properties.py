@@ -18,6 +18,7 @@ from rotations.schedule import (
     Reason,
     RotationSpec,
     Window,
+    handoffs,
     oncall_at,
     rotation_shifts,
 )
@@ -416,3 +417,36 @@ def test_window_independence_and_oncall_agreement(sc, cuts, probes):
         assert [s.start <= t < s.end for s in got] == [True] * len(got)
         clipped = [(*key(s), max(s.start, since), min(s.end, until)) for s in got]
         assert sorted(clipped) == sorted((*key(s), s.start, s.end) for s in expected)
+
+
+@PROFILE
+@given(scenarios())
+def test_handoffs_are_exactly_the_holder_changes(sc):
+    spec, exclusions, overrides, since, until = sc
+    margin = timedelta(days=1)
+    segs = rotation_shifts(spec, exclusions, overrides, since - margin, until + margin)
+    groups = by_position(segs)
+    starts = {j: [s.start for s in g] for j, g in groups.items()}
+
+    def holder(j, t):
+        if j not in groups:
+            return None
+        c = covering(groups[j], starts[j], t)
+        return None if c is None else c.user_id
+
+    hs = handoffs(spec, exclusions, overrides, since, until)
+    seen = set()
+    for h in hs:
+        j = spec.positions.index(h.position)
+        assert since < h.at <= until
+        assert h.outgoing_user_id != h.incoming_user_id
+        assert h.outgoing_user_id == holder(j, h.at - timedelta(microseconds=1))
+        assert h.incoming_user_id == holder(j, h.at)
+        seen.add((j, h.at))
+    # Conversely every change of holder at a segment edge is reported.
+    for j, g in groups.items():
+        for t in {s.start for s in g} | {s.end for s in g}:
+            if since < t <= until and holder(
+                j, t - timedelta(microseconds=1)
+            ) != holder(j, t):
+                assert (j, t) in seen
