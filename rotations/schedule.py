@@ -493,7 +493,7 @@ def _norm_overrides(
 
 def _relevant(
     base: tuple[int | None, ...], exs: Sequence, ovs: Sequence, a: datetime, b: datetime
-):
+) -> tuple[Sequence, Sequence]:
     """Exclusions/overrides of [a, b) that can change the answer for this group.
 
     If no holder of the group is excluded, the other participants' exclusions
