@@ -366,6 +366,33 @@ def test_emea_amer_follow_the_sun_has_no_team_gap():
     ) in [(p, s.astimezone(BERLIN), e.astimezone(BERLIN)) for p, s, e in gaps]
 
 
+def test_amer_in_its_own_zone_shows_the_dst_mismatch_gap():
+    # EMEA 08-20 Berlin, AMER 13:00-01:00 Chicago: complementary while both
+    # zones are on standard time, but from 2026-03-08 (US DST) to 2026-03-29
+    # (EU DST) AMER ends an hour early -> a daily 1h team gap.
+    emea = spec_of(
+        rid=1,
+        tz="Europe/Berlin",
+        anchor=datetime(2026, 1, 5, 8, tzinfo=BERLIN),
+        restrictions=(Window(time(8), time(20)),),
+    )
+    amer = spec_of(
+        rid=2,
+        participants=(11, 12),
+        tz="America/Chicago",
+        anchor=datetime(2026, 1, 5, 1, tzinfo=CHICAGO),
+        restrictions=(Window(time(13), time(1)),),
+    )
+    jan = datetime(2026, 1, 10, tzinfo=UTC)
+    assert coverage_gaps([emea, amer], [], [], jan, jan + timedelta(days=20)) == []
+    gaps = coverage_gaps(
+        [emea, amer], [], [], utc(2026, 3, 15), utc(2026, 3, 18), positions=["primary"]
+    )
+    assert [(s, e) for _, s, e in gaps] == [
+        (utc(2026, 3, d, 6), utc(2026, 3, d, 7)) for d in (15, 16, 17)
+    ]
+
+
 def test_restricted_rotation_outside_window_yields_nothing():
     spec = spec_of(tz="Europe/Berlin", restrictions=(Window(time(8), time(20)),))
     assert oncall_at(spec, [], [], datetime(2026, 1, 6, 21, tzinfo=BERLIN)) == []
