@@ -209,7 +209,7 @@ CELERY_IMPORTS = ["escalations.delivery_tasks"]
 CELERY_BEAT_SCHEDULE: dict = {
     "escalation-sweep": {
         "task": "escalations.tasks.sweep",
-        "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=2.0),
+        "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=1.0),
         "options": {"expires": 10},
     },
     # Pages stuck in `sending` are checked with the provider; due pages whose message was lost are
