@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import F
 from django.utils import timezone
 
 from escalations.delivery import page_deliver, pages_dispatch_due, pages_reconcile_stuck
+from portal.jobs import job_run
 
 logger = logging.getLogger(__name__)
 
@@ -48,35 +48,11 @@ def deliver_page(page_id: int) -> str:
     return outcome.result
 
 
-def _job_started(name: str, now: datetime) -> None:
-    from portal.models import JobRun
-
-    JobRun.objects.get_or_create(name=name)
-    JobRun.objects.filter(name=name).update(last_started_at=now, runs=F("runs") + 1)
-
-
-def _job_finished(name: str, error: str = "") -> None:
-    from portal.models import JobRun
-
-    now = timezone.now()
-    if error:
-        JobRun.objects.filter(name=name).update(last_error=error[:2000], last_error_at=now)
-    else:
-        JobRun.objects.filter(name=name).update(last_success_at=now)
-
-
 @shared_task(name="escalations.page_reconcile", acks_late=True, ignore_result=True)
 def page_reconcile() -> dict:
     """Every 15 s: settle pages stuck in `sending`, then enqueue every due pending page."""
-    name = "page-reconcile"
-    now = timezone.now()
-    _job_started(name, now)
-    try:
-        settled = pages_reconcile_stuck(now=now)
+    with job_run("page-reconcile"):
+        settled = pages_reconcile_stuck(now=timezone.now())
         due = pages_dispatch_due(now=timezone.now(), limit=settings.BACKSTOP_SWEEP_BATCH)
         page_enqueue(due)
-    except Exception as exc:
-        _job_finished(name, error=repr(exc))
-        raise
-    _job_finished(name)
     return {"reconciled": settled, "dispatched": len(due)}

@@ -16,6 +16,7 @@ from escalations.channels.twilio import voice_url
 from escalations.delivery import answered_by_machine, page_open_incidents, page_status_update
 from escalations.models import Incident, Page
 from escalations.twilio_security import twilio_signed
+from portal.permissions import can_work_incidents
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +113,12 @@ def voice_page_gather(request: HttpRequest, page_id: int) -> HttpResponse:
         response.say("Sorry, that key does nothing.", voice=VOICE)
         response.redirect(voice_url(page.pk), method="POST")
         return _twiml(response)
-    from escalations import services  # the lead's services; imported late so this module loads without them
+    from escalations import services  # late: services import the delivery layer
 
     service = getattr(services, f"incident_{action}")
-    incidents = [i for i in page_open_incidents(page)] if action != "resolve" else _resolvable(page)
+    incidents = page_open_incidents(page) if action != "resolve" else _resolvable(page)
+    # Same rule as the portal and SMS replies: only managers/engineers of the team (or staff) act.
+    incidents = [i for i in incidents if can_work_incidents(page.user, i.team_id)]
     changed = []
     for incident in incidents:
         if service(incident=incident, by=page.user, via="voice"):
