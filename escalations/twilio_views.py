@@ -137,3 +137,18 @@ def _resolvable(page: Page) -> list[Incident]:
     from escalations.delivery import page_bundle_incidents
 
     return [i for i in page_bundle_incidents(page) if i.status != Incident.Status.RESOLVED]
+
+
+@require_POST
+@twilio_signed
+def sms_inbound(request: HttpRequest) -> HttpResponse:
+    """Replies to SMS pages ("123A"), plus STOP/START/HELP. Answers with TwiML <Message>."""
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    from escalations.sms import sms_reply_handle
+
+    from_number = request.POST.get("From", "").strip()
+    response = MessagingResponse()
+    if from_number:
+        response.message(sms_reply_handle(from_number=from_number, body=request.POST.get("Body", "")))
+    return HttpResponse(str(response), content_type="text/xml")
