@@ -1,11 +1,18 @@
 from .incident import Incident, Page, TimelineEvent
+from .phone import BlockedNumber, CallRecord, CustomerContact, CustomerPhone, PhoneLine, PhoneMenuOption
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
 
 __all__ = [
+    "BlockedNumber",
+    "CallRecord",
+    "CustomerContact",
+    "CustomerPhone",
     "EscalationPolicy",
     "EscalationStep",
     "EscalationTarget",
     "Incident",
     "Page",
+    "PhoneLine",
+    "PhoneMenuOption",
     "TimelineEvent",
 ]
