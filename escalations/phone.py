@@ -542,7 +542,9 @@ def call_sms_confirmation_send(*, call_id: int) -> str:
     from twilio.base.exceptions import TwilioException
 
     with transaction.atomic():
-        record = CallRecord.objects.select_for_update().select_related("line").filter(pk=call_id).first()
+        record = (
+            CallRecord.objects.select_for_update(of=("self",)).select_related("line").filter(pk=call_id).first()
+        )
         if record is None or record.sms_status != "queued":
             return record.sms_status if record else "missing"
         record.sms_status = "sending"
