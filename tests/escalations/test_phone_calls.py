@@ -389,3 +389,37 @@ def test_transcription_before_recording_is_kept(client, line):
     assert record.transcript == TRANSCRIPT and not Incident.objects.exists()
     piece(client, "recording_status")
     assert TRANSCRIPT in Incident.objects.get().details
+
+
+def test_voicemail_pages_the_oncall_primary(client, db):
+    pytest.importorskip("rotations.selectors", reason="needs the roster selectors (branch roster)")
+    from rotations.selectors import team_oncall_users
+
+    from tests.factories import (
+        ContactMethodFactory,
+        EscalationPolicyFactory,
+        EscalationStepFactory,
+        EscalationTargetFactory,
+        NotificationRuleFactory,
+        RotationEraFactory,
+        RotationFactory,
+        TeamFactory,
+        UserFactory,
+    )
+
+    team = TeamFactory()
+    people = [UserFactory() for _ in range(2)]
+    for person in people:
+        NotificationRuleFactory(contact_method=ContactMethodFactory(user=person))
+    RotationEraFactory(rotation=RotationFactory(team=team), participants=people)
+    policy = EscalationPolicyFactory(team=team)
+    EscalationTargetFactory(step=EscalationStepFactory(policy=policy, order=0), kind="position", position="primary")
+    team.escalation_policy = policy
+    team.save()
+    make_line(team)
+    incoming(client)
+    piece(client, "recorded")
+    incident = Incident.objects.get()
+    services.incident_advance(incident_id=incident.pk)
+    primary = team_oncall_users(team=team, position="primary", at=timezone.now())
+    assert list(Page.objects.filter(incident=incident).values_list("user_id", flat=True)) == [primary[0].pk]

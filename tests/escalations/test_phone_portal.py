@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
-from django.conf import settings
 
 from escalations import phone
 from escalations.models import CallRecord, Incident, PhoneLine
