@@ -344,10 +344,15 @@ def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
         upstream.close()
         logger.warning("Call %s: recording fetch returned %s", record.pk, upstream.status_code)
         return HttpResponse("Recording unavailable.", status=502, content_type="text/plain")
-    response = StreamingHttpResponse(upstream.iter_content(RECORDING_CHUNK), content_type="audio/mpeg")
+    def chunks():
+        try:
+            yield from upstream.iter_content(RECORDING_CHUNK)
+        finally:
+            upstream.close()
+
+    response = StreamingHttpResponse(chunks(), content_type="audio/mpeg")
     response["Content-Disposition"] = f'inline; filename="{record.reference}.mp3"'
     response["Cache-Control"] = "private, no-store"
-    response._resource_closers.append(upstream.close)
     return response
 
 
