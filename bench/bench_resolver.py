@@ -140,11 +140,11 @@ def bench_now() -> None:
         t_rebuilt = best_of(run_rebuilt, 15) - best_of(rebuild_only, 15)
         print(f"  {label}")
         print(
-            f"    team_oncall_at x1000, warm:          {t_team * 1e3:7.2f} ms  ({t_team * 1e3:5.1f} us/team)  target < 20 ms"
+            f"    team_oncall_at x1000, warm:          {t_team * 1e3:7.2f} ms ({t_team * 1e3:5.1f} us/team) target<20ms"
         )
         print(f"    oncall_at      x1000, warm:          {t_single * 1e3:7.2f} ms")
         print(
-            f"    team_oncall_at x1000, no memo:       {t_cold_memo * 1e3:7.2f} ms  (specs compiled, per-era memos cleared)"
+            f"    team_oncall_at x1000, no memo:       {t_cold_memo * 1e3:7.2f} ms  (memos cleared)"
         )
         print(
             f"    team_oncall_at x1000, rebuilt specs: {t_rebuilt * 1e3:7.2f} ms  (equal specs, new objects each call)"
