@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", include("config.api_urls")),
     path("integrations/", include("escalations.intake_urls")),
     path("twilio/", include("escalations.twilio_urls")),
+    path("calls/", include("escalations.portal_urls")),
     path("ical/", include("rotations.ical_urls")),
     path("", include("portal.urls")),
 ]

@@ -1,12 +1,18 @@
 from django.contrib import admin
 
 from escalations.models import (
+    BlockedNumber,
+    CallRecord,
+    CustomerContact,
+    CustomerPhone,
     EscalationPolicy,
     EscalationStep,
     EscalationTarget,
     Incident,
     OutboxMessage,
     Page,
+    PhoneLine,
+    PhoneMenuOption,
     TimelineEvent,
 )
 
@@ -76,3 +82,71 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     search_fields = ("to", "subject", "body")
     date_hierarchy = "created_at"
     raw_id_fields = ("page", "incident")
+# ------------------------------------------------------------------------- emergency line
+
+
+class PhoneMenuOptionInline(admin.TabularInline):
+    model = PhoneMenuOption
+    extra = 0
+
+
+@admin.register(PhoneLine)
+class PhoneLineAdmin(admin.ModelAdmin):
+    list_display = ("name", "number", "team", "policy", "menu_enabled", "connect_now_enabled", "sms_confirmation",
+                    "enabled")
+    list_filter = ("enabled", "team", "menu_enabled")
+    search_fields = ("name", "number", "team__name")
+    list_select_related = ("team", "policy")
+    inlines = [PhoneMenuOptionInline]
+
+
+class CustomerPhoneInline(admin.TabularInline):
+    model = CustomerPhone
+    extra = 1
+
+
+@admin.register(CustomerContact)
+class CustomerContactAdmin(admin.ModelAdmin):
+    list_display = ("organisation", "name", "phone_numbers", "created_at")
+    search_fields = ("organisation", "name", "phones__number", "notes")
+    inlines = [CustomerPhoneInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("phones")
+
+    @admin.display(description="Numbers")
+    def phone_numbers(self, obj) -> str:
+        return ", ".join(p.number for p in obj.phones.all())
+
+
+@admin.register(CustomerPhone)
+class CustomerPhoneAdmin(admin.ModelAdmin):
+    list_display = ("number", "contact")
+    search_fields = ("number", "contact__organisation", "contact__name")
+    list_select_related = ("contact",)
+
+
+@admin.register(BlockedNumber)
+class BlockedNumberAdmin(admin.ModelAdmin):
+    list_display = ("number", "reason", "created_by", "created_at")
+    search_fields = ("number", "reason")
+    list_select_related = ("created_by",)
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(CallRecord)
+class CallRecordAdmin(admin.ModelAdmin):
+    list_display = ("reference", "started_at", "line", "from_number", "caller_verified", "customer_contact",
+                    "menu_digit", "outcome", "recording_duration", "transcript_status", "incident", "sms_status")
+    list_filter = ("outcome", "transcript_status", "caller_verified", "line", "simulated")
+    search_fields = (
+        "reference", "call_sid", "from_number", "to_number", "transcript", "customer_contact__organisation",
+    )
+    date_hierarchy = "started_at"
+    list_select_related = ("line", "customer_contact", "incident")
+    raw_id_fields = ("incident", "customer_contact", "connected_to")
+    readonly_fields = ("call_sid", "events", "recording_sid", "recording_url")

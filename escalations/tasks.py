@@ -15,3 +15,10 @@ def sweep() -> int:
 @shared_task(name="escalations.tasks.incident_advance", acks_late=True, ignore_result=True)
 def incident_advance(incident_id: int) -> None:
     services.incident_advance(incident_id=incident_id)
+
+
+@shared_task(name="escalations.tasks.phone_sms_confirmation_send", acks_late=True, ignore_result=True)
+def phone_sms_confirmation_send(call_id: int) -> str:
+    from escalations import phone
+
+    return phone.call_sms_confirmation_send(call_id=call_id)

@@ -116,6 +116,9 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
         team.escalation_policy = policy
         team.save(update_fields=["escalation_policy"])
 
+    from escalations.phone import demo_phone_line_seed
+
+    demo_phone_line_seed(teams, users)
     for extension in DEMO_EXTENSIONS:
         extension(teams, users)
 
