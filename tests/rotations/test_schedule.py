@@ -497,3 +497,40 @@ def test_coverage_gaps_from_exclusions():
 def test_naive_datetimes_rejected():
     with pytest.raises(ValueError, match="naive"):
         oncall_at(spec_of(), [], [], datetime(2026, 1, 1))
+
+
+# --------------------------------------------------------------------------
+# implementation details that must stay invisible
+# --------------------------------------------------------------------------
+
+
+def test_returned_shifts_are_genuine_frozen_shifts():
+    import dataclasses
+    import pickle
+
+    from rotations.schedule import Shift
+
+    got = oncall_at(spec_of(), [], [], T0)[0]
+    assert type(got) is Shift
+    same = Shift(1, "primary", 0, A, T0, T0 + timedelta(days=1), Reason.ROTATION, A, 0, 0)
+    assert got == same and hash(got) == hash(same)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.user_id = B  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(got)) == got
+    assert dataclasses.replace(got, user_id=B).user_id == B
+
+
+def test_oncall_memo_does_not_leak_between_calls():
+    spec = spec_of()
+    t = T0 + timedelta(hours=5)
+    ex = [Exclusion(A, T0, T0 + timedelta(days=1))]
+    ov = [Override(1, E, T0, T0 + timedelta(hours=6), position="secondary")]
+    assert at_users(spec, t) == {"primary": A, "secondary": B}
+    assert at_users(spec, t, ex) == {"primary": C, "secondary": B}
+    assert at_users(spec, t, ex, ov) == {"primary": C, "secondary": E}
+    assert at_users(spec, t) == {"primary": A, "secondary": B}
+    # Equal spec rebuilt as a new object, and a spec holding lists (unhashable).
+    assert at_users(spec_of(), t + timedelta(days=1)) == {"primary": B, "secondary": C}
+    listy = RotationSpec(1, 10, "UTC", ["primary"], [Era(T0, T0, "days", 1, [A, B])])
+    assert at_users(listy, t + timedelta(days=1)) == {"primary": B}
+    assert oncall_at(spec, (x for x in ex), iter(ov), t)[0].user_id == C
