@@ -57,7 +57,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
     """{field: [old, new]} for the fields whose JSON form changed."""
     out = {}
     for key in sorted(set(before) | set(after)):
@@ -140,7 +140,7 @@ def validate_windows(windows: Any) -> list[dict]:
     return out
 
 
-def _validate_span(start: datetime, end: datetime) -> None:
+def validate_span(start: datetime, end: datetime) -> None:
     errors = {}
     for name, value in (("start", start), ("end", end)):
         if not isinstance(value, datetime) or timezone.is_naive(value):
@@ -203,7 +203,7 @@ def team_create(
     team.full_clean(exclude=["ical_token"])
     team.save()
     audit_record(
-        actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=team, changes=_diff({}, _team_state(team))
+        actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=team, changes=diff({}, _team_state(team))
     )
     return team
 
@@ -234,7 +234,7 @@ def team_update(
         if value is not UNSET:
             setattr(team, attr, value)
     team.full_clean(exclude=["ical_token"])
-    changes = _diff(before, _team_state(team))
+    changes = diff(before, _team_state(team))
     if changes:
         team.save()
         audit_record(actor=actor, team=team, action=AuditEntry.Action.UPDATE, obj=team, changes=changes)
@@ -365,8 +365,8 @@ def rotation_create(
         restrictions=restrictions,
         participants=participants,
     )
-    changes = _diff({}, {"name": rotation.name, "time_zone": time_zone, "positions": positions})
-    changes.update({f"era.{k}": v for k, v in _diff({}, _era_state(era, participants)).items()})
+    changes = diff({}, {"name": rotation.name, "time_zone": time_zone, "positions": positions})
+    changes.update({f"era.{k}": v for k, v in diff({}, _era_state(era, participants)).items()})
     audit_record(actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=rotation, changes=changes)
     return rotation
 
@@ -386,7 +386,7 @@ def rotation_update(
         rotation.name = name
     if positions is not UNSET:
         rotation.positions = validate_positions(positions)
-    changes = _diff(before, {"name": rotation.name, "positions": list(rotation.positions)})
+    changes = diff(before, {"name": rotation.name, "positions": list(rotation.positions)})
     if changes:
         rotation.save(update_fields=["name", "positions"])
         audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.UPDATE, obj=rotation, changes=changes)
@@ -461,7 +461,7 @@ def rotation_definition_change(
         era = _era_save(rotation=rotation, effective_from=effective_from, **new)
         action = AuditEntry.Action.CREATE
     after = _era_state(era, new["participants"])
-    changes = _diff(before, after)
+    changes = diff(before, after)
     audit_record(actor=actor, team=rotation.team, action=action, obj=era, changes=changes)
     return era
 
@@ -484,14 +484,14 @@ def _audit_for_user_teams(*, user_id: int, actor, action: str, obj, changes: dic
 def exclusion_create(
     *, user, start: datetime, end: datetime, kind: str = Exclusion.Kind.VACATION, reason: str = "", actor
 ) -> Exclusion:
-    _validate_span(start, end)
+    validate_span(start, end)
     if kind not in Exclusion.Kind.values:
         raise ValidationError({"kind": [f"Choose one of {', '.join(Exclusion.Kind.values)}."]})
     exclusion = Exclusion.objects.create(
         user=user, start=start, end=end, kind=kind, reason=reason or "", created_by=actor
     )
     _audit_for_user_teams(user_id=user.pk, actor=actor, action=AuditEntry.Action.CREATE, obj=exclusion,
-                          changes=_diff({}, _exclusion_state(exclusion)))
+                          changes=diff({}, _exclusion_state(exclusion)))
     return exclusion
 
 
@@ -509,10 +509,10 @@ def exclusion_update(
     for attr, value in (("start", start), ("end", end), ("kind", kind), ("reason", reason)):
         if value is not UNSET:
             setattr(exclusion, attr, value)
-    _validate_span(exclusion.start, exclusion.end)
+    validate_span(exclusion.start, exclusion.end)
     if exclusion.kind not in Exclusion.Kind.values:
         raise ValidationError({"kind": [f"Choose one of {', '.join(Exclusion.Kind.values)}."]})
-    changes = _diff(before, _exclusion_state(exclusion))
+    changes = diff(before, _exclusion_state(exclusion))
     if changes:
         exclusion.save()
         _audit_for_user_teams(user_id=exclusion.user_id, actor=actor, action=AuditEntry.Action.UPDATE,
@@ -523,7 +523,7 @@ def exclusion_update(
 @transaction.atomic
 def exclusion_delete(*, exclusion: Exclusion, actor) -> None:
     _audit_for_user_teams(user_id=exclusion.user_id, actor=actor, action=AuditEntry.Action.DELETE,
-                          obj=exclusion, changes=_diff(_exclusion_state(exclusion), {}))
+                          obj=exclusion, changes=diff(_exclusion_state(exclusion), {}))
     exclusion.delete()
 
 
@@ -564,7 +564,7 @@ def override_conflicts_check(
         errors["replaces_user"] = ["Someone cannot take over their own shifts."]
     if errors:
         raise ValidationError(errors)
-    _validate_span(start, end)
+    validate_span(start, end)
 
     others = (
         Override.objects.filter(rotation=rotation, start__lt=end, end__gt=start)
@@ -632,7 +632,7 @@ def override_create(
         created_by=actor,
     )
     audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.CREATE, obj=override,
-                 changes=_diff({}, _override_state(override)))
+                 changes=diff({}, _override_state(override)))
     return override
 
 
@@ -661,7 +661,7 @@ def override_update(
         rotation=rotation, user=override.user, start=override.start, end=override.end,
         position=override.position or None, replaces_user=override.replaces_user, exclude_pk=override.pk,
     )
-    changes = _diff(before, _override_state(override))
+    changes = diff(before, _override_state(override))
     if changes:
         override.save()
         audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.UPDATE, obj=override,
@@ -672,5 +672,5 @@ def override_update(
 @transaction.atomic
 def override_delete(*, override: Override, actor) -> None:
     audit_record(actor=actor, team=override.rotation.team, action=AuditEntry.Action.DELETE, obj=override,
-                 changes=_diff(_override_state(override), {}))
+                 changes=diff(_override_state(override), {}))
     override.delete()
