@@ -1,12 +1,29 @@
 """Schedule resolver: who holds which rotation position when.
 
-Pure Python over plain data (no Django).  Everything public takes and returns
-aware datetimes; results are always in UTC.
+Pure Python over plain data (no Django).  Everything public takes aware
+datetimes and returns UTC ones.
 
-Hot-path notes: a ``RotationSpec`` is compiled once (per object identity) into
-``_CSpec``/``_CEra`` holding the resolved ``ZoneInfo``, the anchor in local
-wall-clock time and the era bounds, so ``oncall_at`` is a handful of datetime
-operations plus the construction of the returned ``Shift`` objects.
+Semantics settled here (beyond the shared design notes):
+
+* Local boundaries (days/weeks/months handoffs, restriction windows) resolve
+  with fold=0, including the anchor itself: an anchor given as the second
+  occurrence of an ambiguous local time is treated as the first.
+* Hours-unit rotations step in absolute time from the anchor, so they are
+  "on the hour" exactly when the anchor is.
+* Overrides only apply while the rotation is active (after the era's anchor,
+  inside restriction windows); they never create a shift on their own.  An
+  override naming an unknown position, or naming neither a position nor a
+  replaced user, is ignored; with both set, the position wins.
+* Segments merge only within one rotation shift and only when era, holder,
+  reason, override and exclusion all match, which is what makes the answer
+  independent of the window asked for.
+* Participants are used as given: a user listed twice can be scheduled twice.
+
+Hot path: a ``RotationSpec`` is compiled once (by identity, then by value)
+into ``_CSpec``/``_CEra`` holding the ``ZoneInfo``, the anchor in local
+wall-clock time, the era bounds and the position groups, plus a memo of the
+last located shift so repeated "who is on call now" queries skip the
+boundary arithmetic.
 """
 
 from __future__ import annotations
@@ -217,6 +234,7 @@ class _CEra:
         "n",
         "participants",
         "pset",
+        "seg_memo",
         "start",
         "step",
         "tz",
@@ -224,7 +242,9 @@ class _CEra:
         "windows",
     )
 
-    def __init__(self, index: int, era: Era, tz: ZoneInfo, k: int, end: datetime) -> None:
+    def __init__(
+        self, index: int, era: Era, tz: ZoneInfo, k: int, end: datetime
+    ) -> None:
         if era.unit not in UNITS:
             raise ValueError(f"unknown unit {era.unit!r}")
         if era.length < 1:
@@ -252,19 +272,29 @@ class _CEra:
         # conversion; locate() corrects the guess by at most a step or two.
         self.guess_offset = self.anchor_utc.astimezone(tz).utcoffset()
         self.windows = tuple(
-            Window(w.start.replace(fold=0, tzinfo=None), w.end.replace(fold=0, tzinfo=None), w.weekday)
+            Window(
+                w.start.replace(fold=0, tzinfo=None),
+                w.end.replace(fold=0, tzinfo=None),
+                w.weekday,
+            )
             for w in era.restrictions
         )
         # Last plain-rotation answer of oncall_at: (start, end, shifts).  Shifts
         # last hours to weeks, so repeated "who is on call now" queries hit it.
-        self.memo: tuple[datetime, datetime, int, tuple[Shift, ...] | None] | None = None
+        self.memo: tuple[datetime, datetime, int, tuple[Shift, ...] | None] | None = (
+            None
+        )
+        # Last exclusion/override-affected answer, keyed by the relevant
+        # records themselves: (exs, ovs, valid_from, valid_until, shifts).
+        self.seg_memo: tuple[list, list, datetime, datetime, tuple] | None = None
         self.start = max(_utc(era.effective_from), self.anchor_utc)
         self.end = end
         n = self.n
         p = self.participants
         # The position group only depends on i % n, so precompute all of them.
         self._groups = tuple(
-            tuple(p[(r + j) % n] if j < n else None for j in range(k)) for r in range(max(n, 1))
+            tuple(p[(r + j) % n] if j < n else None for j in range(k))
+            for r in range(max(n, 1))
         )
 
     def group(self, i: int) -> tuple[int | None, ...]:
@@ -315,7 +345,9 @@ class _CEra:
             e = self.bound(i + 1)
         return i, s, e
 
-    def window_intervals(self, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
+    def window_intervals(
+        self, lo: datetime, hi: datetime
+    ) -> list[tuple[datetime, datetime]]:
         """Restriction windows as merged UTC intervals clipped to [lo, hi)."""
         tz = self.tz
         first = lo.astimezone(tz).toordinal() - 1
@@ -408,12 +440,20 @@ def _compile(spec: RotationSpec) -> _CSpec:
 
 
 def _norm_exclusions(
-    exclusions: Iterable[Exclusion], lo: datetime, hi: datetime, users: frozenset[int] | None = None
+    exclusions: Iterable[Exclusion],
+    lo: datetime,
+    hi: datetime,
+    users: frozenset[int] | None = None,
 ) -> list[tuple[datetime, datetime, int, int | None]]:
     out = []
     for x in exclusions:
         # Aware datetimes compare correctly across zones: filter before converting.
-        if x.start < hi and x.end > lo and x.start < x.end and (users is None or x.user_id in users):
+        if (
+            x.start < hi
+            and x.end > lo
+            and x.start < x.end
+            and (users is None or x.user_id in users)
+        ):
             out.append((_utc(x.start), _utc(x.end), x.user_id, x.id))
     if len(out) < 2:
         return out
@@ -428,7 +468,9 @@ def _norm_overrides(
     out = []
     rid = cs.id
     for o in overrides:
-        if o.rotation_id != rid or not (o.start < hi and o.end > lo and o.start < o.end):
+        if o.rotation_id != rid or not (
+            o.start < hi and o.end > lo and o.start < o.end
+        ):
             continue
         s = _utc(o.start)
         e = _utc(o.end)
@@ -449,7 +491,9 @@ def _norm_overrides(
 # --------------------------------------------------------------------------
 
 
-def _relevant(base: tuple[int | None, ...], exs: Sequence, ovs: Sequence, a: datetime, b: datetime):
+def _relevant(
+    base: tuple[int | None, ...], exs: Sequence, ovs: Sequence, a: datetime, b: datetime
+) -> tuple[Sequence, Sequence]:
     """Exclusions/overrides of [a, b) that can change the answer for this group.
 
     If no holder of the group is excluded, the other participants' exclusions
@@ -460,11 +504,17 @@ def _relevant(base: tuple[int | None, ...], exs: Sequence, ovs: Sequence, a: dat
     if exs and not any(x[2] in base for x in exs):
         exs = ()
     if ovs:
-        ovs = [o for o in ovs if o[0] < b and o[1] > a and (exs or o[3] is not None or o[4] in base)]
+        ovs = [
+            o
+            for o in ovs
+            if o[0] < b and o[1] > a and (exs or o[3] is not None or o[4] in base)
+        ]
     return exs, ovs
 
 
-def _keys_at(ce: _CEra, i: int, base: tuple, p: datetime, exs: Sequence, ovs: Sequence) -> list[tuple]:
+def _keys_at(
+    ce: _CEra, i: int, base: tuple, p: datetime, exs: Sequence, ovs: Sequence
+) -> list[tuple]:
     """Per position (user, reason, override_id, exclusion_id) at instant p."""
     k = len(base)
     excluded: dict[int, int | None] = {}
@@ -527,7 +577,16 @@ def _cuts(a: datetime, b: datetime, exs: Sequence, ovs: Sequence) -> list[dateti
     return sorted(p for p in pts if a <= p <= b)
 
 
-def _emit_piece(cs: _CSpec, ce: _CEra, i: int, a: datetime, b: datetime, exs: Sequence, ovs: Sequence, out: list[Shift]) -> None:
+def _emit_piece(
+    cs: _CSpec,
+    ce: _CEra,
+    i: int,
+    a: datetime,
+    b: datetime,
+    exs: Sequence,
+    ovs: Sequence,
+    out: list[Shift],
+) -> None:
     """Append the merged segments of shift i restricted to [a, b)."""
     positions = cs.positions
     rid = cs.id
@@ -536,7 +595,20 @@ def _emit_piece(cs: _CSpec, ce: _CEra, i: int, a: datetime, b: datetime, exs: Se
     exs, ovs = _relevant(base, exs, ovs, a, b)
     if not exs and not ovs:
         for j, u in enumerate(base):
-            out.append(_mk_shift(rid, positions[j], j, u, a, b, _ROTATION if u is not None else _GAP, u, i, era_index))
+            out.append(
+                _mk_shift(
+                    rid,
+                    positions[j],
+                    j,
+                    u,
+                    a,
+                    b,
+                    _ROTATION if u is not None else _GAP,
+                    u,
+                    i,
+                    era_index,
+                )
+            )
         return
     cuts = _cuts(a, b, exs, ovs)
     open_: list = [None] * len(base)  # per position: (key, start)
@@ -548,13 +620,24 @@ def _emit_piece(cs: _CSpec, ce: _CEra, i: int, a: datetime, b: datetime, exs: Se
             if cur is not None:
                 if cur[0] == key:
                     continue
-                _close(out, rid, positions[j], j, base[j], i, era_index, cur[0], cur[1], p)
+                _close(
+                    out, rid, positions[j], j, base[j], i, era_index, cur[0], cur[1], p
+                )
             open_[j] = (key, p)
     for j, cur in enumerate(open_):
         _close(out, rid, positions[j], j, base[j], i, era_index, cur[0], cur[1], b)
 
 
-def _segments_at(cs: _CSpec, ce: _CEra, i: int, a: datetime, b: datetime, exs: Sequence, ovs: Sequence, at: datetime) -> list[Shift]:
+def _segments_at(
+    cs: _CSpec,
+    ce: _CEra,
+    i: int,
+    a: datetime,
+    b: datetime,
+    exs: Sequence,
+    ovs: Sequence,
+    at: datetime,
+) -> list[Shift]:
     """The merged segments of shift i ([a, b)) covering `at`.
 
     Same answer as filtering _emit_piece's output, but evaluates only the
@@ -593,13 +676,28 @@ def _segments_at(cs: _CSpec, ce: _CEra, i: int, a: datetime, b: datetime, exs: S
         right += 1
     out: list[Shift] = []
     for j in range(k):
-        _close(out, rid, positions[j], j, base[j], i, era_index, keys[j], starts[j], ends[j])
+        _close(
+            out,
+            rid,
+            positions[j],
+            j,
+            base[j],
+            i,
+            era_index,
+            keys[j],
+            starts[j],
+            ends[j],
+        )
     return out
 
 
 def _close(out, rid, position, j, sched, i, era_index, key, start, end) -> None:
     user, reason, oid, xid = key
-    out.append(_mk_shift(rid, position, j, user, start, end, reason, sched, i, era_index, oid, xid))
+    out.append(
+        _mk_shift(
+            rid, position, j, user, start, end, reason, sched, i, era_index, oid, xid
+        )
+    )
 
 
 def _sort_key(sh: Shift) -> tuple[datetime, int]:
@@ -620,12 +718,27 @@ def _rotation_shifts(
         ovs = [o for o in ovs_all if o[0] < hi and o[1] > lo]
         wins = ce.window_intervals(lo, hi) if ce.windows else None
         w = 0
+        # Sweep: exs/ovs are sorted by start and shifts advance, so keep only
+        # the records that can still overlap (keeps long windows linear).
+        xp = op = 0
+        x_live: list = []
+        o_live: list = []
         i, s, e = ce.locate(lo)
         while s < hi:
             a = max(lo, s)
             b = min(hi, e)
+            while xp < len(exs) and exs[xp][0] < b:
+                x_live.append(exs[xp])
+                xp += 1
+            while op < len(ovs) and ovs[op][0] < b:
+                o_live.append(ovs[op])
+                op += 1
+            if x_live:
+                x_live = [x for x in x_live if x[1] > a]
+            if o_live:
+                o_live = [o for o in o_live if o[1] > a]
             if wins is None:
-                _emit_piece(cs, ce, i, a, b, exs, ovs, out)
+                _emit_piece(cs, ce, i, a, b, x_live, o_live, out)
             else:
                 # Windows are sorted and shifts advance monotonically.
                 while w < len(wins) and wins[w][1] <= a:
@@ -636,7 +749,7 @@ def _rotation_shifts(
                     pa = max(a, ws)
                     pb = min(b, we)
                     if pa < pb:
-                        _emit_piece(cs, ce, i, pa, pb, exs, ovs, out)
+                        _emit_piece(cs, ce, i, pa, pb, x_live, o_live, out)
                     ww += 1
             i += 1
             s = e
@@ -709,7 +822,15 @@ def oncall_at(
     if exs or ovs:
         exs, ovs = _relevant(ce.group(i), exs, ovs, s, e)
         if exs or ovs:
-            return _segments_at(cs, ce, i, s, e, exs, ovs, at)
+            sm = ce.seg_memo
+            if sm is not None and sm[2] <= at < sm[3] and sm[0] == exs and sm[1] == ovs:
+                return list(sm[4])
+            segs = _segments_at(cs, ce, i, s, e, exs, ovs, at)
+            # Valid wherever every returned segment still covers the instant.
+            lo = max(sh.start for sh in segs)
+            hi = min(sh.end for sh in segs)
+            ce.seg_memo = (exs, ovs, lo, hi, tuple(segs))
+            return segs
     if plain is None:
         # Shifts are immutable, so the plain answer can be shared.
         segs: list[Shift] = []
@@ -730,7 +851,9 @@ def team_oncall_at(
     Gap segments are included (a consumer wanting people filters on
     ``user_id is not None``); rotations appear in the order given.
     """
-    exclusions = exclusions if isinstance(exclusions, (list, tuple)) else list(exclusions)
+    exclusions = (
+        exclusions if isinstance(exclusions, (list, tuple)) else list(exclusions)
+    )
     overrides = overrides if isinstance(overrides, (list, tuple)) else list(overrides)
     result: dict[str, list[Shift]] = {}
     for spec in specs:
@@ -760,7 +883,11 @@ def team_shifts(
     out: list[Shift] = []
     for spec in specs:
         cs = _compile(spec)
-        out.extend(_rotation_shifts(cs, exs, _norm_overrides(cs, overrides, since, until), since, until))
+        out.extend(
+            _rotation_shifts(
+                cs, exs, _norm_overrides(cs, overrides, since, until), since, until
+            )
+        )
     out.sort(key=lambda sh: (sh.start, sh.position_index, sh.rotation_id))
     return out
 
@@ -834,12 +961,16 @@ def handoffs(
             if prev is not None and prev.end < sh.start:
                 # Position went empty between prev and sh.
                 if prev.user_id is not None and prev.end <= until:
-                    out.append(Handoff(rid, prev.position, prev.end, prev.user_id, None, prev))
+                    out.append(
+                        Handoff(rid, prev.position, prev.end, prev.user_id, None, prev)
+                    )
                 prev = None
             if sh.start > since and sh.start <= until:
                 outgoing = prev.user_id if prev is not None else None
                 if outgoing != sh.user_id:
-                    out.append(Handoff(rid, sh.position, sh.start, outgoing, sh.user_id, sh))
+                    out.append(
+                        Handoff(rid, sh.position, sh.start, outgoing, sh.user_id, sh)
+                    )
             prev = sh
         if prev is not None and prev.user_id is not None and prev.end <= until:
             out.append(Handoff(rid, prev.position, prev.end, prev.user_id, None, prev))
