@@ -16,17 +16,33 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import F, FloatField, Func, Q
+from django.db.models.expressions import RawSQL
 
 from rotations import schedule
 from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
 from rotations.schedule import Reason, RotationSpec, Shift
 
 _ONE_US = timedelta(microseconds=1)
+_fromtimestamp = datetime.fromtimestamp
+
+
+def _epoch(field: str) -> Func:
+    """Seconds since the epoch as float8: loading 10k floats is ~10x cheaper than 10k timestamptz.
+
+    A double holds microseconds exactly for dates in this millennium, so nothing is lost.
+    """
+    return Func(F(field), function="date_part", template="date_part('epoch', %(expressions)s)",
+                output_field=FloatField())
+
+
+def _ids(values: Iterable[int]) -> RawSQL:
+    """`IN (SELECT unnest(%s))` with ONE array parameter: a 1,000-item IN list costs more to bind."""
+    return RawSQL("SELECT unnest(%s::bigint[])", [list(values)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +116,14 @@ def _specs_load(team_ids: Iterable[int]) -> tuple[RosterData, dict[int, list[Rot
     team_ids = list(team_ids)
     data = RosterData()
     rotations = list(
-        Rotation.objects.filter(team_id__in=team_ids)
+        Rotation.objects.filter(team_id__in=_ids(team_ids))
         .order_by("team_id", "name", "pk")
         .values_list("pk", "team_id", "name", "time_zone", "positions")
     )
     rotation_ids = [r[0] for r in rotations]
     eras_by_rotation: dict[int, list[tuple]] = defaultdict(list)
     era_rows = (
-        RotationEra.objects.filter(rotation_id__in=rotation_ids)
+        RotationEra.objects.filter(rotation_id__in=_ids(rotation_ids))
         .order_by("rotation_id", "effective_from")
         .values_list("pk", "rotation_id", "effective_from", "start_date", "handoff_time", "shift_unit",
                      "shift_length", "restrictions")
@@ -116,7 +132,7 @@ def _specs_load(team_ids: Iterable[int]) -> tuple[RosterData, dict[int, list[Rot
         eras_by_rotation[row[1]].append(row)
     participants: dict[int, list[int]] = defaultdict(list)
     for era_id, user_id in (
-        RotationParticipant.objects.filter(era__rotation_id__in=rotation_ids)
+        RotationParticipant.objects.filter(era__rotation_id__in=_ids(rotation_ids))
         .order_by("era_id", "order")
         .values_list("era_id", "user_id")
     ):
@@ -155,9 +171,11 @@ def _widen(specs: Iterable[RotationSpec], since: datetime, until: datetime) -> t
     lo, hi = since, until
     last = until - _ONE_US
     for spec in specs:
-        for sh in schedule.oncall_at(spec, (), (), since):
+        first = schedule.oncall_at(spec, (), (), since)
+        for sh in first:
             lo = min(lo, sh.start)
-        for sh in schedule.oncall_at(spec, (), (), last):
+        # An instant (on-call questions): the shift around `since` is also the one around `last`.
+        for sh in first if last == since else schedule.oncall_at(spec, (), (), last):
             hi = max(hi, sh.end)
     return lo, hi
 
@@ -172,21 +190,24 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
     exclusions_by_user: dict[int, list[schedule.Exclusion]] = defaultdict(list)
     if users:
         for pk, user_id, start, end, reason in (
-            Exclusion.objects.filter(user_id__in=users, start__lt=until, end__gt=since)
+            Exclusion.objects.filter(user_id__in=_ids(users), start__lt=until, end__gt=since)
             .order_by("start", "pk")
-            .values_list("pk", "user_id", "start", "end", "reason")
+            .values_list("pk", "user_id", _epoch("start"), _epoch("end"), "reason")
         ):
-            exclusions_by_user[user_id].append(schedule.Exclusion(user_id, start, end, id=pk, reason=reason))
+            exclusions_by_user[user_id].append(
+                schedule.Exclusion(user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC), id=pk, reason=reason)
+            )
     overrides_by_team: dict[int, list[schedule.Override]] = defaultdict(list)
     if rotation_ids:
         for pk, rotation_id, user_id, start, end, position, replaces in (
-            Override.objects.filter(rotation_id__in=rotation_ids, start__lt=until, end__gt=since)
+            Override.objects.filter(rotation_id__in=_ids(rotation_ids), start__lt=until, end__gt=since)
             .order_by("start", "pk")
-            .values_list("pk", "rotation_id", "user_id", "start", "end", "position", "replaces_user_id")
+            .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position",
+                         "replaces_user_id")
         ):
             overrides_by_team[data.rotation_team[rotation_id]].append(
-                schedule.Override(rotation_id, user_id, start, end, position=position or None,
-                                  replaces_user_id=replaces, id=pk)
+                schedule.Override(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
+                                  position=position or None, replaces_user_id=replaces, id=pk)
             )
 
     for team_id, specs in specs_by_team.items():
