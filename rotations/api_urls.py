@@ -1,3 +1,16 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from rotations import api
+
+router = SimpleRouter()
+router.register("teams", api.TeamViewSet, basename="team")
+router.register("rotations", api.RotationViewSet, basename="rotation")
+router.register("exclusions", api.ExclusionViewSet, basename="exclusion")
+router.register("overrides", api.OverrideViewSet, basename="override")
+
+urlpatterns = [
+    path("oncall/", api.OncallView.as_view(), name="oncall"),
+    path("shifts/", api.ShiftsView.as_view(), name="shifts"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,551 @@
+"""Roster REST API: parse, check the role matrix (portal.permissions), call a service or selector."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.db.models import Prefetch, Q
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal import permissions as perms
+from rotations import selectors, services
+from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
+
+User = get_user_model()
+
+MAX_SHIFT_WINDOW = timedelta(days=366)
+
+
+# --------------------------------------------------------------------------- serializers
+
+
+class UserBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="display_name")
+    initials = serializers.CharField()
+    email = serializers.EmailField()
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user = UserBriefSerializer()
+
+    class Meta:
+        model = Membership
+        fields = ["user", "role"]
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    members = MemberSerializer(source="memberships", many=True, read_only=True)
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "slug", "description", "time_zone", "handover_email", "escalation_policy", "members"]
+        extra_kwargs = {"slug": {"required": False}}
+
+
+class MembershipWriteSerializer(serializers.Serializer):
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+
+class WindowSerializer(serializers.Serializer):
+    weekday = serializers.IntegerField(min_value=0, max_value=6, allow_null=True, required=False, default=None)
+    start = serializers.CharField()
+    end = serializers.CharField()
+
+
+class ParticipantSerializer(serializers.ModelSerializer):
+    user = UserBriefSerializer()
+
+    class Meta:
+        model = RotationParticipant
+        fields = ["order", "user"]
+
+
+class EraSerializer(serializers.ModelSerializer):
+    participants = ParticipantSerializer(source="participant_links", many=True, read_only=True)
+    restrictions = WindowSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = RotationEra
+        fields = ["id", "effective_from", "start_date", "handoff_time", "shift_unit", "shift_length",
+                  "restrictions", "participants"]
+
+
+class RotationSerializer(serializers.ModelSerializer):
+    current_era = serializers.SerializerMethodField()
+    eras = EraSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Rotation
+        fields = ["id", "team", "name", "time_zone", "positions", "current_era", "eras"]
+        read_only_fields = ["team", "time_zone"]
+
+    @extend_schema_field(EraSerializer(allow_null=True))
+    def get_current_era(self, rotation: Rotation):
+        now = self.context.get("now") or timezone.now()
+        eras = list(rotation.eras.all())  # prefetched, ordered by effective_from
+        current = None
+        for era in eras:
+            if era.effective_from <= now:
+                current = era
+        current = current or (eras[0] if eras else None)
+        return EraSerializer(current).data if current else None
+
+
+class RotationCreateSerializer(serializers.Serializer):
+    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all())
+    name = serializers.CharField(max_length=100)
+    time_zone = serializers.CharField(max_length=64)
+    positions = serializers.ListField(child=serializers.CharField(max_length=40), default=["primary", "secondary"])
+    start_date = serializers.DateField()
+    handoff_time = serializers.TimeField()
+    shift_unit = serializers.ChoiceField(choices=RotationEra.Unit.choices, default=RotationEra.Unit.WEEKS)
+    shift_length = serializers.IntegerField(min_value=1, default=1)
+    participants = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), many=True)
+    restrictions = WindowSerializer(many=True, required=False, default=list)
+
+
+class RotationUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    positions = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+
+
+class DefinitionChangeSerializer(serializers.Serializer):
+    effective_from = serializers.DateTimeField()
+    participants = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), many=True, required=False)
+    shift_unit = serializers.ChoiceField(choices=RotationEra.Unit.choices, required=False)
+    shift_length = serializers.IntegerField(min_value=1, required=False)
+    handoff_time = serializers.TimeField(required=False)
+    start_date = serializers.DateField(required=False)
+    restrictions = WindowSerializer(many=True, required=False)
+
+
+class ExclusionSerializer(serializers.ModelSerializer):
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), required=False)
+
+    class Meta:
+        model = Exclusion
+        fields = ["id", "user", "start", "end", "kind", "reason", "created_by", "created_at"]
+        read_only_fields = ["created_by", "created_at"]
+
+
+class OverrideSerializer(serializers.ModelSerializer):
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), required=False)
+    position = serializers.CharField(max_length=40, required=False, allow_blank=True, allow_null=True)
+
+    class Meta:
+        model = Override
+        fields = ["id", "rotation", "user", "start", "end", "position", "replaces_user", "reason", "created_by",
+                  "created_at"]
+        read_only_fields = ["created_by", "created_at"]
+
+
+class OncallEntrySerializer(serializers.Serializer):
+    position = serializers.CharField()
+    rotation = serializers.SerializerMethodField()
+    user = UserBriefSerializer(allow_null=True)
+    since = serializers.DateTimeField(source="start")
+    until = serializers.DateTimeField()
+    reason = serializers.ChoiceField(choices=["rotation", "cover", "override", "gap"])
+    covering = UserBriefSerializer(allow_null=True, help_text="The scheduled person this holder stands in for")
+    override_id = serializers.IntegerField(allow_null=True)
+    exclusion_id = serializers.IntegerField(allow_null=True)
+
+    @extend_schema_field({"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}})
+    def get_rotation(self, row) -> dict:
+        return {"id": row.rotation_id, "name": row.rotation_name}
+
+
+class TeamBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class OncallResponseSerializer(serializers.Serializer):
+    team = TeamBriefSerializer()
+    at = serializers.DateTimeField()
+    positions = OncallEntrySerializer(many=True)
+
+
+class OncallQuerySerializer(serializers.Serializer):
+    team = serializers.CharField(help_text="Team id or slug")
+    at = serializers.DateTimeField(required=False, help_text="ISO 8601 instant; default now")
+
+
+class ShiftsQuerySerializer(serializers.Serializer):
+    team = serializers.CharField(required=False, help_text="Team id or slug")
+    user = serializers.IntegerField(required=False, help_text="User id")
+    since = serializers.DateTimeField(required=False, help_text="Default now")
+    until = serializers.DateTimeField(required=False, help_text="Default since + 7 days; at most 366 days later")
+
+    def validate(self, attrs):
+        if not attrs.get("team") and not attrs.get("user"):
+            raise serializers.ValidationError({"team": ["Give team or user (or both)."]})
+        since = attrs.get("since") or self.context["now"]
+        until = attrs.get("until") or since + timedelta(days=7)
+        if until <= since:
+            raise serializers.ValidationError({"until": ["until must be after since."]})
+        if until - since > MAX_SHIFT_WINDOW:
+            raise serializers.ValidationError({"until": ["The window is at most 366 days."]})
+        attrs["since"], attrs["until"] = since, until
+        return attrs
+
+
+class ShiftSerializer(serializers.Serializer):
+    team = serializers.IntegerField()
+    rotation = serializers.DictField()
+    era = serializers.IntegerField()
+    shift_index = serializers.IntegerField()
+    position = serializers.CharField()
+    user = UserBriefSerializer(allow_null=True)
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    reason = serializers.ChoiceField(choices=["rotation", "cover", "override", "gap"])
+    covering = UserBriefSerializer(allow_null=True)
+    override_id = serializers.IntegerField(allow_null=True)
+    exclusion_id = serializers.IntegerField(allow_null=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _team_lookup(value: str, user) -> Team:
+    lookup = Q(pk=int(value)) if str(value).isdigit() else Q(slug=value)
+    team = Team.objects.filter(lookup).first()
+    if team is None or not perms.can_view_team(user, team):
+        raise NotFound("No such team.")
+    return team
+
+
+def _service_kwargs(data: dict) -> dict:
+    out = dict(data)
+    if "restrictions" in out:
+        out["restrictions"] = [dict(w) for w in out["restrictions"]]
+    return out
+
+
+# --------------------------------------------------------------------------- viewsets
+
+
+class TeamViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Teams you can see, with members and their roles. Staff create; managers update their teams."""
+
+    serializer_class = TeamSerializer
+    queryset = Team.objects.none()  # for schema generation; get_queryset() scopes to the viewer
+    ordering_fields = ["name", "slug"]
+    ordering = ["name"]
+    filterset_fields = ["slug"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Team.objects.none()
+        qs = Team.objects.prefetch_related(
+            Prefetch("memberships", queryset=Membership.objects.select_related("user").order_by("role", "user_id"))
+        )
+        if not self.request.user.is_staff:
+            qs = qs.filter(memberships__user=self.request.user)
+        return qs.order_by("name")
+
+    def perform_create(self, serializer):
+        if not perms.is_staff(self.request.user):
+            raise PermissionDenied("Only staff create teams.")
+        serializer.instance = services.team_create(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        team = serializer.instance
+        if not perms.can_manage_team(self.request.user, team):
+            raise PermissionDenied("Only the team's managers and staff change a team.")
+        serializer.instance = services.team_update(team=team, actor=self.request.user, **serializer.validated_data)
+
+    @extend_schema(request=MembershipWriteSerializer, responses=MemberSerializer)
+    @action(detail=True, methods=["post"], url_path="members")
+    def members(self, request, pk=None):
+        """Add a member or change their role (managers, staff)."""
+        team = self.get_object()
+        if not perms.can_manage_team(request.user, team):
+            raise PermissionDenied("Only the team's managers and staff manage members.")
+        ser = MembershipWriteSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        membership = services.membership_set(team=team, actor=request.user, **ser.validated_data)
+        return Response(MemberSerializer(membership).data, status=status.HTTP_200_OK)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>\d+)")
+    def member_remove(self, request, pk=None, user_id=None):
+        team = self.get_object()
+        if not perms.can_manage_team(request.user, team):
+            raise PermissionDenied("Only the team's managers and staff manage members.")
+        user = User.objects.filter(pk=user_id).first()
+        if user is None or not services.membership_remove(team=team, user=user, actor=request.user):
+            raise NotFound("Not a member.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RotationFilter(django_filters.FilterSet):
+    team = django_filters.NumberFilter(field_name="team_id")
+
+    class Meta:
+        model = Rotation
+        fields = ["team"]
+
+
+class RotationViewSet(viewsets.ModelViewSet):
+    """Rotations with their current era. Definition changes create a new era (POST …/definition/)."""
+
+    filterset_class = RotationFilter
+    queryset = Rotation.objects.none()
+    ordering_fields = ["name", "team"]
+    ordering = ["team", "name"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        qs = Rotation.objects.select_related("team").prefetch_related(
+            Prefetch(
+                "eras",
+                queryset=RotationEra.objects.order_by("effective_from").prefetch_related(
+                    Prefetch("participant_links", queryset=RotationParticipant.objects.select_related("user"))
+                ),
+            )
+        )
+        if not self.request.user.is_staff:
+            qs = qs.filter(team_id__in=perms.user_team_ids(user=self.request.user))
+        return qs.order_by("team_id", "name")
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return RotationCreateSerializer
+        if self.action == "partial_update":
+            return RotationUpdateSerializer
+        if self.action == "definition":
+            return DefinitionChangeSerializer
+        return RotationSerializer
+
+    def _out(self, rotation: Rotation, code: int = status.HTTP_200_OK) -> Response:
+        rotation = self.get_queryset().get(pk=rotation.pk)  # fresh, with eras prefetched
+        return Response(RotationSerializer(rotation, context=self.get_serializer_context()).data, status=code)
+
+    @extend_schema(request=RotationCreateSerializer, responses={201: RotationSerializer})
+    def create(self, request, *args, **kwargs):
+        ser = RotationCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        team = ser.validated_data["team"]
+        if not perms.can_manage_team(request.user, team):
+            raise PermissionDenied("Only the team's managers and staff create rotations.")
+        rotation = services.rotation_create(actor=request.user, **_service_kwargs(ser.validated_data))
+        return self._out(rotation, status.HTTP_201_CREATED)
+
+    @extend_schema(request=RotationUpdateSerializer, responses=RotationSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        rotation = self.get_object()
+        if not perms.can_manage_team(request.user, rotation.team_id):
+            raise PermissionDenied("Only the team's managers and staff change rotations.")
+        ser = RotationUpdateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        services.rotation_update(rotation=rotation, actor=request.user, **ser.validated_data)
+        return self._out(rotation)
+
+    def destroy(self, request, *args, **kwargs):
+        rotation = self.get_object()
+        if not perms.can_manage_team(request.user, rotation.team_id):
+            raise PermissionDenied("Only the team's managers and staff delete rotations.")
+        services.rotation_delete(rotation=rotation, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=DefinitionChangeSerializer, responses={201: RotationSerializer})
+    @action(detail=True, methods=["post"])
+    def definition(self, request, pk=None):
+        """Change participants / shift length / handoff / restrictions from `effective_from` on."""
+        rotation = self.get_object()
+        if not perms.can_manage_team(request.user, rotation.team_id):
+            raise PermissionDenied("Only the team's managers and staff change rotations.")
+        ser = DefinitionChangeSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        services.rotation_definition_change(
+            rotation=rotation, actor=request.user, **_service_kwargs(ser.validated_data)
+        )
+        return self._out(rotation, status.HTTP_201_CREATED)
+
+
+class ExclusionFilter(django_filters.FilterSet):
+    team = django_filters.NumberFilter(field_name="user__memberships__team_id", label="Members of this team")
+    ends_after = django_filters.IsoDateTimeFilter(field_name="end", lookup_expr="gt")
+    starts_before = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt")
+
+    class Meta:
+        model = Exclusion
+        fields = ["user", "kind", "team", "ends_after", "starts_before"]
+
+
+class ExclusionViewSet(viewsets.ModelViewSet):
+    """Vacations and other absences. Your own; managers for their members; staff for anyone."""
+
+    serializer_class = ExclusionSerializer
+    queryset = Exclusion.objects.none()
+    filterset_class = ExclusionFilter
+    ordering_fields = ["start", "end", "user"]
+    ordering = ["start"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Exclusion.objects.none()
+        user = self.request.user
+        qs = Exclusion.objects.all()
+        if not user.is_staff:
+            visible = Membership.objects.filter(team_id__in=perms.user_team_ids(user=user)).values("user_id")
+            qs = qs.filter(Q(user=user) | Q(user_id__in=visible))
+        return qs.order_by("start", "pk")
+
+    def _check(self, subject) -> None:
+        if not perms.can_manage_exclusion_for(self.request.user, subject):
+            raise PermissionDenied("You can manage your own exclusions; managers those of their team members.")
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        data.setdefault("user", self.request.user)
+        self._check(data["user"])
+        serializer.instance = services.exclusion_create(actor=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        exclusion = serializer.instance
+        self._check(exclusion.user)
+        data = dict(serializer.validated_data)
+        if "user" in data and data.pop("user").pk != exclusion.user_id:
+            raise serializers.ValidationError({"user": ["An exclusion cannot move to another person."]})
+        serializer.instance = services.exclusion_update(exclusion=exclusion, actor=self.request.user, **data)
+
+    def perform_destroy(self, instance):
+        self._check(instance.user)
+        services.exclusion_delete(exclusion=instance, actor=self.request.user)
+
+
+class OverrideFilter(django_filters.FilterSet):
+    team = django_filters.NumberFilter(field_name="rotation__team_id")
+    ends_after = django_filters.IsoDateTimeFilter(field_name="end", lookup_expr="gt")
+    starts_before = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt")
+
+    class Meta:
+        model = Override
+        fields = ["rotation", "user", "replaces_user", "position", "team", "ends_after", "starts_before"]
+
+
+class OverrideViewSet(viewsets.ModelViewSet):
+    """Overrides ("take the pager"). Managers and staff for anyone; engineers for overrides they are in."""
+
+    serializer_class = OverrideSerializer
+    queryset = Override.objects.none()
+    filterset_class = OverrideFilter
+    ordering_fields = ["start", "end"]
+    ordering = ["start"]
+
+    def get_queryset(self):
+        user = self.request.user
+        qs = Override.objects.select_related("rotation")
+        if not user.is_staff:
+            qs = qs.filter(rotation__team_id__in=perms.user_team_ids(user=user))
+        return qs.order_by("start", "pk")
+
+    def _check(self, *, rotation, taker, replaced) -> None:
+        if not perms.can_view_team(self.request.user, rotation.team_id):
+            raise serializers.ValidationError({"rotation": ["No such rotation."]})
+        if not perms.can_manage_override(self.request.user, team=rotation.team_id, taker=taker, replaced=replaced):
+            raise PermissionDenied("Engineers can only create overrides they take part in; managers for their team.")
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        data.setdefault("user", self.request.user)
+        self._check(rotation=data["rotation"], taker=data["user"], replaced=data.get("replaces_user"))
+        serializer.instance = services.override_create(actor=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        override = serializer.instance
+        data = dict(serializer.validated_data)
+        if "rotation" in data and data.pop("rotation").pk != override.rotation_id:
+            raise serializers.ValidationError({"rotation": ["An override cannot move to another rotation."]})
+        self._check(rotation=override.rotation, taker=override.user, replaced=override.replaces_user)
+        self._check(rotation=override.rotation, taker=data.get("user", override.user),
+                    replaced=data.get("replaces_user", override.replaces_user))
+        serializer.instance = services.override_update(override=override, actor=self.request.user, **data)
+
+    def perform_destroy(self, instance):
+        self._check(rotation=instance.rotation, taker=instance.user, replaced=instance.replaces_user)
+        services.override_delete(override=instance, actor=self.request.user)
+
+
+# --------------------------------------------------------------------------- on call and shifts
+
+
+class OncallView(APIView):
+    """Who holds each position of a team at an instant, until when, and why."""
+
+    @extend_schema(parameters=[OncallQuerySerializer], responses=OncallResponseSerializer)
+    def get(self, request):
+        query = OncallQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        team = _team_lookup(query.validated_data["team"], request.user)
+        at = query.validated_data.get("at") or timezone.now()
+        rows = selectors.teams_oncall_rows_get(team_ids=[team.pk], at=at)[team.pk]
+        return Response(OncallResponseSerializer({"team": team, "at": at, "positions": rows}).data)
+
+
+class ShiftsView(APIView):
+    """Shifts of a team and/or a person in a window of at most 366 days (overrides and exclusions applied)."""
+
+    @extend_schema(parameters=[ShiftsQuerySerializer], responses=ShiftSerializer(many=True))
+    def get(self, request):
+        query = ShiftsQuerySerializer(data=request.query_params, context={"now": timezone.now()})
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        since, until = params["since"], params["until"]
+        viewer = request.user
+        if params.get("team"):
+            team = _team_lookup(params["team"], viewer)
+            data, shifts = selectors.teams_shifts_get(team_ids=[team.pk], since=since, until=until)
+            if params.get("user"):
+                shifts = [s for s in shifts if s.user_id == params["user"]]
+        else:
+            subject = User.objects.filter(pk=params["user"]).first()
+            if subject is None:
+                raise NotFound("No such user.")
+            team_ids = None
+            if not viewer.is_staff and subject.pk != viewer.pk:
+                team_ids = perms.user_team_ids(user=viewer)
+                if not Membership.objects.filter(user=subject, team_id__in=team_ids).exists():
+                    raise NotFound("No such user.")
+            data, shifts = selectors.user_shifts_with_roster_get(
+                user=subject, since=since, until=until, team_ids=team_ids
+            )
+        user_ids = {u for s in shifts for u in (s.user_id, s.scheduled_user_id) if u is not None}
+        users = User.objects.in_bulk(user_ids)
+        out = []
+        for s in shifts:
+            covering = None
+            if s.reason in ("cover", "override") and s.scheduled_user_id not in (None, s.user_id):
+                covering = users.get(s.scheduled_user_id)
+            out.append({
+                "team": data.rotation_team[s.rotation_id],
+                "rotation": {"id": s.rotation_id, "name": data.rotation_names[s.rotation_id]},
+                "era": data.era_ids[(s.rotation_id, s.era_index)],
+                "shift_index": s.shift_index,
+                "position": s.position,
+                "user": users.get(s.user_id) if s.user_id is not None else None,
+                "start": s.start,
+                "end": s.end,
+                "reason": str(s.reason),
+                "covering": covering,
+                "override_id": s.override_id,
+                "exclusion_id": s.exclusion_id,
+            })
+        return Response(ShiftSerializer(out, many=True).data)

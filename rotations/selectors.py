@@ -1,0 +1,367 @@
+"""Roster reads: load plain resolver specs from the ORM, then ask `rotations.schedule`.
+
+Every loader issues a fixed number of queries whatever the number of teams (rotations, eras,
+participants, exclusions, overrides: five), using `values_list` rather than model instances
+because the "Now" page resolves a thousand teams per request.
+
+On-call questions ("who holds primary at t, and until when?") need the exclusions and overrides
+of the whole shift containing t, not just those touching t, or the "until" would be wrong. So the
+loaders first compute each rotation's plain shift around the window edges (no DB needed) and then
+fetch exclusions/overrides for that widened window. The same widening makes iCal segments
+unclipped, so their UIDs do not depend on the feed window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth import get_user_model
+from django.db.models import F, FloatField, Func, Q
+from django.db.models.expressions import RawSQL
+
+from rotations import schedule
+from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
+from rotations.schedule import Reason, RotationSpec, Shift
+
+_ONE_US = timedelta(microseconds=1)
+_fromtimestamp = datetime.fromtimestamp
+
+
+def _epoch(field: str) -> Func:
+    """Seconds since the epoch as float8: loading 10k floats is ~10x cheaper than 10k timestamptz.
+
+    A double holds microseconds exactly for dates in this millennium, so nothing is lost.
+    """
+    return Func(F(field), function="date_part", template="date_part('epoch', %(expressions)s)",
+                output_field=FloatField())
+
+
+def _ids(values: Iterable[int]) -> RawSQL:
+    """`IN (SELECT unnest(%s))` with ONE array parameter: a 1,000-item IN list costs more to bind."""
+    return RawSQL("SELECT unnest(%s::bigint[])", [list(values)])
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRoster:
+    """What the resolver needs for one team."""
+
+    team_id: int
+    specs: tuple[RotationSpec, ...] = ()
+    exclusions: tuple[schedule.Exclusion, ...] = ()
+    overrides: tuple[schedule.Override, ...] = ()
+
+
+@dataclass(slots=True)
+class RosterData:
+    """Specs, exclusions and overrides per team, plus what callers need to label shifts."""
+
+    teams: dict[int, TeamRoster] = field(default_factory=dict)
+    # (rotation id, era index in spec.eras) -> RotationEra.pk: stable ids for iCal UIDs.
+    era_ids: dict[tuple[int, int], int] = field(default_factory=dict)
+    rotation_names: dict[int, str] = field(default_factory=dict)
+    rotation_team: dict[int, int] = field(default_factory=dict)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def team(self, team_id: int) -> TeamRoster:
+        return self.teams.get(team_id) or TeamRoster(team_id=team_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OncallRow:
+    """One position holder (or gap) of a team, ready to display or serialise."""
+
+    team_id: int
+    position: str
+    rotation_id: int
+    rotation_name: str
+    user: object | None  # portal.User
+    start: datetime
+    until: datetime
+    reason: str
+    scheduled_user: object | None  # who the rotation had planned (the person covered)
+    override_id: int | None
+    exclusion_id: int | None
+
+    @property
+    def covering(self):
+        """The person this holder stands in for, if any."""
+        if (
+            self.reason in (Reason.COVER, Reason.OVERRIDE)
+            and self.scheduled_user is not None
+            and (self.user is None or self.scheduled_user.pk != self.user.pk)
+        ):
+            return self.scheduled_user
+        return None
+
+
+def _window(raw: dict) -> schedule.Window:
+    return schedule.Window(
+        start=time.fromisoformat(raw["start"]),
+        end=time.fromisoformat(raw["end"]),
+        weekday=raw.get("weekday"),
+    )
+
+
+def era_anchor(*, start_date, handoff_time: time, time_zone: str) -> datetime:
+    """The first handoff: start_date at handoff_time, wall clock in the rotation's zone."""
+    return datetime.combine(start_date, handoff_time, tzinfo=ZoneInfo(time_zone))
+
+
+def _specs_load(team_ids: Iterable[int]) -> tuple[RosterData, dict[int, list[RotationSpec]], set[int]]:
+    team_ids = list(team_ids)
+    data = RosterData()
+    rotations = list(
+        Rotation.objects.filter(team_id__in=_ids(team_ids))
+        .order_by("team_id", "name", "pk")
+        .values_list("pk", "team_id", "name", "time_zone", "positions")
+    )
+    rotation_ids = [r[0] for r in rotations]
+    eras_by_rotation: dict[int, list[tuple]] = defaultdict(list)
+    era_rows = (
+        RotationEra.objects.filter(rotation_id__in=_ids(rotation_ids))
+        .order_by("rotation_id", "effective_from")
+        .values_list("pk", "rotation_id", "effective_from", "start_date", "handoff_time", "shift_unit",
+                     "shift_length", "restrictions")
+    )
+    for row in era_rows:
+        eras_by_rotation[row[1]].append(row)
+    participants: dict[int, list[int]] = defaultdict(list)
+    for era_id, user_id in (
+        RotationParticipant.objects.filter(era__rotation_id__in=_ids(rotation_ids))
+        .order_by("era_id", "order")
+        .values_list("era_id", "user_id")
+    ):
+        participants[era_id].append(user_id)
+
+    specs_by_team: dict[int, list[RotationSpec]] = defaultdict(list)
+    users: set[int] = set()
+    for pk, team_id, name, tz, positions in rotations:
+        eras = []
+        for index, (era_id, _rid, eff, start_date, handoff, unit, length, restrictions) in enumerate(
+            eras_by_rotation.get(pk, ())
+        ):
+            people = tuple(participants.get(era_id, ()))
+            users.update(people)
+            eras.append(
+                schedule.Era(
+                    effective_from=eff,
+                    anchor=era_anchor(start_date=start_date, handoff_time=handoff, time_zone=tz),
+                    unit=unit,
+                    length=length,
+                    participants=people,
+                    restrictions=tuple(_window(w) for w in restrictions or ()),
+                )
+            )
+            data.era_ids[(pk, index)] = era_id
+        data.rotation_names[pk] = name
+        data.rotation_team[pk] = team_id
+        specs_by_team[team_id].append(
+            RotationSpec(id=pk, team_id=team_id, time_zone=tz, positions=tuple(positions), eras=tuple(eras))
+        )
+    return data, specs_by_team, users
+
+
+def _widen(specs: Iterable[RotationSpec], since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """Extend [since, until) to the plain shifts straddling its edges (pure, no queries)."""
+    lo, hi = since, until
+    last = until - _ONE_US
+    for spec in specs:
+        first = schedule.oncall_at(spec, (), (), since)
+        for sh in first:
+            lo = min(lo, sh.start)
+        # An instant (on-call questions): the shift around `since` is also the one around `last`.
+        for sh in first if last == since else schedule.oncall_at(spec, (), (), last):
+            hi = max(hi, sh.end)
+    return lo, hi
+
+
+def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, widen: bool) -> RosterData:
+    data, specs_by_team, users = _specs_load(team_ids)
+    if widen:
+        since, until = _widen((s for specs in specs_by_team.values() for s in specs), since, until)
+    data.since, data.until = since, until
+    rotation_ids = list(data.rotation_team)
+
+    exclusions_by_user: dict[int, list[schedule.Exclusion]] = defaultdict(list)
+    if users:
+        for pk, user_id, start, end, reason in (
+            Exclusion.objects.filter(user_id__in=_ids(users), start__lt=until, end__gt=since)
+            .order_by("start", "pk")
+            .values_list("pk", "user_id", _epoch("start"), _epoch("end"), "reason")
+        ):
+            exclusions_by_user[user_id].append(
+                schedule.Exclusion(user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC), id=pk, reason=reason)
+            )
+    overrides_by_team: dict[int, list[schedule.Override]] = defaultdict(list)
+    if rotation_ids:
+        for pk, rotation_id, user_id, start, end, position, replaces in (
+            Override.objects.filter(rotation_id__in=_ids(rotation_ids), start__lt=until, end__gt=since)
+            .order_by("start", "pk")
+            .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position",
+                         "replaces_user_id")
+        ):
+            overrides_by_team[data.rotation_team[rotation_id]].append(
+                schedule.Override(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
+                                  position=position or None, replaces_user_id=replaces, id=pk)
+            )
+
+    for team_id, specs in specs_by_team.items():
+        team_users = {u for spec in specs for era in spec.eras for u in era.participants}
+        exclusions = [x for u in team_users for x in exclusions_by_user.get(u, ())]
+        data.teams[team_id] = TeamRoster(
+            team_id=team_id,
+            specs=tuple(specs),
+            exclusions=tuple(exclusions),
+            overrides=tuple(overrides_by_team.get(team_id, ())),
+        )
+    return data
+
+
+def rotation_specs_for_teams(*, team_ids: Iterable[int], since: datetime, until: datetime) -> RosterData:
+    """Specs of the teams' rotations with the exclusions/overrides overlapping [since, until).
+
+    Five queries whatever the number of teams.
+    """
+    return _roster_load(team_ids, since, until, widen=False)
+
+
+def teams_oncall_get(*, team_ids: Iterable[int], at: datetime) -> dict[int, dict[str, list[Shift]]]:
+    """team id -> position name -> segments covering `at` (gaps included, user_id None). Five queries."""
+    team_ids = list(team_ids)
+    data = _roster_load(team_ids, at, at + _ONE_US, widen=True)
+    out: dict[int, dict[str, list[Shift]]] = {}
+    for team_id in team_ids:
+        roster = data.team(team_id)
+        out[team_id] = schedule.team_oncall_at(roster.specs, roster.exclusions, roster.overrides, at)
+    return out
+
+
+def _team_id(team: Team | int) -> int:
+    return team if isinstance(team, int) else team.pk
+
+
+def team_oncall_get(*, team: Team | int, at: datetime) -> dict[str, list[Shift]]:
+    """Position name -> segments covering `at` (gaps included: user_id None)."""
+    team_id = _team_id(team)
+    return teams_oncall_get(team_ids=[team_id], at=at)[team_id]
+
+
+def team_oncall_users(*, team: Team | int, position: str, at: datetime) -> list:
+    """The people holding `position` at `at`, in rotation order, without duplicates."""
+    ids: list[int] = []
+    for sh in team_oncall_get(team=team, at=at).get(position, ()):
+        if sh.user_id is not None and sh.user_id not in ids:
+            ids.append(sh.user_id)
+    if not ids:
+        return []
+    users = get_user_model().objects.in_bulk(ids)
+    return [users[i] for i in ids if i in users]
+
+
+def team_shifts_get(*, team: Team | int, since: datetime, until: datetime, unclipped: bool = False) -> list[Shift]:
+    """The team's segments in [since, until), gaps included.
+
+    unclipped=True returns whole segments overlapping the window (edges not cut at since/until).
+    """
+    team_id = _team_id(team)
+    return teams_shifts_get(team_ids=[team_id], since=since, until=until, unclipped=unclipped)[1]
+
+
+def teams_shifts_get(
+    *, team_ids: Iterable[int], since: datetime, until: datetime, unclipped: bool = False
+) -> tuple[RosterData, list[Shift]]:
+    """(the loaded roster, all segments of the teams overlapping [since, until))."""
+    data = _roster_load(team_ids, since, until, widen=unclipped)
+    shifts: list[Shift] = []
+    for roster in data.teams.values():
+        shifts.extend(
+            schedule.team_shifts(roster.specs, roster.exclusions, roster.overrides, data.since, data.until)
+        )
+    if unclipped:
+        shifts = [sh for sh in shifts if sh.start < until and sh.end > since]
+    shifts.sort(key=lambda sh: (sh.start, sh.position_index, sh.rotation_id))
+    return data, shifts
+
+
+def user_rotation_team_ids(*, user, since: datetime, until: datetime) -> set[int]:
+    """Teams with a rotation the user is (or was) in, or takes an override of in the window."""
+    return set(
+        Rotation.objects.filter(
+            Q(eras__participant_links__user=user)
+            | Q(overrides__user=user, overrides__start__lt=until, overrides__end__gt=since)
+        ).values_list("team_id", flat=True)
+    )
+
+
+def user_shifts_get(
+    *, user, since: datetime, until: datetime, team_ids: set[int] | None = None, unclipped: bool = False
+) -> list[Shift]:
+    """The user's segments in [since, until) across every rotation (optionally only `team_ids`)."""
+    return user_shifts_with_roster_get(
+        user=user, since=since, until=until, team_ids=team_ids, unclipped=unclipped
+    )[1]
+
+
+def user_shifts_with_roster_get(
+    *, user, since: datetime, until: datetime, team_ids: set[int] | None = None, unclipped: bool = False
+) -> tuple[RosterData, list[Shift]]:
+    teams = user_rotation_team_ids(user=user, since=since, until=until)
+    if team_ids is not None:
+        teams &= set(team_ids)
+    data, shifts = teams_shifts_get(team_ids=teams, since=since, until=until, unclipped=unclipped)
+    return data, [sh for sh in shifts if sh.user_id == user.pk]
+
+
+def team_gaps_get(*, team: Team | int, since: datetime, until: datetime) -> list[tuple[str, datetime, datetime]]:
+    """(position, start, end) windows in [since, until) where nobody holds a position of the team."""
+    team_id = _team_id(team)
+    roster = _roster_load([team_id], since, until, widen=False).team(team_id)
+    return schedule.coverage_gaps(roster.specs, roster.exclusions, roster.overrides, since, until)
+
+
+def teams_oncall_rows_get(*, team_ids: Iterable[int], at: datetime) -> dict[int, list[OncallRow]]:
+    """Display rows for the "Now" page and the on-call API: six queries (users in one more)."""
+    team_ids = list(team_ids)
+    team_ids_set = set(team_ids)
+    data = _roster_load(team_ids, at, at + _ONE_US, widen=True)
+    by_team: dict[int, list[Shift]] = {}
+    user_ids: set[int] = set()
+    for team_id in team_ids:
+        roster = data.team(team_id)
+        shifts = [
+            sh
+            for lst in schedule.team_oncall_at(roster.specs, roster.exclusions, roster.overrides, at).values()
+            for sh in lst
+        ]
+        by_team[team_id] = shifts
+        for sh in shifts:
+            user_ids.update(u for u in (sh.user_id, sh.scheduled_user_id) if u is not None)
+    users = get_user_model().objects.in_bulk(user_ids) if user_ids else {}
+    out: dict[int, list[OncallRow]] = {}
+    for team_id in team_ids_set:
+        out[team_id] = [
+            OncallRow(
+                team_id=team_id,
+                position=sh.position,
+                rotation_id=sh.rotation_id,
+                rotation_name=data.rotation_names[sh.rotation_id],
+                user=users.get(sh.user_id) if sh.user_id is not None else None,
+                start=sh.start,
+                until=sh.end,
+                reason=str(sh.reason),
+                scheduled_user=users.get(sh.scheduled_user_id) if sh.scheduled_user_id is not None else None,
+                override_id=sh.override_id,
+                exclusion_id=sh.exclusion_id,
+            )
+            for sh in by_team[team_id]
+        ]
+    return out
+
+
+def team_members_get(*, team: Team) -> list[Membership]:
+    return list(Membership.objects.filter(team=team).select_related("user").order_by("role", "user__full_name"))
