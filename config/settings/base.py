@@ -210,7 +210,14 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=2.0),
         "options": {"expires": 10},
     },
+    "heartbeat-check": {
+        "task": "escalations.intake_tasks.heartbeats_check",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
 }
+# Task modules outside the autodiscovered `tasks.py`.
+CELERY_IMPORTS = ["escalations.intake_tasks"]
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
