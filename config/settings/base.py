@@ -207,7 +207,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "escalation-sweep": {
         "task": "escalations.tasks.sweep",
-        "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=2.0),
+        "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=1.0),
         "options": {"expires": 10},
     },
     "heartbeat-check": {

@@ -1,0 +1,617 @@
+"""Incident lifecycle: trigger, acknowledge, resolve, escalate, reassign, note, snooze.
+
+Every write locks the incident row, asks the pure engine (`escalations.engine`) what to do, stores
+the new engine state, the Page rows and the timeline in one transaction, and only after the commit
+enqueues Celery work. The rows are the truth: a lost message is picked up by the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from escalations import engine
+from escalations.models import EscalationPolicy, Incident, Page, TimelineEvent
+from escalations.targets import step_targets_resolve
+from portal.models import ContactMethod, NotificationRule, User
+from rotations.models import Team
+
+logger = logging.getLogger(__name__)
+
+Status = Incident.Status
+Kind = TimelineEvent.Kind
+
+# Pages for people added by hand (reassign) live outside the policy's steps: they use this step
+# number and a per-incident sequence in `loop`, so their unique key never meets a policy page.
+MANUAL_STEP = 32000
+# Delay-0 steps are performed back to back in one call; bounded so a bad policy cannot spin.
+MAX_ACTIONS_PER_CALL = 50
+# Celery ETAs shorter than the broker's visibility timeout are safe; longer waits are the sweep's.
+MAX_ETA = timedelta(seconds=250)
+
+
+@dataclass
+class TriggerResult:
+    incident: Incident
+    created: bool
+
+
+@dataclass
+class AdvanceResult:
+    incident_id: int
+    actions: int
+    page_ids: list[int]
+
+
+# --------------------------------------------------------------------------------- policy
+
+
+def policy_spec_build(policy: EscalationPolicy) -> engine.PolicySpec:
+    steps = []
+    for step in policy.steps.order_by("order").prefetch_related("targets"):
+        targets = tuple(
+            engine.TargetSpec(kind=t.kind, position=t.position, user_id=t.user_id) for t in step.targets.all()
+        )
+        steps.append(engine.StepSpec(delay=step.delay, targets=targets))
+    return engine.PolicySpec(
+        steps=tuple(steps),
+        repeat=policy.repeat,
+        ack_timeout=policy.ack_timeout,
+        auto_resolve_after=policy.auto_resolve_after,
+        skip_empty_steps=policy.skip_empty_steps,
+    )
+
+
+def _spec_of(incident: Incident) -> engine.PolicySpec | None:
+    if not incident.policy_snapshot:
+        return None
+    return engine.PolicySpec.from_json(incident.policy_snapshot)
+
+
+def _state_of(incident: Incident) -> engine.EngineState:
+    return engine.EngineState(
+        status=engine.Status(incident.status),
+        cycle=incident.cycle,
+        step=incident.step,
+        loop=incident.loop,
+        next_action_at=incident.next_action_at,
+        triggered_at=incident.triggered_at,
+        acknowledged_at=incident.acknowledged_at,
+        snoozed_until=incident.snoozed_until,
+        exhausted=incident.exhausted,
+    )
+
+
+ENGINE_FIELDS = [
+    "status", "cycle", "step", "loop", "next_action_at", "triggered_at", "acknowledged_at", "snoozed_until",
+    "exhausted",
+]
+
+
+def _store_state(incident: Incident, state: engine.EngineState) -> None:
+    incident.status = str(state.status)
+    incident.cycle = state.cycle
+    incident.step = state.step
+    incident.loop = state.loop
+    incident.next_action_at = state.next_action_at
+    incident.triggered_at = state.triggered_at
+    incident.acknowledged_at = state.acknowledged_at
+    incident.snoozed_until = state.snoozed_until
+    incident.exhausted = state.exhausted
+
+
+# ------------------------------------------------------------------------------- timeline
+
+
+def timeline_record(
+    *,
+    incident: Incident,
+    kind: str,
+    message: str,
+    actor: User | None = None,
+    via: str = TimelineEvent.Via.SYSTEM,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> TimelineEvent:
+    return TimelineEvent.objects.create(
+        incident=incident, kind=kind, message=message, actor=actor, via=via, data=data or {},
+        at=at or timezone.now(),
+    )
+
+
+def _name(user: User | None) -> str:
+    return user.display_name if user is not None else "Backstop"
+
+
+# --------------------------------------------------------------------------------- pages
+
+
+def _rules_for(user_ids: Iterable[int], urgency: str) -> dict[int, list[engine.RuleSpec]]:
+    """Each person's notification rules over verified, reachable contact methods.
+
+    A person with no rules is still reached: every verified method at once, so a forgotten
+    profile never means a silent page.
+    """
+    user_ids = list(user_ids)
+    rules: dict[int, list[engine.RuleSpec]] = {uid: [] for uid in user_ids}
+    usable = Q(contact_method__verified_at__isnull=False) & Q(contact_method__opted_out_at__isnull=True)
+    for index_by_user, rule in _enumerate_per_user(
+        NotificationRule.objects.filter(usable, user_id__in=user_ids, urgency__in=["any", urgency])
+        .select_related("contact_method")
+        .order_by("user_id", "order", "delay", "id")
+    ):
+        rules[rule.user_id].append(
+            engine.RuleSpec(
+                index=index_by_user, contact_method_id=rule.contact_method_id, channel=rule.contact_method.kind,
+                delay=rule.delay,
+            )
+        )
+    without = [uid for uid, found in rules.items() if not found]
+    if without:
+        methods = ContactMethod.objects.filter(
+            user_id__in=without, verified_at__isnull=False, opted_out_at__isnull=True
+        ).order_by("user_id", "kind", "id")
+        counters: dict[int, int] = {}
+        for method in methods:
+            index = counters.get(method.user_id, 0)
+            counters[method.user_id] = index + 1
+            rules[method.user_id].append(
+                engine.RuleSpec(index=index, contact_method_id=method.pk, channel=method.kind, delay=timedelta(0))
+            )
+    return rules
+
+
+def _enumerate_per_user(rules: Iterable[NotificationRule]) -> Iterable[tuple[int, NotificationRule]]:
+    current, index = None, 0
+    for rule in rules:
+        if rule.user_id != current:
+            current, index = rule.user_id, 0
+        yield index, rule
+        index += 1
+
+
+def _pages_create(
+    *, incident: Incident, cycle: int, step: int, loop: int, user_ids: Sequence[int], reached_at: datetime
+) -> tuple[list[int], list[int]]:
+    """Write the Page rows for people reached by a step; returns (page ids, unreachable user ids)."""
+    rules = _rules_for(user_ids, incident.urgency)
+    methods = ContactMethod.objects.in_bulk([r.contact_method_id for rs in rules.values() for r in rs])
+    pages = []
+    unreachable = []
+    for user_id in user_ids:
+        planned = engine.notification_plan(rules[user_id], reached_at)
+        if not planned:
+            unreachable.append(user_id)
+        for plan in planned:
+            pages.append(
+                Page(
+                    incident=incident, cycle=cycle, step=step, loop=loop, user_id=user_id,
+                    rule_index=plan.rule_index, channel=plan.channel, contact_method_id=plan.contact_method_id,
+                    destination=methods[plan.contact_method_id].value, due_at=plan.due_at,
+                )
+            )
+    # The unique key makes a re-run of the same decision harmless: nothing is created twice.
+    Page.objects.bulk_create(pages, ignore_conflicts=True)
+    created = list(
+        Page.objects.filter(incident=incident, cycle=cycle, step=step, loop=loop, user_id__in=user_ids)
+        .values_list("id", "due_at")
+    )
+    _on_commit_deliver(created)
+    return [pid for pid, _ in created], unreachable
+
+
+def _on_commit_deliver(page_ids_due: list[tuple[int, datetime]]) -> None:
+    if not page_ids_due:
+        return
+
+    def enqueue() -> None:
+        from escalations.delivery_tasks import page_enqueue
+
+        page_enqueue([pid for pid, _ in page_ids_due], {pid: due for pid, due in page_ids_due})
+
+    # robust: a broker hiccup must not fail the committed work; the sweep re-finds anything due.
+    transaction.on_commit(enqueue, robust=True)
+
+
+def _pages_cancel(incident: Incident, now: datetime) -> int:
+    return Page.objects.filter(incident=incident, status=Page.Status.PENDING).update(
+        status=Page.Status.CANCELED, status_at=now
+    )
+
+
+# -------------------------------------------------------------------------------- advance
+
+
+def _on_commit_advance(incident: Incident) -> None:
+    """Wake the engine for this incident at its next action; the sweep is the safety net."""
+    due = incident.next_action_at
+    if due is None:
+        return
+    incident_id = incident.pk
+
+    def enqueue() -> None:
+        from escalations.tasks import incident_advance
+
+        delay = (due - timezone.now()).total_seconds()
+        if delay <= 0:
+            incident_advance.delay(incident_id)
+        elif delay < MAX_ETA.total_seconds():
+            incident_advance.apply_async((incident_id,), eta=due)
+
+    # robust: a broker hiccup must not fail the committed work; the sweep re-finds anything due.
+    transaction.on_commit(enqueue, robust=True)
+
+
+def _apply_decision(incident: Incident, decision: engine.Decision, now: datetime) -> list[int]:
+    page_ids: list[int] = []
+    users_by_id: dict[int, User] = {}
+    for action in decision.actions:
+        if isinstance(action, engine.NotifyStep):
+            if not users_by_id.keys() >= set(action.user_ids):
+                users_by_id.update(User.objects.in_bulk(action.user_ids))
+            names = ", ".join(_name(users_by_id.get(uid)) for uid in action.user_ids)
+            created_ids, unreachable = _pages_create(
+                incident=incident, cycle=action.cycle, step=action.step, loop=action.loop,
+                user_ids=action.user_ids, reached_at=now,
+            )
+            page_ids.extend(created_ids)
+            timeline_record(
+                incident=incident, kind=Kind.STEP_REACHED, at=now,
+                message=f"Step {action.step + 1} (loop {action.loop + 1}): notifying {names}. {action.explain}",
+                data={"cycle": action.cycle, "step": action.step, "loop": action.loop,
+                      "user_ids": list(action.user_ids), "pages": len(created_ids)},
+            )
+            for uid in unreachable:
+                timeline_record(
+                    incident=incident, kind=Kind.PAGE_FAILED, at=now,
+                    message=f"{_name(users_by_id.get(uid))} has no verified contact method and cannot be paged.",
+                    data={"user_id": uid},
+                )
+            incident.assignees.set(action.user_ids)
+        elif isinstance(action, engine.StepSkipped):
+            timeline_record(
+                incident=incident, kind=Kind.STEP_SKIPPED, at=now, message=action.explain,
+                data={"cycle": action.cycle, "step": action.step, "loop": action.loop, "reason": str(action.reason)},
+            )
+        elif isinstance(action, engine.PolicyExhausted):
+            timeline_record(incident=incident, kind=Kind.EXHAUSTED, at=now, message=action.explain,
+                            data={"cycle": action.cycle, "loop": action.loop})
+        elif isinstance(action, engine.Retriggered):
+            incident.acknowledged_by = None
+            timeline_record(incident=incident, kind=Kind.RETRIGGERED, at=now, message=action.explain,
+                            data={"cycle": action.cycle, "reason": str(action.reason)})
+        elif isinstance(action, engine.AutoResolved):
+            incident.resolved_at = now
+            incident.resolved_by = None
+            _pages_cancel(incident, now)
+            timeline_record(incident=incident, kind=Kind.RESOLVED, at=now, message=action.explain)
+    return page_ids
+
+
+def _advance_locked(incident: Incident, now: datetime) -> AdvanceResult:
+    """Perform everything due for a locked incident row. Caller holds the transaction."""
+    spec = _spec_of(incident)
+    if spec is None or incident.suppressed:
+        Incident.objects.filter(pk=incident.pk).update(next_action_at=None)
+        return AdvanceResult(incident.pk, 0, [])
+    cache: dict[int, frozenset[int]] = {}
+
+    def targets(step_index: int) -> frozenset[int]:
+        if step_index not in cache:
+            cache[step_index] = step_targets_resolve(team=incident.team, step=spec.steps[step_index], at=now)
+        return cache[step_index]
+
+    state = _state_of(incident)
+    actions = 0
+    page_ids: list[int] = []
+    for _ in range(MAX_ACTIONS_PER_CALL):
+        decision = engine.advance(spec, state, now, targets)
+        if decision.state == state and not decision.actions:
+            break
+        page_ids.extend(_apply_decision(incident, decision, now))
+        actions += len(decision.actions)
+        state = decision.state
+        if state.next_action_at is None or state.next_action_at > now:
+            break
+    _store_state(incident, state)
+    incident.save(update_fields=[*ENGINE_FIELDS, "resolved_at", "resolved_by", "acknowledged_by", "updated_at"])
+    _on_commit_advance(incident)
+    return AdvanceResult(incident.pk, actions, page_ids)
+
+
+def incident_advance(*, incident_id: int, now: datetime | None = None) -> AdvanceResult | None:
+    """Advance one incident if it is due. Safe to call any number of times, from anywhere."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        incident = (
+            Incident.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("team")
+            .filter(pk=incident_id, next_action_at__lte=now)
+            .exclude(status=Status.RESOLVED)
+            .first()
+        )
+        if incident is None:
+            return None
+        return _advance_locked(incident, now)
+
+
+def escalations_sweep(*, now: datetime | None = None, batch: int = 100, max_batches: int = 50) -> int:
+    """Advance every due incident. Concurrent sweeps split the work (SKIP LOCKED), never double it."""
+    now = now or timezone.now()
+    advanced = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            due = list(
+                Incident.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("team")
+                .filter(next_action_at__lte=now)
+                .exclude(status=Status.RESOLVED)
+                .order_by("next_action_at")[:batch]
+            )
+            for incident in due:
+                _advance_locked(incident, now)
+        advanced += len(due)
+        if len(due) < batch:
+            break
+    return advanced
+
+
+# -------------------------------------------------------------------------------- trigger
+
+
+def incident_open_get(*, team: Team, dedup_key: str) -> Incident | None:
+    if not dedup_key:
+        return None
+    return Incident.objects.filter(team=team, dedup_key=dedup_key).exclude(status=Status.RESOLVED).first()
+
+
+def incident_trigger(
+    *,
+    team: Team,
+    title: str,
+    details: str = "",
+    severity: str = Incident.Severity.ERROR,
+    urgency: str = Incident.Urgency.HIGH,
+    source: str = Incident.Source.MANUAL,
+    dedup_key: str = "",
+    payload: dict[str, Any] | None = None,
+    links: list[Any] | None = None,
+    policy: EscalationPolicy | None = None,
+    suppressed: bool = False,
+    actor: User | None = None,
+    via: str = TimelineEvent.Via.SYSTEM,
+    now: datetime | None = None,
+) -> TriggerResult:
+    now = now or timezone.now()
+    title = (title or "").strip()[:1024] or "(no summary)"
+    for _ in range(3):
+        existing = incident_open_get(team=team, dedup_key=dedup_key)
+        if existing is not None:
+            return TriggerResult(_alert_append(existing, title=title, payload=payload, via=via, now=now), False)
+        try:
+            with transaction.atomic():
+                return TriggerResult(
+                    _incident_open(
+                        team=team, title=title, details=details, severity=severity, urgency=urgency,
+                        source=source, dedup_key=dedup_key, payload=payload, links=links, policy=policy,
+                        suppressed=suppressed, actor=actor, via=via, now=now,
+                    ),
+                    True,
+                )
+        except IntegrityError:
+            # Another request opened the same (team, dedup_key) a moment ago: join it.
+            continue
+    raise RuntimeError(f"could not open or find the incident for dedup key {dedup_key!r}")
+
+
+def _incident_open(*, team, title, details, severity, urgency, source, dedup_key, payload, links, policy,
+                   suppressed, actor, via, now) -> Incident:
+    policy = policy or team.escalation_policy
+    spec = policy_spec_build(policy) if policy is not None else None
+    incident = Incident(
+        team=team, policy=policy, policy_snapshot=spec.to_json() if spec else {}, title=title, details=details,
+        severity=severity, urgency=urgency, source=source, dedup_key=dedup_key, payload=payload or {},
+        links=links or [], suppressed=suppressed, created_at=now,
+    )
+    if spec is not None and spec.steps and not suppressed:
+        _store_state(incident, engine.trigger(spec, now))
+    else:
+        incident.triggered_at = now
+    incident.save()
+    reason = ""
+    if suppressed:
+        reason = " during a maintenance window: recorded, nobody is paged"
+    elif spec is None or not spec.steps:
+        reason = f": {team} has no escalation policy with steps, nobody is paged"
+    timeline_record(
+        incident=incident, kind=Kind.CREATED, actor=actor, via=via, at=now,
+        message=f"Opened by {_name(actor) if actor else via}{reason}.",
+        data={"source": source, "dedup_key": dedup_key, "policy": policy.name if policy else None},
+    )
+    _on_commit_advance(incident)
+    return incident
+
+
+def _alert_append(incident: Incident, *, title: str, payload: dict | None, via: str, now: datetime) -> Incident:
+    with transaction.atomic():
+        Incident.objects.filter(pk=incident.pk).update(alert_count=F("alert_count") + 1, updated_at=now)
+        timeline_record(
+            incident=incident, kind=Kind.ALERT, via=via, at=now,
+            message=f"Another alert for this incident: {title}",
+            data={"payload": payload or {}},
+        )
+    incident.refresh_from_db()
+    return incident
+
+
+# -------------------------------------------------------------------------------- actions
+
+
+def _locked(incident: Incident) -> Incident:
+    return Incident.objects.select_for_update(of=("self",)).select_related("team").get(pk=incident.pk)
+
+
+def _refresh(target: Incident, source: Incident) -> None:
+    for field in [*ENGINE_FIELDS, "acknowledged_by_id", "resolved_at", "resolved_by_id"]:
+        setattr(target, field, getattr(source, field))
+
+
+def incident_acknowledge(*, incident: Incident, by: User | None, via: str, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(incident)
+        if locked.status != Status.TRIGGERED:
+            return False
+        spec = _spec_of(locked)
+        state = _state_of(locked)
+        if spec is not None:
+            state = engine.acknowledge(spec, state, now)
+        else:
+            state = replace(state, status=engine.Status.ACKNOWLEDGED, acknowledged_at=now, next_action_at=None)
+        _store_state(locked, state)
+        locked.acknowledged_by = by
+        locked.save(update_fields=[*ENGINE_FIELDS, "acknowledged_by", "updated_at"])
+        canceled = _pages_cancel(locked, now)
+        timeline_record(
+            incident=locked, kind=Kind.ACKNOWLEDGED, actor=by, via=via, at=now,
+            message=f"Acknowledged by {_name(by)} via {TimelineEvent.Via(via).label}"
+            + (f"; {canceled} pending page(s) canceled." if canceled else "."),
+        )
+        _on_commit_advance(locked)
+    _refresh(incident, locked)
+    return True
+
+
+def incident_resolve(
+    *, incident: Incident, by: User | None, via: str, now: datetime | None = None, note: str = ""
+) -> bool:
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(incident)
+        if locked.status == Status.RESOLVED:
+            return False
+        _store_state(locked, engine.resolve(_state_of(locked), now))
+        locked.resolved_at = now
+        locked.resolved_by = by
+        locked.save(update_fields=[*ENGINE_FIELDS, "resolved_at", "resolved_by", "updated_at"])
+        _pages_cancel(locked, now)
+        timeline_record(
+            incident=locked, kind=Kind.RESOLVED, actor=by, via=via, at=now,
+            message=f"Resolved by {_name(by)} via {TimelineEvent.Via(via).label}." + (f" {note}" if note else ""),
+        )
+    _refresh(incident, locked)
+    return True
+
+
+def incident_escalate(*, incident: Incident, by: User | None, via: str, now: datetime | None = None) -> bool:
+    """Escalate to the next step now (also from acknowledged: someone asked for help)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(incident)
+        spec = _spec_of(locked)
+        if locked.status == Status.RESOLVED or spec is None or not spec.steps or locked.suppressed:
+            return False
+        _store_state(locked, engine.escalate_now(spec, _state_of(locked), now))
+        locked.acknowledged_by = None
+        locked.save(update_fields=[*ENGINE_FIELDS, "acknowledged_by", "updated_at"])
+        timeline_record(
+            incident=locked, kind=Kind.ESCALATED, actor=by, via=via, at=now,
+            message=f"Escalated to the next step by {_name(by)} via {TimelineEvent.Via(via).label}.",
+        )
+        _advance_locked(locked, now)
+    _refresh(incident, locked)
+    return True
+
+
+def incident_reassign(
+    *, incident: Incident, by: User | None, to_users: Sequence[User], via: str, now: datetime | None = None
+) -> None:
+    """Hand the incident to these people; while it is triggered they are paged at once."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(incident)
+        locked.assignees.set(to_users)
+        names = ", ".join(u.display_name for u in to_users) or "nobody"
+        timeline_record(
+            incident=locked, kind=Kind.REASSIGNED, actor=by, via=via, at=now,
+            message=f"Reassigned to {names} by {_name(by)}.", data={"user_ids": [u.pk for u in to_users]},
+        )
+        if locked.status == Status.TRIGGERED and to_users and not locked.suppressed:
+            sequence = locked.timeline.filter(kind=Kind.REASSIGNED).count()
+            _pages_create(
+                incident=locked, cycle=locked.cycle, step=MANUAL_STEP, loop=sequence,
+                user_ids=[u.pk for u in to_users], reached_at=now,
+            )
+
+
+def incident_note_add(
+    *, incident: Incident, by: User | None, text: str, via: str, now: datetime | None = None
+) -> TimelineEvent:
+    text = text.strip()
+    if not text:
+        raise ValueError("A note needs some text.")
+    return timeline_record(
+        incident=incident, kind=Kind.NOTE, actor=by, via=via, message=text[:10000], at=now or timezone.now()
+    )
+
+
+def incident_snooze(
+    *, incident: Incident, by: User | None, until: datetime, via: str, now: datetime | None = None
+) -> None:
+    now = now or timezone.now()
+    if until <= now:
+        raise ValueError("Snooze until a moment in the future.")
+    with transaction.atomic():
+        locked = _locked(incident)
+        spec = _spec_of(locked)
+        if locked.status == Status.RESOLVED or spec is None:
+            raise ValueError("Only an open incident with an escalation policy can be snoozed.")
+        was_triggered = locked.status == Status.TRIGGERED
+        _store_state(locked, engine.snooze(spec, _state_of(locked), now, until))
+        if was_triggered:
+            locked.acknowledged_by = by
+        locked.save(update_fields=[*ENGINE_FIELDS, "acknowledged_by", "updated_at"])
+        _pages_cancel(locked, now)
+        timeline_record(
+            incident=locked, kind=Kind.SNOOZED, actor=by, via=via, at=now,
+            message=f"Snoozed by {_name(by)} until {until.isoformat(timespec='minutes')}.",
+            data={"until": until.isoformat()},
+        )
+        _on_commit_advance(locked)
+    _refresh(incident, locked)
+
+
+def incident_retrigger(*, incident: Incident, via: str, reason: str, now: datetime | None = None) -> bool:
+    """A new alert or call for an acknowledged incident: escalate again from the first step."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(incident)
+        spec = _spec_of(locked)
+        if spec is None or locked.status == Status.RESOLVED or locked.suppressed:
+            return False
+        before = _state_of(locked)
+        after = engine.retrigger(spec, before, now)
+        if after == before:
+            return False
+        _store_state(locked, after)
+        locked.acknowledged_by = None
+        locked.save(update_fields=[*ENGINE_FIELDS, "acknowledged_by", "updated_at"])
+        timeline_record(incident=locked, kind=Kind.RETRIGGERED, via=via, at=now, message=reason)
+        _advance_locked(locked, now)
+    _refresh(incident, locked)
+    return True
+
+
+def incidents_open_count_by_team(team_ids: Iterable[int]) -> dict[int, int]:
+    rows = (
+        Incident.objects.filter(team_id__in=list(team_ids)).exclude(status=Status.RESOLVED)
+        .values("team_id").annotate(n=Count("id"))
+    )
+    return {row["team_id"]: row["n"] for row in rows}

@@ -1,0 +1,17 @@
+"""Thin, idempotent Celery wrappers around the escalation services."""
+
+from celery import shared_task
+
+from escalations import services
+from portal.jobs import job_run
+
+
+@shared_task(name="escalations.tasks.sweep", acks_late=True, ignore_result=True)
+def sweep() -> int:
+    with job_run("escalation-sweep"):
+        return services.escalations_sweep()
+
+
+@shared_task(name="escalations.tasks.incident_advance", acks_late=True, ignore_result=True)
+def incident_advance(incident_id: int) -> None:
+    services.incident_advance(incident_id=incident_id)
