@@ -788,7 +788,7 @@ def heartbeat_ping(*, heartbeat: Heartbeat, now: datetime | None = None) -> bool
     """Record a ping; resolves the open missed-heartbeat incident. Returns True if it was down."""
     now = now or timezone.now()
     with transaction.atomic():
-        hb = Heartbeat.objects.select_for_update().select_related("open_incident").get(pk=heartbeat.pk)
+        hb = Heartbeat.objects.select_for_update(of=("self",)).select_related("open_incident").get(pk=heartbeat.pk)
         was_down = hb.state == Heartbeat.State.DOWN
         incident = hb.open_incident
         if incident is not None and incident.status != Incident.Status.RESOLVED:

@@ -7,6 +7,7 @@ retries 5xx and drops 4xx, so a malformed payload is a 400 and only our own fail
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -14,7 +15,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParser
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -201,15 +203,15 @@ def alertmanager_webhook(request: HttpRequest, key: str) -> JsonResponse:
 
 def _form_or_json(request: HttpRequest, body: bytes):
     content_type = request.content_type or ""
-    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        from django.http import QueryDict
-
-        if content_type == "multipart/form-data":
-            raise intake.EventInvalid(["Send JSON or application/x-www-form-urlencoded"])
-        try:
+    try:
+        if content_type == "application/x-www-form-urlencoded":
             return QueryDict(body, encoding=request.encoding or "utf-8").dict()
-        except Exception:
-            raise intake.EventInvalid(["Form body could not be decoded"]) from None
+        if content_type == "multipart/form-data":
+            # The stream is consumed (size-checked) already: parse the bytes we hold.
+            post, _files = MultiPartParser(request.META, io.BytesIO(body), request.upload_handlers).parse()
+            return post.dict()
+    except Exception:
+        raise intake.EventInvalid(["Form body could not be decoded"]) from None
     return _json(body)
 
 

@@ -5,7 +5,15 @@ from datetime import UTC, date, datetime, time, timedelta
 import factory
 from django.utils import timezone
 
-from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget, Incident
+from escalations.models import (
+    EscalationPolicy,
+    EscalationStep,
+    EscalationTarget,
+    Heartbeat,
+    Incident,
+    Integration,
+    MaintenanceWindow,
+)
 from portal.models import ContactMethod, NotificationRule, User
 from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
 
@@ -151,3 +159,33 @@ class IncidentFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     title = factory.Sequence(lambda n: f"Incident {n}")
     created_at = factory.LazyFunction(timezone.now)
+
+
+class IntegrationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Integration
+
+    team = factory.SubFactory(TeamFactory)
+    name = factory.Sequence(lambda n: f"Integration {n}")
+    kind = Integration.Kind.PAGERDUTY
+
+
+class HeartbeatFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Heartbeat
+
+    team = factory.SubFactory(TeamFactory)
+    name = factory.Sequence(lambda n: f"Nightly job {n}")
+    interval = timedelta(minutes=10)
+    grace = timedelta(minutes=2)
+    created_at = T0
+
+
+class MaintenanceWindowFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MaintenanceWindow
+
+    team = factory.SubFactory(TeamFactory)
+    start = T0
+    end = factory.LazyAttribute(lambda o: o.start + timedelta(hours=2))
+    reason = "Database upgrade"
