@@ -242,6 +242,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `kind`/`status` field: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "escalations.models.Incident.Status",
+        "PageStatusEnum": "escalations.models.Page.Status",
+        "IntegrationKindEnum": "escalations.models.Integration.Kind",
+        "TargetKindEnum": "escalations.models.EscalationTarget.Kind",
+        "HeartbeatStateEnum": "escalations.models.Heartbeat.State",
+    },
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
