@@ -1,14 +1,20 @@
 from django.contrib import admin
 
 from escalations.models import (
+    Alert,
+    AlertGroupMember,
     BlockedNumber,
     CallRecord,
+    ChangeEvent,
     CustomerContact,
     CustomerPhone,
     EscalationPolicy,
     EscalationStep,
     EscalationTarget,
+    Heartbeat,
     Incident,
+    Integration,
+    MaintenanceWindow,
     OutboxMessage,
     Page,
     PhoneLine,
@@ -150,3 +156,55 @@ class CallRecordAdmin(admin.ModelAdmin):
     list_select_related = ("line", "customer_contact", "incident")
     raw_id_fields = ("incident", "customer_contact", "connected_to")
     readonly_fields = ("call_sid", "events", "recording_sid", "recording_url")
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ("name", "team", "kind", "enabled", "policy", "created_at")
+    list_filter = ("kind", "enabled", "team")
+    search_fields = ("name", "team__name")
+    list_select_related = ("team", "policy")
+    readonly_fields = ("key",)
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("id", "integration", "action", "status", "dedup_key", "summary", "incident", "received_at")
+    list_filter = ("action", "status")
+    search_fields = ("dedup_key", "fingerprint", "summary")
+    list_select_related = ("integration__team", "incident")
+    date_hierarchy = "received_at"
+    raw_id_fields = ("incident",)
+
+
+@admin.register(AlertGroupMember)
+class AlertGroupMemberAdmin(admin.ModelAdmin):
+    list_display = ("incident", "fingerprint", "status", "starts_at", "ends_at", "updated_at")
+    list_filter = ("status",)
+    search_fields = ("fingerprint",)
+    raw_id_fields = ("incident",)
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(admin.ModelAdmin):
+    list_display = ("name", "team", "interval", "grace", "state", "last_ping_at", "enabled")
+    list_filter = ("state", "enabled", "team")
+    search_fields = ("name",)
+    list_select_related = ("team",)
+    readonly_fields = ("token", "open_incident")
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(admin.ModelAdmin):
+    list_display = ("team", "integration", "start", "end", "reason", "created_by")
+    list_filter = ("team",)
+    list_select_related = ("team", "integration", "created_by")
+
+
+@admin.register(ChangeEvent)
+class ChangeEventAdmin(admin.ModelAdmin):
+    list_display = ("timestamp", "team", "integration", "summary", "source")
+    list_filter = ("team",)
+    search_fields = ("summary", "source")
+    list_select_related = ("team", "integration")
+    date_hierarchy = "timestamp"

@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+"""/api/v1/ routes of the portal app."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from portal import api
+
+router = SimpleRouter()
+router.register("tokens", api.ApiTokenViewSet, basename="api-token")
+
+urlpatterns = router.urls

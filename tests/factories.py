@@ -5,7 +5,16 @@ from datetime import UTC, date, datetime, time, timedelta
 import factory
 from django.utils import timezone
 
-from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget, Incident, Page
+from escalations.models import (
+    EscalationPolicy,
+    EscalationStep,
+    EscalationTarget,
+    Heartbeat,
+    Incident,
+    Integration,
+    MaintenanceWindow,
+    Page,
+)
 from portal.models import ContactMethod, NotificationRule, User
 from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
 
@@ -82,6 +91,7 @@ class RotationFactory(factory.django.DjangoModelFactory):
 class RotationEraFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = RotationEra
+        skip_postgeneration_save = True
 
     rotation = factory.SubFactory(RotationFactory)
     effective_from = datetime(2026, 1, 1, tzinfo=UTC)
@@ -167,3 +177,31 @@ class PageFactory(factory.django.DjangoModelFactory):
     channel = factory.SelfAttribute("contact_method.kind")
     destination = factory.SelfAttribute("contact_method.value")
     due_at = factory.LazyFunction(timezone.now)
+class IntegrationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Integration
+
+    team = factory.SubFactory(TeamFactory)
+    name = factory.Sequence(lambda n: f"Integration {n}")
+    kind = Integration.Kind.PAGERDUTY
+
+
+class HeartbeatFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Heartbeat
+
+    team = factory.SubFactory(TeamFactory)
+    name = factory.Sequence(lambda n: f"Nightly job {n}")
+    interval = timedelta(minutes=10)
+    grace = timedelta(minutes=2)
+    created_at = T0
+
+
+class MaintenanceWindowFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MaintenanceWindow
+
+    team = factory.SubFactory(TeamFactory)
+    start = T0
+    end = factory.LazyAttribute(lambda o: o.start + timedelta(hours=2))
+    reason = "Database upgrade"

@@ -202,7 +202,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Task modules not named tasks.py (autodiscover only finds those).
-CELERY_IMPORTS = ["escalations.delivery_tasks"]
+CELERY_IMPORTS = ["escalations.delivery_tasks", "escalations.intake_tasks"]
 
 # The one beat schedule. Every job is idempotent and safe if two beats run at once: each one
 # takes database row locks, never an in-memory flag.
@@ -219,7 +219,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 15.0,
         "options": {"expires": 14},
     },
+    "heartbeat-check": {
+        "task": "escalations.intake_tasks.heartbeats_check",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
 }
+# Task modules outside the autodiscovered `tasks.py`.
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -244,6 +250,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `kind`/`status` field: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "escalations.models.Incident.Status",
+        "PageStatusEnum": "escalations.models.Page.Status",
+        "IntegrationKindEnum": "escalations.models.Integration.Kind",
+        "TargetKindEnum": "escalations.models.EscalationTarget.Kind",
+        "HeartbeatStateEnum": "escalations.models.Heartbeat.State",
+    },
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

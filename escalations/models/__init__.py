@@ -1,17 +1,24 @@
 from .incident import Incident, Page, TimelineEvent
+from .intake import Alert, AlertGroupMember, ChangeEvent, Heartbeat, Integration, MaintenanceWindow
 from .outbox import OutboxMessage
 from .phone import BlockedNumber, CallRecord, CustomerContact, CustomerPhone, PhoneLine, PhoneMenuOption
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
 
 __all__ = [
+    "Alert",
+    "AlertGroupMember",
     "BlockedNumber",
     "CallRecord",
+    "ChangeEvent",
     "CustomerContact",
     "CustomerPhone",
     "EscalationPolicy",
     "EscalationStep",
     "EscalationTarget",
+    "Heartbeat",
     "Incident",
+    "Integration",
+    "MaintenanceWindow",
     "OutboxMessage",
     "Page",
     "PhoneLine",

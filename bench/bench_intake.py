@@ -1,0 +1,195 @@
+#!/usr/bin/env python
+"""Benchmark alert intake: PagerDuty Events API v2 triggers against gunicorn with production settings.
+
+    .venv/bin/python bench/bench_intake.py [--seconds 15] [--concurrency 16] [--workers 4] [--keys 200]
+
+Creates a throwaway PostgreSQL database (dropped at the end), migrates, creates one PagerDuty
+integration, starts gunicorn (config.settings.production, Redis broker and cache), then fires trigger
+events that cycle through `--keys` dedup keys from a thread pool of keep-alive `requests` sessions
+and prints sustained events/s with p50/p99 latency — and the same load against /healthz as the
+ceiling of this machine and server without any intake work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def run_load(url: str, body_for, seconds: float, concurrency: int) -> dict:
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    statuses: dict[int, int] = {}
+    stop = time.perf_counter() + seconds
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        session = requests.Session()
+        n = i
+        while time.perf_counter() < stop:
+            data = body_for(n)
+            n += concurrency
+            t0 = time.perf_counter()
+            try:
+                r = session.post(url, data=data, headers={"Content-Type": "application/json"}, timeout=10)
+                code = r.status_code
+            except requests.RequestException:
+                code = -1
+            latencies[i].append(time.perf_counter() - t0)
+            with lock:
+                statuses[code] = statuses.get(code, 0) + 1
+            if code not in (200, 202):
+                errors[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    flat = sorted(x for lat in latencies for x in lat)
+    q = statistics.quantiles(flat, n=100) if len(flat) > 2 else [0] * 99
+    return {
+        "requests": len(flat),
+        "per_second": len(flat) / elapsed,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+        "errors": sum(errors),
+        "statuses": statuses,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gthread if > 1)")
+    parser.add_argument("--keys", type=int, default=200, help="distinct dedup keys, repeated")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--admin-url", default=os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15"))
+    args = parser.parse_args()
+
+    db = f"backstop_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(args.admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    base = args.admin_url.rsplit("/", 1)[0]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": f"{base}/{db}",
+        "CELERY_BROKER_URL": args.redis,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "INTEGRATION_RATE": "1000000/s",  # measure intake, not the limiter's refusals
+        "LOG_LEVEL": "WARNING",
+        "BACKSTOP_VAR_DIR": "/tmp/backstop-bench-var",
+    }
+    server = None
+    try:
+        subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        key = subprocess.run(
+            [PY, "manage.py", "shell", "-c",
+             "from rotations.models import Team; from escalations.models import Integration;"
+             "t=Team.objects.create(name='Bench', slug='bench');"
+             "print(Integration.objects.create(team=t, name='bench', kind='pagerduty').key)"],
+            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]
+        cmd = [PY, "-m", "gunicorn", "config.wsgi", "--workers", str(args.workers), "--bind",
+               f"127.0.0.1:{args.port}", "--log-level", "warning", "--keep-alive", "30"]
+        if args.threads > 1:
+            cmd += ["--threads", str(args.threads), "--worker-class", "gthread"]
+        server = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+        base_url = f"http://127.0.0.1:{args.port}"
+        for _ in range(100):
+            try:
+                if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("gunicorn did not start")
+
+        def event(n: int) -> str:
+            return json.dumps({
+                "routing_key": key, "event_action": "trigger", "dedup_key": f"bench-{n % args.keys}",
+                "payload": {"summary": f"Bench alert {n % args.keys}", "source": "bench", "severity": "error",
+                            "custom_details": {"n": n}},
+            })
+
+        # Warm-up: opens the incidents once so the timed run measures the steady state (dedup path).
+        run_load(f"{base_url}/integrations/pagerduty/v2/enqueue", event, 2, args.concurrency)
+        intake = run_load(f"{base_url}/integrations/pagerduty/v2/enqueue", event, args.seconds, args.concurrency)
+        ceiling_url = f"{base_url}/healthz"
+        ceiling = run_load_get(ceiling_url, args.seconds, args.concurrency)
+        print(f"gunicorn workers={args.workers} threads={args.threads}, client threads={args.concurrency}, "
+              f"{args.seconds:.0f}s each, {os.cpu_count()} CPUs (client and server share them)")
+        for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
+            print(f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                  f"requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}")
+        with psycopg.connect(f"{base}/{db}") as conn:
+            incidents, alerts = conn.execute(
+                "SELECT (SELECT count(*) FROM escalations_incident), (SELECT count(*) FROM escalations_alert)"
+            ).fetchone()
+        print(f"stored: {incidents} incidents, {alerts} alert rows")
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        with psycopg.connect(args.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    return 0
+
+
+def run_load_get(url: str, seconds: float, concurrency: int) -> dict:
+    """The same client loop against a trivial GET view."""
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        session = requests.Session()
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            try:
+                code = session.get(url, timeout=10).status_code
+            except requests.RequestException:
+                code = -1
+            latencies[i].append(time.perf_counter() - t0)
+            with lock:
+                statuses[code] = statuses.get(code, 0) + 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    flat = sorted(x for lat in latencies for x in lat)
+    q = statistics.quantiles(flat, n=100)
+    return {"requests": len(flat), "per_second": len(flat) / elapsed, "p50_ms": q[49] * 1000,
+            "p99_ms": q[98] * 1000, "errors": sum(c for s, c in statuses.items() if s != 200), "statuses": statuses}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
