@@ -171,10 +171,16 @@ class GapAlert(models.Model):
     class Meta:
         ordering = ["start"]
         constraints = [
+            # Two partial indexes rather than nulls_distinct=False, which SQLite (the no-setup mode) lacks.
             models.UniqueConstraint(
-                fields=["team", "position", "start", "end", "kind", "user"],
+                fields=["team", "position", "start", "end"],
+                condition=models.Q(user__isnull=True),
                 name="gap_alert_once",
-                nulls_distinct=False,
+            ),
+            models.UniqueConstraint(
+                fields=["team", "position", "start", "end", "user"],
+                condition=models.Q(user__isnull=False),
+                name="gap_alert_once_per_person",
             ),
         ]
 

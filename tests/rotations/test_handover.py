@@ -164,3 +164,38 @@ def test_first_run_only_looks_back(week, names, lookback_hours):
     # Without a cursor the first run covers now - lookback only: the 21st's start is not re-sent on the 22nd.
     sent = run_at([utc(2026, 10, 22, 7)], names)
     assert {s[0] for s in sent} == {utc(2026, 10, 22, 7)}
+
+
+def test_handover_hands_open_incidents_per_policy(week, names):
+    from escalations.models import Incident, TimelineEvent
+    from tests.factories import EscalationPolicyFactory, IncidentFactory
+
+    follow = EscalationPolicyFactory(team=week.team, reassign_on_handover=True)
+    stay = EscalationPolicyFactory(team=week.team, reassign_on_handover=False)
+    moved = IncidentFactory(team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5))
+    kept = IncidentFactory(team=week.team, policy=stay, created_at=utc(2026, 10, 22, 5))
+    shared = IncidentFactory(team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5))
+    resolved = IncidentFactory(team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5),
+                               status=Incident.Status.RESOLVED)
+    bens = IncidentFactory(team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5))
+    for inc in (moved, kept, resolved):
+        inc.assignees.set([week.A])
+    shared.assignees.set([week.A, week.manager])
+    bens.assignees.set([week.B])  # Ben moves secondary -> primary: stays on call, keeps his incident
+
+    run_at([utc(2026, 10, 22, 6, 59), utc(2026, 10, 22, 7), utc(2026, 10, 22, 7, 1)], names)
+
+    assert set(moved.assignees.all()) == {week.B}
+    assert set(kept.assignees.all()) == {week.A}
+    assert set(shared.assignees.all()) == {week.manager, week.B}
+    assert set(resolved.assignees.all()) == {week.A}
+    assert set(bens.assignees.all()) == {week.B}
+    kinds = lambda inc: list(inc.timeline.values_list("kind", flat=True))  # noqa: E731
+    assert kinds(moved) == [TimelineEvent.Kind.HANDOVER, TimelineEvent.Kind.REASSIGNED]
+    assert kinds(kept) == [TimelineEvent.Kind.HANDOVER]
+    assert "assignees unchanged" in kept.timeline.get().message
+    assert kinds(resolved) == [] and kinds(bens) == []
+    row = Handover.objects.get(position="primary", at=utc(2026, 10, 22, 7))
+    assert sorted(row.incidents_handed) == sorted([moved.pk, kept.pk, shared.pk])
+    ann = next(m for m in mail.outbox if m.to == [week.A.email])
+    assert "3 incidents handed to Ben." in ann.body
