@@ -18,15 +18,27 @@ from rotations.schedule import (
     Reason,
     RotationSpec,
     Window,
+    handoffs,
     oncall_at,
     rotation_shifts,
 )
 
-ZONES = ["UTC", "Europe/Berlin", "America/Chicago", "Australia/Sydney", "Asia/Kolkata", "America/St_Johns"]
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/Chicago",
+    "Australia/Sydney",
+    "Asia/Kolkata",
+    "America/St_Johns",
+]
 UNITS = ["hours", "days", "weeks", "months"]
 POSITIONS = ("primary", "secondary", "tertiary")
 # Start dates near the DST changes of the zones above (both hemispheres).
-BASES = [datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 9, 25, tzinfo=UTC), datetime(2026, 10, 20, tzinfo=UTC)]
+BASES = [
+    datetime(2026, 3, 1, tzinfo=UTC),
+    datetime(2026, 9, 25, tzinfo=UTC),
+    datetime(2026, 10, 20, tzinfo=UTC),
+]
 USERS = range(1, 9)
 
 PROFILE = settings(
@@ -57,10 +69,21 @@ def rotation_specs(draw, restrictions=True, max_eras=3):
         participants = tuple(draw(st.permutations(list(USERS)))[:n])
         unit = draw(st.sampled_from(UNITS))
         length = draw(st.integers(1, 12 if unit == "hours" else 3))
-        local = eff.astimezone(tz).replace(tzinfo=None) + timedelta(days=draw(st.integers(-400, 3)))
-        local = local.replace(hour=draw(st.integers(0, 23)), minute=draw(st.sampled_from([0, 30])), second=0, microsecond=0)
+        local = eff.astimezone(tz).replace(tzinfo=None) + timedelta(
+            days=draw(st.integers(-400, 3))
+        )
+        local = local.replace(
+            hour=draw(st.integers(0, 23)),
+            minute=draw(st.sampled_from([0, 30])),
+            second=0,
+            microsecond=0,
+        )
         anchor = local.replace(tzinfo=tz)
-        wins = tuple(draw(st.lists(windows(), min_size=1, max_size=2))) if restrictions and draw(st.booleans()) else ()
+        wins = (
+            tuple(draw(st.lists(windows(), min_size=1, max_size=2)))
+            if restrictions and draw(st.booleans())
+            else ()
+        )
         eras.append(Era(eff, anchor, unit, length, participants, wins))
         eff += timedelta(minutes=draw(st.integers(60, 60 * 24 * 30)))
     return RotationSpec(1, 1, tz_name, POSITIONS[:k], tuple(eras))
@@ -69,9 +92,13 @@ def rotation_specs(draw, restrictions=True, max_eras=3):
 @st.composite
 def scenarios(draw, restrictions=True):
     spec = draw(rotation_specs(restrictions=restrictions))
-    since = spec.eras[0].effective_from + timedelta(minutes=draw(st.integers(-60 * 24 * 3, 60 * 24 * 20)))
+    since = spec.eras[0].effective_from + timedelta(
+        minutes=draw(st.integers(-60 * 24 * 3, 60 * 24 * 20))
+    )
     until = since + timedelta(minutes=draw(st.integers(30, 60 * 24 * 30)))
-    minutes = st.integers(int((since - timedelta(days=3)).timestamp() // 60), int(until.timestamp() // 60))
+    minutes = st.integers(
+        int((since - timedelta(days=3)).timestamp() // 60), int(until.timestamp() // 60)
+    )
 
     def instant(m):
         return datetime.fromtimestamp(m * 60, UTC)
@@ -88,9 +115,27 @@ def scenarios(draw, restrictions=True):
         rid = draw(st.sampled_from([1, 1, 1, 2]))
         user = draw(st.integers(1, 9))
         if draw(st.booleans()):
-            overrides.append(Override(rid, user, s, e, position=draw(st.sampled_from(POSITIONS)), id=200 + idx))
+            overrides.append(
+                Override(
+                    rid,
+                    user,
+                    s,
+                    e,
+                    position=draw(st.sampled_from(POSITIONS)),
+                    id=200 + idx,
+                )
+            )
         else:
-            overrides.append(Override(rid, user, s, e, replaces_user_id=draw(st.sampled_from(USERS)), id=200 + idx))
+            overrides.append(
+                Override(
+                    rid,
+                    user,
+                    s,
+                    e,
+                    replaces_user_id=draw(st.sampled_from(USERS)),
+                    id=200 + idx,
+                )
+            )
     return spec, exclusions, overrides, since, until
 
 
@@ -184,7 +229,9 @@ def merged(shifts):
 
 
 def flat(shifts):
-    return sorted(((*key(s), s.start, s.end) for s in shifts), key=lambda r: (r[-2], r[0]))
+    return sorted(
+        ((*key(s), s.start, s.end) for s in shifts), key=lambda r: (r[-2], r[0])
+    )
 
 
 # --------------------------------------------------------------------------
@@ -240,12 +287,20 @@ def test_no_double_booking_no_excluded_and_overrides_win(sc):
     starts = {j: [s.start for s in segs] for j, segs in groups.items()}
 
     def at(t):
-        return [c for j, segs in groups.items() if (c := covering(segs, starts[j], t)) is not None]
+        return [
+            c
+            for j, segs in groups.items()
+            if (c := covering(segs, starts[j], t)) is not None
+        ]
 
     # (2) nobody in two positions at once unless an override put them there.
     for t in sorted({s.start for s in shifts}):
         here = at(t)
-        users = Counter(s.user_id for s in here if s.user_id is not None and s.reason is not Reason.OVERRIDE)
+        users = Counter(
+            s.user_id
+            for s in here
+            if s.user_id is not None and s.reason is not Reason.OVERRIDE
+        )
         assert all(c == 1 for c in users.values()), here
 
     # (3) an excluded user is never on call except via override.
@@ -253,7 +308,9 @@ def test_no_double_booking_no_excluded_and_overrides_win(sc):
         if s.reason is Reason.OVERRIDE or s.user_id is None:
             continue
         for x in exclusions:
-            assert not (x.user_id == s.user_id and x.start < s.end and x.end > s.start), (s, x)
+            assert not (
+                x.user_id == s.user_id and x.start < s.end and x.end > s.start
+            ), (s, x)
         if s.reason is Reason.COVER:
             assert s.exclusion_id is not None and s.user_id != s.scheduled_user_id
 
@@ -267,11 +324,24 @@ def test_no_double_booking_no_excluded_and_overrides_win(sc):
             if not here:
                 continue  # rotation inactive there
             if o.replaces_user_id is not None:
-                assert all(s.user_id != o.replaces_user_id or s.reason is Reason.OVERRIDE for s in here)
-            later = [p for p in mine if p is not o and p.start <= t < p.end and (p.start, p.id) > (o.start, o.id)]
+                assert all(
+                    s.user_id != o.replaces_user_id or s.reason is Reason.OVERRIDE
+                    for s in here
+                )
+            later = [
+                p
+                for p in mine
+                if p is not o
+                and p.start <= t < p.end
+                and (p.start, p.id) > (o.start, o.id)
+            ]
             if o.position is not None and o.position in spec.positions and not later:
                 s = next(s for s in here if s.position == o.position)
-                assert (s.user_id, s.reason, s.override_id) == (o.user_id, Reason.OVERRIDE, o.id)
+                assert (s.user_id, s.reason, s.override_id) == (
+                    o.user_id,
+                    Reason.OVERRIDE,
+                    o.id,
+                )
 
 
 @PROFILE
@@ -285,16 +355,28 @@ def test_no_double_booking_no_excluded_and_overrides_win(sc):
     offset_days=st.integers(-2000, 0),
 )
 def test_fairness(n, k, m, unit, length, tz, offset_days):
-    anchor = datetime(2026, 3, 5, 2, 30, tzinfo=ZoneInfo(tz)) + timedelta(days=offset_days)
+    anchor = datetime(2026, 3, 5, 2, 30, tzinfo=ZoneInfo(tz)) + timedelta(
+        days=offset_days
+    )
     people = tuple(range(1, n + 1))
-    spec = RotationSpec(1, 1, tz, POSITIONS[:k], (Era(anchor, anchor, unit, length, people),))
+    spec = RotationSpec(
+        1, 1, tz, POSITIONS[:k], (Era(anchor, anchor, unit, length, people),)
+    )
     # Start at a shift boundary found via oncall_at, away from the anchor.
     probe = datetime(2026, 3, 20, tzinfo=UTC)
     first = oncall_at(spec, [], [], probe)[0]
-    horizon = {"hours": timedelta(hours=1), "days": timedelta(days=1), "weeks": timedelta(weeks=1)}.get(
-        unit, timedelta(days=31)
+    horizon = {
+        "hours": timedelta(hours=1),
+        "days": timedelta(days=1),
+        "weeks": timedelta(weeks=1),
+    }.get(unit, timedelta(days=31))
+    shifts = rotation_shifts(
+        spec,
+        [],
+        [],
+        first.start,
+        first.start + horizon * length * n * m + timedelta(days=1),
     )
-    shifts = rotation_shifts(spec, [], [], first.start, first.start + horizon * length * n * m + timedelta(days=1))
     shifts = [s for s in shifts if s.shift_index < first.shift_index + n * m]
     counts = Counter((s.user_id, s.position) for s in shifts)
     for j, pos in enumerate(POSITIONS[:k]):
@@ -305,7 +387,11 @@ def test_fairness(n, k, m, unit, length, tz, offset_days):
 
 
 @PROFILE
-@given(scenarios(), st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3), st.lists(st.floats(0.0, 1.0), max_size=6))
+@given(
+    scenarios(),
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
+    st.lists(st.floats(0.0, 1.0), max_size=6),
+)
 def test_window_independence_and_oncall_agreement(sc, cuts, probes):
     spec, exclusions, overrides, since, until = sc
     full = rotation_shifts(spec, exclusions, overrides, since, until)
@@ -322,10 +408,45 @@ def test_window_independence_and_oncall_agreement(sc, cuts, probes):
     for t in instants:
         if not (since <= t < until):
             continue
-        expected = [c for j, segs in groups.items() if (c := covering(segs, starts[j], t)) is not None]
+        expected = [
+            c
+            for j, segs in groups.items()
+            if (c := covering(segs, starts[j], t)) is not None
+        ]
         got = oncall_at(spec, exclusions, overrides, t)
         assert [s.start <= t < s.end for s in got] == [True] * len(got)
-        clipped = [
-            (*key(s), max(s.start, since), min(s.end, until)) for s in got
-        ]
+        clipped = [(*key(s), max(s.start, since), min(s.end, until)) for s in got]
         assert sorted(clipped) == sorted((*key(s), s.start, s.end) for s in expected)
+
+
+@PROFILE
+@given(scenarios())
+def test_handoffs_are_exactly_the_holder_changes(sc):
+    spec, exclusions, overrides, since, until = sc
+    margin = timedelta(days=1)
+    segs = rotation_shifts(spec, exclusions, overrides, since - margin, until + margin)
+    groups = by_position(segs)
+    starts = {j: [s.start for s in g] for j, g in groups.items()}
+
+    def holder(j, t):
+        if j not in groups:
+            return None
+        c = covering(groups[j], starts[j], t)
+        return None if c is None else c.user_id
+
+    hs = handoffs(spec, exclusions, overrides, since, until)
+    seen = set()
+    for h in hs:
+        j = spec.positions.index(h.position)
+        assert since < h.at <= until
+        assert h.outgoing_user_id != h.incoming_user_id
+        assert h.outgoing_user_id == holder(j, h.at - timedelta(microseconds=1))
+        assert h.incoming_user_id == holder(j, h.at)
+        seen.add((j, h.at))
+    # Conversely every change of holder at a segment edge is reported.
+    for j, g in groups.items():
+        for t in {s.start for s in g} | {s.end for s in g}:
+            if since < t <= until and holder(
+                j, t - timedelta(microseconds=1)
+            ) != holder(j, t):
+                assert (j, t) in seen

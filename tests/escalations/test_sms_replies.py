@@ -1,0 +1,74 @@
+import pytest
+
+from escalations import services
+from escalations.models import Incident
+from escalations.sms import sms_reply_handle, sms_reply_parse
+from portal.models import ContactMethod
+from tests.factories import T0, ContactMethodFactory, MembershipFactory, TeamFactory, UserFactory
+
+
+@pytest.mark.parametrize(
+    ("body", "action", "number"),
+    [
+        ("123A", "acknowledge", 123), ("123 a", "acknowledge", 123), ("#123R", "resolve", 123),
+        ("ack 77", "acknowledge", 77), ("Escalate 9", "escalate", 9), ("A", "acknowledge", None),
+        ("ACK", "acknowledge", None), ("12e.", "escalate", 12), ("STOP", "stop", None),
+        ("start", "start", None), ("help", "help", None), ("lol", None, None), ("123X", None, None),
+        ("", None, None),
+    ],
+)
+def test_parse(body, action, number):
+    parsed = sms_reply_parse(body)
+    assert (parsed.action, parsed.incident_id) == (action, number)
+
+
+@pytest.fixture
+def oncall(db):
+    team = TeamFactory()
+    user = MembershipFactory(team=team, role="engineer").user
+    ContactMethodFactory(user=user, kind="sms", value="+15550001111")
+    incident = services.incident_trigger(team=team, title="API 500s", now=T0).incident
+    return team, user, incident
+
+
+def test_acknowledge_by_code(oncall):
+    _, user, incident = oncall
+    reply = sms_reply_handle(from_number="+15550001111", body=f"{incident.pk}A", now=T0)
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.ACKNOWLEDGED
+    assert incident.acknowledged_by == user
+    assert "acknowledged" in reply
+    assert incident.timeline.filter(kind="acknowledged", via="sms").exists()
+    assert "already acknowledged" in sms_reply_handle(from_number="+15550001111", body=f"{incident.pk}A", now=T0)
+
+
+def test_resolve_by_code(oncall):
+    _, _, incident = oncall
+    sms_reply_handle(from_number="+15550001111", body=f"{incident.pk} R", now=T0)
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.RESOLVED
+
+
+def test_unknown_number_and_unknown_code_get_clear_answers(oncall):
+    _, _, incident = oncall
+    assert "not a verified contact" in sms_reply_handle(from_number="+15559999999", body=f"{incident.pk}A")
+    assert "did not understand" in sms_reply_handle(from_number="+15550001111", body="what?")
+    assert "no incident #999999" in sms_reply_handle(from_number="+15550001111", body="999999A")
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.TRIGGERED
+
+
+def test_outsiders_and_viewers_cannot_act(oncall):
+    _, _, incident = oncall
+    outsider = UserFactory()
+    ContactMethodFactory(user=outsider, kind="sms", value="+15550002222")
+    assert "not allowed" in sms_reply_handle(from_number="+15550002222", body=f"{incident.pk}A")
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.TRIGGERED
+
+
+def test_stop_and_start(oncall):
+    sms_reply_handle(from_number="+15550001111", body="STOP", now=T0)
+    assert ContactMethod.objects.get(value="+15550001111").opted_out_at == T0
+    sms_reply_handle(from_number="+15550001111", body="START", now=T0)
+    assert ContactMethod.objects.get(value="+15550001111").opted_out_at is None
