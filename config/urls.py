@@ -15,5 +15,6 @@ urlpatterns = [
     path("integrations/", include("escalations.intake_urls")),
     path("twilio/", include("escalations.twilio_urls")),
     path("ical/", include("rotations.ical_urls")),
+    path("rosters/", include("rotations.urls")),
     path("", include("portal.urls")),
 ]
