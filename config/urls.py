@@ -16,5 +16,6 @@ urlpatterns = [
     path("twilio/", include("escalations.twilio_urls")),
     path("calls/", include("escalations.portal_urls")),
     path("ical/", include("rotations.ical_urls")),
+    path("rosters/", include("rotations.urls")),
     path("", include("portal.urls")),
 ]

@@ -32,3 +32,30 @@ def mfa_user():
         return user
 
     return enrol
+
+
+@pytest.fixture
+def celery_worker():
+    """A real Celery worker (solo pool) on this test slot's own Redis keys, emptied first.
+
+    Messages left by an earlier test (ETA retries restored at shutdown, unacked deliveries) must
+    not run inside the next test, so every key under this slot's prefix is deleted.
+    """
+    import redis
+    from celery.contrib.testing.worker import start_worker
+    from django.conf import settings
+
+    from config.celery import app
+
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"]
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+    def wipe():
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+    wipe()
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
+    wipe()

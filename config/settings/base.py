@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("BACKSTOP_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -224,8 +225,35 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # Shift notices (rotations.tasks): unique rows make a missed, doubled or repeated run harmless.
+    "shift-handovers": {
+        "task": "rotations.tasks.shift_handovers",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
+    "shift-reminders": {
+        "task": "rotations.tasks.shift_reminders",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
+    "roster-change-notices": {
+        "task": "rotations.tasks.roster_change_notices",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
+    # Daily at 06:00 UTC for the record; hourly as well because it is cheap and roster edits
+    # outside the portal (admin, API) should not wait a day.
+    "roster-gap-check": {
+        "task": "rotations.tasks.roster_gap_check",
+        "schedule": crontab(minute=0, hour=6),
+        "options": {"expires": 3000},
+    },
+    "roster-gap-check-hourly": {
+        "task": "rotations.tasks.roster_gap_check",
+        "schedule": crontab(minute=17),
+        "options": {"expires": 3000},
+    },
 }
-# Task modules outside the autodiscovered `tasks.py`.
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

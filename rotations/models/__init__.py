@@ -1,3 +1,12 @@
+from .handover import (
+    GapAlert,
+    Handover,
+    HandoverCursor,
+    HandoverNote,
+    NotificationPreference,
+    RosterChangeNotice,
+    ShiftReminder,
+)
 from .roster import (
     AuditEntry,
     Exclusion,
@@ -12,10 +21,17 @@ from .roster import (
 __all__ = [
     "AuditEntry",
     "Exclusion",
+    "GapAlert",
+    "Handover",
+    "HandoverCursor",
+    "HandoverNote",
     "Membership",
+    "NotificationPreference",
     "Override",
+    "RosterChangeNotice",
     "Rotation",
     "RotationEra",
     "RotationParticipant",
+    "ShiftReminder",
     "Team",
 ]

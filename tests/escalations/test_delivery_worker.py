@@ -4,10 +4,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
-from config.celery import app
 from escalations import delivery_tasks
 from escalations.channels.twilio import TwilioSmsChannel
 from escalations.models import Page
@@ -18,10 +16,8 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def worker():
-    app.control.purge()
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as w:
-        yield w
+def worker(celery_worker):
+    return celery_worker
 
 
 def _wait_for(predicate, seconds=15.0):

@@ -4,9 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
-from config.celery import app
 from escalations import services, tasks
 from escalations.models import Page
 from tests.factories import (
@@ -23,10 +21,8 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def worker():
-    app.control.purge()
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        yield
+def worker(celery_worker):
+    return celery_worker
 
 
 def _team_with_policy():

@@ -1,0 +1,31 @@
+"""Thin, idempotent Celery wrappers around the shift-notice services (beat schedule in settings)."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from portal.jobs import job_run
+from rotations import handover, reminders, roster_health
+
+
+@shared_task(name="rotations.tasks.shift_handovers", acks_late=True, ignore_result=True)
+def shift_handovers() -> int:
+    with job_run("shift-handovers"):
+        return handover.handovers_run(now=timezone.now()).sent
+
+
+@shared_task(name="rotations.tasks.shift_reminders", acks_late=True, ignore_result=True)
+def shift_reminders() -> int:
+    with job_run("shift-reminders"):
+        return reminders.reminders_run(now=timezone.now()).sent
+
+
+@shared_task(name="rotations.tasks.roster_change_notices", acks_late=True, ignore_result=True)
+def roster_change_notices() -> int:
+    with job_run("roster-change-notices"):
+        return reminders.roster_changes_notify(now=timezone.now())
+
+
+@shared_task(name="rotations.tasks.roster_gap_check", acks_late=True, ignore_result=True)
+def roster_gap_check() -> int:
+    with job_run("roster-gap-check"):
+        return roster_health.gaps_check(now=timezone.now())
