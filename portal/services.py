@@ -129,30 +129,34 @@ def contact_method_verification_send(*, method: ContactMethod, now: datetime | N
 def contact_method_verify(*, method: ContactMethod, code: str, now: datetime | None = None) -> None:
     """Mark verified if `code` is right; ValidationError saying why not otherwise."""
     now = now or timezone.now()
+    problem = ""
+    # The error is raised after the block: raising inside would roll back the counted attempt.
     with transaction.atomic():
         locked = ContactMethod.objects.select_for_update().get(pk=method.pk)
         if locked.verified_at is not None:
             return
         if not locked.verification_code_hash or locked.verification_sent_at is None:
-            raise ValidationError("No code has been sent yet. Send a code first.")
-        if now - locked.verification_sent_at > CODE_TTL:
-            raise ValidationError("That code has expired (codes last 10 minutes). Send a new one.")
-        if locked.verification_attempts >= MAX_ATTEMPTS:
-            raise ValidationError("Too many wrong codes. Send a new one.")
-        code = (code or "").strip().replace(" ", "")
-        if not hmac.compare_digest(locked.verification_code_hash, _code_hash(locked, code)):
+            problem = "No code has been sent yet. Send a code first."
+        elif now - locked.verification_sent_at > CODE_TTL:
+            problem = "That code has expired (codes last 10 minutes). Send a new one."
+        elif locked.verification_attempts >= MAX_ATTEMPTS:
+            problem = "Too many wrong codes. Send a new one."
+        elif not hmac.compare_digest(locked.verification_code_hash,
+                                     _code_hash(locked, (code or "").strip().replace(" ", ""))):
             locked.verification_attempts += 1
             locked.save(update_fields=["verification_attempts"])
             left = MAX_ATTEMPTS - locked.verification_attempts
-            method.verification_attempts = locked.verification_attempts
-            raise ValidationError(
-                f"That code is not right. {left} attempt(s) left." if left else "Too many wrong codes. Send a new one."
-            )
-        locked.verified_at = now
-        locked.verification_code_hash = ""
-        locked.save(update_fields=["verified_at", "verification_code_hash"])
-    method.verified_at = now
-    method.verification_code_hash = ""
+            problem = f"That code is not right. {left} attempt(s) left." if left else (
+                "Too many wrong codes. Send a new one.")
+        else:
+            locked.verified_at = now
+            locked.verification_code_hash = ""
+            locked.save(update_fields=["verified_at", "verification_code_hash"])
+    method.verified_at = locked.verified_at
+    method.verification_code_hash = locked.verification_code_hash
+    method.verification_attempts = locked.verification_attempts
+    if problem:
+        raise ValidationError(problem)
 
 
 def contact_method_delete(*, method: ContactMethod) -> None:
