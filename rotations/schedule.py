@@ -1,0 +1,978 @@
+"""Schedule resolver: who holds which rotation position when.
+
+Pure Python over plain data (no Django).  Everything public takes aware
+datetimes and returns UTC ones.
+
+Semantics settled here (beyond the shared design notes):
+
+* Local boundaries (days/weeks/months handoffs, restriction windows) resolve
+  with fold=0, including the anchor itself: an anchor given as the second
+  occurrence of an ambiguous local time is treated as the first.
+* Hours-unit rotations step in absolute time from the anchor, so they are
+  "on the hour" exactly when the anchor is.
+* Overrides only apply while the rotation is active (after the era's anchor,
+  inside restriction windows); they never create a shift on their own.  An
+  override naming an unknown position, or naming neither a position nor a
+  replaced user, is ignored; with both set, the position wins.
+* Segments merge only within one rotation shift and only when era, holder,
+  reason, override and exclusion all match, which is what makes the answer
+  independent of the window asked for.
+* Participants are used as given: a user listed twice can be scheduled twice.
+
+Hot path: a ``RotationSpec`` is compiled once (by identity, then by value)
+into ``_CSpec``/``_CEra`` holding the ``ZoneInfo``, the anchor in local
+wall-clock time, the era bounds and the position groups, plus a memo of the
+last located shift so repeated "who is on call now" queries skip the
+boundary arithmetic.
+"""
+
+from __future__ import annotations
+
+import calendar
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "Era",
+    "Exclusion",
+    "Handoff",
+    "Override",
+    "Reason",
+    "RotationSpec",
+    "Shift",
+    "Window",
+    "coverage_gaps",
+    "handoffs",
+    "oncall_at",
+    "rotation_shifts",
+    "team_oncall_at",
+    "team_shifts",
+]
+
+UNITS = ("hours", "days", "weeks", "months")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: time
+    end: time
+    weekday: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Era:
+    effective_from: datetime
+    anchor: datetime
+    unit: str
+    length: int
+    participants: tuple[int, ...]
+    restrictions: tuple[Window, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RotationSpec:
+    id: int
+    team_id: int
+    time_zone: str
+    positions: tuple[str, ...]
+    eras: tuple[Era, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    user_id: int
+    start: datetime
+    end: datetime
+    id: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    rotation_id: int
+    user_id: int
+    start: datetime
+    end: datetime
+    position: str | None = None
+    replaces_user_id: int | None = None
+    id: int | None = None
+
+
+class Reason(StrEnum):
+    ROTATION = "rotation"
+    COVER = "cover"
+    OVERRIDE = "override"
+    GAP = "gap"
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    rotation_id: int
+    position: str
+    position_index: int
+    user_id: int | None
+    start: datetime
+    end: datetime
+    reason: Reason
+    scheduled_user_id: int | None
+    shift_index: int
+    era_index: int
+    override_id: int | None = None
+    exclusion_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    rotation_id: int
+    position: str
+    at: datetime
+    outgoing_user_id: int | None
+    incoming_user_id: int | None
+    shift: Shift
+
+
+_ROTATION = Reason.ROTATION
+_COVER = Reason.COVER
+_OVERRIDE = Reason.OVERRIDE
+_GAP = Reason.GAP
+# Sentinel for "no next era"; far enough that arithmetic never reaches it.
+_FOREVER = datetime(9000, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_ONE_DAY = timedelta(days=1)
+
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+
+_zones: dict[str, ZoneInfo] = {}
+
+
+def _zone(name: str) -> ZoneInfo:
+    # ZoneInfo() has its own cache but the constructor call is still costly
+    # compared to a dict lookup on the hot path.
+    tz = _zones.get(name)
+    if tz is None:
+        tz = _zones[name] = ZoneInfo(name)
+    return tz
+
+
+def _to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
+    """Local wall-clock (fold=0) -> aware UTC.
+
+    Same result as ``naive.replace(tzinfo=tz).astimezone(UTC)`` (for a gap,
+    fold=0 applies the pre-transition offset, landing forward of the gap) but
+    ~10x cheaper: ``replace(tzinfo=...)`` dominates the hot path otherwise.
+    """
+    return _EPOCH_UTC + ((naive - tz.utcoffset(naive)) - _EPOCH_NAIVE)
+
+
+class _ShiftBuilder:
+    """Builds ``Shift`` instances without the frozen-dataclass __init__.
+
+    A frozen dataclass sets each of its 12 fields through object.__setattr__,
+    which made Shift construction the single largest cost of ``oncall_at``.
+    This class has the identical slot layout, assigns plainly, then re-labels
+    the instance as a ``Shift`` (allowed because the layouts match).  The
+    result is indistinguishable from ``Shift(...)``: same type, equality,
+    hash, immutability, pickling.
+    """
+
+    __slots__ = Shift.__slots__
+
+    def __init__(
+        self, rotation_id, position, position_index, user_id, start, end, reason,
+        scheduled_user_id, shift_index, era_index, override_id=None, exclusion_id=None,
+    ) -> None:  # fmt: skip
+        self.rotation_id = rotation_id
+        self.position = position
+        self.position_index = position_index
+        self.user_id = user_id
+        self.start = start
+        self.end = end
+        self.reason = reason
+        self.scheduled_user_id = scheduled_user_id
+        self.shift_index = shift_index
+        self.era_index = era_index
+        self.override_id = override_id
+        self.exclusion_id = exclusion_id
+        self.__class__ = Shift
+
+
+_mk_shift = _ShiftBuilder
+
+
+def _utc(dt: datetime) -> datetime:
+    if dt.tzinfo is UTC:
+        return dt
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"naive datetime not allowed: {dt!r}")
+    return dt.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------
+# Compiled representation
+# --------------------------------------------------------------------------
+
+
+class _CEra:
+    """One era with everything precomputed that does not depend on the query."""
+
+    __slots__ = (
+        "_groups",
+        "anchor_local",
+        "anchor_ord",
+        "anchor_utc",
+        "days",
+        "end",
+        "guess_offset",
+        "index",
+        "length",
+        "memo",
+        "n",
+        "participants",
+        "pset",
+        "seg_memo",
+        "start",
+        "step",
+        "tz",
+        "unit",
+        "windows",
+    )
+
+    def __init__(
+        self, index: int, era: Era, tz: ZoneInfo, k: int, end: datetime
+    ) -> None:
+        if era.unit not in UNITS:
+            raise ValueError(f"unknown unit {era.unit!r}")
+        if era.length < 1:
+            raise ValueError("length must be >= 1")
+        self.index = index
+        self.unit = era.unit
+        self.length = era.length
+        self.tz = tz
+        # fold=0 on the anchor as well, so boundary 0 follows the same rule as
+        # every other local boundary.
+        self.anchor_local = era.anchor.astimezone(tz).replace(tzinfo=None, fold=0)
+        self.anchor_ord = self.anchor_local.toordinal()
+        if era.unit == "hours":
+            self.step = timedelta(hours=era.length)
+            self.days = 0
+            self.anchor_utc = _utc(era.anchor)
+        else:
+            self.days = era.length * (7 if era.unit == "weeks" else 1)
+            self.step = timedelta(days=self.days)
+            self.anchor_utc = _to_utc(self.anchor_local, tz)
+        self.participants = tuple(era.participants)
+        self.n = len(self.participants)
+        self.pset = frozenset(self.participants)
+        # Index guesses use one fixed offset instead of a real UTC->local
+        # conversion; locate() corrects the guess by at most a step or two.
+        self.guess_offset = self.anchor_utc.astimezone(tz).utcoffset()
+        self.windows = tuple(
+            Window(
+                w.start.replace(fold=0, tzinfo=None),
+                w.end.replace(fold=0, tzinfo=None),
+                w.weekday,
+            )
+            for w in era.restrictions
+        )
+        # Last plain-rotation answer of oncall_at: (start, end, shifts).  Shifts
+        # last hours to weeks, so repeated "who is on call now" queries hit it.
+        self.memo: tuple[datetime, datetime, int, tuple[Shift, ...] | None] | None = (
+            None
+        )
+        # Last exclusion/override-affected answer, keyed by the relevant
+        # records themselves: (exs, ovs, valid_from, valid_until, shifts).
+        self.seg_memo: tuple[list, list, datetime, datetime, tuple] | None = None
+        self.start = max(_utc(era.effective_from), self.anchor_utc)
+        self.end = end
+        n = self.n
+        p = self.participants
+        # The position group only depends on i % n, so precompute all of them.
+        self._groups = tuple(
+            tuple(p[(r + j) % n] if j < n else None for j in range(k))
+            for r in range(max(n, 1))
+        )
+
+    def group(self, i: int) -> tuple[int | None, ...]:
+        return self._groups[i % self.n] if self.n else self._groups[0]
+
+    def bound(self, i: int) -> datetime:
+        """UTC start of shift i (i may be one past the last interesting shift)."""
+        if self.unit == "hours":
+            return self.anchor_utc + self.step * i
+        if self.unit == "months":
+            a = self.anchor_local
+            total = a.month - 1 + i * self.length
+            y = a.year + total // 12
+            m = total % 12 + 1
+            d = min(a.day, calendar.monthrange(y, m)[1])
+            naive = a.replace(year=y, month=m, day=d)
+        else:
+            naive = self.anchor_local + self.step * i
+        # Wall-clock boundary resolved with fold=0: first occurrence for
+        # ambiguous times, forward of the gap for non-existent ones.
+        return _to_utc(naive, self.tz)
+
+    def locate(self, t: datetime) -> tuple[int, datetime, datetime]:
+        """(index, start, end) of the shift containing t; requires t >= anchor.
+
+        Arithmetic guess from elapsed time / local calendar distance, then a
+        bounded correction -- never a walk from the anchor.
+        """
+        if self.unit == "hours":
+            i = (t - self.anchor_utc) // self.step
+            s = self.anchor_utc + self.step * i
+            return i, s, s + self.step
+        local = t + self.guess_offset
+        if self.unit == "months":
+            a = self.anchor_local
+            i = ((local.year - a.year) * 12 + local.month - a.month) // self.length
+        else:
+            i = (local.toordinal() - self.anchor_ord) // self.days
+        i = max(i, 0)
+        s = self.bound(i)
+        while i > 0 and s > t:
+            i -= 1
+            s = self.bound(i)
+        e = self.bound(i + 1)
+        while e <= t:
+            i += 1
+            s = e
+            e = self.bound(i + 1)
+        return i, s, e
+
+    def window_intervals(
+        self, lo: datetime, hi: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """Restriction windows as merged UTC intervals clipped to [lo, hi)."""
+        tz = self.tz
+        first = lo.astimezone(tz).toordinal() - 1
+        last = hi.astimezone(tz).toordinal() + 1
+        raw: list[tuple[datetime, datetime]] = []
+        for o in range(first, last + 1):
+            day = datetime.fromordinal(o)
+            wd = day.weekday()
+            for w in self.windows:
+                if w.weekday is not None and w.weekday != wd:
+                    continue
+                s = _to_utc(datetime.combine(day, w.start), tz)
+                eday = day if w.end > w.start else day + _ONE_DAY
+                e = _to_utc(datetime.combine(eday, w.end), tz)
+                # A window entirely inside a spring-forward gap maps to nothing.
+                if e > s and e > lo and s < hi:
+                    raw.append((max(s, lo), min(e, hi)))
+        raw.sort()
+        merged: list[tuple[datetime, datetime]] = []
+        for s, e in raw:
+            if merged and s <= merged[-1][1]:
+                if e > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], e)
+            else:
+                merged.append((s, e))
+        return merged
+
+
+class _CSpec:
+    __slots__ = ("eras", "id", "k", "pos_index", "positions", "starts")
+
+    def __init__(self, spec: RotationSpec) -> None:
+        tz = _zone(spec.time_zone)
+        self.id = spec.id
+        self.positions = tuple(spec.positions)
+        self.k = len(self.positions)
+        self.pos_index = {p: j for j, p in enumerate(self.positions)}
+        eras: list[_CEra] = []
+        src = spec.eras
+        for idx, era in enumerate(src):
+            end = _utc(src[idx + 1].effective_from) if idx + 1 < len(src) else _FOREVER
+            ce = _CEra(idx, era, tz, self.k, end)
+            if ce.start < ce.end:  # an era superseded before its anchor never runs
+                eras.append(ce)
+        self.eras = tuple(eras)
+        self.starts = [ce.start for ce in eras]
+
+    def era_at(self, t: datetime) -> _CEra | None:
+        idx = bisect_right(self.starts, t) - 1
+        if idx < 0:
+            return None
+        ce = self.eras[idx]
+        return ce if t < ce.end else None
+
+
+_CACHE_LIMIT = 20_000
+_compiled: dict[int, tuple[RotationSpec, _CSpec]] = {}
+_compiled_by_value: dict[RotationSpec, _CSpec] = {}
+
+
+def _compile(spec: RotationSpec) -> _CSpec:
+    # First by identity: hashing a whole spec costs more than resolving it.
+    # The stored strong reference makes a stale id() hit impossible.
+    hit = _compiled.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    # Then by value, so callers that rebuild equal specs per request (from
+    # the ORM) still reuse the compiled form and its memo.
+    try:
+        cs = _compiled_by_value.get(spec)
+        hashable = True
+    except TypeError:  # lists instead of tuples somewhere: identity cache only
+        cs = None
+        hashable = False
+    if cs is None:
+        cs = _CSpec(spec)
+        if hashable:
+            if len(_compiled_by_value) >= _CACHE_LIMIT:
+                _compiled_by_value.clear()
+            _compiled_by_value[spec] = cs
+    if len(_compiled) >= _CACHE_LIMIT:
+        _compiled.clear()
+    _compiled[id(spec)] = (spec, cs)
+    return cs
+
+
+# Internal normalised records: plain tuples are much cheaper than dataclasses.
+# exclusion: (start, end, user_id, id)
+# override:  (start, end, user_id, position_index | None, replaces_user_id | None, id)
+
+
+def _norm_exclusions(
+    exclusions: Iterable[Exclusion],
+    lo: datetime,
+    hi: datetime,
+    users: frozenset[int] | None = None,
+) -> list[tuple[datetime, datetime, int, int | None]]:
+    out = []
+    for x in exclusions:
+        # Aware datetimes compare correctly across zones: filter before converting.
+        if (
+            x.start < hi
+            and x.end > lo
+            and x.start < x.end
+            and (users is None or x.user_id in users)
+        ):
+            out.append((_utc(x.start), _utc(x.end), x.user_id, x.id))
+    if len(out) < 2:
+        return out
+    # Deterministic choice of exclusion_id when several cover the same instant.
+    out.sort(key=lambda r: (r[0], -1 if r[3] is None else r[3]))
+    return out
+
+
+def _norm_overrides(
+    cs: _CSpec, overrides: Iterable[Override], lo: datetime, hi: datetime
+) -> list[tuple[datetime, datetime, int, int | None, int | None, int | None]]:
+    out = []
+    rid = cs.id
+    for o in overrides:
+        if o.rotation_id != rid or not (
+            o.start < hi and o.end > lo and o.start < o.end
+        ):
+            continue
+        s = _utc(o.start)
+        e = _utc(o.end)
+        if o.position is not None:
+            j = cs.pos_index.get(o.position)
+            if j is None:
+                continue
+            out.append((s, e, o.user_id, j, None, o.id))
+        elif o.replaces_user_id is not None:
+            out.append((s, e, o.user_id, None, o.replaces_user_id, o.id))
+    # Applied in this order, so the later start (then higher id) wins.
+    out.sort(key=lambda r: (r[0], -1 if r[5] is None else r[5]))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Segment construction
+# --------------------------------------------------------------------------
+
+
+def _relevant(
+    base: tuple[int | None, ...], exs: Sequence, ovs: Sequence, a: datetime, b: datetime
+) -> tuple[Sequence, Sequence]:
+    """Exclusions/overrides of [a, b) that can change the answer for this group.
+
+    If no holder of the group is excluded, the other participants' exclusions
+    cannot matter (they only restrict who may cover), and replace-overrides
+    can only hit the holders.  Dropping the rest avoids needless cuts.
+    """
+    exs = [x for x in exs if x[0] < b and x[1] > a] if exs else ()
+    if exs and not any(x[2] in base for x in exs):
+        exs = ()
+    if ovs:
+        ovs = [
+            o
+            for o in ovs
+            if o[0] < b and o[1] > a and (exs or o[3] is not None or o[4] in base)
+        ]
+    return exs, ovs
+
+
+def _keys_at(
+    ce: _CEra, i: int, base: tuple, p: datetime, exs: Sequence, ovs: Sequence
+) -> list[tuple]:
+    """Per position (user, reason, override_id, exclusion_id) at instant p."""
+    k = len(base)
+    excluded: dict[int, int | None] = {}
+    for x in exs:
+        # exs is sorted by (start, id): the first match names the exclusion.
+        if x[0] <= p < x[1] and x[2] not in excluded:
+            excluded[x[2]] = x[3]
+    keys: list[tuple] = []
+    if excluded:
+        participants = ce.participants
+        n = ce.n
+        held = {u for u in base if u is not None and u not in excluded}
+        routed: list[int | None] = []
+        for u in base:
+            if u is None:
+                keys.append((None, _GAP, None, None))
+                routed.append(None)
+            elif u not in excluded:
+                keys.append((u, _ROTATION, None, None))
+                routed.append(u)
+            else:
+                # Cover: first eligible participant after the group, wrapping.
+                cover = None
+                for m in range(n):
+                    c = participants[(i + k + m) % n]
+                    if c not in excluded and c not in held:
+                        cover = c
+                        break
+                if cover is None:
+                    keys.append((None, _GAP, None, excluded[u]))
+                else:
+                    held.add(cover)
+                    keys.append((cover, _COVER, None, excluded[u]))
+                routed.append(cover)
+    else:
+        routed = base
+        for u in base:
+            keys.append((u, _ROTATION if u is not None else _GAP, None, None))
+    # ovs is sorted by (start, id), so the later override wins.
+    for o in ovs:
+        if o[0] <= p < o[1]:
+            if o[3] is not None:
+                keys[o[3]] = (o[2], _OVERRIDE, o[5], None)
+            else:
+                rep = o[4]
+                for j in range(k):
+                    if routed[j] == rep:
+                        keys[j] = (o[2], _OVERRIDE, o[5], None)
+    return keys
+
+
+def _cuts(a: datetime, b: datetime, exs: Sequence, ovs: Sequence) -> list[datetime]:
+    pts = {a, b}
+    for x in exs:
+        pts.add(x[0])
+        pts.add(x[1])
+    for o in ovs:
+        pts.add(o[0])
+        pts.add(o[1])
+    return sorted(p for p in pts if a <= p <= b)
+
+
+def _emit_piece(
+    cs: _CSpec,
+    ce: _CEra,
+    i: int,
+    a: datetime,
+    b: datetime,
+    exs: Sequence,
+    ovs: Sequence,
+    out: list[Shift],
+) -> None:
+    """Append the merged segments of shift i restricted to [a, b)."""
+    positions = cs.positions
+    rid = cs.id
+    era_index = ce.index
+    base = ce.group(i)
+    exs, ovs = _relevant(base, exs, ovs, a, b)
+    if not exs and not ovs:
+        for j, u in enumerate(base):
+            out.append(
+                _mk_shift(
+                    rid,
+                    positions[j],
+                    j,
+                    u,
+                    a,
+                    b,
+                    _ROTATION if u is not None else _GAP,
+                    u,
+                    i,
+                    era_index,
+                )
+            )
+        return
+    cuts = _cuts(a, b, exs, ovs)
+    open_: list = [None] * len(base)  # per position: (key, start)
+    for idx in range(len(cuts) - 1):
+        p = cuts[idx]
+        keys = _keys_at(ce, i, base, p, exs, ovs)
+        for j, key in enumerate(keys):
+            cur = open_[j]
+            if cur is not None:
+                if cur[0] == key:
+                    continue
+                _close(
+                    out, rid, positions[j], j, base[j], i, era_index, cur[0], cur[1], p
+                )
+            open_[j] = (key, p)
+    for j, cur in enumerate(open_):
+        _close(out, rid, positions[j], j, base[j], i, era_index, cur[0], cur[1], b)
+
+
+def _segments_at(
+    cs: _CSpec,
+    ce: _CEra,
+    i: int,
+    a: datetime,
+    b: datetime,
+    exs: Sequence,
+    ovs: Sequence,
+    at: datetime,
+) -> list[Shift]:
+    """The merged segments of shift i ([a, b)) covering `at`.
+
+    Same answer as filtering _emit_piece's output, but evaluates only the
+    elementary intervals around `at` until every position's holder changes.
+    `exs`/`ovs` must already be narrowed by _relevant().
+    """
+    positions = cs.positions
+    rid = cs.id
+    era_index = ce.index
+    base = ce.group(i)
+    k = len(base)
+    cuts = _cuts(a, b, exs, ovs)
+    idx = bisect_right(cuts, at) - 1
+    keys = _keys_at(ce, i, base, cuts[idx], exs, ovs)
+    starts = [cuts[idx]] * k
+    ends = [cuts[idx + 1]] * k
+    todo = set(range(k))
+    left = idx - 1
+    while todo and left >= 0:
+        other = _keys_at(ce, i, base, cuts[left], exs, ovs)
+        for j in list(todo):
+            if other[j] == keys[j]:
+                starts[j] = cuts[left]
+            else:
+                todo.discard(j)
+        left -= 1
+    todo = set(range(k))
+    right = idx + 1
+    while todo and right < len(cuts) - 1:
+        other = _keys_at(ce, i, base, cuts[right], exs, ovs)
+        for j in list(todo):
+            if other[j] == keys[j]:
+                ends[j] = cuts[right + 1]
+            else:
+                todo.discard(j)
+        right += 1
+    out: list[Shift] = []
+    for j in range(k):
+        _close(
+            out,
+            rid,
+            positions[j],
+            j,
+            base[j],
+            i,
+            era_index,
+            keys[j],
+            starts[j],
+            ends[j],
+        )
+    return out
+
+
+def _close(out, rid, position, j, sched, i, era_index, key, start, end) -> None:
+    user, reason, oid, xid = key
+    out.append(
+        _mk_shift(
+            rid, position, j, user, start, end, reason, sched, i, era_index, oid, xid
+        )
+    )
+
+
+def _sort_key(sh: Shift) -> tuple[datetime, int]:
+    return sh.start, sh.position_index
+
+
+def _rotation_shifts(
+    cs: _CSpec, exs_all: list, ovs_all: list, since: datetime, until: datetime
+) -> list[Shift]:
+    out: list[Shift] = []
+    for ce in cs.eras:
+        lo = max(ce.start, since)
+        hi = min(ce.end, until)
+        if lo >= hi:
+            continue
+        pset = ce.pset
+        exs = [x for x in exs_all if x[2] in pset and x[0] < hi and x[1] > lo]
+        ovs = [o for o in ovs_all if o[0] < hi and o[1] > lo]
+        wins = ce.window_intervals(lo, hi) if ce.windows else None
+        w = 0
+        # Sweep: exs/ovs are sorted by start and shifts advance, so keep only
+        # the records that can still overlap (keeps long windows linear).
+        xp = op = 0
+        x_live: list = []
+        o_live: list = []
+        i, s, e = ce.locate(lo)
+        while s < hi:
+            a = max(lo, s)
+            b = min(hi, e)
+            while xp < len(exs) and exs[xp][0] < b:
+                x_live.append(exs[xp])
+                xp += 1
+            while op < len(ovs) and ovs[op][0] < b:
+                o_live.append(ovs[op])
+                op += 1
+            if x_live:
+                x_live = [x for x in x_live if x[1] > a]
+            if o_live:
+                o_live = [o for o in o_live if o[1] > a]
+            if wins is None:
+                _emit_piece(cs, ce, i, a, b, x_live, o_live, out)
+            else:
+                # Windows are sorted and shifts advance monotonically.
+                while w < len(wins) and wins[w][1] <= a:
+                    w += 1
+                ww = w
+                while ww < len(wins) and wins[ww][0] < b:
+                    ws, we = wins[ww]
+                    pa = max(a, ws)
+                    pb = min(b, we)
+                    if pa < pb:
+                        _emit_piece(cs, ce, i, pa, pb, x_live, o_live, out)
+                    ww += 1
+            i += 1
+            s = e
+            e = ce.bound(i + 1)
+    out.sort(key=_sort_key)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def rotation_shifts(
+    spec: RotationSpec,
+    exclusions: Iterable[Exclusion],
+    overrides: Iterable[Override],
+    since: datetime,
+    until: datetime,
+) -> list[Shift]:
+    """Every segment intersecting [since, until), clipped to it.
+
+    Sorted by (start, position_index).  Segments are merged within one
+    rotation shift whenever holder, reason, override and exclusion agree, so
+    the answer never depends on the window asked.
+    """
+    since = _utc(since)
+    until = _utc(until)
+    if since >= until:
+        return []
+    cs = _compile(spec)
+    exs = _norm_exclusions(exclusions, since, until)
+    ovs = _norm_overrides(cs, overrides, since, until)
+    return _rotation_shifts(cs, exs, ovs, since, until)
+
+
+def oncall_at(
+    spec: RotationSpec,
+    exclusions: Iterable[Exclusion],
+    overrides: Iterable[Override],
+    at: datetime,
+) -> list[Shift]:
+    """The (unclipped) segments covering `at`, one per position, gaps included."""
+    at = _utc(at)
+    cs = _compile(spec)
+    ce = cs.era_at(at)
+    if ce is None:
+        return []
+    # Memo of the last located shift piece: (start, end, index, plain Shifts
+    # or None).  Shifts last hours to weeks, so "who is on call now" polling
+    # mostly skips the boundary arithmetic.
+    memo = ce.memo
+    if memo is not None and memo[0] <= at < memo[1]:
+        s, e, i, plain = memo
+    else:
+        i, s, e = ce.locate(at)
+        s = max(s, ce.start)
+        e = min(e, ce.end)
+        if ce.windows:
+            for ws, we in ce.window_intervals(s, e):
+                if ws <= at < we:
+                    s, e = ws, we
+                    break
+            else:
+                return []
+        plain = None
+        ce.memo = (s, e, i, None)
+    exs = _norm_exclusions(exclusions, s, e, ce.pset)
+    ovs = _norm_overrides(cs, overrides, s, e)
+    if exs or ovs:
+        exs, ovs = _relevant(ce.group(i), exs, ovs, s, e)
+        if exs or ovs:
+            sm = ce.seg_memo
+            if sm is not None and sm[2] <= at < sm[3] and sm[0] == exs and sm[1] == ovs:
+                return list(sm[4])
+            segs = _segments_at(cs, ce, i, s, e, exs, ovs, at)
+            # Valid wherever every returned segment still covers the instant.
+            lo = max(sh.start for sh in segs)
+            hi = min(sh.end for sh in segs)
+            ce.seg_memo = (exs, ovs, lo, hi, tuple(segs))
+            return segs
+    if plain is None:
+        # Shifts are immutable, so the plain answer can be shared.
+        segs: list[Shift] = []
+        _emit_piece(cs, ce, i, s, e, (), (), segs)
+        plain = tuple(segs)
+        ce.memo = (s, e, i, plain)
+    return list(plain)
+
+
+def team_oncall_at(
+    specs: Sequence[RotationSpec],
+    exclusions: Iterable[Exclusion],
+    overrides: Iterable[Override],
+    at: datetime,
+) -> dict[str, list[Shift]]:
+    """Position name -> segments covering `at` across the team's rotations.
+
+    Gap segments are included (a consumer wanting people filters on
+    ``user_id is not None``); rotations appear in the order given.
+    """
+    exclusions = (
+        exclusions if isinstance(exclusions, (list, tuple)) else list(exclusions)
+    )
+    overrides = overrides if isinstance(overrides, (list, tuple)) else list(overrides)
+    result: dict[str, list[Shift]] = {}
+    for spec in specs:
+        for sh in oncall_at(spec, exclusions, overrides, at):
+            lst = result.get(sh.position)
+            if lst is None:
+                result[sh.position] = [sh]
+            else:
+                lst.append(sh)
+    return result
+
+
+def team_shifts(
+    specs: Sequence[RotationSpec],
+    exclusions: Iterable[Exclusion],
+    overrides: Iterable[Override],
+    since: datetime,
+    until: datetime,
+) -> list[Shift]:
+    """All rotations' segments in [since, until), sorted by (start, position_index, rotation_id)."""
+    since = _utc(since)
+    until = _utc(until)
+    if since >= until:
+        return []
+    exs = _norm_exclusions(exclusions, since, until)
+    overrides = list(overrides)
+    out: list[Shift] = []
+    for spec in specs:
+        cs = _compile(spec)
+        out.extend(
+            _rotation_shifts(
+                cs, exs, _norm_overrides(cs, overrides, since, until), since, until
+            )
+        )
+    out.sort(key=lambda sh: (sh.start, sh.position_index, sh.rotation_id))
+    return out
+
+
+def coverage_gaps(
+    specs: Sequence[RotationSpec],
+    exclusions: Iterable[Exclusion],
+    overrides: Iterable[Override],
+    since: datetime,
+    until: datetime,
+    positions: Sequence[str] | None = None,
+) -> list[tuple[str, datetime, datetime]]:
+    """(position, start, end) windows in [since, until) where nobody is on call.
+
+    `positions` defaults to every position name used by the team's rotations,
+    in first-seen order.  Output is grouped by position, then by start.
+    """
+    since = _utc(since)
+    until = _utc(until)
+    if positions is None:
+        seen: dict[str, None] = {}
+        for spec in specs:
+            for p in spec.positions:
+                seen.setdefault(p, None)
+        positions = list(seen)
+    if since >= until:
+        return []
+    covered: dict[str, list[tuple[datetime, datetime]]] = {p: [] for p in positions}
+    for sh in team_shifts(specs, exclusions, overrides, since, until):
+        if sh.user_id is not None and sh.position in covered:
+            covered[sh.position].append((sh.start, sh.end))
+    gaps: list[tuple[str, datetime, datetime]] = []
+    for p in positions:
+        cursor = since
+        for s, e in sorted(covered[p]):
+            if s > cursor:
+                gaps.append((p, cursor, s))
+            cursor = max(cursor, e)
+        if cursor < until:
+            gaps.append((p, cursor, until))
+    return gaps
+
+
+def handoffs(
+    spec: RotationSpec,
+    exclusions: Iterable[Exclusion],
+    overrides: Iterable[Override],
+    since: datetime,
+    until: datetime,
+) -> list[Handoff]:
+    """Every change of holder of a position at an instant in (since, until].
+
+    ``shift`` is the incoming segment, or the outgoing one when the position
+    becomes empty (end of a restriction window, era with no anchor yet...).
+    Changes to or from a GAP segment count (the holder becomes None).
+    """
+    since = _utc(since)
+    until = _utc(until)
+    if since >= until:
+        return []
+    # One microsecond past `until` so a change exactly at `until` is seen.
+    segs = rotation_shifts(spec, exclusions, overrides, since, until + _ONE_US)
+    by_pos: dict[int, list[Shift]] = {}
+    for sh in segs:
+        by_pos.setdefault(sh.position_index, []).append(sh)
+    out: list[Handoff] = []
+    rid = spec.id
+    for lst in by_pos.values():
+        prev: Shift | None = None
+        for sh in lst:
+            if prev is not None and prev.end < sh.start:
+                # Position went empty between prev and sh.
+                if prev.user_id is not None and prev.end <= until:
+                    out.append(
+                        Handoff(rid, prev.position, prev.end, prev.user_id, None, prev)
+                    )
+                prev = None
+            if sh.start > since and sh.start <= until:
+                outgoing = prev.user_id if prev is not None else None
+                if outgoing != sh.user_id:
+                    out.append(
+                        Handoff(rid, sh.position, sh.start, outgoing, sh.user_id, sh)
+                    )
+            prev = sh
+        if prev is not None and prev.user_id is not None and prev.end <= until:
+            out.append(Handoff(rid, prev.position, prev.end, prev.user_id, None, prev))
+    out.sort(key=lambda h: (h.at, h.shift.position_index))
+    return out
