@@ -72,3 +72,61 @@ def test_stop_and_start(oncall):
     assert ContactMethod.objects.get(value="+15550001111").opted_out_at == T0
     sms_reply_handle(from_number="+15550001111", body="START", now=T0)
     assert ContactMethod.objects.get(value="+15550001111").opted_out_at is None
+
+
+def _signed(client, data, url_path="/twilio/sms/"):
+    from django.conf import settings
+    from twilio.request_validator import RequestValidator
+
+    signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(
+        settings.PUBLIC_BASE_URL + url_path, data
+    )
+    return client.post("/twilio/sms/", data, HTTP_X_TWILIO_SIGNATURE=signature)
+
+
+def test_sms_webhook_acknowledges_and_answers_with_twiml(client, oncall):
+    _, _, incident = oncall
+    data = {"From": "+15550001111", "To": "+15005550006", "Body": f"{incident.pk}A", "MessageSid": "SM1"}
+    response = _signed(client, data)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/xml")
+    assert b"<Message>" in response.content and b"acknowledged" in response.content
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.ACKNOWLEDGED
+
+
+def test_bare_ack_acts_on_the_newest_incident_paged_to_the_number(client, oncall):
+    from django.utils import timezone
+
+    from escalations.models import Page
+
+    team, user, incident = oncall
+    Page.objects.create(
+        incident=incident, cycle=0, step=0, loop=0, user=user, rule_index=0, channel="sms",
+        destination="+15550001111", due_at=T0, status="sent", sent_at=timezone.now(),
+    )
+    _signed(client, {"From": "+15550001111", "Body": "A", "MessageSid": "SM2"})
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.ACKNOWLEDGED
+
+
+@pytest.mark.parametrize("how", ["unsigned", "other_url", "tampered"])
+def test_sms_webhook_refuses_unsigned_forged_or_replayed_elsewhere(client, oncall, how):
+    from django.conf import settings
+    from twilio.request_validator import RequestValidator
+
+    _, _, incident = oncall
+    data = {"From": "+15550001111", "Body": f"{incident.pk}R", "MessageSid": "SM3"}
+    if how == "unsigned":
+        response = client.post("/twilio/sms/", data)
+    elif how == "other_url":
+        # A genuine signature for another endpoint, replayed here.
+        response = _signed(client, data, url_path="/twilio/status/1/")
+    else:
+        signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(
+            settings.PUBLIC_BASE_URL + "/twilio/sms/", {**data, "Body": "HELP"}
+        )
+        response = client.post("/twilio/sms/", data, HTTP_X_TWILIO_SIGNATURE=signature)
+    assert response.status_code == 403
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.TRIGGERED
