@@ -226,3 +226,20 @@ def test_outbox_sms_reply_acknowledges_through_the_webhook_handler(login, team, 
     # Someone else's number is refused.
     other = role_users["manager"].contact_methods.get().value
     assert client.post(reverse("portal:outbox_sms_reply"), {"from_number": other, "body": "1A"}).status_code == 403
+
+
+def test_outbox_voice_key_acts_as_the_paged_person(login, team, role_users, incident, settings):
+    from escalations.models import OutboxMessage
+
+    settings.TWILIO_ACCOUNT_SID = ""
+    page = incident.pages.get(user=role_users["engineer"])
+    item = OutboxMessage.objects.create(channel="voice", to=page.destination, body="Incident call", page=page,
+                                        incident=incident)
+    body = login(role_users["engineer"]).get(reverse("portal:outbox")).content.decode()
+    assert "Incident call" in body and "1 · Ack" in body
+    # Another engineer cannot answer someone else's call.
+    assert login(role_users["manager"]).post(reverse("portal:outbox_voice_key", args=[item.pk]),
+                                             {"key": "1"}).status_code == 403
+    login(role_users["engineer"]).post(reverse("portal:outbox_voice_key", args=[item.pk]), {"key": "1"})
+    event = incident.timeline.get(kind="acknowledged")
+    assert event.via == "voice" and event.actor == role_users["engineer"]
