@@ -159,9 +159,10 @@ def outbox_sms_reply(request: HttpRequest) -> HttpResponse:
     return redirect("portal:outbox")
 
 
+# The same digits the real voice page offers (escalations/twilio_views.py).
 KEYS = {"1": ("acknowledge", incident_services.incident_acknowledge),
-        "4": ("escalate", incident_services.incident_escalate),
-        "9": ("resolve", incident_services.incident_resolve)}
+        "2": ("escalate", incident_services.incident_escalate),
+        "3": ("resolve", incident_services.incident_resolve)}
 
 
 @login_required
@@ -181,7 +182,7 @@ def outbox_voice_key(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("Only the paged person can answer this call.")
     key = KEYS.get(request.POST.get("key", ""))
     if key is None:
-        messages.error(request, "Press 1 to acknowledge, 4 to escalate or 9 to resolve.")
+        messages.error(request, "Press 1 to acknowledge, 2 to escalate or 3 to resolve.")
         return redirect("portal:outbox")
     label, action = key
     incident = item.page.incident
