@@ -1,8 +1,30 @@
 from django.conf import settings
 
 
+def _twilio_configured() -> bool:
+    return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN)
+
+
+# (url name, label, section names that light it up)
+NAV = [
+    ("portal:now", "Now", {"now"}),
+    ("portal:incidents", "Incidents", {"incidents", "incident"}),
+    ("portal:schedule", "My schedule", {"schedule"}),
+    ("portal:teams", "Teams", {"teams", "team", "calendar", "team_form", "rotation_form", "policy_form"}),
+    ("portal:insights", "Insights", {"insights"}),
+]
+
+
 def backstop(request) -> dict:
+    match = getattr(request, "resolver_match", None)
+    current = match.url_name if match is not None else ""
+    nav = [(name, label, current in names) for name, label, names in NAV]
+    twilio = _twilio_configured()
+    if not twilio:
+        nav.append(("portal:outbox", "Outbox", current == "outbox"))
     return {
-        "twilio_configured": bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN),
+        "twilio_configured": twilio,
         "debug": settings.DEBUG,
+        "nav_items": nav,
+        "nav_current": current,
     }

@@ -1,9 +1,51 @@
 from django.urls import path
 
-from portal import views
+from portal import views, views_insights, views_manage, views_profile, views_teams
 
 app_name = "portal"
 
 urlpatterns = [
     path("", views.now, name="now"),
+    # incidents
+    path("incidents/", views.incidents, name="incidents"),
+    path("incidents/<int:pk>/", views.incident_detail, name="incident"),
+    path("incidents/<int:pk>/acknowledge", views.incident_acknowledge, name="incident_acknowledge"),
+    path("incidents/<int:pk>/resolve", views.incident_resolve, name="incident_resolve"),
+    path("incidents/<int:pk>/escalate", views.incident_escalate, name="incident_escalate"),
+    path("incidents/<int:pk>/reassign", views.incident_reassign, name="incident_reassign"),
+    path("incidents/<int:pk>/note", views.incident_note, name="incident_note"),
+    path("incidents/<int:pk>/snooze", views.incident_snooze, name="incident_snooze"),
+    # my schedule
+    path("schedule/", views_teams.schedule, name="schedule"),
+    path("schedule/exclusions", views_teams.exclusion_create, name="exclusion_create"),
+    path("schedule/overrides", views_teams.override_create, name="override_create"),
+    # profile
+    path("profile/", views_profile.profile, name="profile"),
+    path("profile/methods", views_profile.method_add, name="method_add"),
+    path("profile/methods/<int:pk>/send", views_profile.method_send, name="method_send"),
+    path("profile/methods/<int:pk>/verify", views_profile.method_verify, name="method_verify"),
+    path("profile/methods/<int:pk>/delete", views_profile.method_delete, name="method_delete"),
+    path("profile/rules", views_profile.rule_add, name="rule_add"),
+    path("profile/rules/<int:pk>/delete", views_profile.rule_delete, name="rule_delete"),
+    path("profile/rules/<int:pk>/move", views_profile.rule_move, name="rule_move"),
+    path("profile/tokens", views_profile.token_create, name="token_create"),
+    path("profile/tokens/<int:pk>/revoke", views_profile.token_revoke, name="token_revoke"),
+    # teams, rosters, policies
+    path("teams/", views_teams.teams, name="teams"),
+    path("teams/new", views_manage.team_create, name="team_create"),
+    path("teams/<slug:slug>/", views_teams.team_detail, name="team"),
+    path("teams/<slug:slug>/edit", views_manage.team_edit, name="team_edit"),
+    path("teams/<slug:slug>/calendar/", views_manage.team_calendar, name="calendar"),
+    path("teams/<slug:slug>/overrides/new", views_manage.team_override_new, name="team_override_new"),
+    path("teams/<slug:slug>/exclusions/new", views_manage.team_exclusion_new, name="team_exclusion_new"),
+    path("teams/<slug:slug>/rotations/new", views_manage.rotation_create, name="rotation_create"),
+    path("rotations/<int:pk>/edit", views_manage.rotation_edit, name="rotation_edit"),
+    path("teams/<slug:slug>/policies/new", views_manage.policy_create, name="policy_create"),
+    path("policies/<int:pk>/edit", views_manage.policy_edit, name="policy_edit"),
+    # insights, outbox
+    path("insights/", views_insights.insights, name="insights"),
+    path("insights.csv", views_insights.insights_csv, name="insights_csv"),
+    path("outbox/", views_insights.outbox, name="outbox"),
+    path("outbox/sms-reply", views_insights.outbox_sms_reply, name="outbox_sms_reply"),
+    path("outbox/<int:pk>/key", views_insights.outbox_voice_key, name="outbox_voice_key"),
 ]

@@ -1,0 +1,224 @@
+"""Portal reads. Every function issues a fixed number of queries whatever the data size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.paginator import Page as PaginatorPage
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from escalations import engine
+from escalations.models import EscalationPolicy, Incident, Page, TimelineEvent
+from portal.filters import IncidentFilter
+from portal.models import User
+from portal.permissions import user_team_ids
+from rotations.models import Membership, Team
+
+PAGE_SIZE = 25
+
+
+# ------------------------------------------------------------------------------ teams
+
+
+def my_teams_get(*, user: User) -> list[Team]:
+    """Teams the user belongs to; staff without memberships see every team."""
+    teams = list(Team.objects.filter(memberships__user=user).order_by("name"))
+    if not teams and user.is_staff:
+        teams = list(Team.objects.order_by("name"))
+    return teams
+
+
+def visible_teams_get(*, user: User) -> list[Team]:
+    return list(Team.objects.filter(pk__in=user_team_ids(user=user)).order_by("name"))
+
+
+def team_members_get(*, team: Team) -> list[Membership]:
+    return list(
+        Membership.objects.filter(team=team).select_related("user").order_by("role", "user__full_name", "user__email")
+    )
+
+
+# -------------------------------------------------------------------------- incidents
+
+
+def incidents_visible(*, user: User) -> QuerySet[Incident]:
+    return Incident.objects.filter(team_id__in=user_team_ids(user=user))
+
+
+def incident_list_get(
+    *, user: User, params, page: int | str | None, now: datetime | None = None
+) -> tuple[IncidentFilter, PaginatorPage]:
+    """The filtered, paginated incident list (team names and assignees prefetched)."""
+    team_ids = user_team_ids(user=user)
+    base = (
+        Incident.objects.filter(team_id__in=team_ids)
+        .select_related("team")
+        .prefetch_related(Prefetch("assignees", queryset=User.objects.only("pk", "email", "full_name")))
+        .order_by("-created_at", "-id")
+    )
+    filterset = IncidentFilter(params, queryset=base, user=user, team_ids=team_ids, now=now)
+    qs = filterset.qs if filterset.is_valid() else base.none()
+    paginator = Paginator(qs, PAGE_SIZE)
+    return filterset, paginator.get_page(page)
+
+
+def incident_get(*, pk: int) -> Incident:
+    return (
+        Incident.objects.select_related("team", "policy", "acknowledged_by", "resolved_by")
+        .prefetch_related("assignees")
+        .get(pk=pk)
+    )
+
+
+def incident_timeline_get(*, incident: Incident) -> list[TimelineEvent]:
+    return list(incident.timeline.select_related("actor").order_by("at", "id"))
+
+
+def incident_pages_get(*, incident: Incident) -> list[Page]:
+    return list(incident.pages.select_related("user").order_by("due_at", "id"))
+
+
+def my_open_incidents_get(*, user: User, team_ids, limit: int = 20) -> list[Incident]:
+    """Open incidents of the user's teams, the ones assigned to them first."""
+    incidents = list(
+        Incident.objects.filter(team_id__in=list(team_ids))
+        .exclude(status=Incident.Status.RESOLVED)
+        .select_related("team")
+        .prefetch_related("assignees")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    for incident in incidents:
+        incident.is_mine = any(a.pk == user.pk for a in incident.assignees.all())
+    incidents.sort(key=lambda i: (not i.is_mine, i.status != Incident.Status.TRIGGERED))
+    return incidents
+
+
+# --------------------------------------------------------------------- engine in words
+
+
+def _local(moment: datetime, now: datetime) -> str:
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localtime(now).date():
+        return local.strftime("%H:%M")
+    return local.strftime("%a %d %b %H:%M")
+
+
+def _targets_words(step: engine.StepSpec, names: dict[int, str]) -> str:
+    words = []
+    for target in step.targets:
+        if target.kind is engine.TargetKind.POSITION:
+            words.append(target.position)
+        elif target.kind is engine.TargetKind.USER:
+            words.append(names.get(target.user_id, "a named person"))
+        elif target.kind is engine.TargetKind.TEAM:
+            words.append("the whole team")
+        else:
+            words.append("the team managers")
+    return ", ".join(words) or "nobody"
+
+
+def policy_spec_of(incident: Incident) -> engine.PolicySpec | None:
+    if not incident.policy_snapshot:
+        return None
+    try:
+        return engine.PolicySpec.from_json(incident.policy_snapshot)
+    except (KeyError, ValueError):
+        return None
+
+
+def engine_state_describe(*, incident: Incident, now: datetime | None = None) -> str:
+    """What the escalation engine will do next, in plain words ("Next: step 2 (secondary) at 03:17")."""
+    now = now or timezone.now()
+    spec = policy_spec_of(incident)
+    if incident.status == Incident.Status.RESOLVED:
+        who = f" by {incident.resolved_by.display_name}" if incident.resolved_by else " automatically"
+        return f"Resolved{who} at {_local(incident.resolved_at or now, now)}. Nobody will be paged."
+    if incident.suppressed:
+        return "Recorded during a maintenance window: nobody is paged."
+    if spec is None or not spec.steps:
+        return "No escalation policy with steps: nobody is paged automatically. Reassign to page someone."
+    user_ids = {t.user_id for s in spec.steps for t in s.targets if t.user_id}
+    names = {u.pk: u.display_name for u in User.objects.filter(pk__in=user_ids)} if user_ids else {}
+    if incident.status == Incident.Status.ACKNOWLEDGED:
+        who = incident.acknowledged_by.display_name if incident.acknowledged_by else "someone"
+        if incident.snoozed_until:
+            return f"Snoozed by {who}: paging starts again from step 1 at {_local(incident.snoozed_until, now)}."
+        if incident.next_action_at:
+            return (
+                f"Acknowledged by {who}. If it is not resolved, it re-triggers at "
+                f"{_local(incident.next_action_at, now)}."
+            )
+        return f"Acknowledged by {who}. No further paging unless it is re-triggered or escalated."
+    if incident.exhausted and incident.next_action_at is None:
+        return f"Every step has been paged ({len(spec.steps)} step(s)); nobody is left to escalate to."
+    nxt = _successor(spec, incident.step, incident.loop)
+    if nxt is None or incident.next_action_at is None:
+        return "Last step paged; waiting for an acknowledgement. Nobody further will be paged."
+    step, loop = nxt
+    loop_words = f", repeat {loop + 1}" if loop else ""
+    return (
+        f"Next: step {step + 1} ({_targets_words(spec.steps[step], names)}){loop_words} at "
+        f"{_local(incident.next_action_at, now)} unless acknowledged."
+    )
+
+
+def _successor(spec: engine.PolicySpec, step: int, loop: int) -> tuple[int, int] | None:
+    n = len(spec.steps)
+    if step + 1 < n:
+        return step + 1, loop
+    if spec.repeat is None or loop < spec.repeat:
+        return 0, loop + 1
+    return None
+
+
+# ------------------------------------------------------------------------------ policies
+
+
+def team_policies_get(*, team: Team) -> list[EscalationPolicy]:
+    return list(
+        EscalationPolicy.objects.filter(team=team)
+        .prefetch_related("steps__targets__user")
+        .order_by("name")
+    )
+
+
+@dataclass
+class WindowRange:
+    since: datetime
+    until: datetime
+
+
+def days_window(*, now: datetime, days: int) -> WindowRange:
+    return WindowRange(since=now - timedelta(days=days), until=now)
+
+
+# -------------------------------------------------------------------------- phone calls
+
+
+def call_model():
+    """escalations.CallRecord from the phone branch, or None while it has not landed."""
+    from django.apps import apps
+
+    try:
+        return apps.get_model("escalations", "CallRecord")
+    except LookupError:
+        return None
+
+
+def incident_call_get(*, incident: Incident) -> dict | None:
+    """For emergency-line incidents: the calls behind it. None when not a phone incident.
+
+    {"available": False} when the phone module is not installed, so the page can say so.
+    """
+    if incident.source != Incident.Source.PHONE:
+        return None
+    model = call_model()
+    if model is None:
+        return {"available": False, "calls": []}
+    calls = list(model.objects.filter(incident=incident).select_related("customer_contact").order_by("started_at"))
+    for call in calls:
+        call.recording_path = f"/calls/{call.pk}/recording" if getattr(call, "recording_sid", "") else ""
+    return {"available": True, "calls": calls}

@@ -1,0 +1,219 @@
+"""Profile writes: contact methods and their verification, notification rules, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import zoneinfo
+from datetime import datetime, timedelta
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from portal.api_auth import token_generate, token_hash
+from portal.models import ApiToken, ContactMethod, NotificationRule, User
+
+logger = logging.getLogger(__name__)
+
+CODE_TTL = timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+RESEND_AFTER = timedelta(seconds=30)
+Kind = ContactMethod.Kind
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+def profile_update(*, user: User, full_name: str, time_zone: str) -> User:
+    if time_zone not in zoneinfo.available_timezones():
+        raise ValidationError({"time_zone": [f"{time_zone!r} is not a known time zone (e.g. Europe/Berlin)."]})
+    user.full_name = full_name.strip()[:150]
+    user.time_zone = time_zone
+    user.save(update_fields=["full_name", "time_zone"])
+    return user
+
+
+# ---------------------------------------------------------------------- contact methods
+
+
+def phone_normalise(value: str) -> str:
+    """E.164 or ValidationError saying what is wrong."""
+    try:
+        number = phonenumbers.parse(value.strip(), None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(
+            {"value": ["Enter the number in international format with a leading + and country code, "
+                       "e.g. +4915123456789."]}
+        ) from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError({"value": [f"{value.strip()} is not a valid phone number for its country."]})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def contact_method_add(*, user: User, kind: str, value: str, label: str = "") -> ContactMethod:
+    """Add an unverified method; it is paged only once verified."""
+    if kind not in Kind.values:
+        raise ValidationError({"kind": ["Choose SMS, voice call or e-mail."]})
+    if kind == Kind.EMAIL:
+        value = value.strip().lower()
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise ValidationError({"value": [f"{value!r} is not a valid e-mail address."]}) from None
+    else:
+        value = phone_normalise(value)
+    if ContactMethod.objects.filter(user=user, kind=kind, value=value).exists():
+        raise ValidationError({"value": [f"You already have {Kind(kind).label} {value}."]})
+    return ContactMethod.objects.create(user=user, kind=kind, value=value, label=label.strip()[:60])
+
+
+def _code_hash(method: ContactMethod, code: str) -> str:
+    # Keyed by the server secret and the method, so a leaked hash cannot be brute-forced offline
+    # without the key and is useless for any other method.
+    key = f"{settings.SECRET_KEY}:contact-method:{method.pk}:{method.value}".encode()
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+
+
+def _code_deliver(method: ContactMethod, code: str) -> None:
+    body = f"Your Backstop verification code is {code}. It expires in 10 minutes."
+    if method.kind == Kind.VOICE:
+        body = "Your Backstop verification code is " + ", ".join(code) + ". Again: " + ", ".join(code) + "."
+    try:
+        from escalations.channels import OutgoingMessage, channel_for
+    except ImportError:
+        channel_for = None
+    if channel_for is not None:
+        channel_for(method.kind).send(
+            OutgoingMessage(channel=method.kind, to=method.value, body=body, subject="Backstop verification code",
+                            kind="notice")
+        )
+        return
+    if method.kind == Kind.EMAIL:
+        send_mail("Backstop verification code", body, None, [method.value])
+        return
+    from django.apps import apps
+
+    try:
+        outbox = apps.get_model("escalations", "OutboxMessage")
+    except LookupError:
+        outbox = None
+    if outbox is not None:
+        outbox.objects.create(channel=method.kind, to=method.value, body=body, kind="notice")
+    else:
+        # No SMS/voice provider is installed: the console is the outbox.
+        logger.warning("Verification code for %s %s: %s", method.kind, method.value, code)
+
+
+def contact_method_verification_send(*, method: ContactMethod, now: datetime | None = None) -> None:
+    """Send a fresh 6-digit code (valid 10 minutes, 5 attempts). Delivered after commit."""
+    now = now or timezone.now()
+    if method.verification_sent_at and now - method.verification_sent_at < RESEND_AFTER:
+        wait = int((RESEND_AFTER - (now - method.verification_sent_at)).total_seconds()) + 1
+        raise ValidationError(f"A code was just sent. Wait {wait} seconds before asking for another.")
+    code = f"{secrets.randbelow(10**6):06d}"
+    method.verification_code_hash = _code_hash(method, code)
+    method.verification_sent_at = now
+    method.verification_attempts = 0
+    method.save(update_fields=["verification_code_hash", "verification_sent_at", "verification_attempts"])
+    transaction.on_commit(lambda: _code_deliver(method, code), robust=True)
+
+
+def contact_method_verify(*, method: ContactMethod, code: str, now: datetime | None = None) -> None:
+    """Mark verified if `code` is right; ValidationError saying why not otherwise."""
+    now = now or timezone.now()
+    problem = ""
+    # The error is raised after the block: raising inside would roll back the counted attempt.
+    with transaction.atomic():
+        locked = ContactMethod.objects.select_for_update().get(pk=method.pk)
+        if locked.verified_at is not None:
+            return
+        if not locked.verification_code_hash or locked.verification_sent_at is None:
+            problem = "No code has been sent yet. Send a code first."
+        elif now - locked.verification_sent_at > CODE_TTL:
+            problem = "That code has expired (codes last 10 minutes). Send a new one."
+        elif locked.verification_attempts >= MAX_ATTEMPTS:
+            problem = "Too many wrong codes. Send a new one."
+        elif not hmac.compare_digest(locked.verification_code_hash,
+                                     _code_hash(locked, (code or "").strip().replace(" ", ""))):
+            locked.verification_attempts += 1
+            locked.save(update_fields=["verification_attempts"])
+            left = MAX_ATTEMPTS - locked.verification_attempts
+            problem = f"That code is not right. {left} attempt(s) left." if left else (
+                "Too many wrong codes. Send a new one.")
+        else:
+            locked.verified_at = now
+            locked.verification_code_hash = ""
+            locked.save(update_fields=["verified_at", "verification_code_hash"])
+    method.verified_at = locked.verified_at
+    method.verification_code_hash = locked.verification_code_hash
+    method.verification_attempts = locked.verification_attempts
+    if problem:
+        raise ValidationError(problem)
+
+
+def contact_method_delete(*, method: ContactMethod) -> None:
+    method.delete()
+
+
+# --------------------------------------------------------------------- notification rules
+
+
+def notification_rule_add(*, user: User, contact_method: ContactMethod, delay: timedelta,
+                          urgency: str = NotificationRule.Urgency.ANY) -> NotificationRule:
+    if contact_method.user_id != user.pk:
+        raise ValidationError({"contact_method": ["Choose one of your own contact methods."]})
+    if delay < timedelta(0) or delay > timedelta(hours=2):
+        raise ValidationError({"delay": ["The delay must be between 0 and 120 minutes."]})
+    if urgency not in NotificationRule.Urgency.values:
+        raise ValidationError({"urgency": ["Choose any, high or low urgency."]})
+    top = NotificationRule.objects.filter(user=user).aggregate(m=Max("order"))["m"]
+    return NotificationRule.objects.create(
+        user=user, contact_method=contact_method, delay=delay, urgency=urgency, order=0 if top is None else top + 1
+    )
+
+
+def notification_rule_delete(*, rule: NotificationRule) -> None:
+    rule.delete()
+
+
+def notification_rule_move(*, rule: NotificationRule, direction: int) -> None:
+    """Swap with the neighbour above (-1) or below (+1); renumber so orders are 0..n-1."""
+    with transaction.atomic():
+        rules = list(NotificationRule.objects.select_for_update().filter(user_id=rule.user_id)
+                     .order_by("order", "delay", "id"))
+        index = next(i for i, r in enumerate(rules) if r.pk == rule.pk)
+        other = index + direction
+        if 0 <= other < len(rules):
+            rules[index], rules[other] = rules[other], rules[index]
+        for order, r in enumerate(rules):
+            if r.order != order:
+                r.order = order
+        NotificationRule.objects.bulk_update(rules, ["order"])
+
+
+# ----------------------------------------------------------------------------- API tokens
+
+
+def api_token_create(*, user: User, name: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Returns the row and the raw token; only the hash is stored, so show the raw token once."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": ["Name the token after where it is used, e.g. 'laptop CLI'."]})
+    raw = token_generate()
+    token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:12], key_hash=token_hash(raw),
+                                    expires_at=expires_at)
+    return token, raw
+
+
+def api_token_revoke(*, token: ApiToken, now: datetime | None = None) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = now or timezone.now()
+        token.save(update_fields=["revoked_at"])

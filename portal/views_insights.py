@@ -1,0 +1,195 @@
+"""Insights and the demo outbox."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from escalations import services as incident_services
+from escalations.models import Incident, TimelineEvent
+from portal import charts, metrics, selectors
+from portal.context_processors import _twilio_configured
+from portal.models import ContactMethod, User
+from portal.permissions import can_work_incidents
+
+DAYS = (7, 30, 90)
+
+
+def _insights_params(request: HttpRequest) -> tuple[list, object, int]:
+    teams = selectors.visible_teams_get(user=request.user)
+    try:
+        days = int(request.GET.get("days", 30))
+    except ValueError:
+        days = 30
+    days = days if days in DAYS else 30
+    team = None
+    if request.GET.get("team"):
+        team = next((t for t in teams if str(t.pk) == request.GET["team"] or t.slug == request.GET["team"]), None)
+        if team is None:
+            raise Http404("No such team.")
+    return teams, team, days
+
+
+def _names(user_ids) -> dict[int, User]:
+    return User.objects.in_bulk(list(user_ids)) if user_ids else {}
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f} %"
+
+
+@login_required
+def insights(request: HttpRequest) -> HttpResponse:
+    teams, team, days = _insights_params(request)
+    now = timezone.now()
+    data = metrics.insights_load(team_ids=[team.pk] if team else [t.pk for t in teams], now=now, days=days)
+    users = _names(set(data.pages_per_person) | set(data.oncall_hours or {}))
+    name = lambda uid: users[uid].display_name if uid in users else f"#{uid}"  # noqa: E731
+    band_rows = [
+        (users.get(uid), bands, sum(bands.values())) for uid, bands in data.pages_by_band.items()
+    ]
+    context = {
+        "teams": teams, "team": team, "days": days, "day_choices": DAYS, "data": data,
+        "secondary_ok": metrics.in_band(data.secondary_rate, metrics.SECONDARY_BAND),
+        "first_ok": metrics.in_band(data.first_responder_share, metrics.FIRST_RESPONDER_BAND),
+        "secondary_pct": _pct(data.secondary_rate), "first_pct": _pct(data.first_responder_share),
+        "chart_source": charts.bar_chart(
+            [(Incident.Source(k).label if k in Incident.Source.values else k, v) for k, v in data.by_source.items()],
+            title="Incidents by source"),
+        "chart_severity": charts.bar_chart(
+            [(k.title(), v) for k, v in data.by_severity.items()], title="Incidents by severity", css_class="bar alt"),
+        "chart_pages": charts.bar_chart([(name(u), n) for u, n in data.pages_per_person.items()],
+                                        title="Pages per person"),
+        "chart_hours": charts.bar_chart(
+            [(name(u), round(h, 1)) for u, h in (data.oncall_hours or {}).items()], title="On-call hours per person",
+            unit=" h", css_class="bar alt") if data.oncall_hours is not None else None,
+        "spark": charts.sparkline(data.per_day, title=f"Incidents per day, last {days} days"),
+        "band_rows": sorted(band_rows, key=lambda r: -r[2]),
+        "query": request.GET.urlencode(),
+    }
+    return render(request, "portal/insights.html", context)
+
+
+@login_required
+def insights_csv(request: HttpRequest) -> HttpResponse:
+    teams, team, days = _insights_params(request)
+    data = metrics.insights_load(team_ids=[team.pk] if team else [t.pk for t in teams], now=timezone.now(),
+                                 days=days)
+    users = _names(set(data.pages_per_person) | set(data.oncall_hours or {}) | set(data.pages_by_band))
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="backstop-insights-{days}d.csv"'
+    out = csv.writer(response)
+    out.writerow(["metric", "key", "value"])
+    out.writerow(["window_days", "", days])
+    out.writerow(["team", "", team.slug if team else "all"])
+    out.writerow(["incidents", "", data.incidents])
+    for label, p in (("mtta_seconds", data.mtta), ("mttr_seconds", data.mttr)):
+        out.writerow([label, "p50", "" if p.p50 is None else round(p.p50)])
+        out.writerow([label, "p95", "" if p.p95 is None else round(p.p95)])
+    for k, v in data.by_source.items():
+        out.writerow(["incidents_by_source", k, v])
+    for k, v in data.by_severity.items():
+        out.writerow(["incidents_by_severity", k, v])
+    out.writerow(["secondary_page_rate", "", "" if data.secondary_rate is None else f"{data.secondary_rate:.4f}"])
+    out.writerow(["first_responder_share", "",
+                  "" if data.first_responder_share is None else f"{data.first_responder_share:.4f}"])
+    label = lambda uid: users[uid].email if uid in users else str(uid)  # noqa: E731
+    for uid, n in data.pages_per_person.items():
+        out.writerow(["pages", label(uid), n])
+    for uid, bands in data.pages_by_band.items():
+        for band, n in bands.items():
+            out.writerow([f"pages_{band}", label(uid), n])
+    for uid, hours in (data.oncall_hours or {}).items():
+        out.writerow(["oncall_hours", label(uid), f"{hours:.2f}"])
+    return response
+
+
+# --------------------------------------------------------------------------------- outbox
+
+
+def _outbox_model():
+    from django.apps import apps
+
+    try:
+        return apps.get_model("escalations", "OutboxMessage")
+    except LookupError:
+        return None
+
+
+def _outbox_visible(request: HttpRequest, model):
+    qs = model.objects.select_related("page", "page__user", "incident").order_by("-created_at", "-id")
+    if request.user.is_staff:
+        return qs
+    mine = ContactMethod.objects.filter(user=request.user).values_list("value", flat=True)
+    return qs.filter(to__in=list(mine) + [request.user.email])
+
+
+@login_required
+def outbox(request: HttpRequest) -> HttpResponse:
+    if _twilio_configured():
+        raise Http404("Twilio is configured: messages go out for real, there is no outbox.")
+    model = _outbox_model()
+    messages_ = list(_outbox_visible(request, model)[:100]) if model is not None else []
+    return render(request, "portal/outbox.html", {
+        "available": model is not None, "items": messages_, "reply": request.session.pop("outbox_reply", None),
+    })
+
+
+@login_required
+@require_POST
+def outbox_sms_reply(request: HttpRequest) -> HttpResponse:
+    """Simulate an inbound SMS: the same handler the Twilio webhook uses."""
+    if _twilio_configured():
+        raise Http404()
+    from escalations.sms import sms_reply_handle
+
+    from_number = request.POST.get("from_number", "").strip()
+    if not request.user.is_staff and not ContactMethod.objects.filter(user=request.user, value=from_number).exists():
+        raise PermissionDenied("You can only reply from your own numbers.")
+    answer = sms_reply_handle(from_number=from_number, body=request.POST.get("body", ""))
+    request.session["outbox_reply"] = answer
+    messages.info(request, f"Backstop answered: {answer}")
+    return redirect("portal:outbox")
+
+
+# The same digits the real voice page offers (escalations/twilio_views.py).
+KEYS = {"1": ("acknowledge", incident_services.incident_acknowledge),
+        "2": ("escalate", incident_services.incident_escalate),
+        "3": ("resolve", incident_services.incident_resolve)}
+
+
+@login_required
+@require_POST
+def outbox_voice_key(request: HttpRequest, pk: int) -> HttpResponse:
+    """Simulate pressing a key during a voice page, acting as the paged person (via=voice)."""
+    if _twilio_configured():
+        raise Http404()
+    model = _outbox_model()
+    if model is None:
+        raise Http404()
+    item = model.objects.select_related("page__user", "page__incident").filter(pk=pk, channel="voice").first()
+    if item is None or item.page is None:
+        raise Http404("No such voice page.")
+    paged = item.page.user
+    if not request.user.is_staff and request.user.pk != paged.pk:
+        raise PermissionDenied("Only the paged person can answer this call.")
+    key = KEYS.get(request.POST.get("key", ""))
+    if key is None:
+        messages.error(request, "Press 1 to acknowledge, 2 to escalate or 3 to resolve.")
+        return redirect("portal:outbox")
+    label, action = key
+    incident = item.page.incident
+    if not can_work_incidents(paged, incident.team_id):
+        messages.error(request, f"{paged.display_name} may not act on #{incident.pk}.")
+        return redirect("portal:outbox")
+    changed = action(incident=incident, by=paged, via=TimelineEvent.Via.VOICE)
+    messages.success(request, f"#{incident.pk}: {label} {'done' if changed else 'changed nothing'} "
+                              f"(as {paged.display_name}, by phone keypress).")
+    return redirect("portal:outbox")

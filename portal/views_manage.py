@@ -1,0 +1,370 @@
+"""Staff and manager pages: team, rotation and policy forms; the roster calendar."""
+
+from __future__ import annotations
+
+import calendar as pycalendar
+from datetime import datetime, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from escalations import policy_services
+from escalations.models import EscalationPolicy, EscalationTarget
+from portal import roster, selectors
+from portal.forms import apply_errors
+from portal.forms_manage import PolicyForm, RotationForm, StepFormSet, TeamForm, _comma_list
+from portal.forms_roster import ExclusionForm, OverrideForm
+from portal.permissions import can_manage_team, can_view_team
+from portal.views_teams import _team_or_404, roster_services
+from rotations.models import Exclusion, Membership, Rotation, Team
+
+ROSTER_MISSING = "Rosters cannot be edited: the roster module is not installed on this server."
+
+
+def _require_manager(request: HttpRequest, team: Team) -> None:
+    if not can_manage_team(request.user, team):
+        raise PermissionDenied("Only staff and this team's managers can change it.")
+
+
+# ---------------------------------------------------------------------------------- teams
+
+
+@login_required
+def team_create(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff can create teams.")
+    services = roster_services()
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if services is None:
+            form.add_error(None, ROSTER_MISSING)
+        else:
+            try:
+                team = services.team_create(actor=request.user, **form.cleaned_data)
+                messages.success(request, f"Created {team.name}. Add members and a rotation next.")
+                return redirect("portal:team", slug=team.slug)
+            except ValidationError as exc:
+                apply_errors(form, exc)
+    return render(request, "portal/form_page.html", {
+        "title": "New team", "form": form, "submit": "Create team", "back": ("portal:teams", None),
+        "status_missing": services is None,
+    }, status=400 if form.errors else 200)
+
+
+@login_required
+def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    _require_manager(request, team)
+    services = roster_services()
+    initial = {f: getattr(team, f) for f in ("name", "slug", "description", "time_zone", "handover_email")}
+    form = TeamForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        if services is None:
+            form.add_error(None, ROSTER_MISSING)
+        else:
+            try:
+                services.team_update(team=team, actor=request.user, **form.cleaned_data)
+                messages.success(request, "Team saved.")
+                return redirect("portal:team", slug=team.slug)
+            except ValidationError as exc:
+                apply_errors(form, exc)
+    return render(request, "portal/form_page.html", {
+        "title": f"Edit {team.name}", "form": form, "submit": "Save", "team": team,
+        "status_missing": services is None,
+    }, status=400 if form.errors else 200)
+
+
+# ------------------------------------------------------------------------------ rotations
+
+
+def _rotation_page(request, *, team, form, rotation=None, order=None, status=200):
+    members = [m for m in selectors.team_members_get(team=team) if m.role != Membership.Role.VIEWER]
+    order = order or {}
+    rows = sorted(members, key=lambda m: (order.get(m.user_id) is None, order.get(m.user_id) or 0,
+                                          m.user.display_name))
+    return render(request, "portal/rotation_form.html", {
+        "team": team, "form": form, "rotation": rotation, "rows": [(m, order.get(m.user_id)) for m in rows],
+        "status_missing": roster_services() is None,
+    }, status=status)
+
+
+def _posted_order(request) -> dict[int, int]:
+    out = {}
+    for key, value in request.POST.items():
+        if key.startswith("order_") and value.strip().isdigit():
+            out[int(key[6:])] = int(value)
+    return out
+
+
+@login_required
+def rotation_create(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    _require_manager(request, team)
+    members = selectors.team_members_get(team=team)
+    form = RotationForm(request.POST or None, members=members, initial={"time_zone": team.time_zone})
+    if request.method == "POST" and form.is_valid():
+        services = roster_services()
+        people = form.participants()
+        if services is None:
+            form.add_error(None, ROSTER_MISSING)
+        elif not people:
+            form.add_error(None, "Number at least one person (1, 2, 3…) to put them in the rotation.")
+        else:
+            data = form.cleaned_data
+            try:
+                services.rotation_create(
+                    team=team, name=data["name"], time_zone=data["time_zone"], positions=data["positions"],
+                    start_date=data["start_date"], handoff_time=data["handoff_time"], shift_unit=data["shift_unit"],
+                    shift_length=data["shift_length"], participants=people, actor=request.user,
+                )
+                messages.success(request, f"Created rotation {data['name']}.")
+                return redirect("portal:team", slug=team.slug)
+            except ValidationError as exc:
+                apply_errors(form, exc)
+    return _rotation_page(request, team=team, form=form, order=_posted_order(request),
+                          status=400 if form.errors else 200)
+
+
+@login_required
+def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    rotation = get_object_or_404(Rotation.objects.select_related("team"), pk=pk)
+    team = rotation.team
+    if not can_view_team(request.user, team):
+        raise PermissionDenied()
+    _require_manager(request, team)
+    members = selectors.team_members_get(team=team)
+    at = timezone.now()
+    eras = list(rotation.eras.prefetch_related("participant_links").order_by("effective_from"))
+    current = next((e for e in reversed(eras) if e.effective_from <= at), eras[0] if eras else None)
+    initial = {"name": rotation.name, "time_zone": rotation.time_zone, "positions": ", ".join(rotation.positions),
+               "effective_from": timezone.localtime(at).replace(second=0, microsecond=0)}
+    order = {}
+    if current is not None:
+        initial.update(start_date=current.start_date, handoff_time=current.handoff_time,
+                       shift_unit=current.shift_unit, shift_length=current.shift_length)
+        order = {link.user_id: link.order + 1 for link in current.participant_links.all()}
+    form = RotationForm(request.POST or None, members=members, initial=initial, editing=True)
+    if request.method == "POST":
+        order = _posted_order(request)
+        if form.is_valid():
+            services = roster_services()
+            data = form.cleaned_data
+            people = form.participants()
+            if services is None:
+                form.add_error(None, ROSTER_MISSING)
+            elif not people:
+                form.add_error(None, "Number at least one person (1, 2, 3…) to keep in the rotation.")
+            else:
+                try:
+                    services.rotation_update(rotation=rotation, actor=request.user, name=data["name"],
+                                             positions=data["positions"])
+                    services.rotation_definition_change(
+                        rotation=rotation, effective_from=data.get("effective_from") or at, actor=request.user,
+                        participants=people, shift_unit=data["shift_unit"], shift_length=data["shift_length"],
+                        handoff_time=data["handoff_time"], start_date=data["start_date"],
+                    )
+                    messages.success(request, f"Saved {rotation.name}; shifts before the change stay as they were.")
+                    return redirect("portal:team", slug=team.slug)
+                except ValidationError as exc:
+                    apply_errors(form, exc)
+    return _rotation_page(request, team=team, form=form, rotation=rotation, order=order,
+                          status=400 if form.errors else 200)
+
+
+# ------------------------------------------------------------------------------- policies
+
+
+def _policy_initial(policy: EscalationPolicy) -> tuple[dict, list[dict]]:
+    head = {
+        "name": policy.name, "description": policy.description, "repeat": policy.repeat,
+        "ack_timeout_minutes": int(policy.ack_timeout.total_seconds() // 60) if policy.ack_timeout else None,
+        "auto_resolve_minutes": int(policy.auto_resolve_after.total_seconds() // 60)
+        if policy.auto_resolve_after else None,
+        "skip_empty_steps": policy.skip_empty_steps, "reassign_on_handover": policy.reassign_on_handover,
+        "make_default": policy.team.escalation_policy_id == policy.pk,
+    }
+    steps = []
+    for step in policy.steps.order_by("order").prefetch_related("targets"):
+        targets = list(step.targets.all())
+        steps.append({
+            "delay_minutes": int(step.delay.total_seconds() // 60),
+            "positions": ", ".join(t.position for t in targets if t.kind == "position"),
+            "users": [t.user_id for t in targets if t.kind == "user"],
+            "whole_team": any(t.kind == "team" for t in targets),
+            "managers": any(t.kind == "managers" for t in targets),
+        })
+    return head, steps
+
+
+def _steps_from(formset) -> list[policy_services.StepInput]:
+    steps = []
+    for f in formset.forms:
+        if not f.has_changed() or f.cleaned_data.get("DELETE"):
+            continue
+        d = f.cleaned_data
+        targets = [policy_services.TargetInput(kind=EscalationTarget.Kind.POSITION, position=p)
+                   for p in _comma_list(d.get("positions", ""))]
+        targets += [policy_services.TargetInput(kind=EscalationTarget.Kind.USER, user=u) for u in d.get("users", [])]
+        if d.get("whole_team"):
+            targets.append(policy_services.TargetInput(kind=EscalationTarget.Kind.TEAM))
+        if d.get("managers"):
+            targets.append(policy_services.TargetInput(kind=EscalationTarget.Kind.MANAGERS))
+        steps.append(policy_services.StepInput(delay=timedelta(minutes=d["delay_minutes"]), targets=targets))
+    return steps
+
+
+def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | None) -> HttpResponse:
+    head, steps = _policy_initial(policy) if policy else ({"make_default": team.escalation_policy_id is None}, [])
+    form = PolicyForm(request.POST or None, initial=head)
+    formset = StepFormSet(request.POST or None, initial=steps or None, prefix="steps",
+                          form_kwargs={"team": team})
+    step_errors: list[str] = []
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        d = form.cleaned_data
+        kwargs = dict(
+            name=d["name"], description=d["description"], repeat=d["repeat"], actor=request.user,
+            ack_timeout=timedelta(minutes=d["ack_timeout_minutes"]) if d["ack_timeout_minutes"] else None,
+            auto_resolve_after=timedelta(minutes=d["auto_resolve_minutes"]) if d["auto_resolve_minutes"] else None,
+            skip_empty_steps=d["skip_empty_steps"], reassign_on_handover=d["reassign_on_handover"],
+            make_default=d["make_default"], steps=_steps_from(formset),
+        )
+        try:
+            if policy is None:
+                policy = policy_services.policy_create(team=team, **kwargs)
+                messages.success(request, f"Created policy {policy.name}.")
+            else:
+                policy_services.policy_update(policy=policy, **kwargs)
+                messages.success(request, f"Saved {policy.name}. Incidents already open keep the old steps.")
+            return redirect("portal:team", slug=team.slug)
+        except ValidationError as exc:
+            step_errors = exc.message_dict.pop("steps", []) if hasattr(exc, "error_dict") else []
+            if hasattr(exc, "error_dict"):
+                for field, errs in exc.message_dict.items():
+                    if field != "steps":
+                        form.add_error(field if field in form.fields else None, errs)
+            else:
+                form.add_error(None, exc.messages)
+    failed = request.method == "POST"
+    return render(request, "portal/policy_form.html", {
+        "team": team, "policy": policy, "form": form, "formset": formset, "step_errors": step_errors,
+    }, status=400 if failed else 200)
+
+
+@login_required
+def policy_create(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    _require_manager(request, team)
+    return _policy_page(request, team, None)
+
+
+@login_required
+def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = get_object_or_404(EscalationPolicy.objects.select_related("team"), pk=pk)
+    if not can_view_team(request.user, policy.team):
+        raise PermissionDenied()
+    _require_manager(request, policy.team)
+    return _policy_page(request, policy.team, policy)
+
+
+# ------------------------------------------------------------------------------- calendar
+
+
+def _window(view: str, start_param: str | None, now: datetime) -> tuple[datetime, datetime, list[tuple[float, str]]]:
+    tz = timezone.get_current_timezone()
+    local_now = timezone.localtime(now)
+    try:
+        day = datetime.strptime(start_param or "", "%Y-%m-%d").date()
+    except ValueError:
+        today = local_now.date()
+        day = today - timedelta(days=today.weekday()) if view == "week" else today.replace(day=1)
+    if view == "month":
+        day = day.replace(day=1)
+        length = pycalendar.monthrange(day.year, day.month)[1]
+    else:
+        length = 7
+    since = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+    until = datetime.combine(day + timedelta(days=length), datetime.min.time(), tzinfo=tz)
+    span = (until - since).total_seconds()
+    ticks = []
+    for i in range(length):
+        at = datetime.combine(day + timedelta(days=i), datetime.min.time(), tzinfo=tz)
+        label = at.strftime("%a %d") if view == "week" else at.strftime("%d")
+        ticks.append(((at - since).total_seconds() / span * 100, label))
+    return since, until, ticks
+
+
+def _pct(moment: datetime, since: datetime, until: datetime) -> float:
+    span = (until - since).total_seconds()
+    return max(0.0, min(100.0, (moment - since).total_seconds() / span * 100))
+
+
+@login_required
+def team_calendar(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    view = "month" if request.GET.get("view") == "month" else "week"
+    now = timezone.now()
+    since, until, ticks = _window(view, request.GET.get("start"), now)
+    selectors_mod = roster.roster_selectors()
+    rows: list[dict] = []
+    if selectors_mod is not None:
+        shifts = selectors_mod.team_shifts_get(team=team, since=since, until=until)
+        by_key: dict[tuple, dict] = {}
+        for line in roster.shifts_describe(shifts):
+            key = (line.rotation_name, line.position)
+            row = by_key.setdefault(key, {"label": f"{line.rotation_name} · {line.position}", "bars": [],
+                                          "rotation_id": line.rotation_id, "position": line.position})
+            left = _pct(line.start, since, until)
+            row["bars"].append({
+                "line": line, "left": left, "width": max(_pct(line.until, since, until) - left, 0.3),
+                "css": line.reason,
+            })
+        rows = [by_key[k] for k in sorted(by_key)]
+    members = [m.user for m in selectors.team_members_get(team=team)]
+    exclusions = list(
+        Exclusion.objects.filter(user__in=members, start__lt=until, end__gt=since).select_related("user")
+        .order_by("start")
+    )
+    away = []
+    for x in exclusions:
+        left = _pct(x.start, since, until)
+        away.append({"x": x, "left": left, "width": max(_pct(x.end, since, until) - left, 0.3)})
+    step = timedelta(days=7) if view == "week" else timedelta(days=32)
+    prev_start = (since - (timedelta(days=1) if view == "month" else step)).date()
+    if view == "month":
+        prev_start = prev_start.replace(day=1)
+    next_start = (since + step).date().replace(day=1) if view == "month" else (since + step).date()
+    return render(request, "portal/calendar.html", {
+        "team": team, "view": view, "since": since, "until": until, "ticks": ticks, "rows": rows, "away": away,
+        "roster_available": selectors_mod is not None,
+        "now_left": _pct(now, since, until) if since <= now < until else None,
+        "prev_start": prev_start.isoformat(), "next_start": next_start.isoformat(),
+        "can_manage": can_manage_team(request.user, team),
+    })
+
+
+@login_required
+def team_override_new(request: HttpRequest, slug: str) -> HttpResponse:
+    """The override form, prefilled from a calendar bar (rotation, position or person, window)."""
+    team = _team_or_404(request, slug)
+    initial = {k: request.GET.get(k) for k in ("rotation", "position", "replaces_user", "start", "end")
+               if request.GET.get(k)}
+    form = OverrideForm(initial=initial, user=request.user, team=team)
+    return render(request, "portal/override_form.html", {
+        "team": team, "form": form, "services_available": roster_services() is not None,
+        "next": f"/teams/{team.slug}/calendar/",
+    })
+
+
+@login_required
+def team_exclusion_new(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    initial = {k: request.GET.get(k) for k in ("user", "start", "end") if request.GET.get(k)}
+    form = ExclusionForm(initial=initial)
+    return render(request, "portal/exclusion_form.html", {
+        "team": team, "form": form, "services_available": roster_services() is not None,
+        "next": f"/teams/{team.slug}/calendar/",
+    })

@@ -1,0 +1,202 @@
+"""Teams, the roster calendar, and my schedule (exclusions, overrides, iCal)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.apps import apps
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from escalations.services import incidents_open_count_by_team
+from portal import roster, selectors
+from portal.forms import apply_errors
+from portal.forms_roster import ExclusionForm, OverrideForm
+from portal.permissions import (
+    can_manage_exclusion_for,
+    can_manage_override,
+    can_manage_team,
+    can_view_team,
+)
+from rotations.models import AuditEntry, Rotation, Team
+
+
+def roster_services():
+    try:
+        from rotations import services
+    except ImportError:
+        return None
+    return services if hasattr(services, "override_create") else None
+
+
+def _team_or_404(request: HttpRequest, slug: str) -> Team:
+    team = get_object_or_404(Team, slug=slug)
+    if not can_view_team(request.user, team):
+        raise Http404("No such team.")
+    return team
+
+
+@login_required
+def teams(request: HttpRequest) -> HttpResponse:
+    visible = selectors.visible_teams_get(user=request.user)
+    at = timezone.now()
+    oncall = roster.teams_oncall_lines(team_ids=[t.pk for t in visible], at=at)
+    open_counts = incidents_open_count_by_team([t.pk for t in visible])
+    rows = [(t, open_counts.get(t.pk, 0), (oncall or {}).get(t.pk, [])) for t in visible]
+    return render(request, "portal/teams.html", {
+        "rows": rows, "roster_available": oncall is not None,
+        "can_create": request.user.is_staff,
+    })
+
+
+def _handover_log(team: Team) -> list | None:
+    try:
+        model = apps.get_model("rotations", "Handover")
+    except LookupError:
+        return None
+    fields = {f.name for f in model._meta.get_fields()}
+    qs = model.objects.all()
+    if "team" in fields:
+        qs = qs.filter(team=team)
+    elif "rotation" in fields:
+        qs = qs.filter(rotation__team=team)
+    order = "-at" if "at" in fields else "-pk"
+    return list(qs.order_by(order)[:10])
+
+
+def _integrations(team: Team) -> list | None:
+    try:
+        model = apps.get_model("escalations", "Integration")
+    except LookupError:
+        return None
+    if "team" not in {f.name for f in model._meta.get_fields()}:
+        return None
+    return list(model.objects.filter(team=team).order_by("pk")[:50])
+
+
+@login_required
+def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    at = timezone.now()
+    oncall = roster.teams_oncall_lines(team_ids=[team.pk], at=at)
+    rotations = list(
+        Rotation.objects.filter(team=team).prefetch_related("eras__participant_links__user").order_by("name")
+    )
+    for rotation in rotations:
+        eras = [e for e in rotation.eras.all() if e.effective_from <= at]
+        era = eras[-1] if eras else next(iter(rotation.eras.all()), None)
+        rotation.current_era = era
+        rotation.people = [link.user for link in era.participant_links.all()] if era else []
+    return render(request, "portal/team_detail.html", {
+        "team": team,
+        "members": selectors.team_members_get(team=team),
+        "rotations": rotations,
+        "policies": selectors.team_policies_get(team=team),
+        "oncall": (oncall or {}).get(team.pk, []),
+        "roster_available": oncall is not None,
+        "audit": list(AuditEntry.objects.filter(team=team).select_related("actor")[:15]),
+        "handovers": _handover_log(team),
+        "integrations": _integrations(team),
+        "can_manage": can_manage_team(request.user, team),
+        "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
+    })
+
+
+# ------------------------------------------------------------------------------ schedule
+
+
+def _ical_url(request: HttpRequest) -> str:
+    try:
+        path = reverse("rotations_ical:user", kwargs={"token": request.user.ical_token})
+    except NoReverseMatch:
+        path = f"/ical/user/{request.user.ical_token}.ics"
+    return request.build_absolute_uri(path)
+
+
+def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form=None, status=200):
+    at = timezone.now()
+    shifts = roster.user_shift_lines(user=request.user, since=at, until=at + timedelta(days=30))
+    from rotations.models import Exclusion, Override
+
+    return render(request, "portal/schedule.html", {
+        "shifts": shifts or [],
+        "roster_available": shifts is not None,
+        "services_available": roster_services() is not None,
+        "exclusion_form": exclusion_form or ExclusionForm(),
+        "override_form": override_form or OverrideForm(user=request.user),
+        "exclusions": list(Exclusion.objects.filter(user=request.user, end__gt=at).order_by("start")),
+        "overrides": list(Override.objects.filter(user=request.user, end__gt=at)
+                          .select_related("rotation__team", "replaces_user").order_by("start")),
+        "ical_url": _ical_url(request),
+    }, status=status)
+
+
+@login_required
+def schedule(request: HttpRequest) -> HttpResponse:
+    return _schedule_render(request)
+
+
+@login_required
+@require_POST
+def exclusion_create(request: HttpRequest) -> HttpResponse:
+    form = ExclusionForm(request.POST)
+    services = roster_services()
+    if services is None:
+        messages.error(request, "Exclusions cannot be saved: the roster module is not installed on this server.")
+        return redirect("portal:schedule")
+    if form.is_valid():
+        subject = form.cleaned_data.get("user") or request.user
+        if not can_manage_exclusion_for(request.user, subject):
+            raise PermissionDenied("You can only add exclusions for yourself or members of teams you manage.")
+        try:
+            services.exclusion_create(user=subject, start=form.cleaned_data["start"], end=form.cleaned_data["end"],
+                                      kind=form.cleaned_data["kind"], reason=form.cleaned_data["reason"],
+                                      actor=request.user)
+            messages.success(request, "Time off saved. The roster routes around it.")
+            return redirect(_safe_next(request))
+        except ValidationError as exc:
+            apply_errors(form, exc)
+    return _schedule_render(request, exclusion_form=form, status=400)
+
+
+@login_required
+@require_POST
+def override_create(request: HttpRequest) -> HttpResponse:
+    form = OverrideForm(request.POST, user=request.user)
+    services = roster_services()
+    if services is None:
+        messages.error(request, "Overrides cannot be saved: the roster module is not installed on this server.")
+        return redirect("portal:schedule")
+    if form.is_valid():
+        data = form.cleaned_data
+        taker = data.get("taker") or request.user
+        rotation = data["rotation"]
+        replaced = data.get("replaces_user")
+        if not can_manage_override(request.user, team=rotation.team_id, taker=taker, replaced=replaced):
+            raise PermissionDenied("You can only create overrides you take part in, unless you manage the team.")
+        try:
+            services.override_create(rotation=rotation, user=taker, start=data["start"], end=data["end"],
+                                     position=data.get("position") or None, replaces_user=data.get("replaces_user"),
+                                     reason=data.get("reason", ""), actor=request.user)
+            messages.success(request, f"{taker.display_name} has the pager for that window.")
+            return redirect(_safe_next(request))
+        except ValidationError as exc:
+            apply_errors(form, exc)
+    return _schedule_render(request, override_form=form, status=400)
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return reverse("portal:schedule")
+
+
