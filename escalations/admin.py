@@ -5,6 +5,7 @@ from escalations.models import (
     EscalationStep,
     EscalationTarget,
     Incident,
+    OutboxMessage,
     Page,
     TimelineEvent,
 )
@@ -66,3 +67,12 @@ class PageAdmin(admin.ModelAdmin):
     search_fields = ("destination", "provider_id", "user__email")
     list_select_related = ("incident", "user")
     date_hierarchy = "due_at"
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "channel", "kind", "to", "subject", "page", "incident")
+    list_filter = ("channel", "kind")
+    search_fields = ("to", "subject", "body")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("page", "incident")

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import factory
 from django.utils import timezone
 
-from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget, Incident
+from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget, Incident, Page
 from portal.models import ContactMethod, NotificationRule, User
 from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
 
@@ -151,3 +151,19 @@ class IncidentFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     title = factory.Sequence(lambda n: f"Incident {n}")
     created_at = factory.LazyFunction(timezone.now)
+
+
+class PageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Page
+
+    incident = factory.SubFactory(IncidentFactory)
+    cycle = 0
+    step = 0
+    loop = 0
+    contact_method = factory.SubFactory(ContactMethodFactory)
+    user = factory.SelfAttribute("contact_method.user")
+    rule_index = factory.Sequence(lambda n: n % 1000)
+    channel = factory.SelfAttribute("contact_method.kind")
+    destination = factory.SelfAttribute("contact_method.value")
+    due_at = factory.LazyFunction(timezone.now)

@@ -201,6 +201,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Task modules not named tasks.py (autodiscover only finds those).
+CELERY_IMPORTS = ["escalations.delivery_tasks"]
 
 # The one beat schedule. Every job is idempotent and safe if two beats run at once: each one
 # takes database row locks, never an in-memory flag.
@@ -209,6 +211,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "escalations.tasks.sweep",
         "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=1.0),
         "options": {"expires": 10},
+    },
+    # Pages stuck in `sending` are checked with the provider; due pages whose message was lost are
+    # enqueued again.
+    "page-reconcile": {
+        "task": "escalations.page_reconcile",
+        "schedule": 15.0,
+        "options": {"expires": 14},
     },
 }
 

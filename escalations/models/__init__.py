@@ -1,4 +1,5 @@
 from .incident import Incident, Page, TimelineEvent
+from .outbox import OutboxMessage
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
 
 __all__ = [
@@ -6,6 +7,7 @@ __all__ = [
     "EscalationStep",
     "EscalationTarget",
     "Incident",
+    "OutboxMessage",
     "Page",
     "TimelineEvent",
 ]

@@ -1,0 +1,573 @@
+"""Page delivery: from a `pending` Page row to exactly one message at the provider.
+
+Exactly-once rests on three things:
+
+* The claim is one conditional UPDATE (`pending -> sending`); whoever updates the row owns the
+  attempt, so a redelivered Celery message or a second worker finds nothing to do.
+* The provider is called outside any transaction, and its answer is recorded with another
+  conditional UPDATE. A timeout leaves the row in `sending`.
+* `pages_reconcile_stuck` asks the provider about rows left in `sending` (worker killed, timeout)
+  and only puts a page back to `pending` when the provider does not have its message. SMS bodies
+  carry a page reference ("Ref P123") so the message can be found again; calls are matched on
+  to/from/creation time. E-mail cannot be asked and is at-least-once.
+
+No Celery here: the tasks in `escalations.delivery_tasks` wrap these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Min
+from django.utils import timezone
+
+from escalations.channels import (
+    ChannelError,
+    OutgoingMessage,
+    PermanentChannelError,
+    TemporaryChannelError,
+    UnknownOutcomeError,
+    channel_for,
+    page_reference,
+)
+from escalations.models import Incident, Page, TimelineEvent
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DeliveryOutcome",
+    "StatusUpdate",
+    "page_deliver",
+    "page_message_build",
+    "page_status_update",
+    "pages_dispatch_due",
+    "pages_reconcile_stuck",
+]
+
+BACKOFF_BASE = timedelta(seconds=15)
+BACKOFF_MAX = timedelta(minutes=5)
+# Twilio's clock and ours differ a little; look for calls created slightly before the claim.
+CLOCK_SLACK = timedelta(seconds=30)
+
+NOT_REACHED = {Page.Status.FAILED, Page.Status.NO_ANSWER, Page.Status.BUSY}
+TERMINAL = {
+    Page.Status.DELIVERED,
+    Page.Status.ANSWERED,
+    Page.Status.FAILED,
+    Page.Status.NO_ANSWER,
+    Page.Status.BUSY,
+    Page.Status.CANCELED,
+}
+
+
+@dataclass
+class DeliveryOutcome:
+    page_id: int
+    # sent | retry | failed | canceled | throttled | unknown | skipped
+    result: str
+    provider_id: str = ""
+    bundled_page_ids: list[int] = field(default_factory=list)
+    retry_at: datetime | None = None  # for retry/throttled: when the page is due again
+    promoted_page_ids: list[int] = field(default_factory=list)  # next rules made due now
+    detail: str = ""
+
+
+@dataclass
+class StatusUpdate:
+    changed: bool
+    status: str
+    promoted_page_ids: list[int] = field(default_factory=list)
+
+
+def _open_incidents():
+    # A subquery on the page's own incident_id column (not a join) keeps the UPDATE a plain
+    # `UPDATE page ... WHERE status = 'pending' AND incident_id IN (...)`, so PostgreSQL re-checks
+    # the page's status after waiting for a concurrent writer's row lock.
+    return Incident.objects.filter(status=Incident.Status.TRIGGERED, suppressed=False).values("pk")
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+def _throttle(channel: str) -> tuple[int, timedelta]:
+    conf = settings.BACKSTOP_PAGE_THROTTLE.get(channel) or {"count": 1_000_000, "seconds": 1}
+    return int(conf["count"]), timedelta(seconds=conf["seconds"])
+
+
+def _lock_destination(channel: str, destination: str) -> None:
+    """Serialize throttle checks and bundling per destination for the rest of the transaction."""
+    if connection.vendor == "postgresql":
+        key = zlib.crc32(f"page:{channel}:{destination}".encode())
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [4242, key - 2**31])
+
+
+def _same_destination(page: Page):
+    return Page.objects.filter(channel=page.channel, destination=page.destination)
+
+
+def _channel_label(channel: str) -> str:
+    return {"sms": "SMS", "voice": "phone", "email": "e-mail"}.get(channel, channel)
+
+
+def _timeline(page: Page, kind: str, message: str, now: datetime, data: dict | None = None) -> None:
+    TimelineEvent.objects.create(
+        incident_id=page.incident_id,
+        at=now,
+        kind=kind,
+        via=TimelineEvent.Via.SYSTEM,
+        message=message,
+        data={"page_id": page.pk, "channel": page.channel, **(data or {})},
+    )
+
+
+def _who(page: Page) -> str:
+    return page.user.display_name
+
+
+# --- message text ------------------------------------------------------------------------------
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def page_message_build(*, carrier: Page, pages: list[Page]) -> OutgoingMessage:
+    """The text for one message carrying `pages` (carrier first). Short, actionable, with a reference."""
+    incidents: dict[int, Incident] = {}
+    for p in pages:
+        incidents.setdefault(p.incident_id, p.incident)
+    ordered = sorted(incidents.values(), key=lambda i: i.pk)
+    ref = page_reference(carrier.pk)
+    first = ordered[0]
+    teams = {i.team.name for i in ordered}
+    if len(ordered) == 1:
+        n = first.pk
+        body = (
+            f"Backstop #{n} [{first.team.name}] {_short(first.title, 100)}. "
+            f"Reply {n}A ack, {n}R resolve, {n}E escalate. {ref}"
+        )
+        subject = f"[Backstop #{n}] [{first.team.name}] {_short(first.title, 150)}"
+        voice = f"Backstop alert for team {first.team.name}. Incident {n}: {_short(first.title, 200)}."
+    else:
+        team_part = f" for {first.team.name}" if len(teams) == 1 else ""
+        listing = ", ".join(
+            f"#{i.pk} {_short(i.title, 40)}" if len(teams) == 1 else f"#{i.pk} [{i.team.name}] {_short(i.title, 40)}"
+            for i in ordered
+        )
+        n = first.pk
+        body = (
+            f"{len(ordered)} incidents open{team_part}: {listing}. "
+            f"Reply <number>A ack, R resolve, E escalate, e.g. {n}A. {ref}"
+        )
+        subject = f"[Backstop] {len(ordered)} incidents open{team_part}"
+        voice = f"Backstop alert. {len(ordered)} incidents are open{team_part}. " + " ".join(
+            f"Incident {i.pk}: {_short(i.title, 120)}." for i in ordered
+        )
+    if carrier.channel == Page.Channel.EMAIL:
+        link_base = settings.PUBLIC_BASE_URL
+        lines = [body, ""]
+        for i in ordered:
+            lines += [f"#{i.pk} [{i.team.name}] {i.title}", f"  {link_base}/incidents/{i.pk}/"]
+            if i.details:
+                lines.append("  " + _short(i.details, 500))
+        body = "\n".join(lines)
+    elif carrier.channel == Page.Channel.VOICE:
+        body = voice + f" {ref}"
+    return OutgoingMessage(
+        channel=carrier.channel,
+        to=carrier.destination,
+        body=body,
+        subject=subject,
+        page_id=carrier.pk,
+        incident_id=carrier.incident_id,
+        kind="page",
+    )
+
+
+def _carried_pages(carrier: Page) -> list[Page]:
+    bundled = list(
+        Page.objects.filter(bundled_into=carrier, status=Page.Status.BUNDLED)
+        .select_related("incident__team", "user")
+        .order_by("incident_id", "id")
+    )
+    return [carrier, *bundled]
+
+
+# --- deliver -------------------------------------------------------------------------------------
+
+
+def _cancel_if_not_triggered(page_id: int, now: datetime) -> bool:
+    return bool(
+        Page.objects.filter(pk=page_id, status=Page.Status.PENDING)
+        .exclude(incident_id__in=_open_incidents())
+        .update(status=Page.Status.CANCELED, status_at=now)
+    )
+
+
+def page_deliver(*, page_id: int, now: datetime | None = None) -> DeliveryOutcome:
+    """Send one due page (and any other due pages to the same destination, bundled) exactly once."""
+    now = now or timezone.now()
+    if _cancel_if_not_triggered(page_id, now):
+        return DeliveryOutcome(page_id, "canceled")
+
+    with transaction.atomic():
+        page = Page.objects.filter(pk=page_id).first()
+        if page is None:
+            return DeliveryOutcome(page_id, "skipped", detail="no such page")
+        if page.status != Page.Status.PENDING or page.due_at > now:
+            return DeliveryOutcome(page_id, "skipped", detail=f"status {page.status}, due {page.due_at}")
+        _lock_destination(page.channel, page.destination)
+
+        count, window = _throttle(page.channel)
+        in_window = (
+            _same_destination(page)
+            .filter(claimed_at__gt=now - window, bundled_into__isnull=True)
+            .exclude(status__in=[Page.Status.PENDING, Page.Status.CANCELED, Page.Status.BUNDLED])
+            .exclude(pk=page.pk)
+        )
+        if in_window.count() >= count:
+            oldest = in_window.aggregate(m=Min("claimed_at"))["m"]
+            free_at = oldest + window
+            Page.objects.filter(pk=page_id, status=Page.Status.PENDING).update(due_at=free_at)
+            return DeliveryOutcome(page_id, "throttled", retry_at=free_at)
+
+        claimed = Page.objects.filter(
+            pk=page_id, status=Page.Status.PENDING, due_at__lte=now, incident_id__in=_open_incidents()
+        ).update(status=Page.Status.SENDING, attempts=F("attempts") + 1, claimed_at=now, error="")
+        if not claimed:
+            return DeliveryOutcome(page_id, "skipped", detail="claimed elsewhere")
+        # Every other due page to this destination rides along in the same message.
+        _same_destination(page).filter(
+            status=Page.Status.PENDING, due_at__lte=now, incident_id__in=_open_incidents()
+        ).exclude(pk=page_id).update(status=Page.Status.BUNDLED, bundled_into=page_id, status_at=now)
+
+    carrier = Page.objects.select_related("incident__team", "user").get(pk=page_id)
+    pages = _carried_pages(carrier)
+    message = page_message_build(carrier=carrier, pages=pages)
+    bundled_ids = [p.pk for p in pages[1:]]
+
+    # The provider call: outside any transaction, never holding a lock.
+    try:
+        result = channel_for(carrier.channel).send(message)
+    except UnknownOutcomeError as exc:
+        _timeline(
+            carrier,
+            TimelineEvent.Kind.PAGE_STATUS,
+            f"Paging {_who(carrier)} by {_channel_label(carrier.channel)}: no answer from the provider, checking",
+            now,
+            {"error": str(exc)},
+        )
+        Page.objects.filter(pk=page_id, status=Page.Status.SENDING).update(error=str(exc)[:1000])
+        return DeliveryOutcome(page_id, "unknown", bundled_page_ids=bundled_ids, detail=str(exc))
+    except TemporaryChannelError as exc:
+        return _record_temporary_failure(carrier, pages, str(exc), now)
+    except (PermanentChannelError, ChannelError) as exc:
+        promoted = _record_failure(carrier, pages, str(exc), now)
+        return DeliveryOutcome(
+            page_id, "failed", bundled_page_ids=bundled_ids, promoted_page_ids=promoted, detail=str(exc)
+        )
+
+    _record_sent(carrier, pages, result.provider_id, now)
+    return DeliveryOutcome(page_id, "sent", provider_id=result.provider_id, bundled_page_ids=bundled_ids)
+
+
+def _record_sent(carrier: Page, pages: list[Page], provider_id: str, now: datetime) -> None:
+    with transaction.atomic():
+        updated = Page.objects.filter(pk=carrier.pk, status=Page.Status.SENDING).update(
+            status=Page.Status.SENT, provider_id=provider_id, sent_at=now, status_at=now, error=""
+        )
+        if not updated:
+            # A status callback got here first; keep its status, fill in what we know.
+            Page.objects.filter(pk=carrier.pk, provider_id="").update(provider_id=provider_id)
+            Page.objects.filter(pk=carrier.pk, sent_at__isnull=True).update(sent_at=now)
+        Page.objects.filter(pk__in=[p.pk for p in pages[1:]], status=Page.Status.BUNDLED).update(sent_at=now)
+        for p in pages:
+            extra = "" if p is carrier else f" (with #{carrier.incident_id})"
+            if p is not carrier and p.incident_id == carrier.incident_id:
+                continue  # one "paged" line per incident
+            _timeline(
+                p,
+                TimelineEvent.Kind.PAGED,
+                f"Paged {_who(p)} by {_channel_label(p.channel)} ({p.destination}){extra}",
+                now,
+                {"provider_id": provider_id, "carrier_page_id": carrier.pk},
+            )
+
+
+def _record_temporary_failure(carrier: Page, pages: list[Page], error: str, now: datetime) -> DeliveryOutcome:
+    attempts = Page.objects.values_list("attempts", flat=True).get(pk=carrier.pk)
+    bundled_ids = [p.pk for p in pages[1:]]
+    if attempts >= settings.BACKSTOP_PAGE_MAX_ATTEMPTS:
+        promoted = _record_failure(carrier, pages, f"gave up after {attempts} attempts: {error}", now)
+        return DeliveryOutcome(carrier.pk, "failed", promoted_page_ids=promoted, detail=error)
+    retry_at = now + _backoff(attempts)
+    with transaction.atomic():
+        Page.objects.filter(pk=carrier.pk, status=Page.Status.SENDING).update(
+            status=Page.Status.PENDING, due_at=retry_at, error=error[:1000]
+        )
+        # Bundled pages wait with the carrier so they are bundled again, not sent one by one.
+        Page.objects.filter(pk__in=bundled_ids, status=Page.Status.BUNDLED).update(
+            status=Page.Status.PENDING, bundled_into=None, due_at=retry_at
+        )
+        _timeline(
+            carrier,
+            TimelineEvent.Kind.PAGE_FAILED,
+            f"Paging {_who(carrier)} by {_channel_label(carrier.channel)} failed (attempt {attempts}), "
+            f"retrying at {retry_at:%H:%M:%S} UTC: {error[:200]}",
+            now,
+            {"attempt": attempts, "temporary": True},
+        )
+    return DeliveryOutcome(carrier.pk, "retry", bundled_page_ids=bundled_ids, retry_at=retry_at, detail=error)
+
+
+def _record_failure(carrier: Page, pages: list[Page], error: str, now: datetime) -> list[int]:
+    promoted: list[int] = []
+    with transaction.atomic():
+        Page.objects.filter(pk=carrier.pk, status__in=[Page.Status.SENDING, Page.Status.PENDING]).update(
+            status=Page.Status.FAILED, status_at=now, error=error[:1000]
+        )
+        Page.objects.filter(pk__in=[p.pk for p in pages[1:]], status=Page.Status.BUNDLED).update(
+            status=Page.Status.FAILED, status_at=now, error=error[:1000]
+        )
+        for p in pages:
+            _timeline(
+                p,
+                TimelineEvent.Kind.PAGE_FAILED,
+                f"Could not page {_who(p)} by {_channel_label(p.channel)} ({p.destination}): {error[:200]}",
+                now,
+            )
+            promoted += _promote_next_rule(p, now)
+    return promoted
+
+
+def _promote_next_rule(page: Page, now: datetime) -> list[int]:
+    """The person's next notification rule for the same step becomes due now."""
+    nxt = (
+        Page.objects.filter(
+            incident_id=page.incident_id,
+            cycle=page.cycle,
+            step=page.step,
+            loop=page.loop,
+            user_id=page.user_id,
+            rule_index__gt=page.rule_index,
+            status=Page.Status.PENDING,
+        )
+        .order_by("rule_index")
+        .first()
+    )
+    if nxt is None:
+        return []
+    if nxt.due_at > now:
+        Page.objects.filter(pk=nxt.pk, status=Page.Status.PENDING).update(due_at=now)
+    return [nxt.pk]
+
+
+# --- sweep helpers -------------------------------------------------------------------------------
+
+
+def pages_dispatch_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Ids of pending pages that are due (their Celery message may have been lost)."""
+    now = now or timezone.now()
+    return list(
+        Page.objects.filter(status=Page.Status.PENDING, due_at__lte=now)
+        .order_by("due_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def pages_reconcile_stuck(*, now: datetime | None = None) -> int:
+    """Settle pages left in `sending` (worker died, provider timed out). Returns how many were settled.
+
+    Found at the provider: `sent` with that id (never resent). Not found: back to `pending`, due now.
+    Safe to run twice at once: every write is conditional on the row still being in the state read.
+    """
+    now = now or timezone.now()
+    stuck = list(
+        Page.objects.filter(status=Page.Status.SENDING, claimed_at__lt=now - settings.BACKSTOP_PAGE_STUCK_AFTER)
+        .select_related("incident__team", "user")
+        .order_by("claimed_at")[: settings.BACKSTOP_SWEEP_BATCH]
+    )
+    settled = 0
+    for carrier in stuck:
+        pages = _carried_pages(carrier)
+        message = page_message_build(carrier=carrier, pages=pages)
+        known = set(
+            _same_destination(carrier)
+            .exclude(provider_id="")
+            .exclude(pk=carrier.pk)
+            .values_list("provider_id", flat=True)
+        )
+        try:
+            found = channel_for(carrier.channel).find_sent(
+                message, since=carrier.claimed_at - CLOCK_SLACK, exclude_ids=known
+            )
+        except ChannelError as exc:
+            logger.warning("reconcile page %s: provider lookup failed: %s", carrier.pk, exc)
+            continue
+        mine = Page.objects.filter(pk=carrier.pk, status=Page.Status.SENDING, claimed_at=carrier.claimed_at)
+        if found:
+            with transaction.atomic():
+                if mine.update(status=Page.Status.SENT, provider_id=found, sent_at=now, status_at=now):
+                    Page.objects.filter(pk__in=[p.pk for p in pages[1:]]).update(sent_at=now)
+                    for p in pages:
+                        if p is not carrier and p.incident_id == carrier.incident_id:
+                            continue
+                        _timeline(
+                            p,
+                            TimelineEvent.Kind.PAGED,
+                            f"Paged {_who(p)} by {_channel_label(p.channel)} ({p.destination})",
+                            now,
+                            {"provider_id": found, "reconciled": True, "carrier_page_id": carrier.pk},
+                        )
+                    settled += 1
+            continue
+        with transaction.atomic():
+            if carrier.attempts >= settings.BACKSTOP_PAGE_MAX_ATTEMPTS:
+                if mine.exists():
+                    _record_failure(carrier, pages, f"gave up after {carrier.attempts} attempts", now)
+                    settled += 1
+                continue
+            if mine.update(status=Page.Status.PENDING, due_at=now):
+                Page.objects.filter(bundled_into=carrier, status=Page.Status.BUNDLED).update(
+                    status=Page.Status.PENDING, bundled_into=None, due_at=now
+                )
+                _timeline(
+                    carrier,
+                    TimelineEvent.Kind.PAGE_STATUS,
+                    f"The provider never got the page to {_who(carrier)}; sending again",
+                    now,
+                )
+                settled += 1
+    return settled
+
+
+# --- provider status callbacks -------------------------------------------------------------------
+
+_SMS_STATUS = {
+    "accepted": Page.Status.SENT,
+    "scheduled": Page.Status.SENT,
+    "queued": Page.Status.SENT,
+    "sending": Page.Status.SENT,
+    "sent": Page.Status.SENT,
+    "delivered": Page.Status.DELIVERED,
+    "read": Page.Status.DELIVERED,
+    "undelivered": Page.Status.FAILED,
+    "failed": Page.Status.FAILED,
+    "canceled": Page.Status.FAILED,
+}
+_CALL_STATUS = {
+    "queued": Page.Status.SENT,
+    "initiated": Page.Status.SENT,
+    "ringing": Page.Status.SENT,
+    "in-progress": Page.Status.ANSWERED,
+    "answered": Page.Status.ANSWERED,
+    "completed": Page.Status.ANSWERED,
+    "busy": Page.Status.BUSY,
+    "no-answer": Page.Status.NO_ANSWER,
+    "failed": Page.Status.FAILED,
+    "canceled": Page.Status.NO_ANSWER,
+}
+
+
+def answered_by_machine(answered_by: str | None) -> bool:
+    """AMD: a voicemail box or fax picked up. The person was not reached."""
+    return bool(answered_by) and (answered_by.startswith("machine") or answered_by == "fax")
+
+
+def _mapped_status(channel: str, provider_status: str, answered_by: str | None) -> str | None:
+    provider_status = (provider_status or "").strip().lower()
+    if channel == Page.Channel.VOICE:
+        status = _CALL_STATUS.get(provider_status)
+        if status == Page.Status.ANSWERED and answered_by_machine(answered_by):
+            return Page.Status.NO_ANSWER
+        return status
+    return _SMS_STATUS.get(provider_status)
+
+
+def _transition_allowed(current: str, new: str, *, machine: bool) -> bool:
+    if current == new:
+        return False
+    if current in (Page.Status.PENDING, Page.Status.SENDING, Page.Status.SENT):
+        return True
+    # Terminal: the first terminal status wins (callbacks are retried and arrive out of order), except
+    # that AMD may turn an "answered" call into "voicemail picked up".
+    return current == Page.Status.ANSWERED and new == Page.Status.NO_ANSWER and machine
+
+
+def page_status_update(
+    *,
+    page_id: int,
+    provider_status: str,
+    provider_id: str,
+    answered_by: str | None = None,
+    now: datetime | None = None,
+) -> StatusUpdate:
+    """Apply a Twilio status callback. Idempotent: a retried or stale callback changes nothing."""
+    now = now or timezone.now()
+    promoted: list[int] = []
+    with transaction.atomic():
+        page = Page.objects.select_for_update().filter(pk=page_id).first()
+        if page is None:
+            return StatusUpdate(False, "")
+        new = _mapped_status(page.channel, provider_status, answered_by)
+        if new is None or page.status in (Page.Status.BUNDLED, Page.Status.CANCELED):
+            return StatusUpdate(False, page.status)
+        if page.provider_id and provider_id and page.provider_id != provider_id:
+            logger.warning("page %s: callback for %s, but page has %s", page_id, provider_id, page.provider_id)
+            return StatusUpdate(False, page.status)
+        machine = answered_by_machine(answered_by)
+        if not _transition_allowed(page.status, new, machine=machine):
+            if not page.provider_id and provider_id:
+                Page.objects.filter(pk=page_id).update(provider_id=provider_id)
+            return StatusUpdate(False, page.status)
+        updates = {"status": new, "status_at": now}
+        if provider_id and not page.provider_id:
+            updates["provider_id"] = provider_id
+        if page.sent_at is None:
+            updates["sent_at"] = now
+        Page.objects.filter(pk=page_id).update(**updates)
+        page = Page.objects.select_related("user", "incident").get(pk=page_id)
+        label = _channel_label(page.channel)
+        if new in NOT_REACHED:
+            why = {
+                Page.Status.FAILED: "failed",
+                Page.Status.NO_ANSWER: "voicemail picked up" if machine else "not answered",
+                Page.Status.BUSY: "busy",
+            }[new]
+            _timeline(
+                page,
+                TimelineEvent.Kind.PAGE_FAILED,
+                f"Page to {_who(page)} by {label} ({page.destination}): {why}",
+                now,
+                {"provider_status": provider_status, "answered_by": answered_by or ""},
+            )
+            for p in [page, *Page.objects.filter(bundled_into=page).select_related("user")]:
+                promoted += _promote_next_rule(p, now)
+        elif new in (Page.Status.DELIVERED, Page.Status.ANSWERED):
+            what = "delivered to" if new == Page.Status.DELIVERED else "answered by"
+            _timeline(
+                page,
+                TimelineEvent.Kind.PAGE_STATUS,
+                f"{label.capitalize()} page {what} {_who(page)} ({page.destination})",
+                now,
+                {"provider_status": provider_status, "answered_by": answered_by or ""},
+            )
+    return StatusUpdate(True, new, promoted)
+
+
+def page_bundle_incidents(page: Page) -> list[Incident]:
+    """The incidents a (carrier) page's message covers, oldest first."""
+    ids = {page.incident_id} | set(Page.objects.filter(bundled_into=page).values_list("incident_id", flat=True))
+    return list(Incident.objects.filter(pk__in=ids).select_related("team").order_by("pk"))
+
+
+def page_open_incidents(page: Page) -> list[Incident]:
+    return [i for i in page_bundle_incidents(page) if i.status == Incident.Status.TRIGGERED]

@@ -1,0 +1,58 @@
+"""Thin Celery wrappers around escalations.delivery. Every task is idempotent: the conditional claim
+makes a redelivered message (acks_late, worker killed) harmless."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from escalations.delivery import page_deliver, pages_dispatch_due, pages_reconcile_stuck
+from portal.jobs import job_run
+
+logger = logging.getLogger(__name__)
+
+# The broker redelivers an unacknowledged message after visibility_timeout (300 s); an ETA task
+# waits unacknowledged in a worker, so only short ETAs are safe. Longer waits are the sweep's job.
+MAX_ETA = timedelta(seconds=250)
+
+
+def page_enqueue(page_ids: Iterable[int], eta_by_id: Mapping[int, datetime] | None = None) -> None:
+    """Enqueue delivery. Call from `transaction.on_commit` (the engine does) or outside a transaction."""
+    eta_by_id = eta_by_id or {}
+    now = timezone.now()
+    for page_id in page_ids:
+        eta = eta_by_id.get(page_id)
+        try:
+            if eta is None or eta <= now:
+                deliver_page.apply_async(args=[page_id])
+            elif eta - now < MAX_ETA:
+                deliver_page.apply_async(args=[page_id], eta=eta)
+            # else: the page-reconcile sweep dispatches it once it is due.
+        except Exception:  # a broker outage must not fail the caller; the sweep catches up
+            logger.exception("could not enqueue delivery of page %s; the sweep will", page_id)
+
+
+@shared_task(name="escalations.deliver_page", acks_late=True, ignore_result=True)
+def deliver_page(page_id: int) -> str:
+    outcome = page_deliver(page_id=page_id)
+    if outcome.retry_at is not None:
+        ids = [page_id, *outcome.bundled_page_ids] if outcome.result == "retry" else [page_id]
+        page_enqueue(ids, {i: outcome.retry_at for i in ids})
+    if outcome.promoted_page_ids:
+        page_enqueue(outcome.promoted_page_ids)
+    return outcome.result
+
+
+@shared_task(name="escalations.page_reconcile", acks_late=True, ignore_result=True)
+def page_reconcile() -> dict:
+    """Every 15 s: settle pages stuck in `sending`, then enqueue every due pending page."""
+    with job_run("page-reconcile"):
+        settled = pages_reconcile_stuck(now=timezone.now())
+        due = pages_dispatch_due(now=timezone.now(), limit=settings.BACKSTOP_SWEEP_BATCH)
+        page_enqueue(due)
+    return {"reconciled": settled, "dispatched": len(due)}

@@ -1,0 +1,16 @@
+import pytest
+
+from escalations.channels.twilio import _build_client
+from tests.fakes.fake_twilio import FakeTwilio
+
+
+@pytest.fixture
+def fake_twilio(settings):
+    """A fake Twilio API on 127.0.0.1:<random>, with the real SDK pointed at it (1 s client timeout)."""
+    fake = FakeTwilio(seed=1234, hang_seconds=1.5).start()
+    settings.TWILIO_API_BASE_URL = fake.base_url
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    _build_client.cache_clear()
+    yield fake
+    fake.stop()
+    _build_client.cache_clear()

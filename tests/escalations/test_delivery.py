@@ -1,0 +1,433 @@
+"""Page delivery against the fake Twilio API, with the real twilio SDK and real PostgreSQL."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from escalations.channels import page_reference_ids
+from escalations.delivery import (
+    page_deliver,
+    page_status_update,
+    pages_dispatch_due,
+    pages_reconcile_stuck,
+)
+from escalations.models import Incident, OutboxMessage, Page, TimelineEvent
+from portal.models import ContactMethod
+from tests.factories import ContactMethodFactory, IncidentFactory, PageFactory, TeamFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _page(**kw) -> Page:
+    return PageFactory(**kw)
+
+
+def test_due_page_is_sent_once_with_actionable_text(fake_twilio):
+    team = TeamFactory(name="Payments")
+    page = _page(incident=IncidentFactory(team=team, title="DB down"))
+    outcome = page_deliver(page_id=page.pk)
+
+    assert outcome.result == "sent"
+    [msg] = fake_twilio.messages()
+    n = page.incident_id
+    assert msg["to"] == page.destination
+    assert msg["body"].startswith(f"Backstop #{n} [Payments] DB down.")
+    assert f"{n}A ack, {n}R resolve, {n}E escalate" in msg["body"]
+    assert page_reference_ids(msg["body"]) == {page.pk}
+    assert msg["_form"]["StatusCallback"] == f"https://backstop.example.com/twilio/status/{page.pk}/"
+    page.refresh_from_db()
+    assert page.status == Page.Status.SENT
+    assert page.provider_id == msg["sid"] == outcome.provider_id
+    assert page.attempts == 1
+    event = TimelineEvent.objects.get(incident=page.incident, kind=TimelineEvent.Kind.PAGED)
+    assert event.message == f"Paged {page.user.display_name} by SMS ({page.destination})"
+
+
+def test_delivering_the_same_page_twice_sends_one_message(fake_twilio):
+    page = _page()
+    assert page_deliver(page_id=page.pk).result == "sent"
+    assert page_deliver(page_id=page.pk).result == "skipped"
+    assert len(fake_twilio.create_requests()) == 1
+
+
+def test_page_not_yet_due_is_left_alone(fake_twilio):
+    now = timezone.now()
+    page = _page(due_at=now + timedelta(minutes=2))
+    assert page_deliver(page_id=page.pk, now=now).result == "skipped"
+    assert fake_twilio.requests == []
+    assert pages_dispatch_due(now=now) == []
+    assert pages_dispatch_due(now=now + timedelta(minutes=3)) == [page.pk]
+
+
+@pytest.mark.parametrize(
+    "incident_kw",
+    [{"status": Incident.Status.ACKNOWLEDGED}, {"status": Incident.Status.RESOLVED}, {"suppressed": True}],
+)
+def test_pages_of_acknowledged_resolved_or_suppressed_incidents_are_canceled(fake_twilio, incident_kw):
+    page = _page(incident=IncidentFactory(**incident_kw))
+    assert page_deliver(page_id=page.pk).result == "canceled"
+    page.refresh_from_db()
+    assert page.status == Page.Status.CANCELED
+    assert fake_twilio.requests == []
+
+
+def test_temporary_failure_backs_off_then_sends_once(fake_twilio):
+    now = timezone.now()
+    page = _page(due_at=now)
+    fake_twilio.plan("500")
+    outcome = page_deliver(page_id=page.pk, now=now)
+    assert outcome.result == "retry"
+    page.refresh_from_db()
+    assert page.status == Page.Status.PENDING
+    assert page.due_at == now + timedelta(seconds=15)
+    assert "500" in page.error
+    assert TimelineEvent.objects.filter(incident=page.incident, kind=TimelineEvent.Kind.PAGE_FAILED).exists()
+
+    assert page_deliver(page_id=page.pk, now=now + timedelta(seconds=5)).result == "skipped"
+    fake_twilio.plan("500")
+    assert page_deliver(page_id=page.pk, now=now + timedelta(seconds=15)).result == "retry"
+    page.refresh_from_db()
+    assert page.due_at == now + timedelta(seconds=15 + 30)  # exponential
+
+    assert page_deliver(page_id=page.pk, now=now + timedelta(seconds=45)).result == "sent"
+    page.refresh_from_db()
+    assert page.status == Page.Status.SENT and page.attempts == 3
+    assert len(fake_twilio.create_requests()) == 3
+    assert len(fake_twilio.messages()) == 1
+
+
+def test_temporary_failures_give_up_after_max_attempts_and_move_to_next_rule(fake_twilio, settings):
+    settings.BACKSTOP_PAGE_MAX_ATTEMPTS = 2
+    now = timezone.now()
+    page = _page(due_at=now, rule_index=0)
+    voice = ContactMethodFactory(user=page.user, kind=ContactMethod.Kind.VOICE)
+    later = _page(
+        incident=page.incident, contact_method=voice, rule_index=1, due_at=now + timedelta(minutes=5)
+    )
+    fake_twilio.plan("500", "500")
+    assert page_deliver(page_id=page.pk, now=now).result == "retry"
+    outcome = page_deliver(page_id=page.pk, now=now + timedelta(seconds=15))
+    assert outcome.result == "failed"
+    assert outcome.promoted_page_ids == [later.pk]
+    page.refresh_from_db()
+    later.refresh_from_db()
+    assert page.status == Page.Status.FAILED
+    assert later.status == Page.Status.PENDING and later.due_at == now + timedelta(seconds=15)
+    assert fake_twilio.messages() == []
+
+
+def test_permanent_failure_fails_at_once(fake_twilio):
+    page = _page()
+    fake_twilio.plan("400")
+    outcome = page_deliver(page_id=page.pk)
+    assert outcome.result == "failed"
+    page.refresh_from_db()
+    assert page.status == Page.Status.FAILED and "21211" in page.error
+    assert len(fake_twilio.create_requests()) == 1
+
+
+def test_timeout_after_twilio_created_the_message_is_reconciled_without_resending(fake_twilio):
+    now = timezone.now()
+    page = _page(due_at=now)
+    fake_twilio.plan("timeout")
+    assert page_deliver(page_id=page.pk, now=now).result == "unknown"
+    page.refresh_from_db()
+    assert page.status == Page.Status.SENDING
+
+    assert pages_reconcile_stuck(now=now + timedelta(seconds=30)) == 0  # not stuck yet
+    assert pages_reconcile_stuck(now=now + timedelta(seconds=61)) == 1
+    page.refresh_from_db()
+    [msg] = fake_twilio.messages()
+    assert page.status == Page.Status.SENT and page.provider_id == msg["sid"]
+    assert page_deliver(page_id=page.pk, now=now + timedelta(seconds=62)).result == "skipped"
+    assert pages_reconcile_stuck(now=now + timedelta(seconds=120)) == 0
+    assert len(fake_twilio.create_requests()) == 1
+
+
+def test_timeout_where_twilio_created_nothing_is_resent_once(fake_twilio):
+    now = timezone.now()
+    page = _page(due_at=now)
+    fake_twilio.plan("timeout_lost")
+    assert page_deliver(page_id=page.pk, now=now).result == "unknown"
+    later = now + timedelta(seconds=61)
+    assert pages_reconcile_stuck(now=later) == 1
+    page.refresh_from_db()
+    assert page.status == Page.Status.PENDING
+    assert pages_dispatch_due(now=later) == [page.pk]
+    assert page_deliver(page_id=page.pk, now=later).result == "sent"
+    assert page_deliver(page_id=page.pk, now=later).result == "skipped"
+    assert len(fake_twilio.messages()) == 1
+    page.refresh_from_db()
+    assert page.attempts == 2
+
+
+def test_reconcile_of_a_stuck_call_finds_it_by_number_and_time(fake_twilio):
+    now = timezone.now()
+    voice = ContactMethodFactory(kind=ContactMethod.Kind.VOICE)
+    page = _page(contact_method=voice, due_at=now)
+    fake_twilio.plan("timeout")
+    assert page_deliver(page_id=page.pk, now=now).result == "unknown"
+    assert pages_reconcile_stuck(now=now + timedelta(seconds=61)) == 1
+    page.refresh_from_db()
+    [call] = fake_twilio.calls()
+    assert page.status == Page.Status.SENT and page.provider_id == call["sid"]
+    assert len(fake_twilio.create_requests("Calls")) == 1
+
+
+def test_five_pages_to_one_phone_go_out_as_one_bundled_sms(fake_twilio):
+    team = TeamFactory(name="Payments")
+    cm = ContactMethodFactory()
+    pages = [
+        _page(incident=IncidentFactory(team=team, title=f"Problem {i}"), contact_method=cm) for i in range(5)
+    ]
+    outcome = page_deliver(page_id=pages[2].pk)
+    assert outcome.result == "sent"
+    [msg] = fake_twilio.messages()
+    assert msg["body"].startswith("5 incidents open for Payments: ")
+    for p in pages:
+        assert f"#{p.incident_id} Problem" in msg["body"]
+    for p in pages:
+        p.refresh_from_db()
+        if p.pk == pages[2].pk:
+            assert p.status == Page.Status.SENT
+        else:
+            assert p.status == Page.Status.BUNDLED and p.bundled_into_id == pages[2].pk
+        assert page_deliver(page_id=p.pk).result == "skipped"
+    assert len(fake_twilio.create_requests()) == 1
+    assert TimelineEvent.objects.filter(kind=TimelineEvent.Kind.PAGED).count() == 5
+
+
+def test_throttled_pages_wait_for_the_window_and_are_bundled_never_dropped(fake_twilio, settings):
+    settings.BACKSTOP_PAGE_THROTTLE = {**settings.BACKSTOP_PAGE_THROTTLE, "sms": {"count": 2, "seconds": 60}}
+    t0 = timezone.now()
+    cm = ContactMethodFactory()
+    a = _page(contact_method=cm, due_at=t0)
+    assert page_deliver(page_id=a.pk, now=t0).result == "sent"
+    b = _page(contact_method=cm, due_at=t0 + timedelta(seconds=1))
+    assert page_deliver(page_id=b.pk, now=t0 + timedelta(seconds=1)).result == "sent"
+    c = _page(contact_method=cm, due_at=t0 + timedelta(seconds=2))
+    outcome = page_deliver(page_id=c.pk, now=t0 + timedelta(seconds=2))
+    assert outcome.result == "throttled" and outcome.retry_at == t0 + timedelta(seconds=60)
+    d = _page(contact_method=cm, due_at=t0 + timedelta(seconds=3))
+    assert page_deliver(page_id=d.pk, now=t0 + timedelta(seconds=3)).result == "throttled"
+    assert len(fake_twilio.messages()) == 2
+
+    due = pages_dispatch_due(now=t0 + timedelta(seconds=60))
+    assert set(due) == {c.pk, d.pk}
+    assert page_deliver(page_id=c.pk, now=t0 + timedelta(seconds=60)).result == "sent"
+    msgs = fake_twilio.messages()
+    assert len(msgs) == 3
+    assert f"#{c.incident_id}" in msgs[-1]["body"] and f"#{d.incident_id}" in msgs[-1]["body"]
+    d.refresh_from_db()
+    assert d.status == Page.Status.BUNDLED and d.bundled_into_id == c.pk
+
+
+def test_bundled_pages_are_released_when_the_carrier_must_retry(fake_twilio):
+    now = timezone.now()
+    cm = ContactMethodFactory()
+    a, b = _page(contact_method=cm, due_at=now), _page(contact_method=cm, due_at=now)
+    fake_twilio.plan("500")
+    outcome = page_deliver(page_id=a.pk, now=now)
+    assert outcome.result == "retry" and outcome.bundled_page_ids == [b.pk]
+    b.refresh_from_db()
+    assert b.status == Page.Status.PENDING and b.bundled_into_id is None and b.due_at == outcome.retry_at
+    assert page_deliver(page_id=b.pk, now=outcome.retry_at).result == "sent"
+    a.refresh_from_db()
+    assert a.status == Page.Status.BUNDLED
+    assert len(fake_twilio.messages()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_of_one_page_send_exactly_one_message(fake_twilio):
+    page = _page()
+    barrier = threading.Barrier(4)
+    results = []
+
+    def run():
+        try:
+            barrier.wait()
+            results.append(page_deliver(page_id=page.pk).result)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["sent", "skipped", "skipped", "skipped"]
+    assert len(fake_twilio.create_requests()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_of_many_pages_to_one_phone_never_double(fake_twilio):
+    cm = ContactMethodFactory()
+    pages = [_page(contact_method=cm) for _ in range(6)]
+    barrier = threading.Barrier(len(pages))
+
+    def run(pk):
+        try:
+            barrier.wait()
+            page_deliver(page_id=pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(p.pk,)) for p in pages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    carried = [set(page_reference_ids(m["body"])) for m in fake_twilio.messages()]
+    statuses = dict(Page.objects.values_list("pk", "status"))
+    assert all(s in (Page.Status.SENT, Page.Status.BUNDLED) for s in statuses.values())
+    sent = {pk for pk, s in statuses.items() if s == Page.Status.SENT}
+    assert set().union(*carried) == sent
+    assert len(carried) == len(sent)
+
+
+# --- status callbacks (service level) --------------------------------------------------------
+
+
+def _sent_page(**kw) -> Page:
+    page = _page(**kw)
+    Page.objects.filter(pk=page.pk).update(status=Page.Status.SENT, provider_id="SMabc", sent_at=timezone.now())
+    page.refresh_from_db()
+    return page
+
+
+def test_sms_delivered_callback_is_applied_once():
+    page = _sent_page()
+    assert page_status_update(page_id=page.pk, provider_status="sent", provider_id="SMabc").changed is False
+    assert page_status_update(page_id=page.pk, provider_status="delivered", provider_id="SMabc").changed
+    assert not page_status_update(page_id=page.pk, provider_status="delivered", provider_id="SMabc").changed
+    # A late "sent" never moves a delivered page back.
+    assert not page_status_update(page_id=page.pk, provider_status="sent", provider_id="SMabc").changed
+    page.refresh_from_db()
+    assert page.status == Page.Status.DELIVERED
+    assert TimelineEvent.objects.filter(incident=page.incident, kind=TimelineEvent.Kind.PAGE_STATUS).count() == 1
+
+
+def test_callback_for_another_sid_is_ignored():
+    page = _sent_page()
+    assert not page_status_update(page_id=page.pk, provider_status="failed", provider_id="SMother").changed
+    page.refresh_from_db()
+    assert page.status == Page.Status.SENT
+
+
+@pytest.mark.parametrize(
+    ("status", "answered_by", "expected"),
+    [
+        ("no-answer", None, Page.Status.NO_ANSWER),
+        ("busy", None, Page.Status.BUSY),
+        ("failed", None, Page.Status.FAILED),
+        ("completed", "machine_end_beep", Page.Status.NO_ANSWER),
+        ("in-progress", "machine_start", Page.Status.NO_ANSWER),
+    ],
+)
+def test_unanswered_call_moves_on_to_the_next_rule(status, answered_by, expected):
+    now = timezone.now()
+    voice = ContactMethodFactory(kind=ContactMethod.Kind.VOICE)
+    page = _sent_page(contact_method=voice, rule_index=0)
+    email = ContactMethodFactory(user=page.user, kind=ContactMethod.Kind.EMAIL, value="x@example.com")
+    nxt = _page(incident=page.incident, contact_method=email, rule_index=1, due_at=now + timedelta(minutes=10))
+    other_step = _page(
+        incident=page.incident, contact_method=email, step=1, rule_index=2, due_at=now + timedelta(minutes=10)
+    )
+    update = page_status_update(
+        page_id=page.pk, provider_status=status, provider_id="SMabc", answered_by=answered_by, now=now
+    )
+    assert update.changed and update.status == expected
+    assert update.promoted_page_ids == [nxt.pk]
+    nxt.refresh_from_db()
+    other_step.refresh_from_db()
+    assert nxt.due_at == now
+    assert other_step.due_at == now + timedelta(minutes=10)
+    # Twilio retries the callback: nothing more happens.
+    again = page_status_update(
+        page_id=page.pk, provider_status=status, provider_id="SMabc", answered_by=answered_by, now=now
+    )
+    assert not again.changed and again.promoted_page_ids == []
+
+
+def test_call_answered_by_a_person_counts_as_reached():
+    voice = ContactMethodFactory(kind=ContactMethod.Kind.VOICE)
+    page = _sent_page(contact_method=voice)
+    assert page_status_update(page_id=page.pk, provider_status="ringing", provider_id="SMabc").changed is False
+    assert page_status_update(
+        page_id=page.pk, provider_status="in-progress", provider_id="SMabc", answered_by="human"
+    ).changed
+    assert not page_status_update(
+        page_id=page.pk, provider_status="completed", provider_id="SMabc", answered_by="human"
+    ).changed
+    page.refresh_from_db()
+    assert page.status == Page.Status.ANSWERED
+
+
+def test_callback_arriving_before_the_worker_recorded_the_send_keeps_both(fake_twilio):
+    page = _page()
+    Page.objects.filter(pk=page.pk).update(status=Page.Status.SENDING, claimed_at=timezone.now())
+    assert page_status_update(page_id=page.pk, provider_status="delivered", provider_id="SMearly").changed
+    page.refresh_from_db()
+    assert page.status == Page.Status.DELIVERED and page.provider_id == "SMearly"
+
+
+# --- console and e-mail channels -------------------------------------------------------------
+
+
+def test_without_twilio_credentials_pages_go_to_the_outbox(settings, fake_twilio):
+    settings.TWILIO_ACCOUNT_SID = ""
+    settings.TWILIO_AUTH_TOKEN = ""
+    page = _page()
+    outcome = page_deliver(page_id=page.pk)
+    assert outcome.result == "sent"
+    [row] = OutboxMessage.objects.all()
+    assert row.page_id == page.pk and row.incident_id == page.incident_id
+    assert row.channel == "sms" and row.to == page.destination and row.kind == "page"
+    assert f"Backstop #{page.incident_id}" in row.body
+    assert outcome.provider_id == f"OUTBOX{row.pk}"
+    assert fake_twilio.requests == []
+
+
+def test_outbox_page_stuck_in_sending_is_found_again(settings):
+    settings.TWILIO_ACCOUNT_SID = ""
+    now = timezone.now()
+    page = _page(due_at=now)
+    OutboxMessage.objects.create(channel="sms", to=page.destination, body="x", page=page, incident=page.incident)
+    Page.objects.filter(pk=page.pk).update(status=Page.Status.SENDING, claimed_at=now, attempts=1)
+    assert pages_reconcile_stuck(now=now + timedelta(seconds=61)) == 1
+    page.refresh_from_db()
+    assert page.status == Page.Status.SENT
+    assert OutboxMessage.objects.count() == 1
+
+
+def test_email_page_uses_django_mail_with_a_stable_message_id():
+    email = ContactMethodFactory(kind=ContactMethod.Kind.EMAIL, value="jonas@example.com")
+    page = _page(contact_method=email, incident=IncidentFactory(title="Disk full", details="on db-1"))
+    assert page_deliver(page_id=page.pk).result == "sent"
+    [msg] = mail.outbox
+    assert msg.to == ["jonas@example.com"]
+    assert msg.subject.startswith(f"[Backstop #{page.incident_id}]") and "Disk full" in msg.subject
+    assert msg.extra_headers["Message-ID"] == f"<backstop-page-{page.pk}@backstop.example.com>"
+    assert "on db-1" in msg.body
+    page.refresh_from_db()
+    assert page.status == Page.Status.SENT
+    assert TimelineEvent.objects.get(kind=TimelineEvent.Kind.PAGED).message.endswith("by e-mail (jonas@example.com)")
+
+
+def test_voice_page_places_a_call_with_twiml_url_callbacks_and_machine_detection(fake_twilio):
+    voice = ContactMethodFactory(kind=ContactMethod.Kind.VOICE)
+    page = _page(contact_method=voice)
+    assert page_deliver(page_id=page.pk).result == "sent"
+    [req] = fake_twilio.create_requests("Calls")
+    form = req["form"]
+    assert form["Url"] == f"https://backstop.example.com/twilio/voice/page/{page.pk}/"
+    assert form["StatusCallback"] == f"https://backstop.example.com/twilio/status/{page.pk}/"
+    assert form["MachineDetection"] == "Enable"
+    assert form["To"] == voice.value
+    page.refresh_from_db()
+    assert page.provider_id.startswith("CA")
+    assert TimelineEvent.objects.get(kind=TimelineEvent.Kind.PAGED).message.endswith(f"by phone ({voice.value})")
