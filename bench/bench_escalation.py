@@ -1,0 +1,261 @@
+#!/usr/bin/env python
+"""Escalation lateness with many open incidents: how late after its due time is each step dispatched?
+
+    .venv/bin/python bench/bench_escalation.py                 # 10,000 incidents, due over 120 s
+    .venv/bin/python bench/bench_escalation.py --incidents 2000 --window 30 --profile
+
+Real processes (bench/harness.py): its own PostgreSQL database and Redis, Celery workers (prefork,
+concurrency 2) and beat (sweep every 1 s), production settings. The harness seeds N open incidents
+that already paged step 1 and whose step 2 falls due at a known moment, spread evenly over the window
+(due times are recorded here, from the scenario, not read back). Half of them (--eta-share) also get
+the `incident_advance` ETA message the engine enqueues on commit; the rest rely on the beat sweep alone
+(what happens after a broker restart lost the messages). Step 2's delay is an hour, so every incident
+stays open for the whole run and is dispatched exactly once in the window.
+
+Lateness of a dispatch = (moment of dispatch) - (due time), measured two ways:
+* `at`: the TimelineEvent "step_reached" `at`, i.e. the `now` the service ran with. A sweep passes one
+  `now` for all its batches, so for sweep dispatches this is the sweep's start and understates.
+* `actual`: the wall-clock moment the step's Page rows were built (Page.created_at).
+The goal is p99 < 1 s. --profile then runs one sweep over --profile-incidents due incidents under cProfile
+(workers and beat stopped) and prints what dominates and the queries per dispatched step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import Stack, machine_description, percentile
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--incidents", type=int, default=10_000)
+    p.add_argument("--window", type=float, default=120.0, help="seconds over which the steps fall due")
+    p.add_argument("--lead", type=float, default=20.0, help="seconds from the end of seeding to the first due")
+    p.add_argument("--teams", type=int, default=50)
+    p.add_argument("--workers", type=int, default=2, help="Celery workers (prefork, concurrency 2 each)")
+    p.add_argument("--eta-share", type=float, default=0.5, help="share of incidents with an ETA message")
+    p.add_argument("--profile", action="store_true", help="cProfile one sweep afterwards")
+    p.add_argument("--profile-incidents", type=int, default=1000)
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
+    return p.parse_args(argv)
+
+
+def seed_people(n_teams: int):
+    """Teams of three, each with SMS-at-0 / voice-at-+60 s rules; policy: A, then B (1 h), no repeat."""
+    from django.utils import timezone
+
+    from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
+    from escalations.services import policy_spec_build
+    from portal.models import ContactMethod, NotificationRule, User
+    from rotations.models import Membership, Team
+
+    now = timezone.now()
+    teams = Team.objects.bulk_create([Team(name=f"Bench {t}", slug=f"bench-{t}") for t in range(n_teams)])
+    users = User.objects.bulk_create(
+        [User(email=f"b{t}-{u}@bench.invalid", full_name=f"Bench {t}.{u}", password="!")
+         for t in range(n_teams) for u in range(3)]
+    )
+    Membership.objects.bulk_create(
+        [Membership(team=teams[i // 3], user=user) for i, user in enumerate(users)]
+    )
+    methods = ContactMethod.objects.bulk_create(
+        [ContactMethod(user=user, kind=kind, value=f"+1555{i:06d}", verified_at=now)
+         for i, user in enumerate(users) for kind in ("sms", "voice")]
+    )
+    NotificationRule.objects.bulk_create(
+        [NotificationRule(user=m.user, contact_method=m, order=k % 2, delay=timedelta(seconds=60 * (k % 2)))
+         for k, m in enumerate(methods)]
+    )
+    specs = {}
+    for t, team in enumerate(teams):
+        policy = EscalationPolicy.objects.create(team=team, name="Bench", repeat=0)
+        a = EscalationStep.objects.create(policy=policy, order=0, delay=timedelta(seconds=30))
+        b = EscalationStep.objects.create(policy=policy, order=1, delay=timedelta(hours=1))
+        EscalationTarget.objects.create(step=a, kind="user", user=users[3 * t])
+        EscalationTarget.objects.create(step=b, kind="user", user=users[3 * t + 1])
+        team.escalation_policy = policy
+        team.save(update_fields=["escalation_policy"])
+        specs[team.pk] = policy_spec_build(policy).to_json()
+    return teams, specs
+
+
+def seed_incidents(teams, specs, dues, *, prefix: str):
+    """Open incidents that paged step 1 (30 s before their due) and wait for step 2 at `dues[i]`."""
+    from escalations.models import Incident
+
+    rows = []
+    for i, due in enumerate(dues):
+        team = teams[i % len(teams)]
+        reached = due - timedelta(seconds=30)
+        rows.append(
+            Incident(
+                team=team, policy_id=team.escalation_policy_id, policy_snapshot=specs[team.pk],
+                title=f"{prefix} {i}", dedup_key=f"{prefix}-{i}", created_at=reached, status="triggered",
+                cycle=0, step=0, loop=0, triggered_at=reached, next_action_at=due,
+            )
+        )
+    created = Incident.objects.bulk_create(rows, batch_size=2000)
+    return [inc.pk for inc in created]
+
+
+def measure(due_by_id: dict[int, object]):
+    """(lateness by `at`, lateness by actual page creation) per incident whose step 2 was reached."""
+    from django.db.models import Min
+
+    from escalations.models import Page, TimelineEvent
+
+    at_by_id = dict(
+        TimelineEvent.objects.filter(kind="step_reached", data__step=1, incident_id__in=list(due_by_id))
+        .values_list("incident_id", "at")
+    )
+    built_by_id = dict(
+        Page.objects.filter(step=1, incident_id__in=list(due_by_id))
+        .values("incident_id").annotate(first=Min("created_at")).values_list("incident_id", "first")
+    )
+    by_at = {i: (at_by_id[i] - due).total_seconds() for i, due in due_by_id.items() if i in at_by_id}
+    by_actual = {i: (built_by_id[i] - due).total_seconds() for i, due in due_by_id.items() if i in built_by_id}
+    return by_at, by_actual
+
+
+def summary(label: str, values: list[float]) -> str:
+    if not values:
+        return f"{label:<22} n=0"
+    return (
+        f"{label:<22} n={len(values):>6}  p50 {percentile(values, 50) * 1000:8.0f} ms  "
+        f"p99 {percentile(values, 99) * 1000:8.0f} ms  max {max(values) * 1000:8.0f} ms"
+    )
+
+
+def profile_sweep(stack: Stack, teams, specs, n: int) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from escalations import services
+
+    for name in [c for c in stack.children if c.startswith(("beat", "worker"))]:
+        stack.kill(name)
+    now = timezone.now()
+    seed_incidents(teams, specs, [now - timedelta(milliseconds=1)] * n, prefix="profile")
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    # Count queries over the first 500 only: CaptureQueriesContext keeps at most 9000.
+    with CaptureQueriesContext(connection) as queries:
+        first = services.escalations_sweep(now=timezone.now(), batch=100, max_batches=5)
+    profiler.enable()
+    advanced = first + services.escalations_sweep(now=timezone.now(), batch=100, max_batches=10_000)
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    print(f"\nProfile: one sweep advanced {advanced} incidents in {elapsed:.2f}s "
+          f"({elapsed / max(advanced, 1) * 1000:.1f} ms and {len(queries) / max(first, 1):.1f} queries "
+          f"per dispatched step)")
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(18)
+    stats.sort_stats("cumulative").print_stats("escalations|portal|rotations", 18)
+    print(out.getvalue())
+    kinds: dict[str, int] = {}
+    for q in queries.captured_queries:
+        sql = q["sql"]
+        head = " ".join(sql.split()[:4])[:60]
+        kinds[head] = kinds.get(head, 0) + 1
+    print("Queries by kind (first words):")
+    for head, count in sorted(kinds.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {count:7d}  {head}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stack = Stack(label="bench", keep_dir=args.keep)
+    try:
+        stack.create_database()
+        stack.migrate()
+        stack.start_redis()
+        stack.django_setup()
+        from django.utils import timezone
+
+        from escalations.tasks import incident_advance
+
+        teams, specs = seed_people(args.teams)
+        stack.event(f"seeded {args.teams} teams")
+        for w in range(args.workers):
+            stack.add_worker(f"worker{w + 1}").start()
+        stack.add_beat("beat").start()
+
+        # Due times are fixed from the scenario: evenly spread over the window after the lead.
+        seed_started = time.monotonic()
+        first_due = timezone.now() + timedelta(seconds=args.lead + 5 + args.incidents / 2000)
+        step = args.window / max(args.incidents - 1, 1)
+        dues = [first_due + timedelta(seconds=i * step) for i in range(args.incidents)]
+        ids = seed_incidents(teams, specs, dues, prefix="bench")
+        due_by_id = dict(zip(ids, dues, strict=True))
+        eta_every = round(1 / args.eta_share) if args.eta_share > 0 else 0
+        eta_ids = set(ids[::eta_every]) if eta_every else set()
+        for pk in eta_ids:
+            incident_advance.apply_async((pk,), eta=due_by_id[pk])
+        stack.event(
+            f"seeded {len(ids)} open incidents ({len(eta_ids)} with an ETA message) in "
+            f"{time.monotonic() - seed_started:.1f}s; first due in "
+            f"{(first_due - timezone.now()).total_seconds():.1f}s, last {args.window:.0f}s later"
+        )
+        if first_due <= timezone.now():
+            print("ERROR: seeding overran the lead time; raise --lead", file=sys.stderr)
+            return 2
+
+        from escalations.models import TimelineEvent
+
+        end = dues[-1] + timedelta(seconds=60)
+        last_report = 0.0
+        while True:
+            done = TimelineEvent.objects.filter(kind="step_reached", data__step=1).count()
+            now = timezone.now()
+            if time.monotonic() - last_report > 15:
+                stack.event(f"dispatched {done}, {sum(1 for d in dues if d <= now)} due so far")
+                last_report = time.monotonic()
+            if done >= len(ids) or now > end:
+                break
+            time.sleep(2)
+
+        by_at, by_actual = measure(due_by_id)
+        eta_at = [v for k, v in by_at.items() if k in eta_ids]
+        sweep_at = [v for k, v in by_at.items() if k not in eta_ids]
+        eta_act = [v for k, v in by_actual.items() if k in eta_ids]
+        sweep_act = [v for k, v in by_actual.items() if k not in eta_ids]
+        print("\n=== Escalation lateness benchmark ===")
+        print(f"Machine: {machine_description()}")
+        print(f"{args.incidents} open incidents, step due times spread over {args.window:.0f}s "
+              f"({args.incidents / args.window:.0f} dispatches/s), {args.workers} worker(s) x concurrency 2, "
+              f"1 beat (sweep every 1 s), {args.teams} teams")
+        print(f"Dispatched: {len(by_at)}/{len(ids)}")
+        print(summary("all, by `at`", list(by_at.values())))
+        print(summary("all, actual", list(by_actual.values())))
+        print(summary("ETA message, `at`", eta_at))
+        print(summary("ETA message, actual", eta_act))
+        print(summary("sweep only, `at`", sweep_at))
+        print(summary("sweep only, actual", sweep_act))
+        from portal.models import JobRun
+
+        for job in JobRun.objects.all():
+            print(f"JobRun {job.name}: runs {job.runs}, last started {job.last_started_at}, last success "
+                  f"{job.last_success_at}, last error {job.last_error[:200]!r}")
+        p99 = percentile(list(by_actual.values()), 99)
+        print(f"Goal p99 < 1 s (actual, all): {'MET' if p99 < 1.0 else 'MISSED'} ({p99 * 1000:.0f} ms)")
+        if args.profile:
+            profile_sweep(stack, teams, specs, args.profile_incidents)
+        return 0 if len(by_at) == len(ids) else 1
+    finally:
+        stack.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

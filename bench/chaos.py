@@ -1,0 +1,617 @@
+#!/usr/bin/env python
+"""Chaos run: real processes, injected faults, and an independent count of every page.
+
+    .venv/bin/python bench/chaos.py --incidents 1000 --duration 300    # full run (~6 min)
+    .venv/bin/python bench/chaos.py --quick                            # CI: 60 incidents, ~90 s
+
+Everything runs on 127.0.0.1 (bench/harness.py): a fresh PostgreSQL database (dropped afterwards),
+its own redis-server, the fake Twilio API (`tests.fakes.fake_twilio`, recording every request, failing
+a share of them with HTTP 500 and answering another share too late after creating the message),
+gunicorn, two Celery workers (prefork, concurrency 2) and beat, all with production settings.
+
+Scenario: one team per incident, three people each (A: SMS at 0 and a call at +3 s; B: SMS at 0 and
+a call at +3 s; C: SMS only), so a phone number names exactly one (incident, person). Policies:
+"standard" = A, then B, then A+C, repeated once; "ack" = A, B (long wait), A+C, repeated once, and the
+harness acknowledges those incidents (via the service, as the API does) in the long wait. Incidents
+are opened through `escalations.services.incident_trigger` (the HTTP intake is not on main yet) over
+the first part of the run. Meanwhile the harness SIGKILLs whole workers and single pool children and
+restarts them, kills and restarts Redis (queue lost), kills and restarts beat, runs a second beat for
+a while. Nobody else acknowledges.
+
+Afterwards the pages the policies REQUIRE are computed from the scenario alone (steps x loops x
+targets x rules, minus those after an acknowledgement) and compared, per phone number and channel,
+with the messages and calls the fake Twilio created. Missing, duplicate or unexpected pages make the
+exit status 1. Lateness = creation at the fake - nominal due time (trigger + step delays + rule delay;
+the engine schedules each step from the moment the previous one actually ran, so drift accumulates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import Stack, machine_description, percentile
+
+# Person slots in every team: their rules as (channel, delay seconds), in rule order.
+RULES: dict[int, tuple[tuple[str, float], ...]] = {
+    0: (("sms", 0.0), ("voice", 3.0)),
+    1: (("sms", 0.0), ("voice", 3.0)),
+    2: (("sms", 0.0),),
+}
+
+
+@dataclass(frozen=True)
+class PolicyDef:
+    name: str
+    steps: tuple[tuple[float, tuple[int, ...]], ...]  # (delay seconds, person slots)
+    repeat: int
+    ack_after: float | None = None  # the harness acknowledges this long after the trigger
+
+    @property
+    def period(self) -> float:
+        return sum(d for d, _ in self.steps)
+
+    @property
+    def span(self) -> float:
+        """Seconds from the trigger to the last page the harness waits for (the ack, if any)."""
+        if self.ack_after is not None:
+            return self.ack_after
+        return max(off + max(d for _, d in RULES[s]) for _, _, off, slots in self.step_offsets() for s in slots)
+
+    def step_offsets(self):
+        """(loop, step, offset from trigger, slots) for every step dispatch the policy makes."""
+        for loop in range(self.repeat + 1):
+            offset = loop * self.period
+            for k, (delay, slots) in enumerate(self.steps):
+                yield loop, k, offset, slots
+                offset += delay
+
+
+def policies(quick: bool) -> dict[str, PolicyDef]:
+    if quick:
+        standard = PolicyDef("standard", ((5, (0,)), (5, (1,)), (10, (0, 2))), repeat=1)
+    else:
+        standard = PolicyDef("standard", ((5, (0,)), (10, (1,)), (15, (0, 2))), repeat=1)
+    # Acknowledged 25 s after step 2 was reached, 5 s before step 3: every earlier page has had 17+ s.
+    ack = PolicyDef("ack", ((5, (0,)), (30, (1,)), (5, (0, 2))), repeat=1, ack_after=30.0)
+    return {"standard": standard, "ack": ack}
+
+
+def phone(incident_index: int, slot: int) -> str:
+    return f"+1555{incident_index:06d}{slot}"
+
+
+@dataclass
+class Required:
+    incident: int
+    loop: int
+    step: int
+    slot: int
+    channel: str
+    due: float  # epoch seconds
+
+
+@dataclass
+class Planned:
+    index: int
+    policy: PolicyDef
+    open_at: float  # seconds after the start of the scenario
+    trigger_epoch: float | None = None
+    incident_id: int | None = None
+    ack_window: tuple[float, float] | None = None  # epoch seconds before/after the acknowledge call
+    team_id: int | None = None
+    user_ids: list[int] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------ seeding
+
+
+def seed(plans: list[Planned]) -> None:
+    """One team, three people, their contact methods and rules, and the team's policy per incident."""
+    from django.utils import timezone
+
+    from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
+    from portal.models import ContactMethod, NotificationRule, User
+    from rotations.models import Membership, Team
+
+    now = timezone.now()
+    teams = Team.objects.bulk_create([Team(name=f"Chaos {p.index}", slug=f"chaos-{p.index}") for p in plans])
+    users = User.objects.bulk_create(
+        [User(email=f"c{p.index}-{s}@chaos.invalid", full_name=f"Chaos {p.index}.{s}", password="!")
+         for p in plans for s in RULES]
+    )
+    Membership.objects.bulk_create([Membership(team=teams[i // 3], user=u) for i, u in enumerate(users)])
+    methods, rule_specs = [], []
+    for i, plan in enumerate(plans):
+        plan.team_id = teams[i].pk
+        plan.user_ids = [users[3 * i + s].pk for s in RULES]
+        for s, rules in RULES.items():
+            for order, (channel, delay) in enumerate(rules):
+                methods.append(ContactMethod(user=users[3 * i + s], kind=channel, value=phone(plan.index, s),
+                                             verified_at=now))
+                rule_specs.append((users[3 * i + s], order, delay))
+    methods = ContactMethod.objects.bulk_create(methods)
+    NotificationRule.objects.bulk_create(
+        [NotificationRule(user=u, contact_method=m, order=order, delay=timedelta(seconds=delay))
+         for m, (u, order, delay) in zip(methods, rule_specs, strict=True)]
+    )
+    pols = EscalationPolicy.objects.bulk_create(
+        [EscalationPolicy(team=teams[i], name=p.policy.name, repeat=p.policy.repeat) for i, p in enumerate(plans)]
+    )
+    steps, step_slots = [], []
+    for i, plan in enumerate(plans):
+        for k, (delay, slots) in enumerate(plan.policy.steps):
+            steps.append(EscalationStep(policy=pols[i], order=k, delay=timedelta(seconds=delay)))
+            step_slots.append((i, slots))
+    steps = EscalationStep.objects.bulk_create(steps)
+    EscalationTarget.objects.bulk_create(
+        [EscalationTarget(step=st, kind="user", user=users[3 * i + s])
+         for st, (i, slots) in zip(steps, step_slots, strict=True) for s in slots]
+    )
+    for team, pol in zip(teams, pols, strict=True):
+        team.escalation_policy = pol
+    Team.objects.bulk_update(teams, ["escalation_policy"])
+
+
+def required_pages(plans: list[Planned]) -> tuple[list[Required], list[Required], list[Required]]:
+    """(required, optional, forbidden) pages, from the scenario definition alone."""
+    required, optional, forbidden = [], [], []
+    for plan in plans:
+        if plan.trigger_epoch is None:
+            continue
+        for loop, k, offset, slots in plan.policy.step_offsets():
+            for slot in slots:
+                for channel, delay in RULES[slot]:
+                    page = Required(plan.index, loop, k, slot, channel, plan.trigger_epoch + offset + delay)
+                    step_due = plan.trigger_epoch + offset
+                    if plan.ack_window is None or step_due + delay < plan.ack_window[0]:
+                        required.append(page)
+                    elif step_due > plan.ack_window[1]:
+                        forbidden.append(page)  # its step comes after the acknowledgement: never paged
+                    else:
+                        # Step reached before the ack, page due after: acknowledgement cancels it.
+                        (forbidden if step_due < plan.ack_window[0] else optional).append(page)
+    return required, optional, forbidden
+
+
+# ------------------------------------------------------------------------------------------- faults
+
+
+def pool_children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(entry))
+    return kids
+
+
+def fault_schedule(rng: random.Random, active_end: float, quick: bool) -> list[tuple[float, str, str]]:
+    """(seconds after start, action, target). Restarts follow their kill after a short outage."""
+    n_worker_kills = 2 if quick else max(4, int(active_end // 40))
+    n_child_kills = 1 if quick else 3
+    n_redis = 1 if quick else 2
+    n_beat = 1 if quick else 2
+    second_beat_for = 15.0 if quick else 60.0
+    lo, hi = 3.0, max(active_end - 8.0, 10.0)
+    events: list[tuple[float, str, str]] = []
+    for n in range(n_worker_kills):
+        at = rng.uniform(lo, hi)
+        worker = f"worker{n % 2 + 1}"
+        events += [(at, "kill", worker), (at + rng.uniform(1.0, 4.0), "start", worker)]
+    for _ in range(n_child_kills):
+        events.append((rng.uniform(lo, hi), "kill-child", f"worker{rng.randint(1, 2)}"))
+    # Spread the Redis restarts so they do not overlap each other.
+    for n in range(n_redis):
+        at = rng.uniform(lo + n * (hi - lo) / n_redis, lo + (n + 1) * (hi - lo) / n_redis - 4)
+        events += [(at, "kill", "redis"), (at + 2.0, "start", "redis")]
+    for _ in range(n_beat):
+        at = rng.uniform(lo, hi)
+        events += [(at, "kill", "beat"), (at + 2.0, "start", "beat")]
+    at = rng.uniform(lo, max(hi - second_beat_for, lo + 1))
+    events += [(at, "start", "beat2"), (at + second_beat_for, "stop", "beat2")]
+    events.sort()
+    # A restart must not land inside another kill of the same process: drop overlapping pairs.
+    busy_until: dict[str, float] = {}
+    kept = []
+    for at, action, target in events:
+        if action == "kill" and busy_until.get(target, -1) > at:
+            continue
+        if action == "kill":
+            restart = next((a for a, act, t in events if t == target and act == "start" and a > at), at)
+            busy_until[target] = restart + 0.5
+        kept.append((at, action, target))
+    return kept
+
+
+# -------------------------------------------------------------------------------------------- check
+
+
+def read_record(path: Path) -> tuple[list[dict], dict[str, int]]:
+    created, stats = [], defaultdict(int)
+    if not path.exists():
+        return created, stats
+    with open(path) as fh:
+        for line in fh:
+            entry = json.loads(line)
+            if entry.get("method") != "POST" or entry.get("kind") not in ("Messages", "Calls"):
+                stats[f"{entry.get('method')} {entry.get('kind')}"] += 1
+                continue
+            stats[f"create {entry['kind']} -> {entry.get('outcome')}"] += 1
+            if entry.get("sid"):  # the resource exists at the "provider"
+                created.append(entry)
+    return created, stats
+
+
+_PAGE_ID_RE = re.compile(r"/twilio/status/(\d+)/")
+
+
+def page_id_of(entry: dict) -> int | None:
+    match = _PAGE_ID_RE.search(entry.get("form", {}).get("StatusCallback", ""))
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class Report:
+    required: int = 0
+    received: int = 0
+    missing: list[tuple] = field(default_factory=list)
+    duplicate: list[tuple] = field(default_factory=list)
+    unexpected: list[tuple] = field(default_factory=list)
+    same_page_twice: list[int] = field(default_factory=list)
+    carried: int = 0  # bundled into another page's message that arrived
+    canceled_at_ack: int = 0  # overdue when the incident was acknowledged
+    lateness: list[float] = field(default_factory=list)
+
+
+def compare(plans: list[Planned], created: list[dict]) -> Report:
+    required, optional, forbidden = required_pages(plans)
+    by_phone = {phone(p.index, s): (p.index, s) for p in plans for s in RULES}
+    want: dict[tuple, list[Required]] = defaultdict(list)
+    maybe: dict[tuple, int] = defaultdict(int)
+    never: dict[tuple, int] = defaultdict(int)
+    for r in required:
+        want[(r.incident, r.slot, r.channel)].append(r)
+    for r in optional:
+        maybe[(r.incident, r.slot, r.channel)] += 1
+    for r in forbidden:
+        never[(r.incident, r.slot, r.channel)] += 1
+    got: dict[tuple, list[dict]] = defaultdict(list)
+    report = Report(required=len(required), received=len(created))
+    for entry in created:
+        who = by_phone.get(entry["form"].get("To", ""))
+        channel = "sms" if entry["kind"] == "Messages" else "voice"
+        if who is None:
+            report.unexpected.append(("unknown number", entry["form"].get("To"), channel))
+            continue
+        got[(*who, channel)].append(entry)
+    page_counts: dict[int, int] = defaultdict(int)
+    for entry in created:
+        if (pid := page_id_of(entry)) is not None:
+            page_counts[pid] += 1
+    report.same_page_twice = sorted(pid for pid, n in page_counts.items() if n > 1)
+    for key in set(want) | set(got):
+        needed = sorted(want.get(key, []), key=lambda r: r.due)
+        came = sorted(got.get(key, []), key=lambda e: e["at"])
+        for r, e in zip(needed, came, strict=False):
+            report.lateness.append(e["at"] - r.due)
+        for r in needed[len(came):]:
+            report.missing.append((r.incident, f"loop {r.loop + 1} step {r.step + 1}", f"slot {r.slot}", r.channel,
+                                   phone(r.incident, r.slot)))
+        extra = len(came) - len(needed) - maybe.get(key, 0)
+        if extra > 0:
+            target = report.unexpected if never.get(key) else report.duplicate
+            for e in came[-extra:]:
+                target.append((key[0], f"slot {key[1]}", key[2], e["form"].get("To"), f"page {page_id_of(e)}"))
+    return report
+
+
+def settled() -> bool:
+    """Nothing left to do: no page waiting or in flight, no escalation overdue (only ends the drain)."""
+    from django.utils import timezone
+
+    from escalations.models import Incident, Page
+
+    return not (
+        Page.objects.filter(status__in=[Page.Status.PENDING, Page.Status.SENDING]).exists()
+        or Incident.objects.filter(status="triggered", next_action_at__lte=timezone.now()).exists()
+    )
+
+
+def explain_missing(plans: list[Planned], report: Report, created: list[dict]) -> None:
+    """Split the count-based shortfall per number and channel, using the Page rows:
+
+    * carried: the page was bundled into another page's message to the same number and channel, and
+      that message reached the fake (delivery combines every overdue page to a destination);
+    * canceled at ack: the incident was acknowledged while the page was still overdue.
+    What remains is reported as missing. The shortfall itself is counted without the database.
+    """
+    from escalations.models import Page
+
+    received_ids = {pid for e in created if (pid := page_id_of(e)) is not None}
+    plan_by_index = {p.index: p for p in plans}
+    short: dict[tuple, list[tuple]] = defaultdict(list)
+    for row in report.missing:
+        short[(row[0], row[2], row[3])].append(row)
+    still, carried, canceled = [], 0, 0
+    for (index, slot_label, channel), rows in short.items():
+        plan = plan_by_index[index]
+        slot = int(slot_label.split()[1])
+        pages = Page.objects.filter(incident_id=plan.incident_id, user_id=plan.user_ids[slot], channel=channel)
+        n_carried = sum(1 for p in pages if p.status == Page.Status.BUNDLED and p.bundled_into_id in received_ids)
+        n_canceled = sum(1 for p in pages if p.status == Page.Status.CANCELED) if plan.ack_window else 0
+        take_c = min(n_carried, len(rows))
+        take_a = min(n_canceled, len(rows) - take_c)
+        carried += take_c
+        canceled += take_a
+        still.extend(rows[take_c + take_a:])
+    report.carried, report.canceled_at_ack = carried, canceled
+    report.missing = still
+
+
+def stage_lateness(plans: list[Planned]) -> None:
+    """Where lateness comes from, from the database (diagnosis only): the engine reaching a step after
+    its nominal moment (trigger + delays, drift included) vs delivery sending after a page's own due_at."""
+    from django.db.models import Count
+
+    from escalations.models import Page, TimelineEvent
+
+    by_id = {p.incident_id: p for p in plans if p.incident_id}
+    step_late = []
+    for inc_id, at, data in TimelineEvent.objects.filter(kind="step_reached", incident_id__in=list(by_id)).values_list(
+        "incident_id", "at", "data"
+    ):
+        plan = by_id[inc_id]
+        offsets = {(lp, k): off for lp, k, off, _ in plan.policy.step_offsets()}
+        nominal = plan.trigger_epoch + offsets[(data["loop"], data["step"])]
+        step_late.append(at.timestamp() - nominal)
+    send_late = [
+        (sent - due).total_seconds()
+        for due, sent in Page.objects.filter(incident_id__in=list(by_id), sent_at__isnull=False, bundled_into=None)
+        .values_list("due_at", "sent_at")
+    ]
+    stages = (("engine: step reached - nominal", step_late), ("delivery: sent_at - page due_at", send_late))
+    for label, values in stages:
+        print(f"  {label:<34} p50 {_fmt(percentile(values, 50))}  p99 {_fmt(percentile(values, 99))}  "
+              f"max {_fmt(max(values) if values else float('nan'))}  (n={len(values)})")
+    statuses = dict(Page.objects.filter(incident_id__in=list(by_id)).values_list("status").annotate(n=Count("id")))
+    print(f"  Page rows by status: {statuses}")
+
+
+def diagnose(report: Report) -> None:
+    """Explain missing/duplicate pages from the database (diagnosis only; the verdict is above)."""
+    from escalations.models import Page
+
+    phones = {m[4] for m in report.missing[:20]} | {d[3] for d in report.duplicate[:20]}
+    for number in sorted(phones):
+        rows = Page.objects.filter(destination=number).order_by("due_at").values_list(
+            "id", "channel", "cycle", "step", "loop", "status", "attempts", "due_at", "sent_at", "bundled_into_id",
+            "error",
+        )
+        print(f"  Page rows for {number}:")
+        for row in rows:
+            print("    ", row)
+
+
+# --------------------------------------------------------------------------------------------- run
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--incidents", type=int, default=1000)
+    p.add_argument("--duration", type=float, default=300.0, help="seconds from the first incident to the end")
+    p.add_argument("--quick", action="store_true", help="CI size: 60 incidents, about 90 s in all")
+    p.add_argument("--ack-share", type=float, default=0.2, help="share of incidents acknowledged on schedule")
+    p.add_argument("--fail-rate", type=float, default=0.05, help="fake Twilio: HTTP 500 share")
+    p.add_argument("--timeout-rate", type=float, default=None, help="fake Twilio: answers-too-late share")
+    p.add_argument("--drain", type=float, default=None, help="seconds after the last due page")
+    p.add_argument("--watch", type=float, default=16.0, help="watch after the drain (> stuck-after)")
+    p.add_argument("--late-after", type=float, default=20.0, help="a page later than this counts as late")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-faults", action="store_true", help="baseline: same load, no process faults")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory with every log")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.incidents, args.duration = 60, 75.0
+    if args.timeout_rate is None:
+        args.timeout_rate = 0.02 if args.quick else 0.01
+    if args.drain is None:
+        args.drain = 45.0 if args.quick else 60.0
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1_000_000)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rng = random.Random(args.seed)
+    pols = policies(args.quick)
+    span = max(pol.span for pol in pols.values())
+    # --duration budgets ~30 s of drain after the last page; the drain itself ends once all is settled.
+    open_window = max(args.duration - span - 30.0, 5.0)
+    plans = []
+    for i in range(args.incidents):
+        pol = pols["ack"] if rng.random() < args.ack_share else pols["standard"]
+        plans.append(Planned(index=i, policy=pol, open_at=open_window * i / max(args.incidents - 1, 1)))
+
+    print(f"chaos: {args.incidents} incidents opened over {open_window:.0f}s, policies {sorted(pols)}, "
+          f"seed {args.seed}", flush=True)
+    # A Twilio timeout ties up a worker process for the whole client timeout: keep it short here.
+    stack = Stack(label="chaos", keep_dir=args.keep, env_overrides={"TWILIO_HTTP_TIMEOUT": "1.5"})
+    record = stack.dir / "twilio.jsonl"
+    faults: list[str] = []
+    try:
+        stack.create_database()
+        stack.migrate()
+        stack.start_redis()
+        stack.start_fake_twilio(fail_rate=args.fail_rate, timeout_rate=args.timeout_rate, hang_seconds=2.5,
+                                record=record, seed=args.seed)
+        stack.start_web()
+        stack.django_setup()
+        seed(plans)
+        stack.event(f"seeded {len(plans)} teams with people, rules and policies")
+        for name in ("worker1", "worker2"):
+            stack.add_worker(name)
+        stack.add_beat("beat")
+        stack.add_beat("beat2")
+        for name in ("worker1", "worker2", "beat"):
+            stack.start(name)
+        stack.wait_ready()
+        stack.event("ready: web, 2 workers, beat, redis, fake Twilio")
+        return run_scenario(stack, plans, args, rng, open_window, span, record, faults)
+    finally:
+        stack.close()
+
+
+def run_scenario(stack, plans, args, rng, open_window, span, record, faults) -> int:
+    from django.utils import timezone
+
+    from escalations import services
+    from escalations.models import Incident
+    from portal.models import User
+    from rotations.models import Team
+
+    active_end = open_window + span
+    schedule: list[tuple[float, int, str, object]] = []
+    for plan in plans:
+        schedule.append((plan.open_at, 1, "open", plan))
+        if plan.policy.ack_after is not None:
+            schedule.append((plan.open_at + plan.policy.ack_after, 2, "ack", plan))
+    for at, action, target in [] if args.no_faults else fault_schedule(rng, active_end, args.quick):
+        schedule.append((at, 0, action, target))
+    schedule.sort(key=lambda e: (e[0], e[1]))
+    teams = Team.objects.in_bulk([p.team_id for p in plans])
+    start = time.monotonic()
+    stack.event(f"scenario starts; faults until ~{active_end:.0f}s, then {args.drain:.0f}s drain")
+    lag = []
+    for at, _, action, obj in schedule:
+        delay = start + at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        lag.append(time.monotonic() - start - at)
+        if action == "open":
+            now = timezone.now()
+            result = services.incident_trigger(team=teams[obj.team_id], title=f"Chaos incident {obj.index}",
+                                               dedup_key=f"chaos-{obj.index}", source="api", via="api", now=now)
+            obj.trigger_epoch, obj.incident_id = now.timestamp(), result.incident.pk
+        elif action == "ack":
+            before = time.time()
+            incident = Incident.objects.get(pk=obj.incident_id)
+            services.incident_acknowledge(incident=incident, by=User.objects.get(pk=obj.user_ids[0]), via="api")
+            obj.ack_window = (before, time.time())
+        else:
+            fault(stack, action, obj, faults)
+    if lag:
+        stack.event(f"scenario driver lag: max {max(lag):.2f}s")
+    # Drain: wait until every required page has arrived (or --drain after the last one was due), then
+    # keep watching long enough for a stuck page to be reconciled, so a late duplicate would show.
+    last_due = max(p.trigger_epoch for p in plans if p.trigger_epoch) + span
+    stack.event(f"all incidents open; draining up to {args.drain:.0f}s after the last due")
+    while time.time() < last_due + args.drain:
+        if time.time() > last_due + 2 and settled():
+            break
+        time.sleep(1.0)
+    stack.event(f"{len(read_record(record)[0])} created at the fake; watching {args.watch:.0f}s for duplicates")
+    time.sleep(args.watch)
+    for name in ("beat", "beat2", "worker1", "worker2"):
+        stack.kill(name, signal.SIGTERM)
+    stack.event("stopped beat and workers; comparing")
+    created, stats = read_record(record)
+    report = compare(plans, created)
+    explain_missing(plans, report, created)
+    print_report(stack, plans, args, report, stats, faults)
+    print("Diagnosis (from the database):")
+    stage_lateness(plans)
+    if report.missing or report.duplicate or report.unexpected:
+        diagnose(report)
+        return 1
+    return 0
+
+
+def fault(stack: Stack, action: str, target: str, faults: list[str]) -> None:
+    if action == "kill":
+        if not stack.children[target].alive:
+            return
+        stack.kill(target, signal.SIGKILL)
+        text = f"SIGKILL {target} (whole process group)"
+    elif action == "kill-child":
+        child = stack.children[target]
+        kids = pool_children(child.popen.pid) if child.alive else []
+        if not kids:
+            return
+        victim = random.choice(kids)
+        os.kill(victim, signal.SIGKILL)
+        text = f"SIGKILL one pool process of {target} (pid {victim})"
+    elif action == "start":
+        if stack.children[target].alive:
+            return
+        if target == "redis":
+            stack.start_redis()
+            text = "redis restarted on the same port (empty: queued messages lost)"
+        else:
+            stack.start(target)
+            text = f"started {target}" if target == "beat2" else f"restarted {target}"
+    elif action == "stop":
+        stack.kill(target, signal.SIGTERM)
+        text = f"stopped {target}"
+    else:
+        raise ValueError(action)
+    faults.append(f"{stack.elapsed():7.1f}s  {text}")
+    stack.event(text)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}s" if v == v else "n/a"
+
+
+def print_report(stack, plans, args, report: Report, stats, faults) -> None:
+    acked = sum(1 for p in plans if p.ack_window)
+    print("\n=== Chaos report ===")
+    print(f"Machine: {machine_description()}")
+    print(f"Seed: {args.seed}; fake Twilio fail rate {args.fail_rate:.0%}, timeout rate {args.timeout_rate:.0%}")
+    print(f"Incidents: {sum(1 for p in plans if p.trigger_epoch)} ({acked} acknowledged on schedule)")
+    print(f"Pages required: {report.required}")
+    print(f"Pages received: {report.received}")
+    print("Fake Twilio requests: " + ", ".join(f"{k}: {v}" for k, v in sorted(stats.items())))
+    print(f"Shortfall explained: {report.carried} carried in a combined message to the same number (overdue "
+          f"pages are bundled), {report.canceled_at_ack} overdue when their incident was acknowledged")
+    print(f"Missing: {len(report.missing)}")
+    print(f"Duplicate: {len(report.duplicate)} (same page id sent twice: {len(report.same_page_twice)})")
+    print(f"Unexpected (after acknowledgement or unknown number): {len(report.unexpected)}")
+    lat = report.lateness
+    late = sum(1 for v in lat if v > args.late_after)
+    print(f"Lateness vs nominal due: p50 {_fmt(percentile(lat, 50))}  p99 {_fmt(percentile(lat, 99))}  "
+          f"max {_fmt(max(lat) if lat else float('nan'))}; late (> {args.late_after:.0f}s): {late}")
+    print(f"Faults injected ({len(faults)}):")
+    for line in faults:
+        print(f"  {line}")
+    for title, rows in (("Missing", report.missing), ("Duplicate", report.duplicate),
+                        ("Unexpected", report.unexpected)):
+        for row in rows[:30]:
+            print(f"  {title}: {row}")
+    if report.same_page_twice:
+        print(f"  Page ids created twice at the provider: {report.same_page_twice[:30]}")
+    ok = not (report.missing or report.duplicate or report.unexpected)
+    print(f"RESULT: {'PASS' if ok else 'FAIL'} ({datetime.now().astimezone():%Y-%m-%d %H:%M %Z})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""Process orchestration shared by the chaos run and the benchmarks.
+
+A `Stack` starts REAL processes on 127.0.0.1 only, each in its own process group with its log in a
+scratch directory: its own PostgreSQL database on the running server (`backstop_<label>_<random>`,
+dropped at the end), its own `redis-server` on a free port (no persistence, so a restart really loses
+the queue), the fake Twilio API, gunicorn, Celery workers and beats, all with production settings.
+
+`Stack.django_setup()` points the calling process at the same database and broker, so a benchmark can
+seed through the ORM and call services directly. `Stack.close()` is idempotent and runs from
+`finally`, `atexit` and SIGTERM/SIGINT: every child's process group is killed and the database dropped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python")
+CELERY = str(VENV_BIN / "celery")
+GUNICORN = str(VENV_BIN / "gunicorn")
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def machine_description() -> str:
+    mem_kb = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    redis_v = _first_line([shutil.which("redis-server") or "redis-server", "--version"])
+    pg_v = ""
+    with contextlib.suppress(Exception):
+        import psycopg
+
+        with psycopg.connect(ADMIN_URL, connect_timeout=3) as conn:
+            pg_v = conn.execute("SHOW server_version").fetchone()[0]
+    load = ""
+    with contextlib.suppress(OSError):
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}; {platform.node()}; nproc {os.cpu_count()}, "
+        f"{mem_kb / 1024 / 1024:.1f} GiB RAM, load avg {load}; Python {platform.python_version()}, "
+        f"PostgreSQL {pg_v}, {redis_v.split(' sha=')[0]}"
+    )
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=5).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "?"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen | None = None
+    starts: int = 0
+
+    def start(self) -> Child:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it; closed in stop()
+        log.write(f"\n==== start {self.starts + 1} at {datetime.now(UTC).isoformat()}\n".encode())
+        log.flush()
+        # Own session = own process group: a SIGKILL of the group takes the prefork children too.
+        self.popen = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._log = log
+        self.starts += 1
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, *, sig: int = signal.SIGTERM, grace: float = 8.0) -> None:
+        """Signal the whole process group, wait up to `grace`, then SIGKILL what is left."""
+        if self.popen is None:
+            return
+        self.signal_group(sig)
+        if sig != signal.SIGKILL:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=grace)
+        self.signal_group(signal.SIGKILL)  # stragglers (pool children) of the group
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+        with contextlib.suppress(Exception):
+            self._log.close()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    label: str
+    keep_dir: bool = False
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    verbose: bool = True
+
+    def __post_init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"backstop-{self.label}-"))
+        self.db_name = f"backstop_{self.label}_{secrets.token_hex(4)}"
+        self.redis_port = free_port()
+        self.web_port = free_port()
+        self.twilio_port = free_port()
+        self.children: dict[str, Child] = {}
+        self.events: list[tuple[float, str]] = []
+        self.t0 = time.monotonic()
+        self.secret_key = "chaos-" + secrets.token_hex(24)
+        self._db_created = False
+        self._closed = False
+        atexit.register(self.close)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        raise SystemExit(128 + signum)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def event(self, text: str) -> None:
+        self.events.append((self.elapsed(), text))
+        if self.verbose:
+            print(f"[{self.elapsed():7.1f}s] {text}", flush=True)
+
+    # --- environment -----------------------------------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:5432/{self.db_name}"
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def twilio_url(self) -> str:
+        return f"http://127.0.0.1:{self.twilio_port}"
+
+    def env(self) -> dict[str, str]:
+        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER")}
+        env = {
+            **keep,
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "SECRET_KEY": self.secret_key,
+            "DATABASE_URL": self.database_url,
+            "CONN_MAX_AGE": "60",
+            "CELERY_BROKER_URL": self.broker_url,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "false",
+            "SECURE_HSTS_SECONDS": "0",
+            "PUBLIC_BASE_URL": self.web_url,
+            "TWILIO_ACCOUNT_SID": "AC" + "c" * 32,
+            "TWILIO_AUTH_TOKEN": "chaos-auth-token",
+            "TWILIO_FROM_NUMBER": "+15005550006",
+            "TWILIO_API_BASE_URL": self.twilio_url,
+            "TWILIO_HTTP_TIMEOUT": "3",
+            # No bundling in these runs: every page is its own message.
+            "PAGE_THROTTLE_SMS_COUNT": "100000",
+            "PAGE_THROTTLE_VOICE_COUNT": "100000",
+            "PAGE_THROTTLE_EMAIL_COUNT": "100000",
+            "SWEEP_INTERVAL_SECONDS": "1",
+            "PAGE_STUCK_AFTER_SECONDS": "15",
+            "BACKSTOP_VAR_DIR": str(self.dir),
+            "LOG_LEVEL": "WARNING",
+        }
+        env.update(self.env_overrides)
+        return env
+
+    # --- database ------------------------------------------------------------------------------
+    def create_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        self._db_created = True
+        self.event(f"created database {self.db_name}")
+
+    def migrate(self) -> None:
+        started = time.monotonic()
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env(), check=True
+        )
+        self.event(f"migrated ({time.monotonic() - started:.1f}s)")
+
+    def drop_database(self) -> None:
+        if not self._db_created:
+            return
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        import psycopg
+
+        try:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            self._db_created = False
+        except Exception as exc:  # reported, never hidden: a leftover database needs a hand
+            print(f"WARNING: could not drop database {self.db_name}: {exc}", file=sys.stderr)
+
+    def django_setup(self) -> None:
+        """Point this process at the stack (call once, before importing models)."""
+        os.environ.update(self.env())
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+
+    # --- children ------------------------------------------------------------------------------
+    def _child(self, name: str, argv: list[str]) -> Child:
+        child = self.children.get(name)
+        if child is None:
+            child = Child(name=name, argv=argv, env=self.env(), log_path=self.dir / f"{name}.log")
+            self.children[name] = child
+        return child
+
+    def start(self, name: str) -> Child:
+        child = self.children[name]
+        child.start()
+        return child
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        self.children[name].stop(sig=sig)
+
+    def start_redis(self) -> Child:
+        child = self._child(
+            "redis",
+            [
+                shutil.which("redis-server") or "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir),
+            ],
+        )
+        child.start()
+        _wait(lambda: _port_open(self.redis_port), 15, "redis-server to listen", child)
+        return child
+
+    def start_fake_twilio(
+        self, *, fail_rate: float, timeout_rate: float, hang_seconds: float, record: Path, seed: int
+    ) -> Child:
+        child = self._child(
+            "twilio",
+            [
+                PYTHON, "-m", "tests.fakes.fake_twilio", "--port", str(self.twilio_port), "--fail-rate", str(fail_rate),
+                "--timeout-rate", str(timeout_rate), "--hang-seconds", str(hang_seconds), "--seed", str(seed),
+                "--record", str(record),
+            ],
+        )
+        child.start()
+        _wait(lambda: _port_open(self.twilio_port), 20, "the fake Twilio to listen", child)
+        return child
+
+    def start_web(self, workers: int = 1) -> Child:
+        child = self._child(
+            "web",
+            [GUNICORN, "config.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{self.web_port}",
+             "--graceful-timeout", "3"],
+        )
+        child.start()
+        _wait(lambda: _http_ok(f"{self.web_url}/healthz"), 30, "gunicorn /healthz", child)
+        return child
+
+    def add_worker(self, name: str, concurrency: int = 2) -> Child:
+        return self._child(
+            name,
+            [CELERY, "-A", "config", "worker", "-P", "prefork", "-c", str(concurrency), "-n", f"{name}@%h",
+             "-l", "WARNING", "--without-gossip", "--without-mingle"],
+        )
+
+    def add_beat(self, name: str) -> Child:
+        return self._child(
+            name,
+            [CELERY, "-A", "config", "beat", "-l", "WARNING", "-s", str(self.dir / f"{name}-schedule")],
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """/readyz: database and broker reachable and the escalation sweep has ticked."""
+        web = self.children.get("web")
+        _wait(lambda: _http_ok(f"{self.web_url}/readyz"), timeout, "/readyz (db, broker, beat)", web)
+
+    # --- teardown ------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Beats first (no new work), then workers, web, fakes, the broker last.
+        order = sorted(self.children.values(), key=lambda c: ("beat" not in c.name, c.name == "redis"))
+        for child in order:
+            child.stop(sig=signal.SIGTERM, grace=3.0 if child.name != "redis" else 1.0)
+        self.drop_database()
+        if not self.keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (URLError, OSError):
+        return False
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str, child: Child | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if child is not None and not child.alive:
+            raise RuntimeError(f"{child.name} exited while waiting for {what}:\n{child.tail()}")
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}" + (f":\n{child.tail()}" if child else ""))
