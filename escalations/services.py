@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from escalations import engine
 from escalations.models import EscalationPolicy, Incident, Page, TimelineEvent
-from escalations.targets import step_targets_resolve
+from escalations.targets import TargetResolver
 from portal.models import ContactMethod, NotificationRule, User
 from rotations.models import Team
 
@@ -133,78 +133,140 @@ def _name(user: User | None) -> str:
 # --------------------------------------------------------------------------------- pages
 
 
-def _rules_for(user_ids: Iterable[int], urgency: str) -> dict[int, list[engine.RuleSpec]]:
-    """Each person's notification rules over verified, reachable contact methods.
-
-    A person with no rules is still reached: every verified method at once, so a forgotten
-    profile never means a silent page.
+def _rules_for(user_ids: Iterable[int]) -> dict[int, list[tuple[str, engine.RuleSpec]]]:
+    """Each person's notification rules over verified, reachable contact methods, as (urgency, rule),
+    followed by every such method at delay 0 as ("fallback", rule). Two queries for any number of people.
     """
     user_ids = list(user_ids)
-    rules: dict[int, list[engine.RuleSpec]] = {uid: [] for uid in user_ids}
+    rules: dict[int, list[tuple[str, engine.RuleSpec]]] = {uid: [] for uid in user_ids}
     usable = Q(contact_method__verified_at__isnull=False) & Q(contact_method__opted_out_at__isnull=True)
-    for index_by_user, rule in _enumerate_per_user(
-        NotificationRule.objects.filter(usable, user_id__in=user_ids, urgency__in=["any", urgency])
-        .select_related("contact_method")
+    rows = (
+        NotificationRule.objects.filter(usable, user_id__in=user_ids)
         .order_by("user_id", "order", "delay", "id")
-    ):
-        rules[rule.user_id].append(
-            engine.RuleSpec(
-                index=index_by_user, contact_method_id=rule.contact_method_id, channel=rule.contact_method.kind,
-                delay=rule.delay,
-            )
-        )
-    without = [uid for uid, found in rules.items() if not found]
-    if without:
-        methods = ContactMethod.objects.filter(
-            user_id__in=without, verified_at__isnull=False, opted_out_at__isnull=True
-        ).order_by("user_id", "kind", "id")
-        counters: dict[int, int] = {}
-        for method in methods:
-            index = counters.get(method.user_id, 0)
-            counters[method.user_id] = index + 1
-            rules[method.user_id].append(
-                engine.RuleSpec(index=index, contact_method_id=method.pk, channel=method.kind, delay=timedelta(0))
-            )
+        .values_list("user_id", "urgency", "contact_method_id", "contact_method__kind", "delay")
+    )
+    for user_id, urgency, method_id, kind, delay in rows:
+        rule = engine.RuleSpec(index=0, contact_method_id=method_id, channel=kind, delay=delay)
+        rules[user_id].append((urgency, rule))
+    methods = (
+        ContactMethod.objects.filter(user_id__in=user_ids, verified_at__isnull=False, opted_out_at__isnull=True)
+        .order_by("user_id", "kind", "id")
+        .values_list("user_id", "id", "kind")
+    )
+    for user_id, method_id, kind in methods:
+        rule = engine.RuleSpec(index=0, contact_method_id=method_id, channel=kind, delay=timedelta(0))
+        rules[user_id].append(("fallback", rule))
     return rules
 
 
-def _enumerate_per_user(rules: Iterable[NotificationRule]) -> Iterable[tuple[int, NotificationRule]]:
-    current, index = None, 0
-    for rule in rules:
-        if rule.user_id != current:
-            current, index = rule.user_id, 0
-        yield index, rule
-        index += 1
+def _rules_for_urgency(rules: list[tuple[str, engine.RuleSpec]], urgency: str) -> list[engine.RuleSpec]:
+    """The person's rules for this urgency; with none, every verified method at once, so a
+    forgotten profile never means a silent page. Indexes count within the chosen list."""
+    chosen = [rule for rule_urgency, rule in rules if rule_urgency in ("any", urgency)]
+    if not chosen:
+        chosen = [rule for rule_urgency, rule in rules if rule_urgency == "fallback"]
+    return [replace(rule, index=index) for index, rule in enumerate(chosen)]
+
+
+@dataclass
+class _Notify:
+    incident: Incident
+    cycle: int
+    step: int
+    loop: int
+    user_ids: tuple[int, ...]
+    reached_at: datetime
+
+
+class _Batch:
+    """Everything one engine pass writes, collected first and written with a handful of queries."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.notifies: list[_Notify] = []
+        self.timeline: list[TimelineEvent] = []
+        self.assign: dict[int, tuple[int, ...]] = {}
+        self.users: dict[int, User] = {}
+        self.page_ids: list[int] = []
+
+    def event(self, incident: Incident, kind: str, message: str, **data: Any) -> None:
+        self.timeline.append(
+            TimelineEvent(incident=incident, kind=kind, message=message, via=TimelineEvent.Via.SYSTEM, data=data,
+                          at=self.now)
+        )
+
+    def write_pages(self) -> None:
+        """One Page row per (notified person, rule); unreachable people land on the timeline."""
+        if not self.notifies:
+            return
+        user_ids = {uid for n in self.notifies for uid in n.user_ids}
+        rules = _rules_for(user_ids)
+        method_ids = {rule.contact_method_id for rs in rules.values() for _, rule in rs}
+        destinations = dict(ContactMethod.objects.filter(pk__in=method_ids).values_list("pk", "value"))
+        pages: list[Page] = []
+        keys: set[tuple[int, int, int, int, int, int]] = set()
+        for notify in self.notifies:
+            incident = notify.incident
+            for user_id in notify.user_ids:
+                planned = engine.notification_plan(
+                    _rules_for_urgency(rules.get(user_id, []), incident.urgency), notify.reached_at
+                )
+                if not planned:
+                    self.event(
+                        incident, Kind.PAGE_FAILED,
+                        f"{_name(self.users.get(user_id))} has no verified contact method and cannot be paged.",
+                        user_id=user_id,
+                    )
+                for plan in planned:
+                    keys.add((incident.pk, notify.cycle, notify.step, notify.loop, user_id, plan.rule_index))
+                    pages.append(
+                        Page(
+                            incident=incident, cycle=notify.cycle, step=notify.step, loop=notify.loop,
+                            user_id=user_id, rule_index=plan.rule_index, channel=plan.channel,
+                            contact_method_id=plan.contact_method_id,
+                            destination=destinations[plan.contact_method_id], due_at=plan.due_at,
+                        )
+                    )
+        # The unique key makes a re-run of the same decision harmless: nothing is created twice.
+        Page.objects.bulk_create(pages, ignore_conflicts=True, batch_size=1000)
+        if not keys:
+            return
+        incident_ids = {key[0] for key in keys}
+        rows = Page.objects.filter(incident_id__in=incident_ids, status=Page.Status.PENDING).values_list(
+            "id", "due_at", "incident_id", "cycle", "step", "loop", "user_id", "rule_index"
+        )
+        created = [(pid, due) for pid, due, *key in rows if tuple(key) in keys]
+        self.page_ids.extend(pid for pid, _ in created)
+        _on_commit_deliver(created)
+
+    def flush(self, incidents: list[Incident]) -> None:
+        self.write_pages()
+        if self.assign:
+            through = Incident.assignees.through
+            through.objects.filter(incident_id__in=list(self.assign)).delete()
+            through.objects.bulk_create(
+                [through(incident_id=iid, user_id=uid) for iid, uids in self.assign.items() for uid in uids]
+            )
+        TimelineEvent.objects.bulk_create(self.timeline, batch_size=1000)
+        if incidents:
+            Incident.objects.bulk_update(
+                incidents, [*ENGINE_FIELDS, "resolved_at", "resolved_by", "acknowledged_by", "updated_at"],
+                batch_size=500,
+            )
+            for incident in incidents:
+                _on_commit_advance(incident)
 
 
 def _pages_create(
     *, incident: Incident, cycle: int, step: int, loop: int, user_ids: Sequence[int], reached_at: datetime
-) -> tuple[list[int], list[int]]:
-    """Write the Page rows for people reached by a step; returns (page ids, unreachable user ids)."""
-    rules = _rules_for(user_ids, incident.urgency)
-    methods = ContactMethod.objects.in_bulk([r.contact_method_id for rs in rules.values() for r in rs])
-    pages = []
-    unreachable = []
-    for user_id in user_ids:
-        planned = engine.notification_plan(rules[user_id], reached_at)
-        if not planned:
-            unreachable.append(user_id)
-        for plan in planned:
-            pages.append(
-                Page(
-                    incident=incident, cycle=cycle, step=step, loop=loop, user_id=user_id,
-                    rule_index=plan.rule_index, channel=plan.channel, contact_method_id=plan.contact_method_id,
-                    destination=methods[plan.contact_method_id].value, due_at=plan.due_at,
-                )
-            )
-    # The unique key makes a re-run of the same decision harmless: nothing is created twice.
-    Page.objects.bulk_create(pages, ignore_conflicts=True)
-    created = list(
-        Page.objects.filter(incident=incident, cycle=cycle, step=step, loop=loop, user_id__in=user_ids)
-        .values_list("id", "due_at")
-    )
-    _on_commit_deliver(created)
-    return [pid for pid, _ in created], unreachable
+) -> list[int]:
+    """Page these people now (outside the policy's steps, e.g. a reassignment)."""
+    batch = _Batch(reached_at)
+    batch.users = User.objects.in_bulk(list(user_ids))
+    batch.notifies.append(_Notify(incident, cycle, step, loop, tuple(user_ids), reached_at))
+    batch.write_pages()
+    TimelineEvent.objects.bulk_create(batch.timeline)
+    return batch.page_ids
 
 
 def _on_commit_deliver(page_ids_due: list[tuple[int, datetime]]) -> None:
@@ -249,81 +311,85 @@ def _on_commit_advance(incident: Incident) -> None:
     transaction.on_commit(enqueue, robust=True)
 
 
-def _apply_decision(incident: Incident, decision: engine.Decision, now: datetime) -> list[int]:
-    page_ids: list[int] = []
-    users_by_id: dict[int, User] = {}
-    for action in decision.actions:
+def _apply_actions(batch: _Batch, incident: Incident, actions: Sequence[engine.Action]) -> None:
+    now = batch.now
+    for action in actions:
         if isinstance(action, engine.NotifyStep):
-            if not users_by_id.keys() >= set(action.user_ids):
-                users_by_id.update(User.objects.in_bulk(action.user_ids))
-            names = ", ".join(_name(users_by_id.get(uid)) for uid in action.user_ids)
-            created_ids, unreachable = _pages_create(
-                incident=incident, cycle=action.cycle, step=action.step, loop=action.loop,
-                user_ids=action.user_ids, reached_at=now,
+            names = ", ".join(_name(batch.users.get(uid)) for uid in action.user_ids)
+            batch.notifies.append(_Notify(incident, action.cycle, action.step, action.loop, action.user_ids, now))
+            batch.event(
+                incident, Kind.STEP_REACHED,
+                f"Step {action.step + 1} (loop {action.loop + 1}): notifying {names}. {action.explain}",
+                cycle=action.cycle, step=action.step, loop=action.loop, user_ids=list(action.user_ids),
             )
-            page_ids.extend(created_ids)
-            timeline_record(
-                incident=incident, kind=Kind.STEP_REACHED, at=now,
-                message=f"Step {action.step + 1} (loop {action.loop + 1}): notifying {names}. {action.explain}",
-                data={"cycle": action.cycle, "step": action.step, "loop": action.loop,
-                      "user_ids": list(action.user_ids), "pages": len(created_ids)},
-            )
-            for uid in unreachable:
-                timeline_record(
-                    incident=incident, kind=Kind.PAGE_FAILED, at=now,
-                    message=f"{_name(users_by_id.get(uid))} has no verified contact method and cannot be paged.",
-                    data={"user_id": uid},
-                )
-            incident.assignees.set(action.user_ids)
+            batch.assign[incident.pk] = action.user_ids
         elif isinstance(action, engine.StepSkipped):
-            timeline_record(
-                incident=incident, kind=Kind.STEP_SKIPPED, at=now, message=action.explain,
-                data={"cycle": action.cycle, "step": action.step, "loop": action.loop, "reason": str(action.reason)},
-            )
+            batch.event(incident, Kind.STEP_SKIPPED, action.explain, cycle=action.cycle, step=action.step,
+                        loop=action.loop, reason=str(action.reason))
         elif isinstance(action, engine.PolicyExhausted):
-            timeline_record(incident=incident, kind=Kind.EXHAUSTED, at=now, message=action.explain,
-                            data={"cycle": action.cycle, "loop": action.loop})
+            batch.event(incident, Kind.EXHAUSTED, action.explain, cycle=action.cycle, loop=action.loop)
         elif isinstance(action, engine.Retriggered):
             incident.acknowledged_by = None
-            timeline_record(incident=incident, kind=Kind.RETRIGGERED, at=now, message=action.explain,
-                            data={"cycle": action.cycle, "reason": str(action.reason)})
+            batch.event(incident, Kind.RETRIGGERED, action.explain, cycle=action.cycle, reason=str(action.reason))
         elif isinstance(action, engine.AutoResolved):
             incident.resolved_at = now
             incident.resolved_by = None
             _pages_cancel(incident, now)
-            timeline_record(incident=incident, kind=Kind.RESOLVED, at=now, message=action.explain)
-    return page_ids
+            batch.event(incident, Kind.RESOLVED, action.explain)
+
+
+def _advance_locked_batch(incidents: Sequence[Incident], now: datetime) -> list[AdvanceResult]:
+    """Perform everything due for locked incident rows. The caller holds the transaction."""
+    resolver = TargetResolver(team_ids={i.team_id for i in incidents}, at=now)
+    batch = _Batch(now)
+    decided: list[tuple[Incident, engine.EngineState, list[engine.Action]]] = []
+    changed: list[Incident] = []
+    results: list[AdvanceResult] = []
+    for incident in incidents:
+        spec = _spec_of(incident)
+        if spec is None or incident.suppressed:
+            incident.next_action_at = None
+            changed.append(incident)
+            results.append(AdvanceResult(incident.pk, 0, []))
+            continue
+        cache: dict[int, frozenset[int]] = {}
+
+        def targets(step_index: int, spec=spec, cache=cache, team_id=incident.team_id) -> frozenset[int]:
+            if step_index not in cache:
+                cache[step_index] = resolver.users_for(team_id=team_id, step=spec.steps[step_index])
+            return cache[step_index]
+
+        state = _state_of(incident)
+        actions: list[engine.Action] = []
+        for _ in range(MAX_ACTIONS_PER_CALL):
+            decision = engine.advance(spec, state, now, targets)
+            if decision.state == state and not decision.actions:
+                break
+            actions.extend(decision.actions)
+            state = decision.state
+            if state.next_action_at is None or state.next_action_at > now:
+                break
+        decided.append((incident, state, actions))
+    notified = {uid for _, _, acts in decided for a in acts if isinstance(a, engine.NotifyStep) for uid in a.user_ids}
+    batch.users = User.objects.in_bulk(list(notified)) if notified else {}
+    for incident, state, actions in decided:
+        _apply_actions(batch, incident, actions)
+        _store_state(incident, state)
+        incident.updated_at = now
+        changed.append(incident)
+        results.append(AdvanceResult(incident.pk, len(actions), []))
+    batch.flush(changed)
+    by_incident: dict[int, list[int]] = {}
+    if batch.page_ids:
+        for pid, iid in Page.objects.filter(pk__in=batch.page_ids).values_list("id", "incident_id"):
+            by_incident.setdefault(iid, []).append(pid)
+    for result in results:
+        result.page_ids = by_incident.get(result.incident_id, [])
+    return results
 
 
 def _advance_locked(incident: Incident, now: datetime) -> AdvanceResult:
-    """Perform everything due for a locked incident row. Caller holds the transaction."""
-    spec = _spec_of(incident)
-    if spec is None or incident.suppressed:
-        Incident.objects.filter(pk=incident.pk).update(next_action_at=None)
-        return AdvanceResult(incident.pk, 0, [])
-    cache: dict[int, frozenset[int]] = {}
-
-    def targets(step_index: int) -> frozenset[int]:
-        if step_index not in cache:
-            cache[step_index] = step_targets_resolve(team=incident.team, step=spec.steps[step_index], at=now)
-        return cache[step_index]
-
-    state = _state_of(incident)
-    actions = 0
-    page_ids: list[int] = []
-    for _ in range(MAX_ACTIONS_PER_CALL):
-        decision = engine.advance(spec, state, now, targets)
-        if decision.state == state and not decision.actions:
-            break
-        page_ids.extend(_apply_decision(incident, decision, now))
-        actions += len(decision.actions)
-        state = decision.state
-        if state.next_action_at is None or state.next_action_at > now:
-            break
-    _store_state(incident, state)
-    incident.save(update_fields=[*ENGINE_FIELDS, "resolved_at", "resolved_by", "acknowledged_by", "updated_at"])
-    _on_commit_advance(incident)
-    return AdvanceResult(incident.pk, actions, page_ids)
+    return _advance_locked_batch([incident], now)[0]
 
 
 def incident_advance(*, incident_id: int, now: datetime | None = None) -> AdvanceResult | None:
@@ -332,7 +398,6 @@ def incident_advance(*, incident_id: int, now: datetime | None = None) -> Advanc
     with transaction.atomic():
         incident = (
             Incident.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("team")
             .filter(pk=incident_id, next_action_at__lte=now)
             .exclude(status=Status.RESOLVED)
             .first()
@@ -342,21 +407,25 @@ def incident_advance(*, incident_id: int, now: datetime | None = None) -> Advanc
         return _advance_locked(incident, now)
 
 
-def escalations_sweep(*, now: datetime | None = None, batch: int = 100, max_batches: int = 50) -> int:
-    """Advance every due incident. Concurrent sweeps split the work (SKIP LOCKED), never double it."""
-    now = now or timezone.now()
+def escalations_sweep(*, now: datetime | None = None, batch: int = 200, max_batches: int = 50) -> int:
+    """Advance every due incident. Concurrent sweeps split the work (SKIP LOCKED), never double it.
+
+    Without an explicit `now` each batch reads the clock afresh, so a long sweep does not stamp
+    late work with a stale time or schedule the next step from it.
+    """
+    fixed_now = now
     advanced = 0
     for _ in range(max_batches):
+        current = fixed_now or timezone.now()
         with transaction.atomic():
             due = list(
                 Incident.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("team")
-                .filter(next_action_at__lte=now)
+                .filter(next_action_at__lte=current)
                 .exclude(status=Status.RESOLVED)
                 .order_by("next_action_at")[:batch]
             )
-            for incident in due:
-                _advance_locked(incident, now)
+            if due:
+                _advance_locked_batch(due, current)
         advanced += len(due)
         if len(due) < batch:
             break
