@@ -23,7 +23,8 @@ def test_chaos_quick_loses_and_doubles_nothing():
         cwd=ROOT, capture_output=True, text=True, timeout=240,
     )
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:]
+    # The report is on stdout; stderr holds the expected noise of a broker that was killed.
+    assert proc.returncode == 0, proc.stdout[-6000:] + "\n--- stderr tail ---\n" + proc.stderr[-2000:]
     required = int(re.search(r"^Pages required: (\d+)$", out, re.M).group(1))
     assert required > 300, out[-3000:]
     assert re.search(r"^Missing: 0$", out, re.M), out[-3000:]
