@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("BACKSTOP_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -204,6 +205,18 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Task modules not named tasks.py (autodiscover only finds those).
 CELERY_IMPORTS = ["escalations.delivery_tasks", "escalations.intake_tasks"]
+# Periodic safety nets (the sweep, reconciliation, handovers) get their own queue, so thousands of
+# queued deliveries can never starve them. Every worker consumes both queues unless started with
+# -Q; a large installation can run one small worker with `-Q periodic` as well.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("periodic", routing_key="periodic"))
+CELERY_TASK_ROUTES = {
+    "escalations.tasks.sweep": {"queue": "periodic"},
+    "escalations.page_reconcile": {"queue": "periodic"},
+    "escalations.intake_tasks.*": {"queue": "periodic"},
+    "rotations.tasks.shift_*": {"queue": "periodic"},
+    "rotations.tasks.roster_*": {"queue": "periodic"},
+}
 
 # The one beat schedule. Every job is idempotent and safe if two beats run at once: each one
 # takes database row locks, never an in-memory flag.
