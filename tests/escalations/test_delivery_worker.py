@@ -68,7 +68,10 @@ def test_worker_dying_between_claim_and_send_is_reconciled_to_exactly_one_messag
     class WorkerKilled(Exception):
         pass
 
+    deaths = []
+
     def dying_send(self, message):
+        deaths.append(message.page_id)
         if message.page_id == sent_before_death.pk:
             real_send(self, message)  # Twilio has it; the worker dies before recording it
         raise WorkerKilled("SIGKILL")
@@ -76,6 +79,8 @@ def test_worker_dying_between_claim_and_send_is_reconciled_to_exactly_one_messag
     monkeypatch.setattr(TwilioSmsChannel, "send", dying_send)
     delivery_tasks.page_enqueue([sent_before_death.pk, died_before_send.pk])
     assert _wait_for(lambda: Page.objects.filter(status=Page.Status.SENDING).count() == 2)
+    # The claim commits before the channel is called: wait until both workers have "died".
+    assert _wait_for(lambda: len(deaths) == 2)
     monkeypatch.setattr(TwilioSmsChannel, "send", real_send)  # the replacement worker is healthy
 
     # A redelivered message finds the page claimed and does nothing.
