@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -35,6 +35,7 @@ MANUAL_STEP = 32000
 MAX_ACTIONS_PER_CALL = 50
 # Celery ETAs shorter than the broker's visibility timeout are safe; longer waits are the sweep's.
 MAX_ETA = timedelta(seconds=250)
+ADVANCE_CHUNK = 20
 
 
 @dataclass
@@ -249,12 +250,8 @@ class _Batch:
             )
         TimelineEvent.objects.bulk_create(self.timeline, batch_size=1000)
         if incidents:
-            Incident.objects.bulk_update(
-                incidents, [*ENGINE_FIELDS, "resolved_at", "resolved_by", "acknowledged_by", "updated_at"],
-                batch_size=500,
-            )
-            for incident in incidents:
-                _on_commit_advance(incident)
+            _incidents_store(incidents)
+            _on_commit_advance_many(incidents)
 
 
 def _pages_create(
@@ -292,23 +289,58 @@ def _pages_cancel(incident: Incident, now: datetime) -> int:
 
 
 def _on_commit_advance(incident: Incident) -> None:
-    """Wake the engine for this incident at its next action; the sweep is the safety net."""
-    due = incident.next_action_at
-    if due is None:
+    _on_commit_advance_many([incident])
+
+
+def _on_commit_advance_many(incidents: Iterable[Incident]) -> None:
+    """Wake the engine for these incidents at their next actions; the sweep is the safety net.
+
+    Incidents due in the same second share one message, so a busy sweep publishes a few messages
+    per batch rather than one per incident.
+    """
+    wakeups = [(i.pk, i.next_action_at) for i in incidents if i.next_action_at is not None]
+    if not wakeups:
         return
-    incident_id = incident.pk
 
     def enqueue() -> None:
-        from escalations.tasks import incident_advance
+        from escalations.tasks import incidents_advance
 
-        delay = (due - timezone.now()).total_seconds()
-        if delay <= 0:
-            incident_advance.delay(incident_id)
-        elif delay < MAX_ETA.total_seconds():
-            incident_advance.apply_async((incident_id,), eta=due)
+        now = timezone.now()
+        groups: dict[datetime | None, list[int]] = {}
+        for incident_id, due in wakeups:
+            if due <= now:
+                groups.setdefault(None, []).append(incident_id)
+            elif due - now < MAX_ETA:
+                # Round up: arriving a moment early would find nothing due and wait for the sweep.
+                at = due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due
+                groups.setdefault(at, []).append(incident_id)
+        for eta, ids in groups.items():
+            for start in range(0, len(ids), ADVANCE_CHUNK):
+                incidents_advance.apply_async((ids[start:start + ADVANCE_CHUNK],), eta=eta)
 
     # robust: a broker hiccup must not fail the committed work; the sweep re-finds anything due.
     transaction.on_commit(enqueue, robust=True)
+
+
+_INCIDENT_UPDATE_SQL = (
+    "UPDATE escalations_incident SET status = %s, cycle = %s, step = %s, loop = %s, next_action_at = %s, "
+    "triggered_at = %s, acknowledged_at = %s, snoozed_until = %s, exhausted = %s, resolved_at = %s, "
+    "resolved_by_id = %s, acknowledged_by_id = %s, updated_at = %s WHERE id = %s"
+)
+
+
+def _incidents_store(incidents: Sequence[Incident]) -> None:
+    """Write the engine state of many incidents. One prepared statement executed many times: Django's
+    bulk_update builds a CASE expression per field and row, which costs seconds for a large batch."""
+    moment = connection.ops.adapt_datetimefield_value  # the backend's own encoding (SQLite stores text)
+    rows = [
+        (i.status, i.cycle, i.step, i.loop, moment(i.next_action_at), moment(i.triggered_at),
+         moment(i.acknowledged_at), moment(i.snoozed_until), i.exhausted, moment(i.resolved_at), i.resolved_by_id,
+         i.acknowledged_by_id, moment(i.updated_at), i.pk)
+        for i in incidents
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(_INCIDENT_UPDATE_SQL, rows)
 
 
 def _apply_actions(batch: _Batch, incident: Incident, actions: Sequence[engine.Action]) -> None:

@@ -22,3 +22,9 @@ def phone_sms_confirmation_send(call_id: int) -> str:
     from escalations import phone
 
     return phone.call_sms_confirmation_send(call_id=call_id)
+
+
+@shared_task(name="escalations.tasks.incidents_advance", acks_late=True, ignore_result=True)
+def incidents_advance(incident_ids: list[int]) -> None:
+    for incident_id in incident_ids:
+        services.incident_advance(incident_id=incident_id)

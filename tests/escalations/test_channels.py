@@ -106,10 +106,23 @@ def test_page_enqueue_uses_short_etas_and_leaves_long_waits_to_the_sweep(monkeyp
     monkeypatch.setattr(
         delivery_tasks.deliver_page, "apply_async", lambda args, eta=None: calls.append((args[0], eta))
     )
+    monkeypatch.setattr(
+        delivery_tasks.deliver_pages, "apply_async", lambda args, eta=None: calls.append((tuple(args[0]), eta))
+    )
     now = timezone.now()
     soon, later = now + timedelta(seconds=60), now + timedelta(seconds=400)
     delivery_tasks.page_enqueue([1, 2, 3, 4], {2: soon, 3: later, 4: now - timedelta(seconds=1)})
-    assert calls == [(1, None), (2, soon), (4, None)]
+    # Due pages travel together; a short wait becomes an ETA (rounded up to the second, never early);
+    # a long wait is left to the reconcile sweep.
+    assert calls == [((1, 4), None), (2, soon.replace(microsecond=0) + timedelta(seconds=1))]
+
+
+def test_page_enqueue_chunks_large_batches(monkeypatch):
+    calls = []
+    monkeypatch.setattr(delivery_tasks.deliver_pages, "apply_async", lambda args, eta=None: calls.append(args[0]))
+    delivery_tasks.page_enqueue(range(25))
+    assert [len(c) for c in calls] == [10, 10, 5]
+    assert sorted(i for c in calls for i in c) == list(range(25))
 
 
 def test_page_enqueue_survives_a_broker_outage(monkeypatch):
