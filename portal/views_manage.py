@@ -18,6 +18,7 @@ from portal import roster, selectors
 from portal.forms import apply_errors
 from portal.forms_manage import PolicyForm, RotationForm, StepFormSet, TeamForm, _comma_list
 from portal.forms_roster import ExclusionForm, OverrideForm
+from portal.parsing import small_uint
 from portal.permissions import can_manage_team, can_view_team
 from portal.views_teams import _team_or_404, roster_services
 from rotations.models import Exclusion, Membership, Rotation, Team
@@ -95,8 +96,9 @@ def _rotation_page(request, *, team, form, rotation=None, order=None, status=200
 def _posted_order(request) -> dict[int, int]:
     out = {}
     for key, value in request.POST.items():
-        if key.startswith("order_") and value.strip().isdigit():
-            out[int(key[6:])] = int(value)
+        user_id, order = small_uint(key[6:]), small_uint(value)
+        if key.startswith("order_") and user_id is not None and order is not None:
+            out[user_id] = order
     return out
 
 
