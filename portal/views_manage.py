@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
@@ -136,7 +136,7 @@ def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
     rotation = get_object_or_404(Rotation.objects.select_related("team"), pk=pk)
     team = rotation.team
     if not can_view_team(request.user, team):
-        raise PermissionDenied()
+        raise Http404("No such rotation.")  # like _team_or_404: other teams' objects are not there
     _require_manager(request, team)
     members = selectors.team_members_get(team=team)
     at = timezone.now()
@@ -267,7 +267,7 @@ def policy_create(request: HttpRequest, slug: str) -> HttpResponse:
 def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     policy = get_object_or_404(EscalationPolicy.objects.select_related("team"), pk=pk)
     if not can_view_team(request.user, policy.team):
-        raise PermissionDenied()
+        raise Http404("No such policy.")
     _require_manager(request, policy.team)
     return _policy_page(request, policy.team, policy)
 
