@@ -39,7 +39,7 @@ from tests.factories import (
     TeamFactory,
 )
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 12
 
 SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 OPERATIONS = {op.label: op for op in (result.ok() for result in SCHEMA.get_all_operations())}
