@@ -19,3 +19,9 @@ urlpatterns = [
     path("rosters/", include("rotations.urls")),
     path("", include("portal.urls")),
 ]
+
+# JSON errors for /api/ URLs that never reach DRF (unmatched paths, middleware failures); HTML elsewhere.
+handler400 = "portal.api_errors.bad_request"
+handler403 = "portal.api_errors.permission_denied"
+handler404 = "portal.api_errors.page_not_found"
+handler500 = "portal.api_errors.server_error"

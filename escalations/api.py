@@ -34,6 +34,7 @@ from escalations.models import (
     TimelineEvent,
 )
 from escalations.models.intake import integration_key_new
+from portal.api_filters import UtcIsoDateTimeFilter
 from portal.models import User
 from portal.permissions import can_manage_team, can_work_incidents, user_team_ids
 from rotations.models import AuditEntry, Membership, Team
@@ -216,8 +217,8 @@ class IncidentFilter(django_filters.FilterSet):
     source = django_filters.MultipleChoiceFilter(choices=Incident.Source.choices)
     team = django_filters.NumberFilter(field_name="team_id")
     assigned_to_me = django_filters.BooleanFilter(method="filter_assigned_to_me", label="Assigned to me")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Incident
@@ -567,7 +568,7 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
 
 
 class MaintenanceFilter(django_filters.FilterSet):
-    active_at = django_filters.IsoDateTimeFilter(method="filter_active_at", label="Covers this moment")
+    active_at = UtcIsoDateTimeFilter(method="filter_active_at", label="Covers this moment")
 
     class Meta:
         model = MaintenanceWindow

@@ -87,6 +87,8 @@ def _json(body: bytes):
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise intake.EventInvalid([f"Request body is not valid JSON: {exc}"]) from None
+    except RecursionError:  # "[[[[…" 100,000 deep: json.loads recurses once per level (was a 500)
+        raise intake.EventInvalid(["Request body is nested too deeply"]) from None
 
 
 # --- PagerDuty ----------------------------------------------------------------------------------

@@ -44,3 +44,48 @@ def json_exception_handler(exc, context):
     code = getattr(exc, "default_code", "error")
     response.data = {"error": code, "message": message or str(exc), "errors": errors}
     return response
+
+
+# --- Django-level errors under /api/ ------------------------------------------------------------
+# A URL the router does not match (`/api/v1/incidents/0.3/`), a SuspiciousOperation or a crash in
+# middleware never reaches DRF's exception handler; without these, API clients would get HTML.
+
+API_PREFIX = "/api/"
+
+
+def _api_error(status_code: int, code: str, message: str):
+    from django.http import JsonResponse
+
+    return JsonResponse({"error": code, "message": message, "errors": []}, status=status_code)
+
+
+def bad_request(request, exception):
+    if request.path.startswith(API_PREFIX):
+        return _api_error(400, "bad_request", "Bad request.")
+    from django.views.defaults import bad_request as default
+
+    return default(request, exception)
+
+
+def permission_denied(request, exception):
+    if request.path.startswith(API_PREFIX):
+        return _api_error(403, "permission_denied", "You do not have permission to perform this action.")
+    from django.views.defaults import permission_denied as default
+
+    return default(request, exception)
+
+
+def page_not_found(request, exception):
+    if request.path.startswith(API_PREFIX):
+        return _api_error(404, "not_found", f"No API endpoint at {request.path}.")
+    from django.views.defaults import page_not_found as default
+
+    return default(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith(API_PREFIX):
+        return _api_error(500, "internal_error", "Internal error; it has been logged.")
+    from django.views.defaults import server_error as default
+
+    return default(request)

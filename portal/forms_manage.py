@@ -8,6 +8,7 @@ from django.forms import formset_factory
 from portal.forms import timezone_choices
 from portal.forms_roster import LocalDateTimeField
 from portal.models import User
+from portal.parsing import small_uint
 from rotations.models import Membership, RotationEra
 
 
@@ -56,9 +57,9 @@ class RotationForm(forms.Form):
         """Members given an order number, in that order (ties by name)."""
         chosen = []
         for m in self.members:
-            raw = (self.data.get(f"order_{m.user_id}") or "").strip()
-            if raw.isdigit():
-                chosen.append((int(raw), m.user.display_name, m.user))
+            order = small_uint(self.data.get(f"order_{m.user_id}") or "")
+            if order is not None:
+                chosen.append((order, m.user.display_name, m.user))
         return [u for _, _, u in sorted(chosen, key=lambda c: (c[0], c[1]))]
 
 

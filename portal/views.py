@@ -16,6 +16,7 @@ from escalations import services as incident_services
 from escalations.models import Incident, TimelineEvent
 from portal import roster, selectors
 from portal.models import User
+from portal.parsing import small_uint
 from portal.permissions import can_view_team, can_work_incidents
 from rotations.models import Membership
 
@@ -146,7 +147,7 @@ def incident_escalate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def incident_reassign(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _workable_incident(request, pk)
-    wanted = {int(x) for x in request.POST.getlist("users") if x.isdigit()}
+    wanted = {n for n in map(small_uint, request.POST.getlist("users")) if n is not None}
     allowed = set(
         Membership.objects.filter(team_id=incident.team_id, user_id__in=wanted)
         .exclude(role=Membership.Role.VIEWER).values_list("user_id", flat=True)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
@@ -18,6 +18,7 @@ from portal import roster, selectors
 from portal.forms import apply_errors
 from portal.forms_manage import PolicyForm, RotationForm, StepFormSet, TeamForm, _comma_list
 from portal.forms_roster import ExclusionForm, OverrideForm
+from portal.parsing import small_uint
 from portal.permissions import can_manage_team, can_view_team
 from portal.views_teams import _team_or_404, roster_services
 from rotations.models import Exclusion, Membership, Rotation, Team
@@ -95,8 +96,9 @@ def _rotation_page(request, *, team, form, rotation=None, order=None, status=200
 def _posted_order(request) -> dict[int, int]:
     out = {}
     for key, value in request.POST.items():
-        if key.startswith("order_") and value.strip().isdigit():
-            out[int(key[6:])] = int(value)
+        user_id, order = small_uint(key[6:]), small_uint(value)
+        if key.startswith("order_") and user_id is not None and order is not None:
+            out[user_id] = order
     return out
 
 
@@ -134,7 +136,7 @@ def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
     rotation = get_object_or_404(Rotation.objects.select_related("team"), pk=pk)
     team = rotation.team
     if not can_view_team(request.user, team):
-        raise PermissionDenied()
+        raise Http404("No such rotation.")  # like _team_or_404: other teams' objects are not there
     _require_manager(request, team)
     members = selectors.team_members_get(team=team)
     at = timezone.now()
@@ -265,7 +267,7 @@ def policy_create(request: HttpRequest, slug: str) -> HttpResponse:
 def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     policy = get_object_or_404(EscalationPolicy.objects.select_related("team"), pk=pk)
     if not can_view_team(request.user, policy.team):
-        raise PermissionDenied()
+        raise Http404("No such policy.")
     _require_manager(request, policy.team)
     return _policy_page(request, policy.team, policy)
 

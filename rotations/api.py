@@ -16,6 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import permissions as perms
+from portal.api_filters import UtcIsoDateTimeFilter
+from portal.parsing import small_uint
 from rotations import selectors, services
 from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
 
@@ -220,7 +222,8 @@ class ShiftSerializer(serializers.Serializer):
 
 
 def _team_lookup(value: str, user) -> Team:
-    lookup = Q(pk=int(value)) if str(value).isdigit() else Q(slug=value)
+    pk = small_uint(str(value))
+    lookup = Q(pk=pk) if pk is not None else Q(slug=value)
     team = Team.objects.filter(lookup).first()
     if team is None or not perms.can_view_team(user, team):
         raise NotFound("No such team.")
@@ -381,8 +384,8 @@ class RotationViewSet(viewsets.ModelViewSet):
 
 class ExclusionFilter(django_filters.FilterSet):
     team = django_filters.NumberFilter(field_name="user__memberships__team_id", label="Members of this team")
-    ends_after = django_filters.IsoDateTimeFilter(field_name="end", lookup_expr="gt")
-    starts_before = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt")
+    ends_after = UtcIsoDateTimeFilter(field_name="end", lookup_expr="gt")
+    starts_before = UtcIsoDateTimeFilter(field_name="start", lookup_expr="lt")
 
     class Meta:
         model = Exclusion
@@ -433,8 +436,8 @@ class ExclusionViewSet(viewsets.ModelViewSet):
 
 class OverrideFilter(django_filters.FilterSet):
     team = django_filters.NumberFilter(field_name="rotation__team_id")
-    ends_after = django_filters.IsoDateTimeFilter(field_name="end", lookup_expr="gt")
-    starts_before = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt")
+    ends_after = UtcIsoDateTimeFilter(field_name="end", lookup_expr="gt")
+    starts_before = UtcIsoDateTimeFilter(field_name="start", lookup_expr="lt")
 
     class Meta:
         model = Override

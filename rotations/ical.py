@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from icalendar import Alarm, Calendar, Event
 
+from portal.parsing import small_uint
 from rotations import selectors
 from rotations.models import Team
 from rotations.schedule import Reason, Shift
@@ -75,9 +76,10 @@ def _alarm(request: HttpRequest) -> int | None | HttpResponse:
     raw = request.GET.get("alarm")
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or int(raw) > MAX_ALARM_MINUTES:
+    minutes = small_uint(raw)
+    if minutes is None or minutes > MAX_ALARM_MINUTES:
         return HttpResponseBadRequest(f"alarm is minutes before the shift, 0 to {MAX_ALARM_MINUTES}.")
-    return int(raw)
+    return minutes
 
 
 def _response(body: bytes, filename: str) -> HttpResponse:

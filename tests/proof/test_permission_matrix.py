@@ -1,0 +1,417 @@
+"""The permission matrix: every role against every endpoint and portal action, in one table.
+
+Every URL pattern of the project must be decided here — a role-checked row in MATRIX, or an explicit
+entry in NOT_ROLE_CHECKED (authenticated by signature, key or token, or public) — so a new endpoint
+without a permission decision fails `test_every_url_pattern_has_a_permission_decision`.
+
+Each row is one request (method, URL built from the shared world, body); the expectation gives, per
+role, the status class: "ok" (2xx, or a redirect that is not to the login page), "ok|400" (got past
+the permission check: ok or a form/validation error), "login" (redirect to sign-in), "admin-login",
+or an exact status (401, 403, 404). Each role's request runs in a savepoint that is rolled back, so
+every role meets the same world.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.contrib import admin
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+
+from escalations.models import CallRecord, OutboxMessage, PhoneLine
+from portal.models import ApiToken
+from tests.escalations.api_helpers import api_client
+from tests.factories import (
+    T0,
+    ContactMethodFactory,
+    ExclusionFactory,
+    HeartbeatFactory,
+    IntegrationFactory,
+    MaintenanceWindowFactory,
+    NotificationRuleFactory,
+    OverrideFactory,
+    RotationEraFactory,
+    RotationFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("anonymous", "outsider", "viewer", "engineer", "manager", "staff")
+
+
+def E(anonymous, outsider, viewer, engineer, manager, staff) -> dict:
+    return dict(zip(ROLES, (anonymous, outsider, viewer, engineer, manager, staff), strict=True))
+
+
+# Profiles used by many rows.
+API_READ_ALL = E(401, "ok", "ok", "ok", "ok", "ok")  # scoped lists: everyone signed in
+API_READ_TEAM = E(401, 404, "ok", "ok", "ok", "ok")  # an object of the team
+API_MANAGE = E(401, 404, 403, 403, "ok", "ok")  # change a team's object
+API_WORK = E(401, 404, 403, "ok", "ok", "ok")  # work an incident
+API_CREATE_MANAGED = E(401, 403, 403, 403, "ok", "ok")  # create for a team you do not see: refused
+API_STAFF_ONLY = E(401, 403, 403, 403, 403, "ok")
+API_OWN = E(401, 404, 404, "ok", 404, 404)  # the engineer's own token: nobody else's business
+PAGE_ALL = E("login", "ok", "ok", "ok", "ok", "ok")
+PAGE_TEAM = E("login", 404, "ok", "ok", "ok", "ok")
+PAGE_MANAGE = E("login", 404, 403, 403, "ok", "ok")
+PAGE_MANAGE_POST = E("login", 404, 403, 403, "ok|400", "ok|400")
+PAGE_WORK = E("login", 404, 403, "ok", "ok", "ok")
+PAGE_OWN = E("login", 404, 404, "ok", 404, 404)
+PAGE_STAFF = E("login", 403, 403, 403, 403, "ok")
+ADMIN = E("admin-login", "admin-login", "admin-login", "admin-login", "admin-login", "ok")
+# Model pages follow Django's model permissions: plain staff (not superuser, no permissions) get 403.
+ADMIN_MODEL = E("admin-login", "admin-login", "admin-login", "admin-login", "admin-login", 403)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # URL name, namespaced ("portal:incident")
+    method: str
+    path: str  # format string over the world: "/incidents/{incident}/"
+    expect: dict
+    data: dict | None = None
+    api: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.name}"
+
+
+def _soon(hours: int) -> str:
+    return (timezone.now() + timedelta(hours=hours)).isoformat()
+
+
+MATRIX: list[Row] = [
+    # ---- portal pages ----------------------------------------------------------------------------
+    Row("portal:now", "GET", "/", PAGE_ALL),
+    Row("portal:incidents", "GET", "/incidents/", PAGE_ALL),
+    Row("portal:incident", "GET", "/incidents/{incident}/", PAGE_TEAM),
+    Row("portal:incident_acknowledge", "POST", "/incidents/{incident}/acknowledge", PAGE_WORK),
+    Row("portal:incident_resolve", "POST", "/incidents/{incident}/resolve", PAGE_WORK),
+    Row("portal:incident_escalate", "POST", "/incidents/{incident}/escalate", PAGE_WORK),
+    Row("portal:incident_reassign", "POST", "/incidents/{incident}/reassign", PAGE_WORK, {"users": "{engineer}"}),
+    Row("portal:incident_note", "POST", "/incidents/{incident}/note", PAGE_WORK, {"text": "Looking"}),
+    Row("portal:incident_snooze", "POST", "/incidents/{incident}/snooze", PAGE_WORK, {"minutes": "60"}),
+    Row("portal:schedule", "GET", "/schedule/", PAGE_ALL),
+    Row("portal:exclusion_create", "POST", "/schedule/exclusions", E("login", "ok|400", "ok|400", "ok|400",
+                                                                     "ok|400", "ok|400"),
+        {"start": "2026-05-01T09:00", "end": "2026-05-02T09:00", "kind": "vacation"}),
+    Row("portal:override_create", "POST", "/schedule/overrides", E("login", "ok|400", 403, "ok|400", "ok|400",
+                                                                   "ok|400"),
+        {"rotation": "{rotation}", "start": "2026-05-01T09:00", "end": "2026-05-01T12:00", "position": "primary"}),
+    Row("portal:profile", "GET", "/profile/", PAGE_ALL),
+    Row("portal:method_add", "POST", "/profile/methods", E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"kind": "sms", "value": "+15550100123"}),
+    Row("portal:method_send", "POST", "/profile/methods/{method}/send", PAGE_OWN),
+    Row("portal:method_verify", "POST", "/profile/methods/{method}/verify", E("login", 404, 404, "ok|400", 404, 404),
+        {"code": "000000"}),
+    Row("portal:method_delete", "POST", "/profile/methods/{method}/delete", PAGE_OWN),
+    Row("portal:rule_add", "POST", "/profile/rules", E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"contact_method": "{method}", "delay_minutes": "0"}),
+    Row("portal:rule_delete", "POST", "/profile/rules/{rule}/delete", PAGE_OWN),
+    Row("portal:rule_move", "POST", "/profile/rules/{rule}/move", PAGE_OWN, {"direction": "up"}),
+    Row("portal:token_create", "POST", "/profile/tokens", E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"name": "script", "expires_in_days": "30"}),
+    Row("portal:token_revoke", "POST", "/profile/tokens/{token}/revoke", PAGE_OWN),
+    Row("portal:teams", "GET", "/teams/", PAGE_ALL),
+    Row("portal:team_create", "GET", "/teams/new", PAGE_STAFF),
+    Row("portal:team_create", "POST", "/teams/new", E("login", 403, 403, 403, 403, "ok|400"), {}),
+    Row("portal:team", "GET", "/teams/{team_slug}/", PAGE_TEAM),
+    Row("portal:team_edit", "GET", "/teams/{team_slug}/edit", PAGE_MANAGE),
+    Row("portal:team_edit", "POST", "/teams/{team_slug}/edit", PAGE_MANAGE_POST, {}),
+    Row("portal:calendar", "GET", "/teams/{team_slug}/calendar/", PAGE_TEAM),
+    Row("portal:team_override_new", "GET", "/teams/{team_slug}/overrides/new", PAGE_TEAM),
+    Row("portal:team_exclusion_new", "GET", "/teams/{team_slug}/exclusions/new", PAGE_TEAM),
+    Row("portal:rotation_create", "GET", "/teams/{team_slug}/rotations/new", PAGE_MANAGE),
+    Row("portal:rotation_create", "POST", "/teams/{team_slug}/rotations/new", PAGE_MANAGE_POST, {}),
+    Row("portal:rotation_edit", "GET", "/rotations/{rotation}/edit", PAGE_MANAGE),
+    Row("portal:rotation_edit", "POST", "/rotations/{rotation}/edit", PAGE_MANAGE_POST, {}),
+    Row("portal:policy_create", "GET", "/teams/{team_slug}/policies/new", PAGE_MANAGE),
+    Row("portal:policy_create", "POST", "/teams/{team_slug}/policies/new", PAGE_MANAGE_POST, {}),
+    Row("portal:policy_edit", "GET", "/policies/{policy}/edit", PAGE_MANAGE),
+    Row("portal:policy_edit", "POST", "/policies/{policy}/edit", PAGE_MANAGE_POST, {}),
+    Row("portal:insights", "GET", "/insights/", PAGE_ALL),
+    Row("portal:insights_csv", "GET", "/insights.csv", PAGE_ALL),
+    # With Twilio configured (as in tests) there is no outbox: 404 for everyone signed in.
+    Row("portal:outbox", "GET", "/outbox/", E("login", 404, 404, 404, 404, 404)),
+    Row("portal:outbox_sms_reply", "POST", "/outbox/sms-reply", E("login", 404, 404, 404, 404, 404),
+        {"from_number": "{method_value}", "body": "{incident}A"}),
+    Row("portal:outbox_voice_key", "POST", "/outbox/{outbox}/key", E("login", 404, 404, 404, 404, 404),
+        {"digit": "1"}),
+    Row("rotations:handover-note", "GET", "/rosters/teams/{team_slug}/handover-note/", E("login", 403, 403, "ok",
+                                                                                         "ok", "ok")),
+    Row("rotations:handover-log", "GET", "/rosters/teams/{team_slug}/handovers/", E("login", 403, "ok", "ok", "ok",
+                                                                                    "ok")),
+    Row("calls:log", "GET", "/calls/", PAGE_STAFF),
+    # The simulator is off outside DEBUG: staff get its 404, everyone else stops at the staff check.
+    Row("calls:simulate", "GET", "/calls/simulate/", E("login", 403, 403, 403, 403, 404)),
+    # Visible to the line's team; no recording stored, so the permitted answer is 404 "no recording".
+    Row("calls:recording", "GET", "/calls/{call}/recording", E("login", 403, 404, 404, 404, 404)),
+    Row("admin:index", "GET", "/admin/", ADMIN),
+    # ---- API: rosters ------------------------------------------------------------------------------
+    Row("api-root", "GET", "/api/v1/", API_READ_ALL, api=True),
+    Row("team-list", "GET", "/api/v1/teams/", API_READ_ALL, api=True),
+    Row("team-list", "POST", "/api/v1/teams/", API_STAFF_ONLY, {"name": "New team", "time_zone": "UTC"}, api=True),
+    Row("team-detail", "GET", "/api/v1/teams/{team}/", API_READ_TEAM, api=True),
+    Row("team-detail", "PATCH", "/api/v1/teams/{team}/", API_MANAGE, {"description": "x"}, api=True),
+    Row("team-detail", "PUT", "/api/v1/teams/{team}/", API_MANAGE,
+        {"name": "Renamed", "slug": "{team_slug}", "time_zone": "UTC"}, api=True),
+    Row("team-members", "POST", "/api/v1/teams/{team}/members/", API_MANAGE,
+        {"user": "{outsider}", "role": "viewer"}, api=True),
+    Row("team-member-remove", "DELETE", "/api/v1/teams/{team}/members/{viewer}/", API_MANAGE, api=True),
+    Row("rotation-list", "GET", "/api/v1/rotations/", API_READ_ALL, api=True),
+    Row("rotation-list", "POST", "/api/v1/rotations/", API_CREATE_MANAGED,
+        {"team": "{team}", "name": "Night", "time_zone": "UTC", "start_date": "2026-03-02", "handoff_time": "09:00",
+         "participants": ["{engineer}"]}, api=True),
+    Row("rotation-detail", "GET", "/api/v1/rotations/{rotation}/", API_READ_TEAM, api=True),
+    Row("rotation-detail", "PATCH", "/api/v1/rotations/{rotation}/", API_MANAGE, {"name": "Renamed"}, api=True),
+    Row("rotation-detail", "DELETE", "/api/v1/rotations/{rotation}/", API_MANAGE, api=True),
+    Row("rotation-definition", "POST", "/api/v1/rotations/{rotation}/definition/", API_MANAGE,
+        {"effective_from": "{next_month}", "shift_length": 2}, api=True),
+    Row("exclusion-list", "GET", "/api/v1/exclusions/", API_READ_ALL, api=True),
+    # Your own exclusion: anyone signed in.
+    Row("exclusion-list", "POST", "/api/v1/exclusions/", API_READ_ALL,
+        {"start": "2026-05-01T09:00:00Z", "end": "2026-05-02T09:00:00Z"}, api=True),
+    Row("exclusion-detail", "GET", "/api/v1/exclusions/{exclusion}/", API_READ_TEAM, api=True),
+    Row("exclusion-detail", "PATCH", "/api/v1/exclusions/{exclusion}/", E(401, 404, 403, "ok", "ok", "ok"),
+        {"reason": "moved"}, api=True),
+    Row("exclusion-detail", "PUT", "/api/v1/exclusions/{exclusion}/", E(401, 404, 403, "ok", "ok", "ok"),
+        {"start": "2026-05-01T09:00:00Z", "end": "2026-05-03T09:00:00Z"}, api=True),
+    Row("exclusion-detail", "DELETE", "/api/v1/exclusions/{exclusion}/", E(401, 404, 403, "ok", "ok", "ok"),
+        api=True),
+    Row("override-list", "GET", "/api/v1/overrides/", API_READ_ALL, api=True),
+    # Taker defaults to the caller: engineers may take the pager themselves; viewers may not.
+    Row("override-list", "POST", "/api/v1/overrides/", E(401, 400, 403, "ok", "ok", "ok"),
+        {"rotation": "{rotation}", "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T12:00:00Z",
+         "position": "primary"}, api=True),
+    Row("override-detail", "GET", "/api/v1/overrides/{override}/", API_READ_TEAM, api=True),
+    Row("override-detail", "PATCH", "/api/v1/overrides/{override}/", API_WORK, {"reason": "swap"}, api=True),
+    Row("override-detail", "PUT", "/api/v1/overrides/{override}/", API_WORK,
+        {"rotation": "{rotation}", "user": "{engineer}", "start": "2026-05-01T09:00:00Z",
+         "end": "2026-05-01T13:00:00Z", "position": "primary"}, api=True),
+    Row("override-detail", "DELETE", "/api/v1/overrides/{override}/", API_WORK, api=True),
+    Row("oncall", "GET", "/api/v1/oncall/?team={team}", API_READ_TEAM, api=True),
+    Row("shifts", "GET", "/api/v1/shifts/?team={team}", API_READ_TEAM, api=True),
+    # ---- API: incidents ------------------------------------------------------------------------------
+    Row("incident-list", "GET", "/api/v1/incidents/", API_READ_ALL, api=True),
+    Row("incident-list", "POST", "/api/v1/incidents/", E(401, 403, 403, "ok", "ok", "ok"),
+        {"team": "{team}", "title": "Manual"}, api=True),
+    Row("incident-detail", "GET", "/api/v1/incidents/{incident}/", API_READ_TEAM, api=True),
+    Row("incident-acknowledge", "POST", "/api/v1/incidents/{incident}/acknowledge/", API_WORK, api=True),
+    Row("incident-resolve", "POST", "/api/v1/incidents/{incident}/resolve/", API_WORK, api=True),
+    Row("incident-escalate", "POST", "/api/v1/incidents/{incident}/escalate/", API_WORK, api=True),
+    Row("incident-note", "POST", "/api/v1/incidents/{incident}/note/", API_WORK, {"text": "Looking"}, api=True),
+    Row("incident-snooze", "POST", "/api/v1/incidents/{incident}/snooze/", API_WORK, {"minutes": 30}, api=True),
+    Row("incident-reassign", "POST", "/api/v1/incidents/{incident}/reassign/", API_WORK,
+        {"user_ids": ["{engineer}"]}, api=True),
+    # ---- API: team configuration -------------------------------------------------------------------
+    Row("escalation-policy-list", "GET", "/api/v1/escalation-policies/", API_READ_ALL, api=True),
+    Row("escalation-policy-list", "POST", "/api/v1/escalation-policies/", API_CREATE_MANAGED,
+        {"team": "{team}", "name": "Night", "steps": []}, api=True),
+    Row("escalation-policy-detail", "GET", "/api/v1/escalation-policies/{policy}/", API_READ_TEAM, api=True),
+    Row("escalation-policy-detail", "PATCH", "/api/v1/escalation-policies/{policy}/", API_MANAGE,
+        {"name": "Renamed"}, api=True),
+    Row("escalation-policy-detail", "PUT", "/api/v1/escalation-policies/{policy}/", API_MANAGE,
+        {"team": "{team}", "name": "Renamed", "steps": []}, api=True),
+    Row("escalation-policy-detail", "DELETE", "/api/v1/escalation-policies/{policy}/", API_MANAGE, api=True),
+    Row("integration-list", "GET", "/api/v1/integrations/", API_READ_ALL, api=True),
+    Row("integration-list", "POST", "/api/v1/integrations/", API_CREATE_MANAGED,
+        {"team": "{team}", "name": "Prom", "kind": "alertmanager"}, api=True),
+    Row("integration-detail", "GET", "/api/v1/integrations/{integration}/", API_READ_TEAM, api=True),
+    Row("integration-detail", "PATCH", "/api/v1/integrations/{integration}/", API_MANAGE, {"name": "Renamed"},
+        api=True),
+    Row("integration-detail", "PUT", "/api/v1/integrations/{integration}/", API_MANAGE,
+        {"team": "{team}", "name": "Renamed", "kind": "pagerduty"}, api=True),
+    Row("integration-detail", "DELETE", "/api/v1/integrations/{integration}/", API_MANAGE, api=True),
+    Row("integration-rotate-key", "POST", "/api/v1/integrations/{integration}/rotate-key/", API_MANAGE, api=True),
+    Row("maintenance-window-list", "GET", "/api/v1/maintenance-windows/", API_READ_ALL, api=True),
+    Row("maintenance-window-list", "POST", "/api/v1/maintenance-windows/", API_CREATE_MANAGED,
+        {"team": "{team}", "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T10:00:00Z", "reason": "db"},
+        api=True),
+    Row("maintenance-window-detail", "GET", "/api/v1/maintenance-windows/{window}/", API_READ_TEAM, api=True),
+    Row("maintenance-window-detail", "PATCH", "/api/v1/maintenance-windows/{window}/", API_MANAGE,
+        {"reason": "longer"}, api=True),
+    Row("maintenance-window-detail", "PUT", "/api/v1/maintenance-windows/{window}/", API_MANAGE,
+        {"team": "{team}", "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T11:00:00Z", "reason": "db"},
+        api=True),
+    Row("maintenance-window-detail", "DELETE", "/api/v1/maintenance-windows/{window}/", API_MANAGE, api=True),
+    Row("heartbeat-list", "GET", "/api/v1/heartbeats/", API_READ_ALL, api=True),
+    Row("heartbeat-list", "POST", "/api/v1/heartbeats/", API_CREATE_MANAGED,
+        {"team": "{team}", "name": "Backup", "interval": "01:00:00"}, api=True),
+    Row("heartbeat-detail", "GET", "/api/v1/heartbeats/{heartbeat}/", API_READ_TEAM, api=True),
+    Row("heartbeat-detail", "PATCH", "/api/v1/heartbeats/{heartbeat}/", API_MANAGE, {"name": "Renamed"}, api=True),
+    Row("heartbeat-detail", "PUT", "/api/v1/heartbeats/{heartbeat}/", API_MANAGE,
+        {"team": "{team}", "name": "Renamed", "interval": "01:00:00"}, api=True),
+    Row("heartbeat-detail", "DELETE", "/api/v1/heartbeats/{heartbeat}/", API_MANAGE, api=True),
+    Row("heartbeat-rotate-token", "POST", "/api/v1/heartbeats/{heartbeat}/rotate-token/", API_MANAGE, api=True),
+    # ---- API: people and tokens ----------------------------------------------------------------------
+    Row("user-list", "GET", "/api/v1/users/", API_READ_ALL, api=True),
+    Row("user-detail", "GET", "/api/v1/users/{engineer}/", API_READ_TEAM, api=True),
+    Row("api-token-list", "GET", "/api/v1/tokens/", API_READ_ALL, api=True),
+    Row("api-token-list", "POST", "/api/v1/tokens/", API_READ_ALL, {"name": "ci", "expires_at": "{in_a_week}"},
+        api=True),
+    Row("api-token-detail", "GET", "/api/v1/tokens/{token}/", API_OWN, api=True),
+    Row("api-token-detail", "DELETE", "/api/v1/tokens/{token}/", API_OWN, api=True),
+]
+
+# URL names deliberately outside the role matrix, each with the reason.
+NOT_ROLE_CHECKED: dict[str, str] = {
+    "healthz": "public liveness probe",
+    "readyz": "public readiness probe",
+    "api-schema": "public OpenAPI document (fuzzed by tests/proof/test_schemathesis.py)",
+    "api-docs": "public Swagger UI",
+    "api-root": "format-suffix variant of the API root (the plain root is in the matrix)",
+    **{f"intake:{n}": "integration key / routing key is the credential (tests/proof/test_bad_input.py)"
+       for n in ("pagerduty-enqueue", "pagerduty-change-enqueue", "alertmanager", "generic", "heartbeat")},
+    **{f"twilio:{n}": "X-Twilio-Signature is the credential (tests/proof/test_twilio_signatures.py)"
+       for n in ("page-status", "sms-inbound", "voice-page", "voice-page-gather", "phone_line_incoming",
+                 "phone_line_menu", "phone_line_record", "phone_line_recorded", "phone_line_recording_status",
+                 "phone_line_transcription", "phone_line_status", "phone_line_dial_done", "phone_line_whisper",
+                 "phone_line_whisper_accept")},
+    "ical:user": "secret feed token in the URL (tests/rotations/test_ical.py)",
+    "ical:team": "secret feed token in the URL (tests/rotations/test_ical.py)",
+}
+# Sign-in, sign-up, password and TOTP flows: allauth's own views, for anonymous or the signed-in user only.
+ALLAUTH_PREFIXES = ("account_", "mfa_")
+
+
+def _url_names(patterns=None, namespace: str = "") -> set[str]:
+    names = set()
+    for p in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(p, URLResolver):
+            ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
+            names |= _url_names(p.url_patterns, ns)
+        elif isinstance(p, URLPattern):
+            if not p.name and namespace.startswith("admin:"):
+                continue  # the admin's unnamed redirect for old object URLs
+            assert p.name, f"URL pattern {p.pattern} has no name: name it and decide its permissions here"
+            names.add(namespace + p.name)
+    return names
+
+
+def _admin_changelists() -> list[str]:
+    return [f"admin:{m._meta.app_label}_{m._meta.model_name}_changelist" for m in admin.site._registry]
+
+
+def test_every_url_pattern_has_a_permission_decision():
+    decided = {row.name for row in MATRIX} | set(NOT_ROLE_CHECKED)
+    undecided = sorted(
+        name for name in _url_names()
+        if name not in decided
+        and not name.startswith(ALLAUTH_PREFIXES)
+        # The admin is staff-only as a whole: its index is in the matrix, every model's changelist below.
+        and not name.startswith("admin:")
+    )
+    assert undecided == [], f"URL patterns without a permission decision: {undecided}"
+    stale = sorted(decided - _url_names())
+    assert stale == [], f"matrix rows for URL names that no longer exist: {stale}"
+
+
+# --------------------------------------------------------------------------------------------- world
+
+
+@pytest.fixture
+def world(team, role_users, mfa_user, policy, incident):
+    users = role_users
+    mfa_user(users["staff"])
+    engineer, manager = users["engineer"], users["manager"]
+    rotation = RotationFactory(team=team)
+    RotationEraFactory(rotation=rotation, participants=[engineer, manager])
+    method = ContactMethodFactory(user=engineer, value="+15550100777")
+    rule = NotificationRuleFactory(contact_method=method)
+    token = ApiToken.objects.create(user=engineer, name="laptop", prefix="bst_xxxxxxxx", key_hash="0" * 64,
+                                    expires_at=timezone.now() + timedelta(days=30))
+    line = PhoneLine.objects.create(number="+15550100999", name="Emergency line", team=team)
+    call = CallRecord.objects.create(call_sid="CA" + "1" * 32, line=line, from_number="+15550142001",
+                                     to_number=line.number, started_at=T0)
+    outbox = OutboxMessage.objects.create(channel="voice", to=method.value, body="call", incident=incident)
+    ids = SimpleNamespace(
+        team=team.pk, team_slug=team.slug, rotation=rotation.pk, policy=policy.pk, incident=incident.pk,
+        integration=IntegrationFactory(team=team).pk, heartbeat=HeartbeatFactory(team=team).pk,
+        window=MaintenanceWindowFactory(team=team).pk, exclusion=ExclusionFactory(user=engineer).pk,
+        override=OverrideFactory(rotation=rotation, user=engineer).pk, method=method.pk,
+        method_value=method.value, rule=rule.pk, token=token.pk, call=call.pk, outbox=outbox.pk,
+        engineer=engineer.pk, viewer=users["viewer"].pk, outsider=users["outsider"].pk,
+        in_a_week=(timezone.now() + timedelta(days=7)).isoformat(),
+        next_month=(timezone.now() + timedelta(days=30)).isoformat(),
+    )
+    return users, ids
+
+
+def _fill(value, ids):
+    if isinstance(value, str):
+        filled = value.format(**vars(ids))
+        return int(filled) if filled.isdigit() and value.startswith("{") and value.endswith("}") else filled
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    return value
+
+
+def _outcome(response) -> str:
+    status = response.status_code
+    if status in (301, 302, 303):
+        location = response["Location"]
+        if location.startswith("/accounts/login/"):
+            return "login"
+        if location.startswith("/admin/login/"):
+            return "admin-login"
+        return "ok"
+    if 200 <= status < 300:
+        return "ok"
+    return str(status)
+
+
+def _matches(outcome: str, expected) -> bool:
+    if expected == "ok|400":
+        return outcome in ("ok", "400")
+    return outcome == str(expected)
+
+
+def _request(row: Row, user, ids):
+    path = _fill(row.path, ids)
+    data = _fill(row.data, ids) if row.data is not None else None
+    if row.api:
+        client = api_client(user)
+        call = getattr(client, row.method.lower())
+        return call(path, data, format="json") if data is not None else call(path)
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    call = getattr(client, row.method.lower())
+    return call(path, data) if data is not None else call(path)
+
+
+def _check_row(row: Row, world) -> list[str]:
+    users, ids = world
+    wrong = []
+    for role in ROLES:
+        with transaction.atomic():
+            response = _request(row, users.get(role), ids)
+            transaction.set_rollback(True)
+        outcome = _outcome(response)
+        if not _matches(outcome, row.expect[role]):
+            wrong.append(f"{role}: expected {row.expect[role]}, got {outcome} ({response.content[:120]!r})")
+    return wrong
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=[r.id for r in MATRIX])
+def test_permission_matrix(world, row):
+    wrong = _check_row(row, world)
+    assert not wrong, f"{row.method} {row.path}:\n  " + "\n  ".join(wrong)
+
+
+@pytest.mark.parametrize("name", _admin_changelists())
+def test_admin_is_staff_only(world, name):
+    from django.urls import reverse
+
+    row = Row(name, "GET", reverse(name), ADMIN_MODEL)
+    wrong = _check_row(row, world)
+    assert not wrong, f"{name}:\n  " + "\n  ".join(wrong)
