@@ -24,6 +24,7 @@ from tests.factories import (
     IntegrationFactory,
     MaintenanceWindowFactory,
     NotificationRuleFactory,
+    TeamFactory,
     UserFactory,
 )
 
@@ -169,6 +170,24 @@ def test_maintenance_window_scoped_to_another_integration_does_not_apply(team, i
     MaintenanceWindowFactory(team=team, integration=integration, start=T0)
     assert intake.maintenance_active(team=team, integration=integration, now=T0 + timedelta(minutes=1))
     assert not intake.maintenance_active(team=team, integration=integration, now=T0 + timedelta(hours=3))
+
+
+def test_trigger_checks_maintenance_scope_and_sees_a_new_window_at_once(team, integration):
+    def trigger(minutes, key):
+        return intake.pagerduty_event_process(
+            integration_key=None, body=pdpyras_trigger(routing_key=integration.key, dedup_key=key),
+            now=T0 + timedelta(minutes=minutes),
+        )
+
+    MaintenanceWindowFactory(team=TeamFactory(), start=T0)  # another team's, team-wide
+    MaintenanceWindowFactory(team=team, integration=IntegrationFactory(team=team), start=T0)
+    assert not trigger(1, "a").suppressed
+    MaintenanceWindowFactory(team=team, integration=integration, start=T0)
+    assert trigger(2, "b").suppressed
+    assert not trigger(3 * 60, "c").suppressed  # the window (2 hours) is over
+    MaintenanceWindowFactory(team=team, start=T0 + timedelta(hours=4))  # team-wide, later
+    assert not trigger(4 * 60 - 1, "d").suppressed
+    assert trigger(4 * 60, "e").suppressed
 
 
 def test_change_event_recorded_never_pages(client, integration):
