@@ -240,6 +240,8 @@ def _trigger(
         source=source,
         via=VIA,
         now=now,
+        # The raw payload goes on the Alert row the caller writes; the timeline only points there.
+        alert_data={"integration": integration.pk},
         **kwargs,
     )
     return result, suppressed

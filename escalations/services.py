@@ -388,11 +388,21 @@ def incident_trigger(
     actor: User | None = None,
     via: str = TimelineEvent.Via.SYSTEM,
     now: datetime | None = None,
+    alert_data: dict[str, Any] | None = None,
 ) -> TriggerResult:
+    """Open an incident, or count another alert on the open one with the same dedup key.
+
+    A repeated alert gets an "alert" timeline row whose data is `alert_data`, or a copy of `payload`
+    when that is None. Intake passes a small reference instead: it keeps every raw payload on its
+    Alert rows already, and copying it into the timeline doubled the write for every repeat.
+    """
     now = now or timezone.now()
     title = (title or "").strip()[:1024] or "(no summary)"
     for _ in range(3):
-        existing = _alert_append(team=team, dedup_key=dedup_key, title=title, payload=payload, via=via, now=now)
+        existing = _alert_append(
+            team=team, dedup_key=dedup_key, title=title,
+            data=alert_data if alert_data is not None else {"payload": payload or {}}, via=via, now=now,
+        )
         if existing is not None:
             return TriggerResult(existing, False)
         try:
@@ -440,7 +450,7 @@ def _incident_open(*, team, title, details, severity, urgency, source, dedup_key
 
 
 def _alert_append(
-    *, team: Team, dedup_key: str, title: str, payload: dict | None, via: str, now: datetime
+    *, team: Team, dedup_key: str, title: str, data: dict[str, Any], via: str, now: datetime
 ) -> Incident | None:
     """Count another alert on the open incident with this dedup key; None if there is no open one.
 
@@ -459,7 +469,7 @@ def _alert_append(
         timeline_record(
             incident=incident, kind=Kind.ALERT, via=via, at=now,
             message=f"Another alert for this incident: {title}",
-            data={"payload": payload or {}},
+            data=data,
         )
     return incident
 

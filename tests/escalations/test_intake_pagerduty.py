@@ -93,6 +93,9 @@ def test_retrigger_on_open_key_appends_alert(client, integration):
     assert incident.alert_count == 3
     assert incident.timeline.filter(kind="alert").count() == 2
     assert Alert.objects.filter(incident=incident).count() == 3
+    # Each raw event is kept once, on its Alert row; the timeline row points at the integration.
+    assert all(row.data == {"integration": integration.pk} for row in incident.timeline.filter(kind="alert"))
+    assert all(a.payload["dedup_key"] == "k" for a in Alert.objects.filter(incident=incident))
 
 
 def test_trigger_after_resolve_opens_new_incident(client, integration):
