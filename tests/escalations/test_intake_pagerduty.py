@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.test import override_settings
 
@@ -288,8 +289,22 @@ def test_413_for_huge_body_by_content_length_and_by_size(client, integration):
     assert counts() == before
 
 
+REDIS_CACHE = {"default": {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": settings.CELERY_BROKER_URL,
+    "KEY_PREFIX": settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] + "throttle-test",
+}}
+
+
+@pytest.mark.parametrize("caches", [None, REDIS_CACHE], ids=["locmem", "redis"])
 @override_settings(BACKSTOP_INTAKE_RATE="3/min")
-def test_429_when_the_integration_is_throttled(client, integration, team):
+def test_429_when_the_integration_is_throttled(client, integration, team, caches):
+    with override_settings(**({"CACHES": caches} if caches else {})):
+        cache.clear()
+        _throttled_after_three(client, integration, team)
+
+
+def _throttled_after_three(client, integration, team):
     codes = [post(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k")).status_code for _ in range(5)]
     assert codes == [202, 202, 202, 429, 429]
     throttled = post(client, pdpyras_trigger(routing_key=integration.key))
