@@ -130,6 +130,39 @@ def run_wrk(url: str, seconds: float, concurrency: int, script: str | None) -> d
     }
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (Linux /proc), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(gunicorn_pid: int, dsn: str, db: str) -> tuple[list[int], list[int]]:
+    """gunicorn master and workers, and the PostgreSQL backends serving the bench database."""
+    children = Path(f"/proc/{gunicorn_pid}/task/{gunicorn_pid}/children").read_text().split()
+    with psycopg.connect(dsn) as conn:
+        backends = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db]
+        )]
+    return [gunicorn_pid, *map(int, children)], backends
+
+
+def measured(run, pids_of):
+    """Run a load and add the server's CPU ms per request (gunicorn, PostgreSQL backends)."""
+    web, pg = pids_of()
+    w0, p0 = _cpu_seconds(web), _cpu_seconds(pg)
+    result = run()
+    web2, pg2 = pids_of()
+    result["web_cpu_ms"] = (_cpu_seconds(web) - w0) * 1000 / max(result["requests"], 1)
+    result["pg_cpu_ms"] = (_cpu_seconds(pg2) - p0) * 1000 / max(result["requests"], 1) if pg2 == pg else float("nan")
+    return result
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -202,18 +235,22 @@ def main() -> int:
         intake_url = f"{base_url}/integrations/pagerduty/v2/enqueue"
         run_load(intake_url, event, 2, args.concurrency)
         ceiling_url = f"{base_url}/healthz"
+        def pids_of():
+            return server_pids(server.pid, f"{base}/{db}", db)
+
         if args.client == "wrk":
             script = WRK_SCRIPT % {"keys": args.keys, "key": key}
-            intake = run_wrk(intake_url, args.seconds, args.concurrency, script)
-            ceiling = run_wrk(ceiling_url, args.seconds, args.concurrency, None)
+            intake = measured(lambda: run_wrk(intake_url, args.seconds, args.concurrency, script), pids_of)
+            ceiling = measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
         else:
-            intake = run_load(intake_url, event, args.seconds, args.concurrency)
-            ceiling = run_load_get(ceiling_url, args.seconds, args.concurrency)
+            intake = measured(lambda: run_load(intake_url, event, args.seconds, args.concurrency), pids_of)
+            ceiling = measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of)
         print(f"gunicorn workers={args.workers} threads={args.threads}, client {args.client} with "
               f"{args.concurrency} connections, {args.seconds:.0f}s each, {os.cpu_count()} CPUs (client and server "
               f"share them), load average {os.getloadavg()[0]:.1f}")
         for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
             print(f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                  f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + PostgreSQL {r['pg_cpu_ms']:.2f} ms  "
                   f"requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}")
         with psycopg.connect(f"{base}/{db}") as conn:
             incidents, alerts = conn.execute(
