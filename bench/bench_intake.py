@@ -2,12 +2,17 @@
 """Benchmark alert intake: PagerDuty Events API v2 triggers against gunicorn with production settings.
 
     .venv/bin/python bench/bench_intake.py [--seconds 15] [--concurrency 16] [--workers 4] [--keys 200]
+                                           [--client wrk|python]
 
 Creates a throwaway PostgreSQL database (dropped at the end), migrates, creates one PagerDuty
 integration, starts gunicorn (config.settings.production, Redis broker and cache), then fires trigger
-events that cycle through `--keys` dedup keys from a thread pool of keep-alive `requests` sessions
-and prints sustained events/s with p50/p99 latency — and the same load against /healthz as the
-ceiling of this machine and server without any intake work.
+events that cycle through `--keys` dedup keys over `--concurrency` keep-alive connections and prints
+sustained events/s with p50/p99 latency — and the same load against /healthz as the ceiling of this
+machine and server without any intake work.
+
+The client shares the CPUs with the server. `--client wrk` (the default when `wrk` is installed:
+`apt-get install wrk`) is a C event loop that costs a fraction of the Python thread pool
+(`--client python`, keep-alive `requests` sessions), which would otherwise take a core of its own.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -75,6 +84,91 @@ def run_load(url: str, body_for, seconds: float, concurrency: int) -> dict:
     }
 
 
+WRK_SCRIPT = """
+local keys, n = %(keys)d, 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+function request()
+  n = n + 1
+  local k = n %% keys
+  wrk.body = string.format(
+    '{"routing_key": "%(key)s", "event_action": "trigger", "dedup_key": "bench-%%d", '
+    .. '"payload": {"summary": "Bench alert %%d", "source": "bench", "severity": "error", '
+    .. '"custom_details": {"n": %%d}}}', k, k, n)
+  return wrk.format()
+end
+function done(summary, latency, requests)
+  io.write(string.format("WRK p50=%%f p99=%%f\\n", latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def run_wrk(url: str, seconds: float, concurrency: int, script: str | None) -> dict:
+    """wrk, one thread (the server needs the other CPU), `concurrency` keep-alive connections."""
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:.0f}s", "--timeout", "10s"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script or "function done(summary, latency, requests)\n"
+                "  io.write(string.format('WRK p50=%f p99=%f\\n', latency:percentile(50), latency:percentile(99)))\n"
+                "end\n")
+    try:
+        out = subprocess.run([*cmd, "-s", f.name, url], check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(f.name)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    p50, p99 = (float(x) for x in re.search(r"WRK p50=([\d.]+) p99=([\d.]+)", out).groups())
+    n_bad = int(bad.group(1)) if bad else 0
+    n_err = sum(int(x) for x in errors.groups()) if errors else 0
+    return {
+        "requests": total,
+        "per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": p50 / 1000,  # wrk reports microseconds
+        "p99_ms": p99 / 1000,
+        "errors": n_bad + n_err,
+        "statuses": {"non-2xx": n_bad, "socket errors": n_err},
+    }
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (Linux /proc), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(gunicorn_pid: int, dsn: str, db: str) -> tuple[list[int], list[int]]:
+    """gunicorn master and workers, and the PostgreSQL backends serving the bench database."""
+    children = Path(f"/proc/{gunicorn_pid}/task/{gunicorn_pid}/children").read_text().split()
+    with psycopg.connect(dsn) as conn:
+        backends = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db]
+        )]
+    return [gunicorn_pid, *map(int, children)], backends
+
+
+def measured(run, pids_of):
+    """Run a load and add the server's CPU ms per request (gunicorn, PostgreSQL backends)."""
+    web, pg = pids_of()
+    w0, p0 = _cpu_seconds(web), _cpu_seconds(pg)
+    result = run()
+    web2, pg2 = pids_of()
+    result["web_cpu_ms"] = (_cpu_seconds(web) - w0) * 1000 / max(result["requests"], 1)
+    result["pg_cpu_ms"] = (_cpu_seconds(pg2) - p0) * 1000 / max(result["requests"], 1) if pg2 == pg else float("nan")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15)
@@ -82,11 +176,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gthread if > 1)")
     parser.add_argument("--keys", type=int, default=200, help="distinct dedup keys, repeated")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--admin-url", default=os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()
 
+    args.port = args.port or free_port()
     db = f"backstop_bench_{secrets.token_hex(4)}"
     with psycopg.connect(args.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
@@ -136,14 +232,25 @@ def main() -> int:
             })
 
         # Warm-up: opens the incidents once so the timed run measures the steady state (dedup path).
-        run_load(f"{base_url}/integrations/pagerduty/v2/enqueue", event, 2, args.concurrency)
-        intake = run_load(f"{base_url}/integrations/pagerduty/v2/enqueue", event, args.seconds, args.concurrency)
+        intake_url = f"{base_url}/integrations/pagerduty/v2/enqueue"
+        run_load(intake_url, event, 2, args.concurrency)
         ceiling_url = f"{base_url}/healthz"
-        ceiling = run_load_get(ceiling_url, args.seconds, args.concurrency)
-        print(f"gunicorn workers={args.workers} threads={args.threads}, client threads={args.concurrency}, "
-              f"{args.seconds:.0f}s each, {os.cpu_count()} CPUs (client and server share them)")
+        def pids_of():
+            return server_pids(server.pid, f"{base}/{db}", db)
+
+        if args.client == "wrk":
+            script = WRK_SCRIPT % {"keys": args.keys, "key": key}
+            intake = measured(lambda: run_wrk(intake_url, args.seconds, args.concurrency, script), pids_of)
+            ceiling = measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
+        else:
+            intake = measured(lambda: run_load(intake_url, event, args.seconds, args.concurrency), pids_of)
+            ceiling = measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of)
+        print(f"gunicorn workers={args.workers} threads={args.threads}, client {args.client} with "
+              f"{args.concurrency} connections, {args.seconds:.0f}s each, {os.cpu_count()} CPUs (client and server "
+              f"share them), load average {os.getloadavg()[0]:.1f}")
         for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
             print(f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                  f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + PostgreSQL {r['pg_cpu_ms']:.2f} ms  "
                   f"requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}")
         with psycopg.connect(f"{base}/{db}") as conn:
             incidents, alerts = conn.execute(

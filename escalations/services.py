@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from escalations import engine
@@ -489,13 +489,23 @@ def incident_trigger(
     actor: User | None = None,
     via: str = TimelineEvent.Via.SYSTEM,
     now: datetime | None = None,
+    alert_data: dict[str, Any] | None = None,
 ) -> TriggerResult:
+    """Open an incident, or count another alert on the open one with the same dedup key.
+
+    A repeated alert gets an "alert" timeline row whose data is `alert_data`, or a copy of `payload`
+    when that is None. Intake passes a small reference instead: it keeps every raw payload on its
+    Alert rows already, and copying it into the timeline doubled the write for every repeat.
+    """
     now = now or timezone.now()
     title = (title or "").strip()[:1024] or "(no summary)"
     for _ in range(3):
-        existing = incident_open_get(team=team, dedup_key=dedup_key)
+        existing = _alert_append(
+            team=team, dedup_key=dedup_key, title=title,
+            data=alert_data if alert_data is not None else {"payload": payload or {}}, via=via, now=now,
+        )
         if existing is not None:
-            return TriggerResult(_alert_append(existing, title=title, payload=payload, via=via, now=now), False)
+            return TriggerResult(existing, False)
         try:
             with transaction.atomic():
                 return TriggerResult(
@@ -540,16 +550,35 @@ def _incident_open(*, team, title, details, severity, urgency, source, dedup_key
     return incident
 
 
-def _alert_append(incident: Incident, *, title: str, payload: dict | None, via: str, now: datetime) -> Incident:
-    with transaction.atomic():
-        Incident.objects.filter(pk=incident.pk).update(alert_count=F("alert_count") + 1, updated_at=now)
+def _alert_append(
+    *, team: Team, dedup_key: str, title: str, data: dict[str, Any], via: str, now: datetime
+) -> Incident | None:
+    """Count another alert on the open incident with this dedup key; None if there is no open one.
+
+    One `UPDATE … RETURNING` finds, counts and reloads the incident (the hot path of repeated
+    alerts): no separate lookup, no refresh, and no window in which the incident could be resolved
+    between finding and counting it. No savepoint: an error here fails the caller's transaction anyway.
+    """
+    if not dedup_key:
+        return None
+    with transaction.atomic(savepoint=False):
+        incident = next(iter(Incident.objects.raw(_ALERT_APPEND_SQL, [
+            connection.ops.adapt_datetimefield_value(now), team.pk, dedup_key, Status.RESOLVED,
+        ])), None)
+        if incident is None:
+            return None
         timeline_record(
             incident=incident, kind=Kind.ALERT, via=via, at=now,
             message=f"Another alert for this incident: {title}",
-            data={"payload": payload or {}},
+            data=data,
         )
-    incident.refresh_from_db()
     return incident
+
+
+_ALERT_APPEND_SQL = (
+    f"UPDATE {Incident._meta.db_table} SET alert_count = alert_count + 1, updated_at = %s"
+    " WHERE team_id = %s AND dedup_key = %s AND status <> %s RETURNING *"
+)
 
 
 # -------------------------------------------------------------------------------- actions

@@ -229,6 +229,7 @@ class _CEra:
         "end",
         "guess_offset",
         "index",
+        "k",
         "length",
         "memo",
         "n",
@@ -289,16 +290,19 @@ class _CEra:
         self.seg_memo: tuple[list, list, datetime, datetime, tuple] | None = None
         self.start = max(_utc(era.effective_from), self.anchor_utc)
         self.end = end
-        n = self.n
-        p = self.participants
-        # The position group only depends on i % n, so precompute all of them.
-        self._groups = tuple(
-            tuple(p[(r + j) % n] if j < n else None for j in range(k))
-            for r in range(max(n, 1))
-        )
+        # The position group only depends on i % n: built on first use and kept. Building all n
+        # eagerly was a third of compiling a spec, and "who is on call now" needs one or two.
+        self.k = k
+        self._groups: list[tuple[int | None, ...] | None] = [None] * max(self.n, 1)
 
     def group(self, i: int) -> tuple[int | None, ...]:
-        return self._groups[i % self.n] if self.n else self._groups[0]
+        n = self.n
+        r = i % n if n else 0
+        g = self._groups[r]
+        if g is None:
+            p = self.participants
+            g = self._groups[r] = tuple(p[(r + j) % n] if j < n else None for j in range(self.k))
+        return g
 
     def bound(self, i: int) -> datetime:
         """UTC start of shift i (i may be one past the last interesting shift)."""

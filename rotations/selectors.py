@@ -20,6 +20,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.db.models import F, FloatField, Func, Q
 from django.db.models.expressions import RawSQL
 
@@ -41,8 +42,25 @@ def _epoch(field: str) -> Func:
 
 
 def _ids(values: Iterable[int]) -> RawSQL:
-    """`IN (SELECT unnest(%s))` with ONE array parameter: a 1,000-item IN list costs more to bind."""
-    return RawSQL("SELECT unnest(%s::bigint[])", [list(values)])
+    """`IN (SELECT unnest(%s))` with ONE array parameter: a 1,000-item IN list costs more to bind.
+
+    The array goes as its text literal: psycopg dumping a list of ints checks every element (with a
+    regex), ~8 ms for the 4,000 user ids of a thousand teams.
+    """
+    return RawSQL("SELECT unnest(%s::bigint[])", ["{" + ",".join([str(int(v)) for v in values]) + "}"])
+
+
+def _tuples(queryset) -> list[tuple]:
+    """The rows of a `values_list` queryset exactly as the driver returns them.
+
+    Skips Django's per-row converters, which cost more than the query itself for the ~10k
+    exclusion/override rows of a thousand teams. Only for columns the driver already returns as
+    the wanted Python type (ints, text, float8 from `_epoch`), not JSON or timestamps.
+    """
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +207,7 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
 
     exclusions_by_user: dict[int, list[schedule.Exclusion]] = defaultdict(list)
     if users:
-        for pk, user_id, start, end, reason in (
+        for pk, user_id, start, end, reason in _tuples(
             Exclusion.objects.filter(user_id__in=_ids(users), start__lt=until, end__gt=since)
             .order_by("start", "pk")
             .values_list("pk", "user_id", _epoch("start"), _epoch("end"), "reason")
@@ -199,7 +217,7 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
             )
     overrides_by_team: dict[int, list[schedule.Override]] = defaultdict(list)
     if rotation_ids:
-        for pk, rotation_id, user_id, start, end, position, replaces in (
+        for pk, rotation_id, user_id, start, end, position, replaces in _tuples(
             Override.objects.filter(rotation_id__in=_ids(rotation_ids), start__lt=until, end__gt=since)
             .order_by("start", "pk")
             .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position",

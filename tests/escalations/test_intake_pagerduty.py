@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.test import override_settings
 
@@ -24,6 +25,7 @@ from tests.factories import (
     IntegrationFactory,
     MaintenanceWindowFactory,
     NotificationRuleFactory,
+    TeamFactory,
     UserFactory,
 )
 
@@ -92,6 +94,9 @@ def test_retrigger_on_open_key_appends_alert(client, integration):
     assert incident.alert_count == 3
     assert incident.timeline.filter(kind="alert").count() == 2
     assert Alert.objects.filter(incident=incident).count() == 3
+    # Each raw event is kept once, on its Alert row; the timeline row points at the integration.
+    assert all(row.data == {"integration": integration.pk} for row in incident.timeline.filter(kind="alert"))
+    assert all(a.payload["dedup_key"] == "k" for a in Alert.objects.filter(incident=incident))
 
 
 def test_trigger_after_resolve_opens_new_incident(client, integration):
@@ -169,6 +174,24 @@ def test_maintenance_window_scoped_to_another_integration_does_not_apply(team, i
     MaintenanceWindowFactory(team=team, integration=integration, start=T0)
     assert intake.maintenance_active(team=team, integration=integration, now=T0 + timedelta(minutes=1))
     assert not intake.maintenance_active(team=team, integration=integration, now=T0 + timedelta(hours=3))
+
+
+def test_trigger_checks_maintenance_scope_and_sees_a_new_window_at_once(team, integration):
+    def trigger(minutes, key):
+        return intake.pagerduty_event_process(
+            integration_key=None, body=pdpyras_trigger(routing_key=integration.key, dedup_key=key),
+            now=T0 + timedelta(minutes=minutes),
+        )
+
+    MaintenanceWindowFactory(team=TeamFactory(), start=T0)  # another team's, team-wide
+    MaintenanceWindowFactory(team=team, integration=IntegrationFactory(team=team), start=T0)
+    assert not trigger(1, "a").suppressed
+    MaintenanceWindowFactory(team=team, integration=integration, start=T0)
+    assert trigger(2, "b").suppressed
+    assert not trigger(3 * 60, "c").suppressed  # the window (2 hours) is over
+    MaintenanceWindowFactory(team=team, start=T0 + timedelta(hours=4))  # team-wide, later
+    assert not trigger(4 * 60 - 1, "d").suppressed
+    assert trigger(4 * 60, "e").suppressed
 
 
 def test_change_event_recorded_never_pages(client, integration):
@@ -266,8 +289,22 @@ def test_413_for_huge_body_by_content_length_and_by_size(client, integration):
     assert counts() == before
 
 
+REDIS_CACHE = {"default": {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": settings.CELERY_BROKER_URL,
+    "KEY_PREFIX": settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] + "throttle-test",
+}}
+
+
+@pytest.mark.parametrize("caches", [None, REDIS_CACHE], ids=["locmem", "redis"])
 @override_settings(BACKSTOP_INTAKE_RATE="3/min")
-def test_429_when_the_integration_is_throttled(client, integration, team):
+def test_429_when_the_integration_is_throttled(client, integration, team, caches):
+    with override_settings(**({"CACHES": caches} if caches else {})):
+        cache.clear()
+        _throttled_after_three(client, integration, team)
+
+
+def _throttled_after_three(client, integration, team):
     codes = [post(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k")).status_code for _ in range(5)]
     assert codes == [202, 202, 202, 429, 429]
     throttled = post(client, pdpyras_trigger(routing_key=integration.key))

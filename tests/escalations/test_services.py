@@ -242,9 +242,19 @@ def test_dedup_key_joins_the_open_incident_and_opens_a_new_one_after_resolve():
     assert first.created and not again.created
     assert again.incident.pk == first.incident.pk
     assert again.incident.alert_count == 2
+    assert again.incident.updated_at == T0 + MIN and again.incident.title == "disk full"  # reloaded
     services.incident_resolve(incident=first.incident, by=None, via="api", now=T0 + 2 * MIN)
     third = services.incident_trigger(team=team, title="disk full", dedup_key="disk", now=T0 + 3 * MIN)
     assert third.created and third.incident.pk != first.incident.pk
+
+
+def test_repeated_alert_timeline_row_copies_the_payload_unless_told_otherwise():
+    team = TeamFactory()
+    for key, extra in (("a", {}), ("b", {"alert_data": {"integration": 7}})):
+        services.incident_trigger(team=team, title="t", dedup_key=key, payload={"n": 1}, now=T0, **extra)
+        again = services.incident_trigger(team=team, title="t", dedup_key=key, payload={"n": 2}, now=T0, **extra)
+        row = again.incident.timeline.get(kind="alert")
+        assert row.data == ({"payload": {"n": 2}} if key == "a" else {"integration": 7})
 
 
 def test_suppressed_incident_pages_nobody():
