@@ -14,7 +14,7 @@ from django.db import transaction
 
 from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
 from portal.models import ContactMethod, NotificationRule, User
-from rotations.models import Membership, Rotation, RotationEra, RotationParticipant, Team
+from rotations.models import Membership, NotificationPreference, Rotation, RotationEra, RotationParticipant, Team
 
 DEMO_PASSWORD = "backstop-demo"
 
@@ -79,6 +79,11 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
             NotificationRule.objects.create(user=user, contact_method=sms, delay=timedelta(0), order=0)
             NotificationRule.objects.create(user=user, contact_method=mail, delay=timedelta(0), order=1)
             NotificationRule.objects.create(user=user, contact_method=voice, delay=timedelta(minutes=2), order=2)
+            # Shift notices by SMS too, so handovers and reminders show up in the demo's outbox.
+            NotificationPreference.objects.create(
+                user=user, reminder_kinds=["email", "sms"], handover_kinds=["email", "sms"],
+                roster_change_kinds=["email", "sms"],
+            )
         users[email] = user
 
     teams: dict[str, Team] = {}

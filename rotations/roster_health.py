@@ -13,7 +13,7 @@ from portal.models import User
 from rotations import schedule
 from rotations._common import holds_of, insert_ignore, local
 from rotations._loading import TeamSpecs, team_specs_load
-from rotations.models import GapAlert, Membership, Team
+from rotations.models import GapAlert, Membership, NotificationPreference, Team
 from rotations.notify import handover_message_send
 
 # Gaps are looked up with this much margin either side so a gap straddling "now" or the end of the
@@ -73,12 +73,16 @@ def gaps_check_team(*, team: Team, now: datetime, days: int | None = None) -> li
     managers = User.objects.filter(
         memberships__team=team, memberships__role=Membership.Role.MANAGER, is_active=True
     ).order_by("pk")
+    prefs = {p.user_id: p for p in NotificationPreference.objects.filter(user__in=managers)}
     for manager in managers:
+        # Gap alerts follow the manager's roster-change channels (both are "the schedule changed").
+        pref = prefs.get(manager.pk)
+        kinds = pref.roster_change_kinds if pref is not None and pref.roster_change_kinds else ["email"]
         lines = [f"Coverage problems in {team.name}'s on-call schedule:"]
         lines += [_describe(a, manager.time_zone, names) for a in new]
         lines += ["", "Add an override or change the rotation to cover them."]
         handover_message_send(
-            user=manager, subject=f"On-call gaps in {team.name}", body="\n".join(lines), kinds=["email"]
+            user=manager, subject=f"On-call gaps in {team.name}", body="\n".join(lines), kinds=kinds
         )
     GapAlert.objects.filter(pk__in=[a.pk for a in new]).update(message="\n".join(_describe(a, team.time_zone, names)
                                                                               for a in new))
