@@ -12,16 +12,16 @@ from django.db import transaction
 from portal.models import User
 from rotations import schedule
 from rotations._common import holds_of, insert_ignore, local
-from rotations._loading import TeamSpecs, team_specs_load
 from rotations.models import GapAlert, Membership, NotificationPreference, Team
 from rotations.notify import handover_message_send
+from rotations.selectors import TeamRoster, rotation_specs_for_teams
 
 # Gaps are looked up with this much margin either side so a gap straddling "now" or the end of the
 # look-ahead keeps its real start/end (and so its GapAlert identity) from one run to the next.
 MARGIN = timedelta(days=7)
 
 
-def _problems(ts: TeamSpecs, since: datetime, until: datetime) -> list[GapAlert]:
+def _problems(ts: TeamRoster, since: datetime, until: datetime) -> list[GapAlert]:
     lo, hi = since - MARGIN, until + MARGIN
     found: list[GapAlert] = []
     for position, start, end in schedule.coverage_gaps(ts.specs, ts.exclusions, ts.overrides, lo, hi):
@@ -58,7 +58,7 @@ def gaps_check_team(*, team: Team, now: datetime, days: int | None = None) -> li
     """
     days = settings.BACKSTOP_GAP_LOOKAHEAD_DAYS if days is None else days
     until = now + timedelta(days=days)
-    ts = team_specs_load(team_ids=[team.pk], since=now - MARGIN, until=until + MARGIN).get(team.pk)
+    ts = rotation_specs_for_teams(team_ids=[team.pk], since=now - MARGIN, until=until + MARGIN).teams.get(team.pk)
     if ts is None:
         return []
     new: list[GapAlert] = []
@@ -120,7 +120,7 @@ def fairness_report(*, team: Team, now: datetime, days: int = 90) -> list[Fairne
     one running at `now` counts in both windows, its hours split at `now`.
     """
     since, until = now - timedelta(days=days), now + timedelta(days=days)
-    ts = team_specs_load(team_ids=[team.pk], since=since, until=until).get(team.pk)
+    ts = rotation_specs_for_teams(team_ids=[team.pk], since=since, until=until).teams.get(team.pk)
     if ts is None:
         return []
     stats: dict[tuple[int, str], list[float]] = {}

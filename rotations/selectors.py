@@ -54,6 +54,9 @@ class TeamRoster:
     exclusions: tuple[schedule.Exclusion, ...] = ()
     overrides: tuple[schedule.Override, ...] = ()
 
+    def spec(self, rotation_id: int) -> RotationSpec:
+        return next(s for s in self.specs if s.id == rotation_id)
+
 
 @dataclass(slots=True)
 class RosterData:
@@ -187,7 +190,25 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
     data.since, data.until = since, until
     rotation_ids = list(data.rotation_team)
 
+    overrides_by_team: dict[int, list[schedule.Override]] = defaultdict(list)
+    # Override takers' own exclusions too: the resolver ignores them (an override names a person
+    # regardless), but the gap check warns about someone put on call while away.
+    override_users: dict[int, set[int]] = defaultdict(set)
+    if rotation_ids:
+        for pk, rotation_id, user_id, start, end, position, replaces in (
+            Override.objects.filter(rotation_id__in=_ids(rotation_ids), start__lt=until, end__gt=since)
+            .order_by("start", "pk")
+            .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position",
+                         "replaces_user_id")
+        ):
+            override_users[data.rotation_team[rotation_id]].add(user_id)
+            overrides_by_team[data.rotation_team[rotation_id]].append(
+                schedule.Override(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
+                                  position=position or None, replaces_user_id=replaces, id=pk)
+            )
+
     exclusions_by_user: dict[int, list[schedule.Exclusion]] = defaultdict(list)
+    users = users.union(*override_users.values())
     if users:
         for pk, user_id, start, end, reason in (
             Exclusion.objects.filter(user_id__in=_ids(users), start__lt=until, end__gt=since)
@@ -197,21 +218,10 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
             exclusions_by_user[user_id].append(
                 schedule.Exclusion(user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC), id=pk, reason=reason)
             )
-    overrides_by_team: dict[int, list[schedule.Override]] = defaultdict(list)
-    if rotation_ids:
-        for pk, rotation_id, user_id, start, end, position, replaces in (
-            Override.objects.filter(rotation_id__in=_ids(rotation_ids), start__lt=until, end__gt=since)
-            .order_by("start", "pk")
-            .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position",
-                         "replaces_user_id")
-        ):
-            overrides_by_team[data.rotation_team[rotation_id]].append(
-                schedule.Override(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
-                                  position=position or None, replaces_user_id=replaces, id=pk)
-            )
 
     for team_id, specs in specs_by_team.items():
         team_users = {u for spec in specs for era in spec.eras for u in era.participants}
+        team_users |= override_users.get(team_id, set())
         exclusions = [x for u in team_users for x in exclusions_by_user.get(u, ())]
         data.teams[team_id] = TeamRoster(
             team_id=team_id,
