@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from escalations import engine
@@ -220,5 +221,5 @@ def incident_call_get(*, incident: Incident) -> dict | None:
         return {"available": False, "calls": []}
     calls = list(model.objects.filter(incident=incident).select_related("customer_contact").order_by("started_at"))
     for call in calls:
-        call.recording_path = f"/calls/{call.pk}/recording" if getattr(call, "recording_sid", "") else ""
+        call.recording_path = reverse("calls:recording", args=[call.pk]) if call.recording_url else ""
     return {"available": True, "calls": calls}

@@ -88,7 +88,9 @@ class TwilioSmsChannel:
     kind = "sms"
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        kwargs = {"to": message.to, "from_": settings.TWILIO_FROM_NUMBER, "body": message.body}
+        # extra["from_number"]: answer from the number the person called (the emergency line's).
+        from_number = message.extra.get("from_number") or settings.TWILIO_FROM_NUMBER
+        kwargs = {"to": message.to, "from_": from_number, "body": message.body}
         if message.page_id:
             kwargs["status_callback"] = status_callback_url(message.page_id)
         try:
