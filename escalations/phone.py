@@ -472,10 +472,8 @@ def call_connect_targets(*, record: CallRecord, now: datetime | None = None) -> 
     """Primary, then secondary, each with a verified voice number; nobody twice."""
     now = now or timezone.now()
     team = call_team(record)
-    try:
-        from rotations.selectors import team_oncall_users
-    except ImportError:  # the roster selectors are not installed: voicemail only
-        return []
+    from rotations.selectors import team_oncall_users
+
     targets: list[ConnectTarget] = []
     seen: set[int] = set()
     for position in ("primary", "secondary"):
