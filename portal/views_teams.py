@@ -80,6 +80,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "handovers": _handover_log(team),
         "integrations": _integrations(team),
         "can_manage": can_manage_team(request.user, team),
+        "team_ical_url": request.build_absolute_uri(reverse("ical:team", kwargs={"token": team.ical_token})),
         "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
     })
 
@@ -110,6 +111,26 @@ def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form
 @login_required
 def schedule(request: HttpRequest) -> HttpResponse:
     return _schedule_render(request)
+
+
+@login_required
+@require_POST
+def user_ical_rotate(request: HttpRequest) -> HttpResponse:
+    """A new personal feed link; the old one stops working at once (it may have leaked)."""
+    rotation_services.user_ical_token_rotate(user=request.user, actor=request.user)
+    messages.success(request, "New calendar link made; the old one no longer works. Update your calendar app.")
+    return redirect("portal:schedule")
+
+
+@login_required
+@require_POST
+def team_ical_rotate(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    if not can_manage_team(request.user, team):
+        raise PermissionDenied("Only staff and this team's managers can change the team's calendar link.")
+    rotation_services.team_ical_token_rotate(team=team, actor=request.user)
+    messages.success(request, f"New calendar link for {team.name}; the old one no longer works.")
+    return redirect("portal:team", slug=team.slug)
 
 
 @login_required
