@@ -472,10 +472,8 @@ def call_connect_targets(*, record: CallRecord, now: datetime | None = None) -> 
     """Primary, then secondary, each with a verified voice number; nobody twice."""
     now = now or timezone.now()
     team = call_team(record)
-    try:
-        from rotations.selectors import team_oncall_users
-    except ImportError:  # the roster selectors are not installed: voicemail only
-        return []
+    from rotations.selectors import team_oncall_users
+
     targets: list[ConnectTarget] = []
     seen: set[int] = set()
     for position in ("primary", "secondary"):
@@ -538,8 +536,9 @@ def twilio_client():
 
 
 def call_sms_confirmation_send(*, call_id: int) -> str:
-    """Text the caller their reference. At most once: a crash mid-send leaves 'sending'."""
-    from twilio.base.exceptions import TwilioException
+    """Text the caller their reference, from the line's number. At most once: a crash mid-send leaves
+    'sending'. Through the paging channels, so without Twilio it lands in the demo's outbox."""
+    from escalations.channels import ChannelError, OutgoingMessage, channel_for
 
     with transaction.atomic():
         record = (
@@ -553,15 +552,16 @@ def call_sms_confirmation_send(*, call_id: int) -> str:
         f"{record.line.name}: we received your message and paged the engineer on call. "
         f"Your reference is {record.reference}."
     )
+    message = OutgoingMessage(
+        channel="sms", to=record.from_number, body=body, incident_id=record.incident_id, kind="notice",
+        extra={"from_number": record.line.number},
+    )
     status, sid = "failed", ""
-    if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
-        status = "skipped"
-    else:
-        try:
-            message = twilio_client().messages.create(to=record.from_number, from_=record.line.number, body=body)
-            status, sid = "sent", message.sid or ""
-        except (TwilioException, OSError) as exc:
-            logger.warning("SMS confirmation for call %s failed: %s", record.call_sid, exc)
+    try:
+        sid = channel_for("sms").send(message).provider_id
+        status = "sent"
+    except ChannelError as exc:
+        logger.warning("SMS confirmation for call %s failed: %s", record.call_sid, exc)
     CallRecord.objects.filter(pk=call_id).update(sms_status=status, sms_sid=sid)
     return status
 

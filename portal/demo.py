@@ -1,20 +1,25 @@
-"""A realistic demo roster: teams, primary/secondary rotations, escalation policies, people.
+"""A realistic demo: teams, primary/secondary rotations, escalation policies, people, one
+PagerDuty-compatible and one Alertmanager integration per team, a heartbeat, and three incidents in
+lived-in states (triggered minutes ago, acknowledged with a note, resolved yesterday).
 
-Idempotent: running it again changes nothing. Other parts of Backstop add their demo data
-(phone line, integrations) through `DEMO_EXTENSIONS`.
+Idempotent: running it again changes nothing. Other parts of Backstop add their demo data through
+`DEMO_EXTENSIONS`. Incidents go through the services with `now` passed, so their timelines, pages
+and escalation are the real thing (pages are sent after commit: the demo's outbox shows them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 
-from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
+from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget, Heartbeat, Incident, Integration
 from portal.models import ContactMethod, NotificationRule, User
-from rotations.models import Membership, Rotation, RotationEra, RotationParticipant, Team
+from rotations.models import Membership, NotificationPreference, Rotation, RotationEra, RotationParticipant, Team
 
 DEMO_PASSWORD = "backstop-demo"
 
@@ -48,6 +53,7 @@ TEAMS = [
 class DemoSummary:
     created: bool
     users: list[tuple[str, str, str]]  # email, password, role description
+    integrations: list[tuple[str, str, str]] = field(default_factory=list)  # team, integration, URL to post to
 
 
 DEMO_EXTENSIONS: list[Callable[[dict[str, Team], dict[str, User]], None]] = []
@@ -57,9 +63,98 @@ def _phone_for(index: int) -> str:
     return f"+1555010{index:04d}"
 
 
+def _url(path: str) -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + path
+
+
+def demo_integrations_seed(teams: dict[str, Team], now: datetime) -> list[tuple[str, str, str]]:
+    """Per team a PagerDuty-compatible and an Alertmanager integration; Platform's nightly backup heartbeat."""
+    out = []
+    for name, team in teams.items():
+        pd, _ = Integration.objects.get_or_create(
+            team=team, name="PagerDuty-compatible", defaults={"kind": Integration.Kind.PAGERDUTY}
+        )
+        am, _ = Integration.objects.get_or_create(
+            team=team, name="Prometheus Alertmanager", defaults={"kind": Integration.Kind.ALERTMANAGER}
+        )
+        out.append((name, pd.name, f"{_url(reverse('intake:pagerduty-enqueue'))}  (routing_key {pd.key})"))
+        out.append((name, am.name, _url(reverse("intake:alertmanager", args=[am.key]))))
+    platform = teams.get("Platform")
+    if platform is not None:
+        # A day's interval: the demo does not open a "missed heartbeat" incident on its own within minutes.
+        hb, _ = Heartbeat.objects.get_or_create(
+            team=platform, name="Nightly backup",
+            defaults={"interval": timedelta(days=1), "grace": timedelta(hours=1), "last_ping_at": now,
+                      "created_at": now},
+        )
+        out.append(("Platform", "Heartbeat: Nightly backup", _url(reverse("intake:heartbeat", args=[hb.token]))))
+    return out
+
+
+DEMO_DEDUP = "demo-"
+
+
+def demo_incidents_seed(teams: dict[str, Team], users: dict[str, User], now: datetime) -> None:
+    """Three incidents through the services, once: triggered 7 minutes ago (Payments, via its Alertmanager
+    integration), acknowledged with a note (Platform, via the PagerDuty-compatible API), resolved yesterday
+    (Customer Support, raised by hand)."""
+    from escalations import intake
+    from escalations import services as incidents
+
+    if Incident.objects.filter(dedup_key__startswith=DEMO_DEDUP).exists():
+        return
+    payments, platform, support = teams.get("Payments"), teams.get("Platform"), teams.get("Customer Support")
+    if payments is not None:
+        fired = now - timedelta(minutes=7)
+        intake.alertmanager_process(
+            integration=Integration.objects.get(team=payments, kind=Integration.Kind.ALERTMANAGER),
+            body={
+                "version": "4", "groupKey": f"{DEMO_DEDUP}checkout-latency", "status": "firing",
+                "receiver": "backstop", "groupLabels": {"alertname": "CheckoutLatencyHigh"},
+                "alerts": [{
+                    "status": "firing", "startsAt": fired.isoformat(),
+                    "labels": {"alertname": "CheckoutLatencyHigh", "severity": "critical", "service": "checkout"},
+                    "annotations": {"summary": "Checkout p99 latency above 2 s for 5 minutes",
+                                    "runbook_url": "https://runbooks.example.com/checkout-latency"},
+                }],
+            },
+            now=fired,
+        )
+    if platform is not None:
+        started = now - timedelta(minutes=50)
+        pd = Integration.objects.get(team=platform, kind=Integration.Kind.PAGERDUTY)
+        intake.pagerduty_event_process(integration_key=None, body={
+            "routing_key": pd.key, "event_action": "trigger", "dedup_key": f"{DEMO_DEDUP}db-disk",
+            "payload": {"summary": "Disk 91% full on db-2 (/var/lib/postgresql)", "source": "db-2",
+                        "severity": "warning", "component": "postgresql"},
+        }, now=started)
+        incident = Incident.objects.get(team=platform, dedup_key=f"{DEMO_DEDUP}db-disk")
+        engineer = users["emily@example.com"]
+        incidents.incident_acknowledge(incident=incident, by=engineer, via="web", now=started + timedelta(minutes=4))
+        incidents.incident_note_add(
+            incident=incident, by=engineer, via="web", now=started + timedelta(minutes=12),
+            text="WAL archive is lagging; cleared 40 GB of old base backups. Watching until the archiver catches up.",
+        )
+    if support is not None:
+        raised = datetime.combine(now.date() - timedelta(days=1), time(14, 5), tzinfo=UTC)
+        manager = users["aisha@example.com"]
+        incident = incidents.incident_trigger(
+            team=support, title="Help-desk e-mails not arriving", severity="error", source="manual",
+            dedup_key=f"{DEMO_DEDUP}helpdesk-mail", details="Customers report no ticket confirmations since 13:40.",
+            actor=manager, via="web", now=raised,
+        ).incident
+        responder = users["lena@example.com"]
+        incidents.incident_acknowledge(incident=incident, by=responder, via="sms", now=raised + timedelta(minutes=6))
+        incidents.incident_resolve(
+            incident=incident, by=responder, via="web", now=raised + timedelta(hours=1, minutes=5),
+            note="The mail relay's TLS certificate had expired; renewed and the queue drained.",
+        )
+
+
 @transaction.atomic
-def demo_seed(*, today: date | None = None) -> DemoSummary:
-    today = today or datetime.now(UTC).date()
+def demo_seed(*, today: date | None = None, now: datetime | None = None) -> DemoSummary:
+    now = now or datetime.now(UTC)
+    today = today or now.date()
     created = not User.objects.filter(email="staff@example.com").exists()
     users: dict[str, User] = {}
     for index, (email, name, tz) in enumerate(PEOPLE):
@@ -70,7 +165,7 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
             user.set_password(DEMO_PASSWORD)
             user.is_superuser = user.is_staff
             user.save()
-            verified = datetime.now(UTC)
+            verified = now
             sms = ContactMethod.objects.create(user=user, kind="sms", value=_phone_for(index), verified_at=verified)
             voice = ContactMethod.objects.create(
                 user=user, kind="voice", value=_phone_for(index), verified_at=verified
@@ -79,6 +174,11 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
             NotificationRule.objects.create(user=user, contact_method=sms, delay=timedelta(0), order=0)
             NotificationRule.objects.create(user=user, contact_method=mail, delay=timedelta(0), order=1)
             NotificationRule.objects.create(user=user, contact_method=voice, delay=timedelta(minutes=2), order=2)
+            # Shift notices by SMS too, so handovers and reminders show up in the demo's outbox.
+            NotificationPreference.objects.create(
+                user=user, reminder_kinds=["email", "sms"], handover_kinds=["email", "sms"],
+                roster_change_kinds=["email", "sms"],
+            )
         users[email] = user
 
     teams: dict[str, Team] = {}
@@ -119,6 +219,8 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
     from escalations.phone import demo_phone_line_seed
 
     demo_phone_line_seed(teams, users)
+    integrations = demo_integrations_seed(teams, now)
+    demo_incidents_seed(teams, users, now)
     for extension in DEMO_EXTENSIONS:
         extension(teams, users)
 
@@ -128,4 +230,4 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
         ("jonas@example.com", "engineer on Payments and Customer Support"),
         ("viewer@example.com", "viewer (read only)"),
     ]
-    return DemoSummary(created=created, users=[(e, DEMO_PASSWORD, d) for e, d in described])
+    return DemoSummary(created=created, users=[(e, DEMO_PASSWORD, d) for e, d in described], integrations=integrations)

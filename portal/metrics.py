@@ -229,18 +229,10 @@ def insights_load(*, team_ids: Iterable[int], now: datetime, days: int, with_onc
     zones = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "time_zone")) if user_ids else {}
     hours = None
     if with_oncall:
-        from portal.roster import roster_selectors
+        from rotations.selectors import teams_shifts_get
 
-        selectors = roster_selectors()
-        if selectors is not None:
-            if hasattr(selectors, "teams_shifts_get"):  # one load for every team
-                shifts = selectors.teams_shifts_get(team_ids=team_ids, since=since, until=now)[1]
-            else:
-                shifts = [
-                    sh for team_id in team_ids
-                    for sh in selectors.team_shifts_get(team=team_id, since=since, until=now)
-                ]
-            hours = oncall_hours(shifts, since, now)
+        shifts = teams_shifts_get(team_ids=team_ids, since=since, until=now)[1]  # one load for every team
+        hours = oncall_hours(shifts, since, now)
     return Insights(
         since=since, until=now, incidents=len(facts),
         mtta=time_to_acknowledge(facts), mttr=time_to_resolve(facts),

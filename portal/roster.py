@@ -1,29 +1,13 @@
-"""The portal's one door to the roster (rotations.selectors, built on the `roster` branch).
-
-Pages that show who is on call ask here. While the roster module is not installed the pages
-say so plainly instead of showing an empty (and therefore misleading) on-call list.
-"""
+"""The portal's one door to the roster: rotations.selectors answers, this turns shifts into display lines."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from types import ModuleType
 
 from portal.models import User
-
-
-def roster_selectors() -> ModuleType | None:
-    try:
-        from rotations import selectors
-    except ImportError:
-        return None
-    return selectors if hasattr(selectors, "teams_oncall_get") else None
-
-
-def roster_available() -> bool:
-    return roster_selectors() is not None
+from rotations import selectors
 
 
 @dataclass(frozen=True)
@@ -106,11 +90,8 @@ def shifts_describe(shifts: Iterable) -> list[OncallLine]:
     return lines
 
 
-def teams_oncall_lines(*, team_ids: Iterable[int], at: datetime) -> dict[int, list[OncallLine]] | None:
-    """team id -> on-call lines at `at`; None when the roster module is not installed."""
-    selectors = roster_selectors()
-    if selectors is None:
-        return None
+def teams_oncall_lines(*, team_ids: Iterable[int], at: datetime) -> dict[int, list[OncallLine]]:
+    """team id -> on-call lines at `at`."""
     team_ids = list(team_ids)
     if not team_ids:
         return {}
@@ -122,8 +103,5 @@ def teams_oncall_lines(*, team_ids: Iterable[int], at: datetime) -> dict[int, li
     return out
 
 
-def user_shift_lines(*, user: User, since: datetime, until: datetime) -> list[OncallLine] | None:
-    selectors = roster_selectors()
-    if selectors is None:
-        return None
+def user_shift_lines(*, user: User, since: datetime, until: datetime) -> list[OncallLine]:
     return shifts_describe(selectors.user_shifts_get(user=user, since=since, until=until))

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from escalations import engine
-from escalations.models import EscalationPolicy, Incident, Page, TimelineEvent
+from escalations.models import CallRecord, EscalationPolicy, Incident, Page, TimelineEvent
 from portal.filters import IncidentFilter
 from portal.models import User
 from portal.permissions import user_team_ids
@@ -198,27 +199,11 @@ def days_window(*, now: datetime, days: int) -> WindowRange:
 # -------------------------------------------------------------------------- phone calls
 
 
-def call_model():
-    """escalations.CallRecord from the phone branch, or None while it has not landed."""
-    from django.apps import apps
-
-    try:
-        return apps.get_model("escalations", "CallRecord")
-    except LookupError:
-        return None
-
-
 def incident_call_get(*, incident: Incident) -> dict | None:
-    """For emergency-line incidents: the calls behind it. None when not a phone incident.
-
-    {"available": False} when the phone module is not installed, so the page can say so.
-    """
+    """For emergency-line incidents: the calls behind it. None when not a phone incident."""
     if incident.source != Incident.Source.PHONE:
         return None
-    model = call_model()
-    if model is None:
-        return {"available": False, "calls": []}
-    calls = list(model.objects.filter(incident=incident).select_related("customer_contact").order_by("started_at"))
+    calls = list(CallRecord.objects.filter(incident=incident).select_related("customer_contact").order_by("started_at"))
     for call in calls:
-        call.recording_path = f"/calls/{call.pk}/recording" if getattr(call, "recording_sid", "") else ""
-    return {"available": True, "calls": calls}
+        call.recording_path = reverse("calls:recording", args=[call.pk]) if call.recording_url else ""
+    return {"calls": calls}

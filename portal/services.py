@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Max
@@ -86,30 +85,12 @@ def _code_deliver(method: ContactMethod, code: str) -> None:
     body = f"Your Backstop verification code is {code}. It expires in 10 minutes."
     if method.kind == Kind.VOICE:
         body = "Your Backstop verification code is " + ", ".join(code) + ". Again: " + ", ".join(code) + "."
-    try:
-        from escalations.channels import OutgoingMessage, channel_for
-    except ImportError:
-        channel_for = None
-    if channel_for is not None:
-        channel_for(method.kind).send(
-            OutgoingMessage(channel=method.kind, to=method.value, body=body, subject="Backstop verification code",
-                            kind="notice")
-        )
-        return
-    if method.kind == Kind.EMAIL:
-        send_mail("Backstop verification code", body, None, [method.value])
-        return
-    from django.apps import apps
+    from escalations.channels import OutgoingMessage, channel_for
 
-    try:
-        outbox = apps.get_model("escalations", "OutboxMessage")
-    except LookupError:
-        outbox = None
-    if outbox is not None:
-        outbox.objects.create(channel=method.kind, to=method.value, body=body, kind="notice")
-    else:
-        # No SMS/voice provider is installed: the console is the outbox.
-        logger.warning("Verification code for %s %s: %s", method.kind, method.value, code)
+    channel_for(method.kind).send(
+        OutgoingMessage(channel=method.kind, to=method.value, body=body, subject="Backstop verification code",
+                        kind="notice")
+    )
 
 
 def contact_method_verification_send(*, method: ContactMethod, now: datetime | None = None) -> None:

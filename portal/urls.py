@@ -19,6 +19,7 @@ urlpatterns = [
     path("schedule/", views_teams.schedule, name="schedule"),
     path("schedule/exclusions", views_teams.exclusion_create, name="exclusion_create"),
     path("schedule/overrides", views_teams.override_create, name="override_create"),
+    path("schedule/ical/rotate", views_teams.user_ical_rotate, name="user_ical_rotate"),
     # profile
     path("profile/", views_profile.profile, name="profile"),
     path("profile/methods", views_profile.method_add, name="method_add"),
@@ -35,6 +36,7 @@ urlpatterns = [
     path("teams/new", views_manage.team_create, name="team_create"),
     path("teams/<slug:slug>/", views_teams.team_detail, name="team"),
     path("teams/<slug:slug>/edit", views_manage.team_edit, name="team_edit"),
+    path("teams/<slug:slug>/ical/rotate", views_teams.team_ical_rotate, name="team_ical_rotate"),
     path("teams/<slug:slug>/calendar/", views_manage.team_calendar, name="calendar"),
     path("teams/<slug:slug>/overrides/new", views_manage.team_override_new, name="team_override_new"),
     path("teams/<slug:slug>/exclusions/new", views_manage.team_exclusion_new, name="team_exclusion_new"),

@@ -37,7 +37,6 @@ def now(request: HttpRequest) -> HttpResponse:
     shifts = roster.user_shift_lines(user=request.user, since=at, until=at + timedelta(days=30))
     return render(request, "portal/now.html", {
         "teams": [(t, (oncall or {}).get(t.pk, [])) for t in teams],
-        "roster_available": oncall is not None,
         "incidents": selectors.my_open_incidents_get(user=request.user, team_ids=team_ids),
         "next_shifts": (shifts or [])[:5],
         "now": at,

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from escalations import services as incident_services
-from escalations.models import Incident, TimelineEvent
+from escalations.models import Incident, OutboxMessage, TimelineEvent
 from portal import charts, metrics, selectors
 from portal.context_processors import _twilio_configured
 from portal.models import ContactMethod, User
@@ -114,17 +114,8 @@ def insights_csv(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------------- outbox
 
 
-def _outbox_model():
-    from django.apps import apps
-
-    try:
-        return apps.get_model("escalations", "OutboxMessage")
-    except LookupError:
-        return None
-
-
-def _outbox_visible(request: HttpRequest, model):
-    qs = model.objects.select_related("page", "page__user", "incident").order_by("-created_at", "-id")
+def _outbox_visible(request: HttpRequest):
+    qs = OutboxMessage.objects.select_related("page", "page__user", "incident").order_by("-created_at", "-id")
     if request.user.is_staff:
         return qs
     mine = ContactMethod.objects.filter(user=request.user).values_list("value", flat=True)
@@ -135,10 +126,8 @@ def _outbox_visible(request: HttpRequest, model):
 def outbox(request: HttpRequest) -> HttpResponse:
     if _twilio_configured():
         raise Http404("Twilio is configured: messages go out for real, there is no outbox.")
-    model = _outbox_model()
-    messages_ = list(_outbox_visible(request, model)[:100]) if model is not None else []
     return render(request, "portal/outbox.html", {
-        "available": model is not None, "items": messages_, "reply": request.session.pop("outbox_reply", None),
+        "items": list(_outbox_visible(request)[:100]), "reply": request.session.pop("outbox_reply", None),
     })
 
 
@@ -171,10 +160,7 @@ def outbox_voice_key(request: HttpRequest, pk: int) -> HttpResponse:
     """Simulate pressing a key during a voice page, acting as the paged person (via=voice)."""
     if _twilio_configured():
         raise Http404()
-    model = _outbox_model()
-    if model is None:
-        raise Http404()
-    item = model.objects.select_related("page__user", "page__incident").filter(pk=pk, channel="voice").first()
+    item = OutboxMessage.objects.select_related("page__user", "page__incident").filter(pk=pk, channel="voice").first()
     if item is None or item.page is None:
         raise Http404("No such voice page.")
     paged = item.page.user

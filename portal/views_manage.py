@@ -20,10 +20,10 @@ from portal.forms_manage import PolicyForm, RotationForm, StepFormSet, TeamForm,
 from portal.forms_roster import ExclusionForm, OverrideForm
 from portal.parsing import small_uint
 from portal.permissions import can_manage_team, can_view_team
-from portal.views_teams import _team_or_404, roster_services
+from portal.views_teams import _team_or_404
+from rotations import selectors as roster_selectors
+from rotations import services as rotation_services
 from rotations.models import Exclusion, Membership, Rotation, Team
-
-ROSTER_MISSING = "Rosters cannot be edited: the roster module is not installed on this server."
 
 
 def _require_manager(request: HttpRequest, team: Team) -> None:
@@ -38,21 +38,16 @@ def _require_manager(request: HttpRequest, team: Team) -> None:
 def team_create(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("Only staff can create teams.")
-    services = roster_services()
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if services is None:
-            form.add_error(None, ROSTER_MISSING)
-        else:
-            try:
-                team = services.team_create(actor=request.user, **form.cleaned_data)
-                messages.success(request, f"Created {team.name}. Add members and a rotation next.")
-                return redirect("portal:team", slug=team.slug)
-            except ValidationError as exc:
-                apply_errors(form, exc)
+        try:
+            team = rotation_services.team_create(actor=request.user, **form.cleaned_data)
+            messages.success(request, f"Created {team.name}. Add members and a rotation next.")
+            return redirect("portal:team", slug=team.slug)
+        except ValidationError as exc:
+            apply_errors(form, exc)
     return render(request, "portal/form_page.html", {
         "title": "New team", "form": form, "submit": "Create team", "back": ("portal:teams", None),
-        "status_missing": services is None,
     }, status=400 if form.errors else 200)
 
 
@@ -60,22 +55,17 @@ def team_create(request: HttpRequest) -> HttpResponse:
 def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
     team = _team_or_404(request, slug)
     _require_manager(request, team)
-    services = roster_services()
     initial = {f: getattr(team, f) for f in ("name", "slug", "description", "time_zone", "handover_email")}
     form = TeamForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        if services is None:
-            form.add_error(None, ROSTER_MISSING)
-        else:
-            try:
-                services.team_update(team=team, actor=request.user, **form.cleaned_data)
-                messages.success(request, "Team saved.")
-                return redirect("portal:team", slug=team.slug)
-            except ValidationError as exc:
-                apply_errors(form, exc)
+        try:
+            rotation_services.team_update(team=team, actor=request.user, **form.cleaned_data)
+            messages.success(request, "Team saved.")
+            return redirect("portal:team", slug=team.slug)
+        except ValidationError as exc:
+            apply_errors(form, exc)
     return render(request, "portal/form_page.html", {
         "title": f"Edit {team.name}", "form": form, "submit": "Save", "team": team,
-        "status_missing": services is None,
     }, status=400 if form.errors else 200)
 
 
@@ -89,7 +79,6 @@ def _rotation_page(request, *, team, form, rotation=None, order=None, status=200
                                           m.user.display_name))
     return render(request, "portal/rotation_form.html", {
         "team": team, "form": form, "rotation": rotation, "rows": [(m, order.get(m.user_id)) for m in rows],
-        "status_missing": roster_services() is None,
     }, status=status)
 
 
@@ -109,16 +98,13 @@ def rotation_create(request: HttpRequest, slug: str) -> HttpResponse:
     members = selectors.team_members_get(team=team)
     form = RotationForm(request.POST or None, members=members, initial={"time_zone": team.time_zone})
     if request.method == "POST" and form.is_valid():
-        services = roster_services()
         people = form.participants()
-        if services is None:
-            form.add_error(None, ROSTER_MISSING)
-        elif not people:
+        if not people:
             form.add_error(None, "Number at least one person (1, 2, 3…) to put them in the rotation.")
         else:
             data = form.cleaned_data
             try:
-                services.rotation_create(
+                rotation_services.rotation_create(
                     team=team, name=data["name"], time_zone=data["time_zone"], positions=data["positions"],
                     start_date=data["start_date"], handoff_time=data["handoff_time"], shift_unit=data["shift_unit"],
                     shift_length=data["shift_length"], participants=people, actor=request.user,
@@ -153,18 +139,15 @@ def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         order = _posted_order(request)
         if form.is_valid():
-            services = roster_services()
             data = form.cleaned_data
             people = form.participants()
-            if services is None:
-                form.add_error(None, ROSTER_MISSING)
-            elif not people:
+            if not people:
                 form.add_error(None, "Number at least one person (1, 2, 3…) to keep in the rotation.")
             else:
                 try:
-                    services.rotation_update(rotation=rotation, actor=request.user, name=data["name"],
+                    rotation_services.rotation_update(rotation=rotation, actor=request.user, name=data["name"],
                                              positions=data["positions"])
-                    services.rotation_definition_change(
+                    rotation_services.rotation_definition_change(
                         rotation=rotation, effective_from=data.get("effective_from") or at, actor=request.user,
                         participants=people, shift_unit=data["shift_unit"], shift_length=data["shift_length"],
                         handoff_time=data["handoff_time"], start_date=data["start_date"],
@@ -310,21 +293,18 @@ def team_calendar(request: HttpRequest, slug: str) -> HttpResponse:
     view = "month" if request.GET.get("view") == "month" else "week"
     now = timezone.now()
     since, until, ticks = _window(view, request.GET.get("start"), now)
-    selectors_mod = roster.roster_selectors()
-    rows: list[dict] = []
-    if selectors_mod is not None:
-        shifts = selectors_mod.team_shifts_get(team=team, since=since, until=until)
-        by_key: dict[tuple, dict] = {}
-        for line in roster.shifts_describe(shifts):
-            key = (line.rotation_name, line.position)
-            row = by_key.setdefault(key, {"label": f"{line.rotation_name} · {line.position}", "bars": [],
-                                          "rotation_id": line.rotation_id, "position": line.position})
-            left = _pct(line.start, since, until)
-            row["bars"].append({
-                "line": line, "left": left, "width": max(_pct(line.until, since, until) - left, 0.3),
-                "css": line.reason,
-            })
-        rows = [by_key[k] for k in sorted(by_key)]
+    shifts = roster_selectors.team_shifts_get(team=team, since=since, until=until)
+    by_key: dict[tuple, dict] = {}
+    for line in roster.shifts_describe(shifts):
+        key = (line.rotation_name, line.position)
+        row = by_key.setdefault(key, {"label": f"{line.rotation_name} · {line.position}", "bars": [],
+                                      "rotation_id": line.rotation_id, "position": line.position})
+        left = _pct(line.start, since, until)
+        row["bars"].append({
+            "line": line, "left": left, "width": max(_pct(line.until, since, until) - left, 0.3),
+            "css": line.reason,
+        })
+    rows = [by_key[k] for k in sorted(by_key)]
     members = [m.user for m in selectors.team_members_get(team=team)]
     exclusions = list(
         Exclusion.objects.filter(user__in=members, start__lt=until, end__gt=since).select_related("user")
@@ -341,7 +321,6 @@ def team_calendar(request: HttpRequest, slug: str) -> HttpResponse:
     next_start = (since + step).date().replace(day=1) if view == "month" else (since + step).date()
     return render(request, "portal/calendar.html", {
         "team": team, "view": view, "since": since, "until": until, "ticks": ticks, "rows": rows, "away": away,
-        "roster_available": selectors_mod is not None,
         "now_left": _pct(now, since, until) if since <= now < until else None,
         "prev_start": prev_start.isoformat(), "next_start": next_start.isoformat(),
         "can_manage": can_manage_team(request.user, team),
@@ -356,7 +335,7 @@ def team_override_new(request: HttpRequest, slug: str) -> HttpResponse:
                if request.GET.get(k)}
     form = OverrideForm(initial=initial, user=request.user, team=team)
     return render(request, "portal/override_form.html", {
-        "team": team, "form": form, "services_available": roster_services() is not None,
+        "team": team, "form": form,
         "next": f"/teams/{team.slug}/calendar/",
     })
 
@@ -367,6 +346,6 @@ def team_exclusion_new(request: HttpRequest, slug: str) -> HttpResponse:
     initial = {k: request.GET.get(k) for k in ("user", "start", "end") if request.GET.get(k)}
     form = ExclusionForm(initial=initial)
     return render(request, "portal/exclusion_form.html", {
-        "team": team, "form": form, "services_available": roster_services() is not None,
+        "team": team, "form": form,
         "next": f"/teams/{team.slug}/calendar/",
     })

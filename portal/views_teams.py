@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from escalations.models import Integration
 from escalations.services import incidents_open_count_by_team
 from portal import roster, selectors
 from portal.forms import apply_errors
@@ -25,15 +25,8 @@ from portal.permissions import (
     can_manage_team,
     can_view_team,
 )
-from rotations.models import AuditEntry, Rotation, Team
-
-
-def roster_services():
-    try:
-        from rotations import services
-    except ImportError:
-        return None
-    return services if hasattr(services, "override_create") else None
+from rotations import services as rotation_services
+from rotations.models import AuditEntry, Handover, Rotation, Team
 
 
 def _team_or_404(request: HttpRequest, slug: str) -> Team:
@@ -49,36 +42,19 @@ def teams(request: HttpRequest) -> HttpResponse:
     at = timezone.now()
     oncall = roster.teams_oncall_lines(team_ids=[t.pk for t in visible], at=at)
     open_counts = incidents_open_count_by_team([t.pk for t in visible])
-    rows = [(t, open_counts.get(t.pk, 0), (oncall or {}).get(t.pk, [])) for t in visible]
+    rows = [(t, open_counts.get(t.pk, 0), oncall.get(t.pk, [])) for t in visible]
     return render(request, "portal/teams.html", {
-        "rows": rows, "roster_available": oncall is not None,
+        "rows": rows,
         "can_create": request.user.is_staff,
     })
 
 
-def _handover_log(team: Team) -> list | None:
-    try:
-        model = apps.get_model("rotations", "Handover")
-    except LookupError:
-        return None
-    fields = {f.name for f in model._meta.get_fields()}
-    qs = model.objects.all()
-    if "team" in fields:
-        qs = qs.filter(team=team)
-    elif "rotation" in fields:
-        qs = qs.filter(rotation__team=team)
-    order = "-at" if "at" in fields else "-pk"
-    return list(qs.order_by(order)[:10])
+def _handover_log(team: Team) -> list:
+    return list(Handover.objects.filter(team=team).order_by("-at")[:10])
 
 
-def _integrations(team: Team) -> list | None:
-    try:
-        model = apps.get_model("escalations", "Integration")
-    except LookupError:
-        return None
-    if "team" not in {f.name for f in model._meta.get_fields()}:
-        return None
-    return list(model.objects.filter(team=team).order_by("pk")[:50])
+def _integrations(team: Team) -> list:
+    return list(Integration.objects.filter(team=team).order_by("pk")[:50])
 
 
 @login_required
@@ -99,12 +75,12 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "members": selectors.team_members_get(team=team),
         "rotations": rotations,
         "policies": selectors.team_policies_get(team=team),
-        "oncall": (oncall or {}).get(team.pk, []),
-        "roster_available": oncall is not None,
+        "oncall": oncall.get(team.pk, []),
         "audit": list(AuditEntry.objects.filter(team=team).select_related("actor")[:15]),
         "handovers": _handover_log(team),
         "integrations": _integrations(team),
         "can_manage": can_manage_team(request.user, team),
+        "team_ical_url": request.build_absolute_uri(reverse("ical:team", kwargs={"token": team.ical_token})),
         "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
     })
 
@@ -113,11 +89,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _ical_url(request: HttpRequest) -> str:
-    try:
-        path = reverse("rotations_ical:user", kwargs={"token": request.user.ical_token})
-    except NoReverseMatch:
-        path = f"/ical/user/{request.user.ical_token}.ics"
-    return request.build_absolute_uri(path)
+    return request.build_absolute_uri(reverse("ical:user", kwargs={"token": request.user.ical_token}))
 
 
 def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form=None, status=200):
@@ -126,9 +98,7 @@ def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form
     from rotations.models import Exclusion, Override
 
     return render(request, "portal/schedule.html", {
-        "shifts": shifts or [],
-        "roster_available": shifts is not None,
-        "services_available": roster_services() is not None,
+        "shifts": shifts,
         "exclusion_form": exclusion_form or ExclusionForm(),
         "override_form": override_form or OverrideForm(user=request.user),
         "exclusions": list(Exclusion.objects.filter(user=request.user, end__gt=at).order_by("start")),
@@ -145,20 +115,36 @@ def schedule(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+def user_ical_rotate(request: HttpRequest) -> HttpResponse:
+    """A new personal feed link; the old one stops working at once (it may have leaked)."""
+    rotation_services.user_ical_token_rotate(user=request.user, actor=request.user)
+    messages.success(request, "New calendar link made; the old one no longer works. Update your calendar app.")
+    return redirect("portal:schedule")
+
+
+@login_required
+@require_POST
+def team_ical_rotate(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    if not can_manage_team(request.user, team):
+        raise PermissionDenied("Only staff and this team's managers can change the team's calendar link.")
+    rotation_services.team_ical_token_rotate(team=team, actor=request.user)
+    messages.success(request, f"New calendar link for {team.name}; the old one no longer works.")
+    return redirect("portal:team", slug=team.slug)
+
+
+@login_required
+@require_POST
 def exclusion_create(request: HttpRequest) -> HttpResponse:
     form = ExclusionForm(request.POST)
-    services = roster_services()
-    if services is None:
-        messages.error(request, "Exclusions cannot be saved: the roster module is not installed on this server.")
-        return redirect("portal:schedule")
     if form.is_valid():
         subject = form.cleaned_data.get("user") or request.user
         if not can_manage_exclusion_for(request.user, subject):
             raise PermissionDenied("You can only add exclusions for yourself or members of teams you manage.")
         try:
-            services.exclusion_create(user=subject, start=form.cleaned_data["start"], end=form.cleaned_data["end"],
-                                      kind=form.cleaned_data["kind"], reason=form.cleaned_data["reason"],
-                                      actor=request.user)
+            data = form.cleaned_data
+            rotation_services.exclusion_create(user=subject, start=data["start"], end=data["end"],
+                                               kind=data["kind"], reason=data["reason"], actor=request.user)
             messages.success(request, "Time off saved. The roster routes around it.")
             return redirect(_safe_next(request))
         except ValidationError as exc:
@@ -170,10 +156,6 @@ def exclusion_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def override_create(request: HttpRequest) -> HttpResponse:
     form = OverrideForm(request.POST, user=request.user)
-    services = roster_services()
-    if services is None:
-        messages.error(request, "Overrides cannot be saved: the roster module is not installed on this server.")
-        return redirect("portal:schedule")
     if form.is_valid():
         data = form.cleaned_data
         taker = data.get("taker") or request.user
@@ -182,9 +164,11 @@ def override_create(request: HttpRequest) -> HttpResponse:
         if not can_manage_override(request.user, team=rotation.team_id, taker=taker, replaced=replaced):
             raise PermissionDenied("You can only create overrides you take part in, unless you manage the team.")
         try:
-            services.override_create(rotation=rotation, user=taker, start=data["start"], end=data["end"],
-                                     position=data.get("position") or None, replaces_user=data.get("replaces_user"),
-                                     reason=data.get("reason", ""), actor=request.user)
+            rotation_services.override_create(
+                rotation=rotation, user=taker, start=data["start"], end=data["end"],
+                position=data.get("position") or None, replaces_user=data.get("replaces_user"),
+                reason=data.get("reason", ""), actor=request.user,
+            )
             messages.success(request, f"{taker.display_name} has the pager for that window.")
             return redirect(_safe_next(request))
         except ValidationError as exc:

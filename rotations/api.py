@@ -7,6 +7,7 @@ from datetime import timedelta
 import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
@@ -240,6 +241,14 @@ def _service_kwargs(data: dict) -> dict:
 # --------------------------------------------------------------------------- viewsets
 
 
+class IcalLinkSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="The calendar feed URL (secret: anyone with it can read the shifts)")
+
+
+def _ical_link(request, name: str, token: str) -> str:
+    return request.build_absolute_uri(reverse(name, kwargs={"token": token}))
+
+
 class TeamViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
@@ -284,6 +293,16 @@ class TeamViewSet(
         ser.is_valid(raise_exception=True)
         membership = services.membership_set(team=team, actor=request.user, **ser.validated_data)
         return Response(MemberSerializer(membership).data, status=status.HTTP_200_OK)
+
+    @extend_schema(request=None, responses=IcalLinkSerializer)
+    @action(detail=True, methods=["post"], url_path="ical-token/rotate")
+    def ical_token_rotate(self, request, pk=None):
+        """A new team feed URL; the old one stops working at once (managers, staff)."""
+        team = self.get_object()
+        if not perms.can_manage_team(request.user, team):
+            raise PermissionDenied("Only the team's managers and staff change the team's calendar link.")
+        token = services.team_ical_token_rotate(team=team, actor=request.user)
+        return Response(IcalLinkSerializer({"url": _ical_link(request, "ical:team", token)}).data)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>\d+)")
@@ -488,6 +507,15 @@ class OverrideViewSet(viewsets.ModelViewSet):
 
 
 # --------------------------------------------------------------------------- on call and shifts
+
+
+class MyIcalTokenRotateView(APIView):
+    """A new personal calendar feed URL for the caller; the old one stops working at once."""
+
+    @extend_schema(request=None, responses=IcalLinkSerializer)
+    def post(self, request):
+        token = services.user_ical_token_rotate(user=request.user, actor=request.user)
+        return Response(IcalLinkSerializer({"url": _ical_link(request, "ical:user", token)}).data)
 
 
 class OncallView(APIView):

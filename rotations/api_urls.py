@@ -12,5 +12,6 @@ router.register("overrides", api.OverrideViewSet, basename="override")
 urlpatterns = [
     path("oncall/", api.OncallView.as_view(), name="oncall"),
     path("shifts/", api.ShiftsView.as_view(), name="shifts"),
+    path("me/ical-token/rotate/", api.MyIcalTokenRotateView.as_view(), name="my-ical-token-rotate"),
     path("", include(router.urls)),
 ]

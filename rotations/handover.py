@@ -25,7 +25,6 @@ from escalations.services import incident_reassign, timeline_record
 from portal.models import User
 from rotations import schedule
 from rotations._common import holds_of, insert_ignore, local, span
-from rotations._loading import TeamSpecs, team_specs_load
 from rotations.models import (
     Handover,
     HandoverCursor,
@@ -35,6 +34,7 @@ from rotations.models import (
     Team,
 )
 from rotations.notify import handover_message_send, team_message_send
+from rotations.selectors import TeamRoster, rotation_specs_for_teams
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _kinds(user: User) -> list[str]:
 # --------------------------------------------------------------------------
 
 
-def _holders_at(ts: TeamSpecs, at: datetime) -> dict[str, list[int]]:
+def _holders_at(ts: TeamRoster, at: datetime) -> dict[str, list[int]]:
     """Position -> user ids holding it at `at`, across the team's rotations."""
     out: dict[str, list[int]] = {}
     for position, shifts in schedule.team_oncall_at(ts.specs, ts.exclusions, ts.overrides, at).items():
@@ -109,7 +109,7 @@ def _incidents_hand(
     return [i.pk for i in incidents]
 
 
-def _rotation_record(*, ts: TeamSpecs, rotation: Rotation, now: datetime, lookback: timedelta,
+def _rotation_record(*, ts: TeamRoster, rotation: Rotation, now: datetime, lookback: timedelta,
                      result: HandoverRunResult) -> None:
     spec = ts.spec(rotation.pk)
     with transaction.atomic():
@@ -162,7 +162,7 @@ def _rotation_record(*, ts: TeamSpecs, rotation: Rotation, now: datetime, lookba
 # --------------------------------------------------------------------------
 
 
-def _hold_end(ts: TeamSpecs, rotation_id: int, position: str, user_id: int, at: datetime) -> datetime | None:
+def _hold_end(ts: TeamRoster, rotation_id: int, position: str, user_id: int, at: datetime) -> datetime | None:
     spec = ts.spec(rotation_id)
     shifts = schedule.rotation_shifts(spec, ts.exclusions, ts.overrides, at, at + HOLD_HORIZON)
     for hold in holds_of(shifts):
@@ -171,7 +171,7 @@ def _hold_end(ts: TeamSpecs, rotation_id: int, position: str, user_id: int, at: 
     return None
 
 
-def _hold_start(ts: TeamSpecs, h: Handover) -> datetime | None:
+def _hold_start(ts: TeamRoster, h: Handover) -> datetime | None:
     """Start of the outgoing person's hold that ends with this handoff."""
     spec = ts.spec(h.rotation_id)
     shifts = schedule.rotation_shifts(spec, ts.exclusions, ts.overrides, h.at - NOTE_LOOKBACK, h.at)
@@ -181,7 +181,7 @@ def _hold_start(ts: TeamSpecs, h: Handover) -> datetime | None:
     return None
 
 
-def _notes_for(h: Handover, ts: TeamSpecs | None, now: datetime) -> list[HandoverNote]:
+def _notes_for(h: Handover, ts: TeamRoster | None, now: datetime) -> list[HandoverNote]:
     """The outgoing person's notes written during the shift now ending."""
     if h.outgoing_user_id is None:
         return []
@@ -215,7 +215,8 @@ def _incident_lines(team: Team, handed: set[int], now: datetime) -> list[str]:
 
 def _handover_send(h: Handover, now: datetime, result: HandoverRunResult) -> str:
     team = h.team
-    ts = team_specs_load(team_ids=[team.pk], since=h.at - NOTE_LOOKBACK, until=h.at + HOLD_HORIZON).get(team.pk)
+    roster = rotation_specs_for_teams(team_ids=[team.pk], since=h.at - NOTE_LOOKBACK, until=h.at + HOLD_HORIZON)
+    ts = roster.teams.get(team.pk)
     late = now - h.due_at > LATE_AFTER
     incoming, outgoing = h.incoming_user, h.outgoing_user
     handed = list(h.incidents_handed or [])
@@ -307,8 +308,9 @@ def handovers_run(*, now: datetime, lookback: timedelta = timedelta(hours=6)) ->
     result = HandoverRunResult(errors=[])
     rotations = list(Rotation.objects.select_related("team").order_by("pk"))
     team_ids = {r.team_id for r in rotations}
-    specs = team_specs_load(team_ids=team_ids, since=now - MAX_CATCH_UP - timedelta(days=1),
-                            until=now + timedelta(days=1)) if rotations else {}
+    specs = rotation_specs_for_teams(
+        team_ids=team_ids, since=now - MAX_CATCH_UP - timedelta(days=1), until=now + timedelta(days=1)
+    ).teams if rotations else {}
     for rotation in rotations:
         try:
             _rotation_record(ts=specs[rotation.team_id], rotation=rotation, now=now, lookback=lookback, result=result)

@@ -17,10 +17,10 @@ from django.db import transaction
 from portal.models import User
 from rotations import schedule
 from rotations._common import Hold, holds_of, insert_ignore, local, span
-from rotations._loading import team_specs_load
 from rotations.models import NotificationPreference, RosterChangeNotice, Rotation, ShiftReminder
 from rotations.models.handover import DEFAULT_REMINDER_LEADS
 from rotations.notify import handover_message_send
+from rotations.selectors import rotation_specs_for_teams
 
 LATE_AFTER = timedelta(minutes=2)
 # Holds are computed over a longer window than asked so their end is not clipped by the window.
@@ -49,8 +49,10 @@ def _upcoming_holds(*, now: datetime, until: datetime) -> list[tuple[Rotation, H
     if not rotations:
         return []
     out = []
-    loaded = team_specs_load(team_ids={r.team_id for r in rotations.values()}, since=now, until=until + HOLD_TAIL)
-    for ts in loaded.values():
+    loaded = rotation_specs_for_teams(
+        team_ids={r.team_id for r in rotations.values()}, since=now, until=until + HOLD_TAIL
+    )
+    for ts in loaded.teams.values():
         shifts = schedule.team_shifts(ts.specs, ts.exclusions, ts.overrides, now, until + HOLD_TAIL)
         for hold in holds_of(shifts):
             # A hold starting exactly at `now` is clipped (already running): not upcoming.

@@ -12,16 +12,16 @@ from django.db import transaction
 from portal.models import User
 from rotations import schedule
 from rotations._common import holds_of, insert_ignore, local
-from rotations._loading import TeamSpecs, team_specs_load
-from rotations.models import GapAlert, Membership, Team
+from rotations.models import GapAlert, Membership, NotificationPreference, Team
 from rotations.notify import handover_message_send
+from rotations.selectors import TeamRoster, rotation_specs_for_teams
 
 # Gaps are looked up with this much margin either side so a gap straddling "now" or the end of the
 # look-ahead keeps its real start/end (and so its GapAlert identity) from one run to the next.
 MARGIN = timedelta(days=7)
 
 
-def _problems(ts: TeamSpecs, since: datetime, until: datetime) -> list[GapAlert]:
+def _problems(ts: TeamRoster, since: datetime, until: datetime) -> list[GapAlert]:
     lo, hi = since - MARGIN, until + MARGIN
     found: list[GapAlert] = []
     for position, start, end in schedule.coverage_gaps(ts.specs, ts.exclusions, ts.overrides, lo, hi):
@@ -58,7 +58,7 @@ def gaps_check_team(*, team: Team, now: datetime, days: int | None = None) -> li
     """
     days = settings.BACKSTOP_GAP_LOOKAHEAD_DAYS if days is None else days
     until = now + timedelta(days=days)
-    ts = team_specs_load(team_ids=[team.pk], since=now - MARGIN, until=until + MARGIN).get(team.pk)
+    ts = rotation_specs_for_teams(team_ids=[team.pk], since=now - MARGIN, until=until + MARGIN).teams.get(team.pk)
     if ts is None:
         return []
     new: list[GapAlert] = []
@@ -73,12 +73,16 @@ def gaps_check_team(*, team: Team, now: datetime, days: int | None = None) -> li
     managers = User.objects.filter(
         memberships__team=team, memberships__role=Membership.Role.MANAGER, is_active=True
     ).order_by("pk")
+    prefs = {p.user_id: p for p in NotificationPreference.objects.filter(user__in=managers)}
     for manager in managers:
+        # Gap alerts follow the manager's roster-change channels (both are "the schedule changed").
+        pref = prefs.get(manager.pk)
+        kinds = pref.roster_change_kinds if pref is not None and pref.roster_change_kinds else ["email"]
         lines = [f"Coverage problems in {team.name}'s on-call schedule:"]
         lines += [_describe(a, manager.time_zone, names) for a in new]
         lines += ["", "Add an override or change the rotation to cover them."]
         handover_message_send(
-            user=manager, subject=f"On-call gaps in {team.name}", body="\n".join(lines), kinds=["email"]
+            user=manager, subject=f"On-call gaps in {team.name}", body="\n".join(lines), kinds=kinds
         )
     GapAlert.objects.filter(pk__in=[a.pk for a in new]).update(message="\n".join(_describe(a, team.time_zone, names)
                                                                               for a in new))
@@ -116,7 +120,7 @@ def fairness_report(*, team: Team, now: datetime, days: int = 90) -> list[Fairne
     one running at `now` counts in both windows, its hours split at `now`.
     """
     since, until = now - timedelta(days=days), now + timedelta(days=days)
-    ts = team_specs_load(team_ids=[team.pk], since=since, until=until).get(team.pk)
+    ts = rotation_specs_for_teams(team_ids=[team.pk], since=since, until=until).teams.get(team.pk)
     if ts is None:
         return []
     stats: dict[tuple[int, str], list[float]] = {}

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import F, FloatField, Func, Q
 from django.db.models.expressions import RawSQL
 
@@ -32,21 +32,34 @@ _ONE_US = timedelta(microseconds=1)
 _fromtimestamp = datetime.fromtimestamp
 
 
-def _epoch(field: str) -> Func:
+class _Epoch(Func):
     """Seconds since the epoch as float8: loading 10k floats is ~10x cheaper than 10k timestamptz.
 
     A double holds microseconds exactly for dates in this millennium, so nothing is lost.
     """
-    return Func(F(field), function="date_part", template="date_part('epoch', %(expressions)s)",
-                output_field=FloatField())
+
+    template = "date_part('epoch', %(expressions)s)"
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # The local demo's SQLite stores naive UTC text; julianday keeps ~10 µs of precision.
+        return self.as_sql(
+            compiler, connection, template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)", **extra_context
+        )
 
 
-def _ids(values: Iterable[int]) -> RawSQL:
+def _epoch(field: str) -> Func:
+    return _Epoch(F(field))
+
+
+def _ids(values: Iterable[int]) -> RawSQL | list[int]:
     """`IN (SELECT unnest(%s))` with ONE array parameter: a 1,000-item IN list costs more to bind.
 
     The array goes as its text literal: psycopg dumping a list of ints checks every element (with a
     regex), ~8 ms for the 4,000 user ids of a thousand teams.
     """
+    if connection.vendor != "postgresql":
+        return [int(v) for v in values]  # the local demo's SQLite: a plain IN list
     return RawSQL("SELECT unnest(%s::bigint[])", ["{" + ",".join([str(int(v)) for v in values]) + "}"])
 
 
@@ -71,6 +84,9 @@ class TeamRoster:
     specs: tuple[RotationSpec, ...] = ()
     exclusions: tuple[schedule.Exclusion, ...] = ()
     overrides: tuple[schedule.Override, ...] = ()
+
+    def spec(self, rotation_id: int) -> RotationSpec:
+        return next(s for s in self.specs if s.id == rotation_id)
 
 
 @dataclass(slots=True)
@@ -205,7 +221,25 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
     data.since, data.until = since, until
     rotation_ids = list(data.rotation_team)
 
+    overrides_by_team: dict[int, list[schedule.Override]] = defaultdict(list)
+    # Override takers' own exclusions too: the resolver ignores them (an override names a person
+    # regardless), but the gap check warns about someone put on call while away.
+    override_users: dict[int, set[int]] = defaultdict(set)
+    if rotation_ids:
+        for pk, rotation_id, user_id, start, end, position, replaces in _tuples(
+            Override.objects.filter(rotation_id__in=_ids(rotation_ids), start__lt=until, end__gt=since)
+            .order_by("start", "pk")
+            .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position",
+                         "replaces_user_id")
+        ):
+            override_users[data.rotation_team[rotation_id]].add(user_id)
+            overrides_by_team[data.rotation_team[rotation_id]].append(
+                schedule.Override(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
+                                  position=position or None, replaces_user_id=replaces, id=pk)
+            )
+
     exclusions_by_user: dict[int, list[schedule.Exclusion]] = defaultdict(list)
+    users = users.union(*override_users.values())
     if users:
         for pk, user_id, start, end, reason in _tuples(
             Exclusion.objects.filter(user_id__in=_ids(users), start__lt=until, end__gt=since)
@@ -215,21 +249,10 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
             exclusions_by_user[user_id].append(
                 schedule.Exclusion(user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC), id=pk, reason=reason)
             )
-    overrides_by_team: dict[int, list[schedule.Override]] = defaultdict(list)
-    if rotation_ids:
-        for pk, rotation_id, user_id, start, end, position, replaces in _tuples(
-            Override.objects.filter(rotation_id__in=_ids(rotation_ids), start__lt=until, end__gt=since)
-            .order_by("start", "pk")
-            .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position",
-                         "replaces_user_id")
-        ):
-            overrides_by_team[data.rotation_team[rotation_id]].append(
-                schedule.Override(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
-                                  position=position or None, replaces_user_id=replaces, id=pk)
-            )
 
     for team_id, specs in specs_by_team.items():
         team_users = {u for spec in specs for era in spec.eras for u in era.participants}
+        team_users |= override_users.get(team_id, set())
         exclusions = [x for u in team_users for x in exclusions_by_user.get(u, ())]
         data.teams[team_id] = TeamRoster(
             team_id=team_id,

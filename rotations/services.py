@@ -11,8 +11,10 @@ import zoneinfo
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -38,6 +40,42 @@ class _Unset(enum.Enum):
 
 
 UNSET = _Unset.UNSET
+
+
+# --------------------------------------------------------------------------- after a change
+
+# Roster-change notices: every write enqueues the (idempotent, concurrency-safe) notice run this long
+# after its commit, at most once per window, so a burst of edits (new era, then an override) reaches
+# people as one notice instead of several. The 5-minute beat stays the safety net if the broker is down.
+NOTICE_DELAY_SECONDS = 60
+_NOTICE_QUEUED_KEY = "rotations:roster-change-notices-queued"
+
+
+def _after_change_enqueue(team_ids: list[int]) -> None:
+    from rotations import tasks
+
+    tasks.roster_gap_check_teams.apply_async(args=[team_ids])
+    if cache.add(_NOTICE_QUEUED_KEY, 1, timeout=NOTICE_DELAY_SECONDS):
+        tasks.roster_change_notices.apply_async(countdown=NOTICE_DELAY_SECONDS)
+
+
+def roster_changed(*, team_ids) -> None:
+    """After the current transaction commits: gap check for `team_ids` and a prompt notice run (Celery).
+
+    robust: a broker outage must not fail the edit; the hourly gap check and the 5-minute notice beat
+    catch up.
+    """
+    ids = sorted({t for t in team_ids if t is not None})
+    if ids:
+        transaction.on_commit(lambda: _after_change_enqueue(ids), robust=True)
+
+
+def _user_roster_team_ids(user_id: int) -> set[int]:
+    """Teams whose schedule can depend on this person: in one of their rotations, or taking an override."""
+    return set(
+        Rotation.objects.filter(Q(eras__participant_links__user_id=user_id) | Q(overrides__user_id=user_id))
+        .values_list("team_id", flat=True)
+    )
 
 
 # --------------------------------------------------------------------------- audit
@@ -252,12 +290,14 @@ def membership_set(*, team: Team, user, role: str, actor) -> Membership:
     if created:
         audit_record(actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=membership,
                      changes={"user": [None, user.pk], "role": [None, role]})
+        roster_changed(team_ids=[team.pk])
     elif membership.role != role:
         old = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
         audit_record(actor=actor, team=team, action=AuditEntry.Action.UPDATE, obj=membership,
                      changes={"role": [old, role]})
+        roster_changed(team_ids=[team.pk])  # a new manager hears about gaps from now on
     return membership
 
 
@@ -268,6 +308,7 @@ def membership_remove(*, team: Team, user, actor) -> bool:
         return False
     audit_record(actor=actor, team=team, action=AuditEntry.Action.DELETE, obj=membership,
                  changes={"user": [user.pk, None], "role": [membership.role, None]})
+    roster_changed(team_ids=[team.pk])
     membership.delete()
     return True
 
@@ -368,6 +409,7 @@ def rotation_create(
     changes = diff({}, {"name": rotation.name, "time_zone": time_zone, "positions": positions})
     changes.update({f"era.{k}": v for k, v in diff({}, _era_state(era, participants)).items()})
     audit_record(actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=rotation, changes=changes)
+    roster_changed(team_ids=[team.pk])
     return rotation
 
 
@@ -390,6 +432,7 @@ def rotation_update(
     if changes:
         rotation.save(update_fields=["name", "positions"])
         audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.UPDATE, obj=rotation, changes=changes)
+        roster_changed(team_ids=[rotation.team_id])
     return rotation
 
 
@@ -397,6 +440,7 @@ def rotation_update(
 def rotation_delete(*, rotation: Rotation, actor) -> None:
     audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.DELETE, obj=rotation,
                  changes={"name": [rotation.name, None]})
+    roster_changed(team_ids=[rotation.team_id])
     rotation.delete()
 
 
@@ -463,6 +507,7 @@ def rotation_definition_change(
     after = _era_state(era, new["participants"])
     changes = diff(before, after)
     audit_record(actor=actor, team=rotation.team, action=action, obj=era, changes=changes)
+    roster_changed(team_ids=[rotation.team_id])
     return era
 
 
@@ -492,6 +537,7 @@ def exclusion_create(
     )
     _audit_for_user_teams(user_id=user.pk, actor=actor, action=AuditEntry.Action.CREATE, obj=exclusion,
                           changes=diff({}, _exclusion_state(exclusion)))
+    roster_changed(team_ids=_user_roster_team_ids(user.pk))
     return exclusion
 
 
@@ -517,6 +563,7 @@ def exclusion_update(
         exclusion.save()
         _audit_for_user_teams(user_id=exclusion.user_id, actor=actor, action=AuditEntry.Action.UPDATE,
                               obj=exclusion, changes=changes)
+        roster_changed(team_ids=_user_roster_team_ids(exclusion.user_id))
     return exclusion
 
 
@@ -524,6 +571,7 @@ def exclusion_update(
 def exclusion_delete(*, exclusion: Exclusion, actor) -> None:
     _audit_for_user_teams(user_id=exclusion.user_id, actor=actor, action=AuditEntry.Action.DELETE,
                           obj=exclusion, changes=diff(_exclusion_state(exclusion), {}))
+    roster_changed(team_ids=_user_roster_team_ids(exclusion.user_id))
     exclusion.delete()
 
 
@@ -633,6 +681,7 @@ def override_create(
     )
     audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.CREATE, obj=override,
                  changes=diff({}, _override_state(override)))
+    roster_changed(team_ids=[rotation.team_id])
     return override
 
 
@@ -666,6 +715,7 @@ def override_update(
         override.save()
         audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.UPDATE, obj=override,
                      changes=changes)
+        roster_changed(team_ids=[rotation.team_id])
     return override
 
 
@@ -674,3 +724,4 @@ def override_delete(*, override: Override, actor) -> None:
     audit_record(actor=actor, team=override.rotation.team, action=AuditEntry.Action.DELETE, obj=override,
                  changes=diff(_override_state(override), {}))
     override.delete()
+    roster_changed(team_ids=[override.rotation.team_id])

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from portal.jobs import job_run
 from rotations import handover, reminders, roster_health
+from rotations.models import Team
 
 
 @shared_task(name="rotations.tasks.shift_handovers", acks_late=True, ignore_result=True)
@@ -29,3 +30,13 @@ def roster_change_notices() -> int:
 def roster_gap_check() -> int:
     with job_run("roster-gap-check"):
         return roster_health.gaps_check(now=timezone.now())
+
+
+@shared_task(name="rotations.tasks.roster_gap_check_teams", acks_late=True, ignore_result=True)
+def roster_gap_check_teams(team_ids: list[int]) -> int:
+    """The gap check for the teams a roster edit touched (enqueued after its commit)."""
+    now = timezone.now()
+    count = 0
+    for team in Team.objects.filter(pk__in=team_ids).order_by("pk"):
+        count += len(roster_health.gaps_check_team(team=team, now=now))
+    return count

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.core.mail.message import make_msgid
 
 from escalations.channels.base import (
     OutgoingMessage,
@@ -24,6 +25,10 @@ from escalations.channels.base import (
 
 def message_id_for(message: OutgoingMessage) -> str:
     domain = urlparse(settings.PUBLIC_BASE_URL).hostname or "backstop.local"
+    if message.page_id is None:
+        # Not a page (a notice, a verification code): a fresh id, or servers that deduplicate on
+        # Message-ID would drop every such message after the first.
+        return make_msgid("backstop-notice", domain=domain)
     return f"<backstop-page-{message.page_id}@{domain}>"
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from escalations.channels.base import (
@@ -88,7 +89,9 @@ class TwilioSmsChannel:
     kind = "sms"
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        kwargs = {"to": message.to, "from_": settings.TWILIO_FROM_NUMBER, "body": message.body}
+        # extra["from_number"]: answer from the number the person called (the emergency line's).
+        from_number = message.extra.get("from_number") or settings.TWILIO_FROM_NUMBER
+        kwargs = {"to": message.to, "from_": from_number, "body": message.body}
         if message.page_id:
             kwargs["status_callback"] = status_callback_url(message.page_id)
         try:
@@ -114,6 +117,8 @@ class TwilioVoiceChannel:
     kind = "voice"
 
     def send(self, message: OutgoingMessage) -> SendResult:
+        if message.page_id is None:
+            return self._say(message)
         try:
             call = twilio_client().calls.create(
                 to=message.to,
@@ -125,6 +130,16 @@ class TwilioVoiceChannel:
                 status_callback_method="POST",
                 machine_detection="Enable",
             )
+        except (TwilioException, requests.RequestException) as exc:
+            raise _classify(exc) from exc
+        return SendResult(provider_id=call.sid, status=call.status or "queued")
+
+    def _say(self, message: OutgoingMessage) -> SendResult:
+        """Not a page (a verification code): nothing to press, so the words travel inline as TwiML."""
+        response = VoiceResponse()
+        response.say(message.body)
+        try:
+            call = twilio_client().calls.create(to=message.to, from_=settings.TWILIO_FROM_NUMBER, twiml=str(response))
         except (TwilioException, requests.RequestException) as exc:
             raise _classify(exc) from exc
         return SendResult(provider_id=call.sid, status=call.status or "queued")

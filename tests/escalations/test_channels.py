@@ -139,3 +139,11 @@ def test_beat_schedules_the_reconcile_job(settings):
     assert "escalations.delivery_tasks" in settings.CELERY_IMPORTS
     assert delivery_tasks.deliver_page.name == "escalations.deliver_page"
     assert delivery_tasks.deliver_page.acks_late is True
+
+
+def test_a_voice_message_that_is_not_a_page_is_read_out_inline(fake_twilio):
+    """Verification calls have no page (and so no /twilio/voice/page/<id>/ to fetch): inline TwiML."""
+    TwilioVoiceChannel().send(OutgoingMessage(channel="voice", to="+15550100001", body="Your code is 1, 2, 3."))
+    (req,) = fake_twilio.create_requests("Calls")
+    assert "Url" not in req["form"] and "StatusCallback" not in req["form"]
+    assert req["form"]["Twiml"].endswith("<Response><Say>Your code is 1, 2, 3.</Say></Response>")

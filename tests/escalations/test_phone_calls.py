@@ -392,7 +392,6 @@ def test_transcription_before_recording_is_kept(client, line):
 
 
 def test_voicemail_pages_the_oncall_primary(client, db):
-    pytest.importorskip("rotations.selectors", reason="needs the roster selectors (branch roster)")
     from rotations.selectors import team_oncall_users
     from tests.factories import (
         ContactMethodFactory,

@@ -42,7 +42,6 @@ def test_press_0_with_nobody_on_call_falls_back_to_voicemail(client, line):
 
 @pytest.fixture
 def oncall(line):
-    pytest.importorskip("rotations.selectors", reason="needs the roster selectors (branch roster)")
     from rotations.selectors import team_oncall_users
 
     people = [paged_team(f"Home {n}")[1] for n in range(2)]

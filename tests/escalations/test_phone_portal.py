@@ -241,3 +241,46 @@ def test_demo_seed_creates_the_emergency_line_idempotently():
     assert [(o.digit, o.team.name) for o in line.menu_options.all()] == [(1, "Payments"), (2, "Platform")]
     assert phone.caller_identify(number="+15550142001").organisation == "Acme Retail"
     assert phone.caller_identify(number="+1 555-014-2002").organisation == "Globex Logistics"
+
+
+def test_sms_confirmation_without_twilio_lands_in_the_outbox(client, fake_twilio, line, settings):
+    from escalations.models import OutboxMessage
+
+    line.sms_confirmation = True
+    line.save()
+    record = voicemail(client, line, fake_twilio)
+    settings.TWILIO_ACCOUNT_SID = ""  # the demo: no Twilio account, the console channel is the outbox
+    assert phone.call_sms_confirmation_send(call_id=record.pk) == "sent"
+    (sms,) = OutboxMessage.objects.all()
+    assert (sms.channel, sms.to, sms.kind, sms.incident_id) == ("sms", CALLER, "notice", record.incident_id)
+    assert record.reference in sms.body
+    record.refresh_from_db()
+    assert record.sms_status == "sent" and record.sms_sid == f"OUTBOX{sms.pk}"
+    assert not [r for r in FakeTwilio.requests if r[0] == "POST"]
+
+
+def test_call_log_links_to_the_incident_and_the_incident_shows_the_call(client, fake_twilio, line, staff,
+                                                                      mfa_user):
+    from django.urls import reverse
+
+    record = voicemail(client, line, fake_twilio)
+    twilio_post(client, "phone_line_transcription", call_params(
+        record.call_sid, RecordingSid=record.recording_sid, RecordingUrl=record.recording_url,
+        TranscriptionStatus="completed", TranscriptionText="The checkout returns 500 for every card",
+    ))
+    record.refresh_from_db()
+    assert record.incident is not None
+    client.force_login(mfa_user(staff))
+    detail = reverse("portal:incident", args=[record.incident_id])
+    log = client.get("/calls/").content.decode()
+    assert f'<a href="{detail}">#{record.incident_id}</a>' in log
+    # The incident page, as an engineer of the line's team: caller, transcript, a playable recording.
+    engineer = MembershipFactory(team=line.team, role="engineer").user
+    client.force_login(engineer)
+    body = client.get(detail).content.decode()
+    assert "Emergency call" in body and CALLER in body and record.reference in body
+    assert "The checkout returns 500 for every card" in body
+    src = reverse("calls:recording", args=[record.pk])
+    assert f'<audio controls preload="none" src="{src}">' in body
+    response = client.get(src)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == AUDIO

@@ -149,3 +149,48 @@ def test_password_reset_sends_mail(client, mailoutbox):
     client.post(reverse("account_reset_password"), {"email": "pat@example.com"})
     assert len(mailoutbox) == 1
     assert "pat@example.com" in mailoutbox[0].to
+
+
+@pytest.mark.django_db
+def test_demo_has_integrations_a_heartbeat_and_lived_in_incidents(django_capture_on_commit_callbacks):
+    from datetime import UTC, datetime, timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from escalations.models import Heartbeat, Incident, Integration, OutboxMessage, Page, TimelineEvent
+
+    now = datetime(2026, 5, 6, 10, 30, tzinfo=UTC)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        summary = demo_seed(now=now)
+    assert callbacks  # pages go out after commit, not inside the seed's transaction
+    for team in Team.objects.all():
+        assert sorted(team.integrations.values_list("kind", flat=True)) == ["alertmanager", "pagerduty"]
+    assert Heartbeat.objects.get().last_ping_at == now
+    urls = {(t, n): u for t, n, u in summary.integrations}
+    am = Integration.objects.get(team__name="Payments", kind="alertmanager")
+    assert urls[("Payments", "Prometheus Alertmanager")] == (
+        f"https://backstop.example.com/integrations/alertmanager/{am.key}/"
+    )
+    by_team = {i.team.name: i for i in Incident.objects.select_related("team")}
+    assert {t: i.status for t, i in by_team.items()} == {
+        "Payments": "triggered", "Platform": "acknowledged", "Customer Support": "resolved",
+    }
+    assert by_team["Payments"].created_at == now - timedelta(minutes=7)
+    assert by_team["Payments"].source == "alert" and "CheckoutLatencyHigh" in by_team["Payments"].title
+    assert TimelineEvent.objects.filter(incident=by_team["Platform"], kind="note", message__contains="WAL").exists()
+    resolved = by_team["Customer Support"]
+    assert resolved.resolved_at.date() == (now - timedelta(days=1)).date()
+    # After commit the engine pages the triggered incident (as the Celery task would, by hand here).
+    from escalations.services import incident_advance
+
+    incident_advance(incident_id=by_team["Payments"].pk, now=now)
+    assert Page.objects.filter(incident=by_team["Payments"]).exists()
+    assert not OutboxMessage.objects.exists()
+    # Idempotent, and the command prints where to send alerts.
+    out = StringIO()
+    call_command("demo_seed", stdout=out)
+    assert Incident.objects.count() == 3 and Integration.objects.count() == 6 and Heartbeat.objects.count() == 1
+    text = out.getvalue()
+    assert f"/integrations/alertmanager/{am.key}/" in text and "routing_key" in text
+    assert "/integrations/heartbeat/" in text

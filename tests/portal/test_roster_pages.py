@@ -1,7 +1,4 @@
-"""Pages over the roster (rotations.selectors/services from the `roster` branch).
-
-Skipped until that module is on main; they run against it as soon as it lands.
-"""
+"""Pages over the roster (rotations.selectors/services)."""
 
 from datetime import timedelta
 
@@ -9,14 +6,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.roster import roster_available
 from rotations.models import Exclusion, Override
 from tests.factories import ExclusionFactory, RotationEraFactory, RotationFactory
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(not roster_available(), reason="rotations.selectors (roster branch) not on main yet"),
-]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -73,3 +73,7 @@ def week(db):
 @pytest.fixture
 def names(week):
     return {week.A.email: "A", week.B.email: "B", week.C.email: "C", week.D.email: "D", week.manager.email: "M"}
+
+
+# The fake Twilio API (real SDK pointed at it) for shift notices sent by SMS.
+from tests.escalations.conftest import fake_twilio  # noqa: E402, F401

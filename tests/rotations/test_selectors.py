@@ -75,3 +75,32 @@ def test_user_shifts_include_overrides_elsewhere(roster):
     assert [(s.position, s.start, s.end, s.reason) for s in shifts] == [
         ("secondary", MON, MON + timedelta(hours=3), "override")
     ]
+
+
+def test_override_takers_exclusions_are_loaded_with_their_team(django_assert_max_num_queries):
+    """The one loader (also behind handovers, reminders, gaps, fairness) includes the exclusions of
+    people who only take an override, so the gap check can warn they are on call while away."""
+    team = _seed(1)[0]
+    outsider = UserFactory()
+    rotation = team.rotations.get()
+    OverrideFactory(rotation=rotation, user=outsider, start=MON + timedelta(days=2), end=MON + timedelta(days=3))
+    away = ExclusionFactory(user=outsider, start=MON + timedelta(days=2), end=MON + timedelta(days=2, hours=6))
+    ExclusionFactory(user=UserFactory(), start=MON, end=MON + timedelta(days=3))  # nobody's business here
+    with django_assert_max_num_queries(5):
+        data = selectors.rotation_specs_for_teams(team_ids=[team.pk], since=MON, until=MON + timedelta(days=7))
+    roster = data.teams[team.pk]
+    assert away.pk in {x.id for x in roster.exclusions}
+    assert len(roster.exclusions) == 2  # the participant's and the override taker's
+    assert roster.spec(rotation.pk).id == rotation.pk
+
+
+def test_shift_jobs_query_count_does_not_grow_with_teams(django_assert_max_num_queries):
+    from rotations.reminders import reminders_run
+    from rotations.roster_health import fairness_report
+
+    _seed(30)
+    team = _seed(1)[0]
+    with django_assert_max_num_queries(7):  # prefs, rotations, the five-query load
+        reminders_run(now=MON + timedelta(days=40))
+    with django_assert_max_num_queries(6):  # the five-query load, names
+        fairness_report(team=team, now=MON)

@@ -12,3 +12,6 @@ class Command(BaseCommand):
         self.stdout.write("Sign in with any of these (password in the middle):")
         for email, password, role in summary.users:
             self.stdout.write(f"  {email:<22} {password:<15} {role}")
+        self.stdout.write("Send alerts here (curl them, or point Alertmanager / a PagerDuty-style sender at them):")
+        for team, name, url in summary.integrations:
+            self.stdout.write(f"  {team:<17} {name:<26} {url}")
