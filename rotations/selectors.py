@@ -13,6 +13,7 @@ unclipped, so their UIDs do not depend on the feed window.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,18 +32,43 @@ _ONE_US = timedelta(microseconds=1)
 _fromtimestamp = datetime.fromtimestamp
 
 
-def _epoch(field: str) -> Func:
+class _Epoch(Func):
     """Seconds since the epoch as float8: loading 10k floats is ~10x cheaper than 10k timestamptz.
 
     A double holds microseconds exactly for dates in this millennium, so nothing is lost.
     """
-    return Func(F(field), function="date_part", template="date_part('epoch', %(expressions)s)",
-                output_field=FloatField())
+
+    template = "date_part('epoch', %(expressions)s)"
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # The local demo: SQLite stores "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC. Whole seconds from
+        # julianday (exact to the millisecond, so rounding is safe) plus the fraction as written:
+        # microseconds survive as they do on PostgreSQL.
+        template = (
+            "(ROUND((julianday(substr(%(expressions)s, 1, 19)) - 2440588.5) * 86400.0)"
+            " + CAST('0' || substr(%(expressions)s, 20) AS REAL))"
+        )
+        return super().as_sql(compiler, connection, template=template, **extra_context)
+
+
+def _epoch(field: str) -> Func:
+    return _Epoch(F(field))
+
+
+class _IdArray(RawSQL):
+    """`IN (SELECT unnest(%s))` with ONE array parameter: a 1,000-item IN list costs more to bind."""
+
+    def __init__(self, values: Iterable[int]) -> None:
+        super().__init__("SELECT unnest(%s::bigint[])", [list(values)])
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # The local demo on SQLite has no arrays: one JSON parameter does the same job.
+        return "SELECT value FROM json_each(%s)", [json.dumps(self.params[0])]
 
 
 def _ids(values: Iterable[int]) -> RawSQL:
-    """`IN (SELECT unnest(%s))` with ONE array parameter: a 1,000-item IN list costs more to bind."""
-    return RawSQL("SELECT unnest(%s::bigint[])", [list(values)])
+    return _IdArray(values)
 
 
 @dataclass(frozen=True, slots=True)
