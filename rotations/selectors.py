@@ -46,7 +46,7 @@ class _Epoch(Func):
         # julianday (exact to the millisecond, so rounding is safe) plus the fraction as written:
         # microseconds survive as they do on PostgreSQL.
         template = (
-            "(ROUND((julianday(substr(%(expressions)s, 1, 19)) - 2440588.5) * 86400.0)"
+            "(ROUND((julianday(substr(%(expressions)s, 1, 19)) - 2440587.5) * 86400.0)"
             " + CAST('0' || substr(%(expressions)s, 20) AS REAL))"
         )
         return super().as_sql(compiler, connection, template=template, **extra_context)

@@ -30,7 +30,9 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("BACKSTOP_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+    """BACKSTOP_CHROMIUM when set (and only it), else Debian's chromium."""
+    chosen = os.environ.get("BACKSTOP_CHROMIUM")
+    for candidate in [chosen] if chosen else [shutil.which("chromium"), "/usr/bin/chromium"]:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
