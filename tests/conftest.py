@@ -61,6 +61,13 @@ def celery_worker():
     wipe()
 
 
+def pytest_configure(config):
+    # Registered here, not in pyproject.toml: a pyproject change makes every checkout's bin/test
+    # reinstall into the shared virtualenv.
+    config.addinivalue_line("markers", "sqlite: needs the local demo's SQLite database "
+                                       "(--ds=config.settings.test_sqlite)")
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say loudly, at the end, when the browser journeys could not run."""
     from tests.browser.conftest import chromium_path
