@@ -42,3 +42,26 @@ services_ensure() {
     _redis_up "$redis_url" || { echo "ERROR: cannot reach Redis at $redis_url (install it, or set TEST_CELERY_BROKER_URL)." >&2; return 1; }
   fi
 }
+
+# Browser tests (tests/browser) drive Debian's chromium package. Install it when it is missing and we
+# can (root with apt-get); otherwise say loudly that those tests will be skipped.
+chromium_ensure() {
+  if [ -n "${BACKSTOP_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing chromium for the browser tests (apt-get) ..."
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -qq chromium >/dev/null 2>&1; then
+      apt-get update -qq >/dev/null 2>&1 || true
+      apt-get install -y -qq chromium >/dev/null 2>&1 || true
+    fi
+  fi
+  if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+    echo "################################################################################" >&2
+    echo "WARNING: no chromium found and it could not be installed (needs root + apt-get)." >&2
+    echo "         The browser tests (tests/browser) will be SKIPPED. Install chromium, or" >&2
+    echo "         set BACKSTOP_CHROMIUM=/path/to/chromium, to run them." >&2
+    echo "################################################################################" >&2
+  fi
+}

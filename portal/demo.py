@@ -202,7 +202,9 @@ def demo_seed(*, today: date | None = None, now: datetime | None = None) -> Demo
             shift_unit=RotationEra.Unit.WEEKS,
             shift_length=1,
         )
-        for order, email in enumerate(engineers):
+        # The era starts a week early, so the last engineer held last week and the first one listed
+        # (Jonas on Payments, the sign-in the README suggests) is primary this week: his outbox fills.
+        for order, email in enumerate(engineers[-1:] + engineers[:-1]):
             RotationParticipant.objects.create(era=era, user=users[email], order=order)
         policy = EscalationPolicy.objects.create(
             team=team, name="Default", repeat=2, ack_timeout=timedelta(hours=4), skip_empty_steps=True

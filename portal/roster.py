@@ -24,6 +24,7 @@ class OncallLine:
     reason: str  # rotation | cover | override | gap
     covering: User | None  # the person this holder stands in for
     note: str  # "covering for Ann (vacation)", "override: swap for dentist"
+    team_name: str = ""  # two teams' rotations are often both called "Weekly"
 
     @property
     def is_gap(self) -> bool:
@@ -54,8 +55,8 @@ def shifts_describe(shifts: Iterable) -> list[OncallLine]:
         if exclusion_ids else {}
     )
     rotations = (
-        {pk: (team_id, name) for pk, team_id, name in
-         Rotation.objects.filter(pk__in=rotation_ids).values_list("pk", "team_id", "name")}
+        {pk: (team_id, name, team_name) for pk, team_id, name, team_name in
+         Rotation.objects.filter(pk__in=rotation_ids).values_list("pk", "team_id", "name", "team__name")}
         if rotation_ids else {}
     )
     lines = []
@@ -80,11 +81,12 @@ def shifts_describe(shifts: Iterable) -> list[OncallLine]:
             note = f"covering for {covering.display_name}" + (f" ({why})" if why else "")
         elif reason == "override":
             note = "override" + (f": {overrides[sh.override_id]}" if overrides.get(sh.override_id) else "")
-        team_id, rotation_name = rotations.get(sh.rotation_id, (None, ""))
+        team_id, rotation_name, team_name = rotations.get(sh.rotation_id, (None, "", ""))
         lines.append(
             OncallLine(
                 team_id=team_id, rotation_id=sh.rotation_id, rotation_name=rotation_name, position=sh.position,
                 user=user, start=sh.start, until=sh.end, reason=reason, covering=covering, note=note,
+                team_name=team_name,
             )
         )
     return lines

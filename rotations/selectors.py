@@ -13,6 +13,7 @@ unclipped, so their UIDs do not depend on the feed window.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import F, FloatField, Func, Q
 from django.db.models.expressions import RawSQL
 
@@ -42,25 +43,38 @@ class _Epoch(Func):
     output_field = FloatField()
 
     def as_sqlite(self, compiler, connection, **extra_context):
-        # The local demo's SQLite stores naive UTC text; julianday keeps ~10 µs of precision.
-        return self.as_sql(
-            compiler, connection, template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)", **extra_context
+        # The local demo: SQLite stores "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC. Whole seconds from
+        # julianday (exact to the millisecond, so rounding is safe) plus the fraction as written:
+        # microseconds survive as they do on PostgreSQL.
+        template = (
+            "(ROUND((julianday(substr(%(expressions)s, 1, 19)) - 2440587.5) * 86400.0)"
+            " + CAST('0' || substr(%(expressions)s, 20) AS REAL))"
         )
+        return super().as_sql(compiler, connection, template=template, **extra_context)
 
 
 def _epoch(field: str) -> Func:
     return _Epoch(F(field))
 
 
-def _ids(values: Iterable[int]) -> RawSQL | list[int]:
+class _IdArray(RawSQL):
     """`IN (SELECT unnest(%s))` with ONE array parameter: a 1,000-item IN list costs more to bind.
 
     The array goes as its text literal: psycopg dumping a list of ints checks every element (with a
     regex), ~8 ms for the 4,000 user ids of a thousand teams.
     """
-    if connection.vendor != "postgresql":
-        return [int(v) for v in values]  # the local demo's SQLite: a plain IN list
-    return RawSQL("SELECT unnest(%s::bigint[])", ["{" + ",".join([str(int(v)) for v in values]) + "}"])
+
+    def __init__(self, values: Iterable[int]) -> None:
+        self.ids = [int(v) for v in values]
+        super().__init__("SELECT unnest(%s::bigint[])", ["{" + ",".join(map(str, self.ids)) + "}"])
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # The local demo on SQLite has no arrays: one JSON parameter does the same job.
+        return "SELECT value FROM json_each(%s)", [json.dumps(self.ids)]
+
+
+def _ids(values: Iterable[int]) -> RawSQL:
+    return _IdArray(values)
 
 
 def _tuples(queryset) -> list[tuple]:

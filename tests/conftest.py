@@ -59,3 +59,19 @@ def celery_worker():
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
         yield worker
     wipe()
+
+
+def pytest_configure(config):
+    # Registered here, not in pyproject.toml: a pyproject change makes every checkout's bin/test
+    # reinstall into the shared virtualenv.
+    config.addinivalue_line("markers", "sqlite: needs the local demo's SQLite database "
+                                       "(--ds=config.settings.test_sqlite)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly, at the end, when the browser journeys could not run."""
+    from tests.browser.conftest import chromium_path
+
+    if chromium_path() is None:
+        terminalreporter.write_sep("!", "browser tests SKIPPED: no chromium binary (apt-get install chromium, "
+                                        "or set BACKSTOP_CHROMIUM)", red=True, bold=True)

@@ -9,3 +9,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# The call simulator (/calls/simulate/) signs its requests with the auth token. Without an account
+# SID Twilio still counts as "not configured" (escalations.channels.twilio.twilio_configured), so
+# every page stays in the outbox.
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="") or "local-demo-auth-token"

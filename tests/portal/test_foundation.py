@@ -100,6 +100,18 @@ def test_demo_seed_is_realistic_and_idempotent():
 
 
 @pytest.mark.django_db
+def test_demo_engineer_jonas_is_primary_on_payments_this_week():
+    from datetime import UTC, date, datetime
+
+    from rotations.selectors import team_oncall_users
+
+    demo_seed(today=date(2026, 11, 25))  # a Wednesday
+    payments = Team.objects.get(slug="payments")
+    at = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    assert [u.email for u in team_oncall_users(team=payments, position="primary", at=at)] == ["jonas@example.com"]
+
+
+@pytest.mark.django_db
 def test_sign_in_with_email_and_password(client):
     user = UserFactory(email="pat@example.com")
     response = client.post(reverse("account_login"), {"login": "pat@example.com", "password": "pw-for-tests-1"})

@@ -123,6 +123,8 @@ MATRIX: list[Row] = [
     Row("portal:team_create", "GET", "/teams/new", PAGE_STAFF),
     Row("portal:team_create", "POST", "/teams/new", E("login", 403, 403, 403, 403, "ok|400"), {}),
     Row("portal:team", "GET", "/teams/{team_slug}/", PAGE_TEAM),
+    Row("portal:user_ical_rotate", "POST", "/schedule/ical/rotate", PAGE_ALL, {}),
+    Row("portal:team_ical_rotate", "POST", "/teams/{team_slug}/ical/rotate", PAGE_MANAGE, {}),
     Row("portal:team_edit", "GET", "/teams/{team_slug}/edit", PAGE_MANAGE),
     Row("portal:team_edit", "POST", "/teams/{team_slug}/edit", PAGE_MANAGE_POST, {}),
     Row("portal:calendar", "GET", "/teams/{team_slug}/calendar/", PAGE_TEAM),
@@ -157,6 +159,8 @@ MATRIX: list[Row] = [
     # ---- API: rosters ------------------------------------------------------------------------------
     Row("api-root", "GET", "/api/v1/", API_READ_ALL, api=True),
     Row("team-list", "GET", "/api/v1/teams/", API_READ_ALL, api=True),
+    Row("my-ical-token-rotate", "POST", "/api/v1/me/ical-token/rotate/", API_READ_ALL, {}, api=True),
+    Row("team-ical-token-rotate", "POST", "/api/v1/teams/{team}/ical-token/rotate/", API_MANAGE, {}, api=True),
     Row("team-list", "POST", "/api/v1/teams/", API_STAFF_ONLY, {"name": "New team", "time_zone": "UTC"}, api=True),
     Row("team-detail", "GET", "/api/v1/teams/{team}/", API_READ_TEAM, api=True),
     Row("team-detail", "PATCH", "/api/v1/teams/{team}/", API_MANAGE, {"description": "x"}, api=True),

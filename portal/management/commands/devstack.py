@@ -39,6 +39,8 @@ class Command(BaseCommand):
                     proc.kill()
 
         signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+        # Explicitly, because a shell starting us in the background hands us SIGINT ignored.
+        signal.signal(signal.SIGINT, lambda *_: (stop(), sys.exit(0)))
         try:
             while True:
                 for name, proc in procs.items():
