@@ -377,15 +377,10 @@ def pagerduty_event_process(*, integration_key: str | None, body: Any, now: date
                 payload={"integration": integration.pk, "pagerduty": raw},
                 links=links,
             )
-            Alert.objects.create(
-                integration=integration,
-                incident=result.incident,
-                received_at=now,
-                action=Alert.Action.TRIGGER,
-                dedup_key=dedup_key,
-                status=Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
-                summary=event.summary,
-                payload=raw,
+            _alert_record(
+                integration=integration, incident=result.incident, now=now, action=Alert.Action.TRIGGER,
+                dedup_key=dedup_key, status=Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
+                summary=event.summary, payload=raw,
             )
             return PagerDutyResult(dedup_key, "trigger", result.incident, result.created, suppressed)
 
@@ -400,17 +395,20 @@ def pagerduty_event_process(*, integration_key: str | None, body: Any, now: date
                 status = Alert.Status.RESOLVED
         else:
             status = Alert.Status.IGNORED
-        Alert.objects.create(
-            integration=integration,
-            incident=incident,
-            received_at=now,
-            action=event.action,
-            dedup_key=event.dedup_key,
-            status=status,
-            summary=_summary_of(raw),
-            payload=raw,
+        _alert_record(
+            integration=integration, incident=incident, now=now, action=event.action, dedup_key=event.dedup_key,
+            status=status, summary=_summary_of(raw), payload=raw,
         )
         return PagerDutyResult(event.dedup_key, event.action, incident, False)
+
+
+def _alert_record(*, integration: Integration, incident, now: datetime, action: str, dedup_key: str, status: str,
+                  summary: str, payload: dict) -> Alert:
+    """The raw record of one received event, whatever it did."""
+    return Alert.objects.create(
+        integration=integration, incident=incident, received_at=now, action=action, dedup_key=dedup_key,
+        status=status, summary=summary, payload=payload,
+    )
 
 
 def _summary_of(raw: dict) -> str:
@@ -771,15 +769,10 @@ def generic_process(*, integration: Integration, data: Any, now: datetime | None
                 dedup_key=dedup_key,
                 payload={"integration": integration.pk, "generic": event.raw},
             )
-            Alert.objects.create(
-                integration=integration,
-                incident=result.incident,
-                received_at=now,
-                action=Alert.Action.TRIGGER,
-                dedup_key=dedup_key,
-                status=Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
-                summary=event.summary,
-                payload=event.raw,
+            _alert_record(
+                integration=integration, incident=result.incident, now=now, action=Alert.Action.TRIGGER,
+                dedup_key=dedup_key, status=Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
+                summary=event.summary, payload=event.raw,
             )
             return GenericResult(dedup_key, "trigger", result.incident, result.created)
         services = _services()
@@ -791,15 +784,9 @@ def generic_process(*, integration: Integration, data: Any, now: datetime | None
         elif incident is not None:
             services.incident_resolve(incident=incident, by=None, via=VIA, now=now)
             status = Alert.Status.RESOLVED
-        Alert.objects.create(
-            integration=integration,
-            incident=incident,
-            received_at=now,
-            action=event.action,
-            dedup_key=event.dedup_key,
-            status=status,
-            summary=event.summary,
-            payload=event.raw,
+        _alert_record(
+            integration=integration, incident=incident, now=now, action=event.action, dedup_key=event.dedup_key,
+            status=status, summary=event.summary, payload=event.raw,
         )
         return GenericResult(event.dedup_key, event.action, incident, False)
 
