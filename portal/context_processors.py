@@ -20,6 +20,10 @@ def backstop(request) -> dict:
     current = match.url_name if match is not None else ""
     nav = [(name, label, current in names) for name, label, names in NAV]
     twilio = _twilio_configured()
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        # The emergency line's call log is staff-only (portal.permissions).
+        nav.append(("calls:log", "Calls", current in {"log", "simulate"} and match.namespace == "calls"))
     if not twilio:
         nav.append(("portal:outbox", "Outbox", current == "outbox"))
     return {

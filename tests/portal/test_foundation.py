@@ -206,3 +206,12 @@ def test_demo_has_integrations_a_heartbeat_and_lived_in_incidents(django_capture
     text = out.getvalue()
     assert f"/integrations/alertmanager/{am.key}/" in text and "routing_key" in text
     assert "/integrations/heartbeat/" in text
+
+
+@pytest.mark.django_db
+def test_staff_navigation_links_the_call_log(client, mfa_user):
+    staff = mfa_user(StaffFactory())
+    client.force_login(staff)
+    assert b'href="/calls/"' in client.get("/").content
+    client.force_login(UserFactory())
+    assert b'href="/calls/"' not in client.get("/").content
