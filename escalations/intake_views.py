@@ -194,16 +194,13 @@ def _keyed_integration(key: str, kind: str) -> Integration | JsonResponse:
     return integration
 
 
-@csrf_exempt
-@require_http_methods(["POST"])
-def alertmanager_webhook(request: HttpRequest, key: str) -> JsonResponse:
-    """Prometheus Alertmanager webhook_configs url: /integrations/alertmanager/<key>/."""
-    integration = _keyed_integration(key, Integration.Kind.ALERTMANAGER)
+def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, process, status: int, extra) -> JsonResponse:
+    """Shared shape of the keyed webhooks: integration check, size-limited parse, process, JSON answer."""
+    integration = _keyed_integration(key, kind)
     if isinstance(integration, JsonResponse):
         return integration
     try:
-        data = _json(_body(request))
-        result = intake.alertmanager_process(integration=integration, body=data)
+        result = process(integration, read(request, _body(request)))
     except _TooLarge:
         return _error(413, f"Request body exceeds {settings.BACKSTOP_INTAKE_MAX_BYTES} bytes")
     except intake.EventInvalid as exc:
@@ -213,8 +210,21 @@ def alertmanager_webhook(request: HttpRequest, key: str) -> JsonResponse:
             "status": "success",
             "dedup_key": result.dedup_key,
             "incident_id": result.incident.pk if result.incident else None,
-            "firing": result.firing,
-        }
+            **extra(result),
+        },
+        status=status,
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def alertmanager_webhook(request: HttpRequest, key: str) -> JsonResponse:
+    """Prometheus Alertmanager webhook_configs url: /integrations/alertmanager/<key>/."""
+    return _keyed_webhook(
+        request, key, Integration.Kind.ALERTMANAGER,
+        read=lambda request, body: _json(body),
+        process=lambda integration, data: intake.alertmanager_process(integration=integration, body=data),
+        status=200, extra=lambda result: {"firing": result.firing},
     )
 
 
@@ -236,23 +246,11 @@ def _form_or_json(request: HttpRequest, body: bytes):
 @require_http_methods(["POST"])
 def generic_webhook(request: HttpRequest, key: str) -> JsonResponse:
     """Generic webhook: JSON or form `{summary, details, severity, dedup_key, action}`."""
-    integration = _keyed_integration(key, Integration.Kind.GENERIC)
-    if isinstance(integration, JsonResponse):
-        return integration
-    try:
-        data = _form_or_json(request, _body(request))
-        result = intake.generic_process(integration=integration, data=data)
-    except _TooLarge:
-        return _error(413, f"Request body exceeds {settings.BACKSTOP_INTAKE_MAX_BYTES} bytes")
-    except intake.EventInvalid as exc:
-        return _error(400, exc.message, exc.errors)
-    return JsonResponse(
-        {
-            "status": "success",
-            "dedup_key": result.dedup_key,
-            "incident_id": result.incident.pk if result.incident else None,
-        },
-        status=202,
+    return _keyed_webhook(
+        request, key, Integration.Kind.GENERIC,
+        read=_form_or_json,
+        process=lambda integration, data: intake.generic_process(integration=integration, data=data),
+        status=202, extra=lambda result: {},
     )
 
 
