@@ -46,8 +46,10 @@ __all__ = [
     "Shift",
     "Window",
     "coverage_gaps",
+    "exclusion_make",
     "handoffs",
     "oncall_at",
+    "override_make",
     "rotation_shifts",
     "team_oncall_at",
     "team_shifts",
@@ -204,6 +206,55 @@ class _ShiftBuilder:
 _mk_shift = _ShiftBuilder
 
 
+class _ExclusionBuilder:
+    """``Exclusion(...)`` without the frozen-dataclass __init__ (see _ShiftBuilder): loaders build
+    thousands per request."""
+
+    __slots__ = Exclusion.__slots__
+
+    def __init__(self, user_id, start, end, id=None, reason="") -> None:
+        self.user_id = user_id
+        self.start = start
+        self.end = end
+        self.id = id
+        self.reason = reason
+        self.__class__ = Exclusion
+
+
+class _OverrideBuilder:
+    """``Override(...)`` without the frozen-dataclass __init__ (see _ShiftBuilder)."""
+
+    __slots__ = Override.__slots__
+
+    def __init__(self, rotation_id, user_id, start, end, position=None, replaces_user_id=None, id=None) -> None:
+        self.rotation_id = rotation_id
+        self.user_id = user_id
+        self.start = start
+        self.end = end
+        self.position = position
+        self.replaces_user_id = replaces_user_id
+        self.id = id
+        self.__class__ = Override
+
+
+def exclusion_make(user_id: int, start: datetime, end: datetime, id: int | None = None, reason: str = "") -> Exclusion:
+    """Same as ``Exclusion(...)``, about 3x cheaper: for loaders that build thousands."""
+    return _ExclusionBuilder(user_id, start, end, id, reason)  # type: ignore[return-value]
+
+
+def override_make(
+    rotation_id: int,
+    user_id: int,
+    start: datetime,
+    end: datetime,
+    position: str | None = None,
+    replaces_user_id: int | None = None,
+    id: int | None = None,
+) -> Override:
+    """Same as ``Override(...)``, about 3x cheaper: for loaders that build thousands."""
+    return _OverrideBuilder(rotation_id, user_id, start, end, position, replaces_user_id, id)  # type: ignore[return-value]
+
+
 def _utc(dt: datetime) -> datetime:
     if dt.tzinfo is UTC:
         return dt
@@ -222,6 +273,7 @@ class _CEra:
 
     __slots__ = (
         "_groups",
+        "_plain_keys",
         "anchor_local",
         "anchor_ord",
         "anchor_utc",
@@ -251,34 +303,42 @@ class _CEra:
         if era.length < 1:
             raise ValueError("length must be >= 1")
         self.index = index
-        self.unit = era.unit
+        unit = self.unit = era.unit
         self.length = era.length
         self.tz = tz
+        anchor = era.anchor
         # fold=0 on the anchor as well, so boundary 0 follows the same rule as
         # every other local boundary.
-        self.anchor_local = era.anchor.astimezone(tz).replace(tzinfo=None, fold=0)
-        self.anchor_ord = self.anchor_local.toordinal()
-        if era.unit == "hours":
-            self.step = timedelta(hours=era.length)
+        if anchor.tzinfo is not tz:
+            anchor = anchor.astimezone(tz)
+        # Positional construction: datetime.replace() and keyword arguments cost ~1.5 us each,
+        # which dominated compiling a thousand specs.
+        anchor_local = datetime(
+            anchor.year, anchor.month, anchor.day, anchor.hour, anchor.minute, anchor.second, anchor.microsecond
+        )
+        self.anchor_local = anchor_local
+        self.anchor_ord = anchor_local.toordinal()
+        if unit == "hours":
+            self.step = timedelta(0, era.length * 3600)
             self.days = 0
             self.anchor_utc = _utc(era.anchor)
         else:
-            self.days = era.length * (7 if era.unit == "weeks" else 1)
-            self.step = timedelta(days=self.days)
-            self.anchor_utc = _to_utc(self.anchor_local, tz)
-        self.participants = tuple(era.participants)
-        self.n = len(self.participants)
-        self.pset = frozenset(self.participants)
+            days = self.days = era.length * (7 if unit == "weeks" else 1)
+            self.step = timedelta(days)
+            self.anchor_utc = _to_utc(anchor_local, tz)
+        participants = self.participants = tuple(era.participants)
+        self.n = len(participants)
+        self.pset = frozenset(participants)
         # Index guesses use one fixed offset instead of a real UTC->local
         # conversion; locate() corrects the guess by at most a step or two.
-        self.guess_offset = self.anchor_utc.astimezone(tz).utcoffset()
-        self.windows = tuple(
-            Window(
-                w.start.replace(fold=0, tzinfo=None),
-                w.end.replace(fold=0, tzinfo=None),
-                w.weekday,
+        self.guess_offset = tz.utcoffset(anchor_local)
+        self.windows = (
+            tuple(
+                Window(w.start.replace(fold=0, tzinfo=None), w.end.replace(fold=0, tzinfo=None), w.weekday)
+                for w in era.restrictions
             )
-            for w in era.restrictions
+            if era.restrictions
+            else ()
         )
         # Last plain-rotation answer of oncall_at: (start, end, shifts).  Shifts
         # last hours to weeks, so repeated "who is on call now" queries hit it.
@@ -288,12 +348,26 @@ class _CEra:
         # Last exclusion/override-affected answer, keyed by the relevant
         # records themselves: (exs, ovs, valid_from, valid_until, shifts).
         self.seg_memo: tuple[list, list, datetime, datetime, tuple] | None = None
-        self.start = max(_utc(era.effective_from), self.anchor_utc)
+        effective_from = era.effective_from
+        if effective_from.tzinfo is not UTC:
+            effective_from = _utc(effective_from)
+        self.start = effective_from if effective_from > self.anchor_utc else self.anchor_utc
         self.end = end
         # The position group only depends on i % n: built on first use and kept. Building all n
         # eagerly was a third of compiling a spec, and "who is on call now" needs one or two.
         self.k = k
         self._groups: list[tuple[int | None, ...] | None] = [None] * max(self.n, 1)
+        self._plain_keys: list[tuple[tuple, ...] | None] = [None] * max(self.n, 1)
+
+    def plain_keys(self, i: int) -> tuple[tuple, ...]:
+        """Per position (user, reason, override_id, exclusion_id) when nothing is excluded or overridden."""
+        r = i % self.n if self.n else 0
+        pk = self._plain_keys[r]
+        if pk is None:
+            pk = self._plain_keys[r] = tuple(
+                (u, _ROTATION if u is not None else _GAP, None, None) for u in self.group(i)
+            )
+        return pk
 
     def group(self, i: int) -> tuple[int | None, ...]:
         n = self.n
@@ -337,7 +411,19 @@ class _CEra:
             i = ((local.year - a.year) * 12 + local.month - a.month) // self.length
         else:
             i = (local.toordinal() - self.anchor_ord) // self.days
-        i = max(i, 0)
+            if i < 0:
+                i = 0
+            # bound() inlined for the common case: the guess is right almost always.
+            tz = self.tz
+            naive = self.anchor_local + self.step * i
+            s = _EPOCH_UTC + ((naive - tz.utcoffset(naive)) - _EPOCH_NAIVE)
+            if s <= t:
+                naive += self.step
+                e = _EPOCH_UTC + ((naive - tz.utcoffset(naive)) - _EPOCH_NAIVE)
+                if t < e:
+                    return i, s, e
+        if i < 0:
+            i = 0
         s = self.bound(i)
         while i > 0 and s > t:
             i -= 1
@@ -386,20 +472,32 @@ class _CSpec:
     def __init__(self, spec: RotationSpec) -> None:
         tz = _zone(spec.time_zone)
         self.id = spec.id
-        self.positions = tuple(spec.positions)
-        self.k = len(self.positions)
-        self.pos_index = {p: j for j, p in enumerate(self.positions)}
-        eras: list[_CEra] = []
+        positions = self.positions = tuple(spec.positions)
+        k = self.k = len(positions)
+        # Almost every rotation uses the same few position tuples: share their index maps.
+        pos_index = _pos_indexes.get(positions)
+        if pos_index is None:
+            pos_index = _pos_indexes[positions] = {p: j for j, p in enumerate(positions)}
+        self.pos_index = pos_index
         src = spec.eras
-        for idx, era in enumerate(src):
-            end = _utc(src[idx + 1].effective_from) if idx + 1 < len(src) else _FOREVER
-            ce = _CEra(idx, era, tz, self.k, end)
-            if ce.start < ce.end:  # an era superseded before its anchor never runs
-                eras.append(ce)
-        self.eras = tuple(eras)
-        self.starts = [ce.start for ce in eras]
+        if len(src) == 1:
+            ce = _CEra(0, src[0], tz, k, _FOREVER)
+            self.eras = (ce,) if ce.start < ce.end else ()
+        else:
+            eras: list[_CEra] = []
+            for idx, era in enumerate(src):
+                end = _utc(src[idx + 1].effective_from) if idx + 1 < len(src) else _FOREVER
+                ce = _CEra(idx, era, tz, k, end)
+                if ce.start < ce.end:  # an era superseded before its anchor never runs
+                    eras.append(ce)
+            self.eras = tuple(eras)
+        self.starts = [ce.start for ce in self.eras]
 
     def era_at(self, t: datetime) -> _CEra | None:
+        eras = self.eras
+        if len(eras) == 1:
+            ce = eras[0]
+            return ce if ce.start <= t < ce.end else None
         idx = bisect_right(self.starts, t) - 1
         if idx < 0:
             return None
@@ -408,6 +506,7 @@ class _CSpec:
 
 
 _CACHE_LIMIT = 20_000
+_pos_indexes: dict[tuple[str, ...], dict[str, int]] = {}
 _compiled: dict[int, tuple[RotationSpec, _CSpec]] = {}
 _compiled_by_value: dict[RotationSpec, _CSpec] = {}
 
@@ -451,14 +550,15 @@ def _norm_exclusions(
 ) -> list[tuple[datetime, datetime, int, int | None]]:
     out = []
     for x in exclusions:
-        # Aware datetimes compare correctly across zones: filter before converting.
-        if (
-            x.start < hi
-            and x.end > lo
-            and x.start < x.end
-            and (users is None or x.user_id in users)
-        ):
-            out.append((_utc(x.start), _utc(x.end), x.user_id, x.id))
+        xs = x.start
+        xe = x.end
+        # Comparing datetimes of different zones costs ~1.3 us each: convert first unless UTC.
+        if xs.tzinfo is not UTC:
+            xs = _utc(xs)
+        if xe.tzinfo is not UTC:
+            xe = _utc(xe)
+        if xs < hi and xe > lo and xs < xe and (users is None or x.user_id in users):
+            out.append((xs, xe, x.user_id, x.id))
     if len(out) < 2:
         return out
     # Deterministic choice of exclusion_id when several cover the same instant.
@@ -472,12 +572,16 @@ def _norm_overrides(
     out = []
     rid = cs.id
     for o in overrides:
-        if o.rotation_id != rid or not (
-            o.start < hi and o.end > lo and o.start < o.end
-        ):
+        if o.rotation_id != rid:
             continue
-        s = _utc(o.start)
-        e = _utc(o.end)
+        s = o.start
+        e = o.end
+        if s.tzinfo is not UTC:
+            s = _utc(s)
+        if e.tzinfo is not UTC:
+            e = _utc(e)
+        if not (s < hi and e > lo and s < e):
+            continue
         if o.position is not None:
             j = cs.pos_index.get(o.position)
             if j is None:
@@ -504,15 +608,21 @@ def _relevant(
     cannot matter (they only restrict who may cover), and replace-overrides
     can only hit the holders.  Dropping the rest avoids needless cuts.
     """
-    exs = [x for x in exs if x[0] < b and x[1] > a] if exs else ()
-    if exs and not any(x[2] in base for x in exs):
-        exs = ()
+    if exs:
+        kept = []
+        holder_excluded = False
+        for x in exs:
+            if x[0] < b and x[1] > a:
+                kept.append(x)
+                if x[2] in base:
+                    holder_excluded = True
+        exs = kept if holder_excluded else ()
     if ovs:
-        ovs = [
-            o
-            for o in ovs
-            if o[0] < b and o[1] > a and (exs or o[3] is not None or o[4] in base)
-        ]
+        kept = []
+        for o in ovs:
+            if o[0] < b and o[1] > a and (exs or o[3] is not None or o[4] in base):
+                kept.append(o)
+        ovs = kept
     return exs, ovs
 
 
@@ -521,13 +631,19 @@ def _keys_at(
 ) -> list[tuple]:
     """Per position (user, reason, override_id, exclusion_id) at instant p."""
     k = len(base)
-    excluded: dict[int, int | None] = {}
+    excluded: dict[int, int | None] | None = None
     for x in exs:
         # exs is sorted by (start, id): the first match names the exclusion.
-        if x[0] <= p < x[1] and x[2] not in excluded:
-            excluded[x[2]] = x[3]
-    keys: list[tuple] = []
-    if excluded:
+        if x[0] <= p < x[1]:
+            if excluded is None:
+                excluded = {x[2]: x[3]}
+            elif x[2] not in excluded:
+                excluded[x[2]] = x[3]
+    if excluded is None:
+        keys = list(ce.plain_keys(i))
+        routed = base
+    else:
+        keys = []
         participants = ce.participants
         n = ce.n
         held = {u for u in base if u is not None and u not in excluded}
@@ -553,10 +669,6 @@ def _keys_at(
                     held.add(cover)
                     keys.append((cover, _COVER, None, excluded[u]))
                 routed.append(cover)
-    else:
-        routed = base
-        for u in base:
-            keys.append((u, _ROTATION if u is not None else _GAP, None, None))
     # ovs is sorted by (start, id), so the later override wins.
     for o in ovs:
         if o[0] <= p < o[1]:
@@ -578,7 +690,9 @@ def _cuts(a: datetime, b: datetime, exs: Sequence, ovs: Sequence) -> list[dateti
     for o in ovs:
         pts.add(o[0])
         pts.add(o[1])
-    return sorted(p for p in pts if a <= p <= b)
+    out = [p for p in pts if a <= p <= b]
+    out.sort()
+    return out
 
 
 def _emit_piece(
@@ -658,39 +772,37 @@ def _segments_at(
     keys = _keys_at(ce, i, base, cuts[idx], exs, ovs)
     starts = [cuts[idx]] * k
     ends = [cuts[idx + 1]] * k
-    todo = set(range(k))
+    # Walk outwards one elementary interval at a time while a position's holder is unchanged.
+    todo = list(range(k))
     left = idx - 1
     while todo and left >= 0:
-        other = _keys_at(ce, i, base, cuts[left], exs, ovs)
-        for j in list(todo):
+        p = cuts[left]
+        other = _keys_at(ce, i, base, p, exs, ovs)
+        still = []
+        for j in todo:
             if other[j] == keys[j]:
-                starts[j] = cuts[left]
-            else:
-                todo.discard(j)
+                starts[j] = p
+                still.append(j)
+        todo = still
         left -= 1
-    todo = set(range(k))
+    todo = list(range(k))
     right = idx + 1
-    while todo and right < len(cuts) - 1:
+    last = len(cuts) - 1
+    while todo and right < last:
         other = _keys_at(ce, i, base, cuts[right], exs, ovs)
-        for j in list(todo):
+        p = cuts[right + 1]
+        still = []
+        for j in todo:
             if other[j] == keys[j]:
-                ends[j] = cuts[right + 1]
-            else:
-                todo.discard(j)
+                ends[j] = p
+                still.append(j)
+        todo = still
         right += 1
     out: list[Shift] = []
     for j in range(k):
-        _close(
-            out,
-            rid,
-            positions[j],
-            j,
-            base[j],
-            i,
-            era_index,
-            keys[j],
-            starts[j],
-            ends[j],
+        user, reason, oid, xid = keys[j]
+        out.append(
+            _mk_shift(rid, positions[j], j, user, starts[j], ends[j], reason, base[j], i, era_index, oid, xid)
         )
     return out
 
@@ -797,11 +909,19 @@ def oncall_at(
     at: datetime,
 ) -> list[Shift]:
     """The (unclipped) segments covering `at`, one per position, gaps included."""
-    at = _utc(at)
-    cs = _compile(spec)
-    ce = cs.era_at(at)
-    if ce is None:
-        return []
+    if at.tzinfo is not UTC:
+        at = _utc(at)
+    hit = _compiled.get(id(spec))
+    cs = hit[1] if hit is not None and hit[0] is spec else _compile(spec)
+    eras = cs.eras
+    if len(eras) == 1:
+        ce = eras[0]
+        if not (ce.start <= at < ce.end):
+            return []
+    else:
+        ce = cs.era_at(at)
+        if ce is None:
+            return []
     # Memo of the last located shift piece: (start, end, index, plain Shifts
     # or None).  Shifts last hours to weeks, so "who is on call now" polling
     # mostly skips the boundary arithmetic.
@@ -810,8 +930,10 @@ def oncall_at(
         s, e, i, plain = memo
     else:
         i, s, e = ce.locate(at)
-        s = max(s, ce.start)
-        e = min(e, ce.end)
+        if s < ce.start:
+            s = ce.start
+        if e > ce.end:
+            e = ce.end
         if ce.windows:
             for ws, we in ce.window_intervals(s, e):
                 if ws <= at < we:
@@ -831,15 +953,24 @@ def oncall_at(
                 return list(sm[4])
             segs = _segments_at(cs, ce, i, s, e, exs, ovs, at)
             # Valid wherever every returned segment still covers the instant.
-            lo = max(sh.start for sh in segs)
-            hi = min(sh.end for sh in segs)
+            lo = segs[0].start
+            hi = segs[0].end
+            for sh in segs:
+                if sh.start > lo:
+                    lo = sh.start
+                if sh.end < hi:
+                    hi = sh.end
             ce.seg_memo = (exs, ovs, lo, hi, tuple(segs))
             return segs
     if plain is None:
         # Shifts are immutable, so the plain answer can be shared.
-        segs: list[Shift] = []
-        _emit_piece(cs, ce, i, s, e, (), (), segs)
-        plain = tuple(segs)
+        positions = cs.positions
+        rid = cs.id
+        era_index = ce.index
+        plain = tuple(
+            _mk_shift(rid, positions[j], j, u, s, e, _ROTATION if u is not None else _GAP, u, i, era_index)
+            for j, u in enumerate(ce.group(i))
+        )
         ce.memo = (s, e, i, plain)
     return list(plain)
 

@@ -31,6 +31,8 @@ from rotations.schedule import Reason, RotationSpec, Shift
 
 _ONE_US = timedelta(microseconds=1)
 _fromtimestamp = datetime.fromtimestamp
+_exclusion_make = schedule.exclusion_make
+_override_make = schedule.override_make
 
 
 class _Epoch(Func):
@@ -248,8 +250,8 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
         ):
             override_users[data.rotation_team[rotation_id]].add(user_id)
             overrides_by_team[data.rotation_team[rotation_id]].append(
-                schedule.Override(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
-                                  position=position or None, replaces_user_id=replaces, id=pk)
+                _override_make(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
+                               position or None, replaces, pk)
             )
 
     exclusions_by_user: dict[int, list[schedule.Exclusion]] = defaultdict(list)
@@ -261,7 +263,7 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
             .values_list("pk", "user_id", _epoch("start"), _epoch("end"), "reason")
         ):
             exclusions_by_user[user_id].append(
-                schedule.Exclusion(user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC), id=pk, reason=reason)
+                _exclusion_make(user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC), pk, reason)
             )
 
     for team_id, specs in specs_by_team.items():
