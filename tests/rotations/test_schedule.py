@@ -692,3 +692,24 @@ def test_oncall_memo_does_not_leak_between_calls():
     listy = RotationSpec(1, 10, "UTC", ["primary"], [Era(T0, T0, "days", 1, [A, B])])
     assert at_users(listy, t + timedelta(days=1)) == {"primary": B}
     assert oncall_at(spec, (x for x in ex), iter(ov), t)[0].user_id == C
+
+
+def test_fast_constructors_build_the_same_frozen_records():
+    import pickle
+
+    from rotations.schedule import exclusion_make, override_make
+
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    end = start + timedelta(hours=4)
+    fast = exclusion_make(7, start, end, 3, "vacation")
+    assert type(fast) is Exclusion
+    assert fast == Exclusion(7, start, end, id=3, reason="vacation")
+    assert hash(fast) == hash(Exclusion(7, start, end, id=3, reason="vacation"))
+    assert pickle.loads(pickle.dumps(fast)) == fast
+    with pytest.raises(AttributeError):
+        fast.user_id = 8  # frozen like the dataclass
+
+    taken = override_make(1, 9, start, end, "primary", None, 5)
+    assert type(taken) is Override
+    assert taken == Override(1, 9, start, end, position="primary", id=5)
+    assert override_make(1, 9, start, end, None, 7) == Override(1, 9, start, end, replaces_user_id=7)
