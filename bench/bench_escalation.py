@@ -8,9 +8,11 @@ Real processes (bench/harness.py): its own PostgreSQL database and Redis, Celery
 concurrency 2) and beat (sweep every 1 s), production settings. The harness seeds N open incidents
 that already paged step 1 and whose step 2 falls due at a known moment, spread evenly over the window
 (due times are recorded here, from the scenario, not read back). Half of them (--eta-share) also get
-the `incident_advance` ETA message the engine enqueues on commit; the rest rely on the beat sweep alone
-(what happens after a broker restart lost the messages). Step 2's delay is an hour, so every incident
-stays open for the whole run and is dispatched exactly once in the window.
+the wake-up message the engine publishes on commit (`services.incidents_wake`); the rest rely on the beat
+sweep alone (what happens after a broker restart lost the messages, or for steps due further ahead than a
+Celery ETA may wait), whose lookahead publishes timed wake-ups for what falls due before its next tick.
+Step 2's delay is an hour, so every incident stays open for the whole run and is dispatched exactly once
+in the window.
 
 Lateness of a dispatch = (moment of dispatch) - (due time), measured two ways:
 * `at`: the TimelineEvent "step_reached" `at`, i.e. the `now` the service ran with. A sweep passes one
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.django_setup()
         from django.utils import timezone
 
-        from escalations.tasks import incident_advance
+        from escalations import services
 
         teams, specs = seed_people(args.teams)
         stack.event(f"seeded {args.teams} teams")
@@ -201,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         due_by_id = dict(zip(ids, dues, strict=True))
         eta_every = round(1 / args.eta_share) if args.eta_share > 0 else 0
         eta_ids = set(ids[::eta_every]) if eta_every else set()
-        for pk in eta_ids:
-            incident_advance.apply_async((pk,), eta=due_by_id[pk])
+        # Through the product's own publisher (bucketed ETAs, one message per bucket), as the
+        # engine does on commit after step 1.
+        services.incidents_wake(wakeups=[(pk, due_by_id[pk]) for pk in ids if pk in eta_ids], now=timezone.now())
         stack.event(
             f"seeded {len(ids)} open incidents ({len(eta_ids)} with an ETA message) in "
             f"{time.monotonic() - seed_started:.1f}s; first due in "

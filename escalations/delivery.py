@@ -383,6 +383,16 @@ def pages_dispatch_due(*, now: datetime | None = None, limit: int = 500) -> list
     )
 
 
+def pages_due_soon_get(*, now: datetime, within: timedelta, limit: int = 5000) -> dict[int, datetime]:
+    """Pending pages falling due in (now, now + within]: id -> due. Pages of rules delayed longer
+    than a Celery ETA may wait get no message when created; this finds them before they are due."""
+    return dict(
+        Page.objects.filter(status=Page.Status.PENDING, due_at__gt=now, due_at__lte=now + within)
+        .order_by("due_at", "id")
+        .values_list("pk", "due_at")[:limit]
+    )
+
+
 def pages_reconcile_stuck(*, now: datetime | None = None) -> int:
     """Settle pages left in `sending` (worker died, provider timed out). Returns how many were settled.
 

@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from escalations.delivery import page_deliver, pages_dispatch_due, pages_reconcile_stuck
+from escalations.delivery import page_deliver, pages_dispatch_due, pages_due_soon_get, pages_reconcile_stuck
+from escalations.wakeups import eta_groups
 from portal.jobs import job_run
 
 logger = logging.getLogger(__name__)
 
-# The broker redelivers an unacknowledged message after visibility_timeout (300 s); an ETA task
-# waits unacknowledged in a worker, so only short ETAs are safe. Longer waits are the sweep's job.
-MAX_ETA = timedelta(seconds=250)
-
-
-# Pages due within the same second travel in one message, a few at a time: a sweep that pages a
+# Pages due within the same wake-up bucket travel in one message, a few at a time: a sweep that pages a
 # thousand people publishes dozens of messages, not thousands, and workers still share the load.
 ENQUEUE_CHUNK = 10
 
@@ -29,15 +25,12 @@ ENQUEUE_CHUNK = 10
 def page_enqueue(page_ids: Iterable[int], eta_by_id: Mapping[int, datetime] | None = None) -> None:
     """Enqueue delivery. Call from `transaction.on_commit` (the engine does) or outside a transaction."""
     eta_by_id = eta_by_id or {}
-    now = timezone.now()
-    groups: dict[datetime | None, list[int]] = {}
-    for page_id in page_ids:
-        eta = eta_by_id.get(page_id)
-        if eta is None or eta <= now:
-            groups.setdefault(None, []).append(page_id)
-        elif eta - now < MAX_ETA:
-            groups.setdefault(eta.replace(microsecond=0) + timedelta(seconds=1), []).append(page_id)
-        # else: the page-reconcile sweep dispatches it once it is due.
+    # Pages due beyond MAX_ETA are left out: the page-reconcile sweep dispatches them once due.
+    groups = eta_groups(
+        ((page_id, eta_by_id.get(page_id)) for page_id in page_ids),
+        now=timezone.now(),
+        granularity=settings.BACKSTOP_WAKE_GRANULARITY,
+    )
     for eta, ids in groups.items():
         for start in range(0, len(ids), ENQUEUE_CHUNK):
             chunk = ids[start:start + ENQUEUE_CHUNK]
@@ -78,9 +71,13 @@ def deliver_pages(page_ids: list[int]) -> list[str]:
 
 @shared_task(name="escalations.page_reconcile", acks_late=True, ignore_result=True)
 def page_reconcile() -> dict:
-    """Every 15 s: settle pages stuck in `sending`, then enqueue every due pending page."""
+    """Every 15 s: settle pages stuck in `sending`, enqueue every due pending page, and time
+    messages for the pages falling due before the next run (a duplicate message is harmless: the
+    claim is conditional)."""
     with job_run("page-reconcile"):
         settled = pages_reconcile_stuck(now=timezone.now())
         due = pages_dispatch_due(now=timezone.now(), limit=settings.BACKSTOP_SWEEP_BATCH)
         page_enqueue(due)
-    return {"reconciled": settled, "dispatched": len(due)}
+        soon = pages_due_soon_get(now=timezone.now(), within=settings.BACKSTOP_PAGE_LOOKAHEAD)
+        page_enqueue(soon, soon)
+    return {"reconciled": settled, "dispatched": len(due), "timed": len(soon)}

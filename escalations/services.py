@@ -13,11 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from escalations import engine
+from escalations import wakeups as wakeups_mod
 from escalations.models import EscalationPolicy, Incident, Page, TimelineEvent
 from escalations.targets import TargetResolver
 from portal.models import ContactMethod, NotificationRule, User
@@ -33,9 +36,9 @@ Kind = TimelineEvent.Kind
 MANUAL_STEP = 32000
 # Delay-0 steps are performed back to back in one call; bounded so a bad policy cannot spin.
 MAX_ACTIONS_PER_CALL = 50
-# Celery ETAs shorter than the broker's visibility timeout are safe; longer waits are the sweep's.
-MAX_ETA = timedelta(seconds=250)
-ADVANCE_CHUNK = 20
+# Incidents per wake-up message (a message advances its incidents in one transaction).
+ADVANCE_CHUNK = 50
+_WAKE_HORIZON_KEY = "escalations:sweep-wake-horizon"
 
 
 @dataclass
@@ -301,25 +304,23 @@ def _on_commit_advance_many(incidents: Iterable[Incident]) -> None:
     wakeups = [(i.pk, i.next_action_at) for i in incidents if i.next_action_at is not None]
     if not wakeups:
         return
-
-    def enqueue() -> None:
-        from escalations.tasks import incidents_advance
-
-        now = timezone.now()
-        groups: dict[datetime | None, list[int]] = {}
-        for incident_id, due in wakeups:
-            if due <= now:
-                groups.setdefault(None, []).append(incident_id)
-            elif due - now < MAX_ETA:
-                # Round up: arriving a moment early would find nothing due and wait for the sweep.
-                at = due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due
-                groups.setdefault(at, []).append(incident_id)
-        for eta, ids in groups.items():
-            for start in range(0, len(ids), ADVANCE_CHUNK):
-                incidents_advance.apply_async((ids[start:start + ADVANCE_CHUNK],), eta=eta)
-
     # robust: a broker hiccup must not fail the committed work; the sweep re-finds anything due.
-    transaction.on_commit(enqueue, robust=True)
+    transaction.on_commit(lambda: incidents_wake(wakeups=wakeups, now=timezone.now()), robust=True)
+
+
+def incidents_wake(*, wakeups: Iterable[tuple[int, datetime]], now: datetime) -> int:
+    """Publish `incidents_advance` messages timed for these (incident id, due) pairs; returns the
+    number of messages. Ids due in the same bucket (BACKSTOP_WAKE_GRANULARITY) share a message.
+    Duplicates are harmless: an advance only acts on what is due and not locked elsewhere."""
+    from escalations.tasks import incidents_advance as incidents_advance_task
+
+    groups = wakeups_mod.eta_groups(wakeups, now=now, granularity=settings.BACKSTOP_WAKE_GRANULARITY)
+    sent = 0
+    for eta, ids in groups.items():
+        for chunk in wakeups_mod.chunks(ids, ADVANCE_CHUNK):
+            incidents_advance_task.apply_async((chunk,), eta=eta)
+            sent += 1
+    return sent
 
 
 _INCIDENT_UPDATE_SQL = (
@@ -437,6 +438,51 @@ def incident_advance(*, incident_id: int, now: datetime | None = None) -> Advanc
         if incident is None:
             return None
         return _advance_locked(incident, now)
+
+
+def incidents_advance(*, incident_ids: Sequence[int], now: datetime | None = None) -> int:
+    """Advance those of these incidents that are due, together in one transaction (one wake-up
+    message). Rows locked elsewhere are skipped: whoever holds them is advancing them. Returns how
+    many were advanced."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            Incident.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=list(incident_ids), next_action_at__lte=now)
+            .exclude(status=Status.RESOLVED)
+            .order_by("pk")
+        )
+        if due:
+            _advance_locked_batch(due, now)
+    return len(due)
+
+
+def incidents_due_soon_get(*, now: datetime, within: timedelta) -> list[tuple[int, datetime]]:
+    """(id, next_action_at) of open incidents falling due in (now, now + within]."""
+    return list(
+        Incident.objects.filter(next_action_at__gt=now, next_action_at__lte=now + within)
+        .exclude(status=Status.RESOLVED)
+        .values_list("pk", "next_action_at")
+    )
+
+
+def escalations_sweep_with_lookahead(*, lookahead: timedelta, batch: int = 200) -> tuple[int, int]:
+    """The periodic sweep: advance everything due, then publish precisely timed wake-ups for what
+    falls due before the next sweeps, so an incident whose own message was lost (or that was due
+    too far ahead to get one) is still advanced on time, not up to a sweep interval late.
+    Returns (advanced, wake-up messages)."""
+    advanced = escalations_sweep(batch=batch)
+    now = timezone.now()
+    until = now + lookahead
+    # Each sweep publishes only past the horizon the previous one reached, so an incident gets one
+    # timed wake-up rather than one per sweep in the window. Lost horizon (cache restart) or a second
+    # beat: the window is published again; a duplicate wake-up is a no-op.
+    start = cache.get(_WAKE_HORIZON_KEY)
+    if not isinstance(start, datetime) or start < now or start > until:
+        start = now
+    soon = incidents_due_soon_get(now=start, within=until - start)
+    cache.set(_WAKE_HORIZON_KEY, until, timeout=max(60, int(lookahead.total_seconds() * 4)))
+    return advanced, incidents_wake(wakeups=soon, now=now) if soon else 0
 
 
 def escalations_sweep(*, now: datetime | None = None, batch: int = 200, max_batches: int = 50) -> int:

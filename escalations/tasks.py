@@ -1,6 +1,7 @@
 """Thin, idempotent Celery wrappers around the escalation services."""
 
 from celery import shared_task
+from django.conf import settings
 
 from escalations import services
 from portal.jobs import job_run
@@ -9,7 +10,10 @@ from portal.jobs import job_run
 @shared_task(name="escalations.tasks.sweep", acks_late=True, ignore_result=True)
 def sweep() -> int:
     with job_run("escalation-sweep"):
-        return services.escalations_sweep()
+        advanced, _ = services.escalations_sweep_with_lookahead(
+            lookahead=settings.BACKSTOP_SWEEP_LOOKAHEAD, batch=settings.BACKSTOP_SWEEP_BATCH
+        )
+        return advanced
 
 
 @shared_task(name="escalations.tasks.incident_advance", acks_late=True, ignore_result=True)
@@ -25,6 +29,5 @@ def phone_sms_confirmation_send(call_id: int) -> str:
 
 
 @shared_task(name="escalations.tasks.incidents_advance", acks_late=True, ignore_result=True)
-def incidents_advance(incident_ids: list[int]) -> None:
-    for incident_id in incident_ids:
-        services.incident_advance(incident_id=incident_id)
+def incidents_advance(incident_ids: list[int]) -> int:
+    return services.incidents_advance(incident_ids=incident_ids)

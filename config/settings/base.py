@@ -173,6 +173,15 @@ BACKSTOP_PAGE_THROTTLE = {
 BACKSTOP_PAGE_STUCK_AFTER = timedelta(seconds=env.int("PAGE_STUCK_AFTER_SECONDS", default=60))
 BACKSTOP_PAGE_MAX_ATTEMPTS = env.int("PAGE_MAX_ATTEMPTS", default=5)
 BACKSTOP_SWEEP_BATCH = env.int("SWEEP_BATCH", default=500)
+# Wake-up messages (engine advances, page deliveries) carry every id due in the same bucket of this
+# size; a page is dispatched at most this late by the bucketing itself.
+BACKSTOP_WAKE_GRANULARITY = timedelta(milliseconds=env.int("WAKE_GRANULARITY_MS", default=50))
+# After each escalation sweep, incidents falling due within this window get precisely timed wake-up
+# messages, so even one whose own message was lost is not left for the next sweep tick. Keep it
+# above the sweep interval so consecutive windows overlap.
+BACKSTOP_SWEEP_LOOKAHEAD = timedelta(seconds=env.float("SWEEP_LOOKAHEAD_SECONDS", default=2.5))
+# The same for pending pages at each page-reconcile run (every 15 s).
+BACKSTOP_PAGE_LOOKAHEAD = timedelta(seconds=env.float("PAGE_LOOKAHEAD_SECONDS", default=20))
 BACKSTOP_GAP_LOOKAHEAD_DAYS = env.int("GAP_LOOKAHEAD_DAYS", default=14)
 BACKSTOP_BEAT_STALE_AFTER = timedelta(seconds=env.int("BEAT_STALE_AFTER_SECONDS", default=120))
 

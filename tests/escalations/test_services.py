@@ -337,3 +337,50 @@ def test_concurrent_sweeps_write_each_page_once():
     for incident in incidents:
         keys = list(Page.objects.filter(incident=incident).values_list("cycle", "step", "loop", "user", "rule_index"))
         assert len(keys) == len(set(keys)) == 2 + 4 + 2  # step0 (sms+voice), step1 (2 people × 2), step0 loop1
+
+
+def test_a_wake_up_message_advances_only_its_due_incidents_together():
+    team = TeamFactory()
+    alice, bob = person(), person()
+    policy_for(team, (5, [alice]), (5, [bob]))
+    first, second, later = trigger(team), trigger(team, dedup_key="b"), trigger(team, dedup_key="c")
+    Incident.objects.filter(pk=later.pk).update(next_action_at=T0 + 9 * MIN)
+    assert services.incidents_advance(incident_ids=[first.pk, second.pk, later.pk], now=T0 + 5 * MIN) == 2
+    for incident in (first, second):
+        assert (bob.display_name, "sms", 1, 0, 5 * MIN) in sent(incident)
+    assert all(p[2] == 0 for p in sent(later))
+    # The same message again (redelivered) finds nothing due and writes nothing.
+    assert services.incidents_advance(incident_ids=[first.pk, second.pk, later.pk], now=T0 + 5 * MIN) == 0
+    assert len(sent(first)) == 2
+
+
+def test_incidents_due_soon_are_those_due_within_the_window_and_open():
+    team = TeamFactory()
+    policy_for(team, (5, [person()]))
+    soon, resolved, far = trigger(team), trigger(team, dedup_key="r"), trigger(team, dedup_key="f")
+    Incident.objects.filter(pk=far.pk).update(next_action_at=T0 + 9 * MIN)
+    services.incident_resolve(incident=resolved, by=None, via="api", now=T0 + MIN)
+    found = services.incidents_due_soon_get(now=T0 + 4 * MIN, within=2 * MIN)
+    assert found == [(soon.pk, T0 + 5 * MIN)]
+    assert services.incidents_due_soon_get(now=T0 + 5 * MIN, within=2 * MIN) == []  # already due: the sweep's
+
+
+def test_each_sweep_publishes_wake_ups_only_past_the_previous_horizon(monkeypatch):
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    team = TeamFactory()
+    policy_for(team, (5, [person()]))
+    near, far = trigger(team), trigger(team, dedup_key="far")
+    now = timezone.now()
+    Incident.objects.filter(pk=near.pk).update(next_action_at=now + timedelta(seconds=1))
+    Incident.objects.filter(pk=far.pk).update(next_action_at=now + timedelta(seconds=4))
+    published = []
+    monkeypatch.setattr(services, "incidents_wake", lambda *, wakeups, now: published.append(sorted(wakeups)) or 1)
+    cache.delete(services._WAKE_HORIZON_KEY)
+    services.escalations_sweep_with_lookahead(lookahead=timedelta(seconds=3))
+    assert [[pk for pk, _ in batch] for batch in published] == [[near.pk]]
+    services.escalations_sweep_with_lookahead(lookahead=timedelta(seconds=6))
+    # The second sweep starts where the first one's window ended: `near` is not published again.
+    assert [[pk for pk, _ in batch] for batch in published] == [[near.pk], [far.pk]]
+    cache.delete(services._WAKE_HORIZON_KEY)

@@ -75,3 +75,24 @@ def test_a_lost_message_is_picked_up_by_the_sweep(worker, monkeypatch):
     assert not Page.objects.filter(incident=incident).exists()
     tasks.sweep.delay()
     assert _wait_for(lambda: Page.objects.filter(incident=incident).count() == 1)
+
+
+def test_the_sweep_times_a_wake_up_for_an_incident_due_before_its_next_tick(worker, monkeypatch):
+    """An incident whose own message was lost and which is not yet due when the sweep runs is
+    advanced by the sweep's timed wake-up, with no second sweep."""
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from escalations.models import Incident
+
+    team, _ = _team_with_policy()
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "_on_commit_advance", lambda incident: None)
+        incident = services.incident_trigger(team=team, title="Due in a moment").incident
+    due = timezone.now() + timedelta(seconds=1.5)
+    Incident.objects.filter(pk=incident.pk).update(next_action_at=due)
+    # Earlier tests' sweeps already published this window (their horizon); start afresh.
+    cache.delete(services._WAKE_HORIZON_KEY)
+    tasks.sweep.delay()
+    assert _wait_for(lambda: Page.objects.filter(incident=incident).count() == 1)
+    assert Page.objects.get(incident=incident).created_at >= due
