@@ -191,29 +191,48 @@ def _specs_load(team_ids: Iterable[int]) -> tuple[RosterData, dict[int, list[Rot
     specs_by_team: dict[int, list[RotationSpec]] = defaultdict(list)
     users: set[int] = set()
     for pk, team_id, name, tz, positions in rotations:
-        eras = []
-        for index, (era_id, _rid, eff, start_date, handoff, unit, length, restrictions) in enumerate(
-            eras_by_rotation.get(pk, ())
-        ):
-            people = tuple(participants.get(era_id, ()))
-            users.update(people)
-            eras.append(
-                schedule.Era(
-                    effective_from=eff,
-                    anchor=era_anchor(start_date=start_date, handoff_time=handoff, time_zone=tz),
-                    unit=unit,
-                    length=length,
-                    participants=people,
-                    restrictions=tuple(_window(w) for w in restrictions or ()),
-                )
-            )
-            data.era_ids[(pk, index)] = era_id
+        rows = eras_by_rotation.get(pk, ())
+        # The same rows give the same spec: reusing the very object lets the resolver find its
+        # compiled form (and memos) by identity instead of hashing and comparing a new spec.
+        key = (
+            pk, team_id, tz, tuple(positions),
+            tuple((row[2], row[3], row[4], row[5], row[6], repr(row[7]) if row[7] else "") for row in rows),
+            tuple(tuple(participants.get(row[0], ())) for row in rows),
+        )
+        spec = _spec_memo.get(key)
+        if spec is None:
+            spec = _spec_build(pk, team_id, tz, positions, rows, participants)
+            if len(_spec_memo) >= _SPEC_MEMO_LIMIT:
+                _spec_memo.clear()
+            _spec_memo[key] = spec
+        for index, row in enumerate(rows):
+            data.era_ids[(pk, index)] = row[0]
+        for era in spec.eras:
+            users.update(era.participants)
         data.rotation_names[pk] = name
         data.rotation_team[pk] = team_id
-        specs_by_team[team_id].append(
-            RotationSpec(id=pk, team_id=team_id, time_zone=tz, positions=tuple(positions), eras=tuple(eras))
-        )
+        specs_by_team[team_id].append(spec)
     return data, specs_by_team, users
+
+
+_SPEC_MEMO_LIMIT = 20_000
+_spec_memo: dict[tuple, RotationSpec] = {}
+
+
+def _spec_build(pk: int, team_id: int, tz: str, positions, rows, participants) -> RotationSpec:
+    eras = []
+    for era_id, _rid, eff, start_date, handoff, unit, length, restrictions in rows:
+        eras.append(
+            schedule.Era(
+                effective_from=eff,
+                anchor=era_anchor(start_date=start_date, handoff_time=handoff, time_zone=tz),
+                unit=unit,
+                length=length,
+                participants=tuple(participants.get(era_id, ())),
+                restrictions=tuple(_window(w) for w in restrictions or ()),
+            )
+        )
+    return RotationSpec(id=pk, team_id=team_id, time_zone=tz, positions=tuple(positions), eras=tuple(eras))
 
 
 def _widen(specs: Iterable[RotationSpec], since: datetime, until: datetime) -> tuple[datetime, datetime]:
