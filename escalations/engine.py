@@ -590,7 +590,9 @@ def _escalate(
         step, loop = nxt
         spec = policy.steps[step]
         users = tuple(sorted(targets(step)))
-        label = f"{_step_label(policy, step)}, {_loop_label(policy, loop)}, cycle {state.cycle}"
+        label = f"{_step_label(policy, step)}, {_loop_label(policy, loop)}" + (
+            f", re-trigger cycle {state.cycle}" if state.cycle else ""
+        )
 
         if users:
             wait = spec.delay + carried
@@ -602,8 +604,12 @@ def _escalate(
                 else ""
             )
             explain = (
-                f"Paged users {list(users)} at {_fmt(now)} for {label}: {why}.{skipped_note} "
-                f"Next escalation at {_fmt(next_at)} ({_fmt_td(wait)} after this page)."
+                f"{label[0].upper()}{label[1:]}: {why}.{skipped_note} "
+                + (
+                    f"Next escalation at {_fmt(next_at)} ({_fmt_td(wait)} after this page) unless acknowledged."
+                    if next_at is not None
+                    else "No further escalation is scheduled."
+                )
             )
             notified = replace(state, step=step, loop=loop, exhausted=False, next_action_at=next_at)
             notify = NotifyStep(state.cycle, step, loop, users, now, explain)

@@ -352,7 +352,7 @@ def _apply_actions(batch: _Batch, incident: Incident, actions: Sequence[engine.A
             batch.notifies.append(_Notify(incident, action.cycle, action.step, action.loop, action.user_ids, now))
             batch.event(
                 incident, Kind.STEP_REACHED,
-                f"Step {action.step + 1} (loop {action.loop + 1}): notifying {names}. {action.explain}",
+                f"Paging {names}. {action.explain}",
                 cycle=action.cycle, step=action.step, loop=action.loop, user_ids=list(action.user_ids),
             )
             batch.assign[incident.pk] = action.user_ids

@@ -30,7 +30,7 @@ def test_detail_shows_timeline_payload_and_engine_state(login, role_users, incid
     assert "Checkout is down" in body
     assert "CheckoutDown" in body  # labels
     assert "Next: step 2 (" in body and role_users["manager"].display_name in body
-    assert "Opened by system" in body and "Step 1 (loop 1): notifying" in body  # timeline rows
+    assert "Opened by system" in body and "Paging " in body and "Step 1/" in body  # timeline rows
     assert 'id="act-acknowledge"' in body
     assert "<kbd>a</kbd>" in body
 
