@@ -4,6 +4,7 @@ import socket
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from escalations import delivery_tasks
@@ -19,6 +20,7 @@ from escalations.channels import (
 from escalations.channels.console import ConsoleChannel
 from escalations.channels.email import EmailChannel
 from escalations.channels.twilio import TwilioSmsChannel, TwilioVoiceChannel, _build_client, twilio_client
+from escalations.wakeups import eta_bucket
 
 
 def _msg(**kw):
@@ -112,9 +114,10 @@ def test_page_enqueue_uses_short_etas_and_leaves_long_waits_to_the_sweep(monkeyp
     now = timezone.now()
     soon, later = now + timedelta(seconds=60), now + timedelta(seconds=400)
     delivery_tasks.page_enqueue([1, 2, 3, 4], {2: soon, 3: later, 4: now - timedelta(seconds=1)})
-    # Due pages travel together; a short wait becomes an ETA (rounded up to the second, never early);
-    # a long wait is left to the reconcile sweep.
-    assert calls == [((1, 4), None), (2, soon.replace(microsecond=0) + timedelta(seconds=1))]
+    # Due pages travel together; a short wait becomes an ETA (rounded up to its wake-up bucket, never
+    # early); a long wait is left to the reconcile sweep.
+    assert calls == [((1, 4), None), (2, eta_bucket(soon, settings.BACKSTOP_WAKE_GRANULARITY))]
+    assert soon <= calls[1][1] < soon + settings.BACKSTOP_WAKE_GRANULARITY
 
 
 def test_page_enqueue_chunks_large_batches(monkeypatch):
