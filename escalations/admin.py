@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from escalations import policy_services
 from escalations.models import (
     Alert,
     AlertGroupMember,
@@ -29,13 +30,44 @@ class EscalationStepInline(admin.TabularInline):
     show_change_link = True
 
 
+class _PolicyAuditMixin:
+    """Admin edits of a policy, its steps or their targets land in the audit log like portal edits:
+    the audited state is read before the save and compared after the inlines are saved."""
+
+    def _policy_of(self, obj) -> EscalationPolicy:
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        policy_id = self._policy_of(obj).pk if change or isinstance(obj, EscalationStep) else None
+        request._policy_before = policy_services.policy_state_get(policy_id=policy_id) if policy_id else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        policy_services.policy_change_record(
+            policy=self._policy_of(form.instance), before=getattr(request, "_policy_before", None), actor=request.user
+        )
+
+    def delete_model(self, request, obj):
+        if isinstance(obj, EscalationStep):
+            policy = obj.policy
+            before = policy_services.policy_state_get(policy_id=policy.pk)
+            super().delete_model(request, obj)
+            policy_services.policy_change_record(policy=policy, before=before, actor=request.user)
+        else:
+            super().delete_model(request, obj)
+
+
 @admin.register(EscalationPolicy)
-class EscalationPolicyAdmin(admin.ModelAdmin):
+class EscalationPolicyAdmin(_PolicyAuditMixin, admin.ModelAdmin):
     list_display = ("name", "team", "repeat", "ack_timeout", "skip_empty_steps")
     list_filter = ("team",)
     search_fields = ("name", "team__name")
     list_select_related = ("team",)
     inlines = [EscalationStepInline]
+
+    def _policy_of(self, obj) -> EscalationPolicy:
+        return obj
 
 
 class EscalationTargetInline(admin.TabularInline):
@@ -44,10 +76,13 @@ class EscalationTargetInline(admin.TabularInline):
 
 
 @admin.register(EscalationStep)
-class EscalationStepAdmin(admin.ModelAdmin):
+class EscalationStepAdmin(_PolicyAuditMixin, admin.ModelAdmin):
     list_display = ("policy", "order", "delay")
     list_select_related = ("policy__team",)
     inlines = [EscalationTargetInline]
+
+    def _policy_of(self, obj) -> EscalationPolicy:
+        return obj.policy
 
 
 class TimelineInline(admin.TabularInline):

@@ -164,3 +164,21 @@ def policy_spec_check(steps: Sequence[StepInput], repeat: int | None) -> None:
     engine.PolicySpec(
         steps=tuple(engine.StepSpec(delay=s.delay, targets=()) for s in steps), repeat=repeat
     )
+
+
+def policy_state_get(*, policy_id: int) -> dict[str, Any] | None:
+    """The audited shape of a policy (settings, steps, targets), or None if it does not exist."""
+    policy = EscalationPolicy.objects.filter(pk=policy_id).first()
+    return _state(policy) if policy is not None else None
+
+
+def policy_change_record(*, policy: EscalationPolicy, before: dict[str, Any] | None, actor) -> AuditEntry | None:
+    """Audit a change made outside the policy services (the Django admin and its inlines): the
+    difference between `before` (from policy_state_get, or None for a new policy) and now."""
+    after = _state(policy)
+    changes = _diff(before or {}, after)
+    if not changes:
+        return None
+    action = AuditEntry.Action.CREATE if before is None else AuditEntry.Action.UPDATE
+    return AuditEntry.objects.create(actor=actor, team=policy.team, action=action, object_type="escalationpolicy",
+                                     object_id=str(policy.pk), object_repr=str(policy)[:200], changes=changes)
