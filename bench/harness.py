@@ -323,7 +323,7 @@ class Stack:
         return self._child(
             name,
             [CELERY, "-A", "config", "worker", "-P", "prefork", "-c", str(concurrency), "-n", f"{name}@%h",
-             "-l", "WARNING", "--without-gossip", "--without-mingle"],
+             "-l", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "--without-gossip", "--without-mingle"],
         )
 
     def add_beat(self, name: str) -> Child:
