@@ -102,3 +102,13 @@ class StepForm(forms.Form):
 
 
 StepFormSet = formset_factory(StepForm, extra=1, can_delete=True, min_num=1, validate_min=True)
+
+
+class MemberAddForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True), widget=forms.HiddenInput,
+                                  error_messages={"invalid_choice": "That person no longer exists or is deactivated."})
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ENGINEER, label="Role")
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices, label="Role")
