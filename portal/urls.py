@@ -9,6 +9,7 @@ urlpatterns = [
     # incidents
     path("incidents/", views.incidents, name="incidents"),
     path("incidents/<int:pk>/", views.incident_detail, name="incident"),
+    path("incidents/<int:pk>/live", views.incident_live, name="incident_live"),
     path("incidents/<int:pk>/acknowledge", views.incident_acknowledge, name="incident_acknowledge"),
     path("incidents/<int:pk>/resolve", views.incident_resolve, name="incident_resolve"),
     path("incidents/<int:pk>/escalate", views.incident_escalate, name="incident_escalate"),

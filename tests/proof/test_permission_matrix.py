@@ -92,6 +92,7 @@ MATRIX: list[Row] = [
     Row("portal:now", "GET", "/", PAGE_ALL),
     Row("portal:incidents", "GET", "/incidents/", PAGE_ALL),
     Row("portal:incident", "GET", "/incidents/{incident}/", PAGE_TEAM),
+    Row("portal:incident_live", "GET", "/incidents/{incident}/live?v=stale", PAGE_TEAM),
     Row("portal:incident_acknowledge", "POST", "/incidents/{incident}/acknowledge", PAGE_WORK),
     Row("portal:incident_resolve", "POST", "/incidents/{incident}/resolve", PAGE_WORK),
     Row("portal:incident_escalate", "POST", "/incidents/{incident}/escalate", PAGE_WORK),
