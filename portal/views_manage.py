@@ -208,12 +208,27 @@ _STEP_ERROR = re.compile(r"^Step (\d+): (.+)$", re.S)
 
 
 def _step_errors_place(exc_messages: list[str], arranged: list) -> list[str]:
-    """Put the service's "Step N: ..." messages on step N's form too, so the error sits next to the step."""
+    """Put the service's "Step N: ..." messages on step N's form, next to the step; returns the others."""
+    unplaced = []
     for message in exc_messages:
         match = _STEP_ERROR.match(message)
         if match and 1 <= int(match.group(1)) <= len(arranged):
             arranged[int(match.group(1)) - 1].add_error(None, match.group(2))
-    return exc_messages
+        else:
+            unplaced.append(message)
+    return unplaced
+
+
+def _step_error_summary(steps: list[tuple], unplaced: list[str]) -> list[str]:
+    """Every step problem in one list ("Step 2: ..."), for the alert above the steps."""
+    out = []
+    for form, number in steps:
+        if number is None:
+            continue  # removed: its errors do not matter
+        for name, errors in form.errors.items():
+            label = "" if name == "__all__" else f"{form.fields[name].label}: "
+            out += [f"Step {number}: {label}{e}" for e in errors]
+    return out + unplaced
 
 
 def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | None) -> HttpResponse:
@@ -243,7 +258,7 @@ def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | No
             return redirect("portal:team", slug=team.slug)
         except ValidationError as exc:
             step_errors = exc.message_dict.pop("steps", []) if hasattr(exc, "error_dict") else []
-            _step_errors_place(step_errors, [f for f, _ in arranged])
+            step_errors = _step_errors_place(step_errors, [f for f, _ in arranged])
             if hasattr(exc, "error_dict"):
                 for field, errs in exc.message_dict.items():
                     if field != "steps":
@@ -251,9 +266,10 @@ def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | No
             else:
                 form.add_error(None, exc.messages)
     failed = request.method == "POST"
+    steps_shown = formset.steps_in_order()
     return render(request, "portal/policy_form.html", {
-        "team": team, "policy": policy, "form": form, "formset": formset, "step_errors": step_errors,
-        "steps": formset.steps_in_order(),
+        "team": team, "policy": policy, "form": form, "formset": formset, "steps": steps_shown,
+        "step_errors": _step_error_summary(steps_shown, step_errors) if failed else [],
     }, status=400 if failed else 200)
 
 

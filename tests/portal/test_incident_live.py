@@ -27,6 +27,7 @@ def test_detail_page_polls_while_visible_with_its_version(login, role_users, inc
     assert f'hx-get="{reverse("portal:incident_live", args=[incident.pk])}"' in body
     assert "every 5s [document.visibilityState === 'visible']" in body
     assert _version(response) == response.context["version"]
+    assert "Live refresh: every 5 s" not in body  # the template's comment stays a comment
 
 
 def test_unchanged_incident_answers_204_with_nothing(login, role_users, incident):

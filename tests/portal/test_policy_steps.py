@@ -81,7 +81,7 @@ def test_an_added_step_left_empty_says_what_is_wrong(login, team, role_users, po
     })
     response = login(manager).post(reverse("portal:policy_edit", args=[policy.pk]), data)
     assert response.status_code == 400
-    assert "Choose who this step notifies" in response.content.decode()
+    assert "Step 2: Choose who this step notifies" in response.content.decode()  # the summary names the step
     assert len(_saved(policy)) == 2  # unchanged
 
 
@@ -93,6 +93,7 @@ def test_removing_every_step_is_refused_in_words(login, team, role_users, policy
     response = login(role_users["manager"]).post(reverse("portal:policy_edit", args=[policy.pk]), data)
     assert response.status_code == 400
     assert "Add at least one step" in response.content.decode()
+    assert 'role="alert"' in response.content.decode()
 
 
 def test_service_step_errors_sit_next_to_the_step_in_the_order_shown(login, team, role_users):
