@@ -84,7 +84,8 @@ def _visible_incident(request: HttpRequest, pk: int) -> Incident:
     return incident
 
 
-def _detail_context(request: HttpRequest, incident: Incident, version: str) -> dict:
+def _detail_context(request: HttpRequest, incident: Incident, version: str, *, live: bool = False) -> dict:
+    """What the detail page shows; `live` leaves out the call record, which is not a live region."""
     can_act = can_work_incidents(request.user, incident.team_id)
     members = []
     if can_act and incident.is_open:
@@ -97,7 +98,7 @@ def _detail_context(request: HttpRequest, incident: Incident, version: str) -> d
         "can_act": can_act,
         "members": members,
         "assignee_ids": {u.pk for u in incident.assignees.all()},
-        "call": selectors.incident_call_get(incident=incident),
+        "call": None if live else selectors.incident_call_get(incident=incident),
         "snooze_choices": [(k, label) for k, (label, _) in SNOOZE_CHOICES.items()],
         "version": version,
     }
@@ -122,7 +123,7 @@ def incident_live(request: HttpRequest, pk: int) -> HttpResponse:
     if request.GET.get("v") == version:
         return HttpResponse(status=204)
     incident = selectors.incident_get(pk=pk)
-    return render(request, "portal/_incident_live.html", _detail_context(request, incident, version))
+    return render(request, "portal/_incident_live.html", _detail_context(request, incident, version, live=True))
 
 
 def _acted(request: HttpRequest, incident: Incident, *, note_saved: bool = False) -> HttpResponse:
