@@ -95,10 +95,62 @@ class StepForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if self.has_changed() and not (data.get("positions") or data.get("users") or data.get("whole_team")
-                                       or data.get("managers")):
+        # A step someone added (or an existing one) must say whom it notifies; an untouched spare is ignored.
+        if (self.has_changed() or not self.empty_permitted) and not (
+            data.get("positions") or data.get("users") or data.get("whole_team") or data.get("managers")
+        ):
             raise forms.ValidationError("Choose who this step notifies: a position, people, the team or its managers.")
         return data
 
 
-StepFormSet = formset_factory(StepForm, extra=1, can_delete=True, min_num=1, validate_min=True)
+class BaseStepFormSet(forms.BaseFormSet):
+    """Steps that the page adds, removes and reorders in the browser (static/js/policy-steps.js).
+
+    ORDER and DELETE are ordinary fields, so without JavaScript people type the order and tick "Remove";
+    with it, the script fills them in and hides them behind buttons.
+    """
+
+    default_error_messages = {
+        "too_few_forms": "Add at least one step: a policy without steps pages nobody.",
+        "too_many_forms": "A policy can have at most %(num)d steps.",
+    }
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        form.fields["ORDER"].label = "Position in the list"
+        form.fields["ORDER"].widget.attrs.update({"data-step-order": "", "min": "1"})
+        form.fields["DELETE"].label = "Remove this step"
+        form.fields["DELETE"].widget.attrs.update({"data-step-delete": ""})
+
+    def steps_in_order(self) -> list[tuple[forms.Form, int | None]]:
+        """Forms as the person arranged them (by posted order), each with its step number; removed ones get None."""
+        def posted_order(pair):
+            index, form = pair
+            raw = form["ORDER"].value() if form.is_bound else None
+            try:
+                return (0, int(raw), index)
+            except (TypeError, ValueError):
+                return (1, 0, index)
+
+        arranged = [f for _, f in sorted(enumerate(self.forms), key=posted_order)]
+        out, number = [], 0
+        for form in arranged:
+            removed = form.is_bound and bool(form["DELETE"].value())
+            if not removed:
+                number += 1
+            out.append((form, None if removed else number))
+        return out
+
+
+StepFormSet = formset_factory(StepForm, formset=BaseStepFormSet, extra=1, can_delete=True, can_order=True,
+                              min_num=1, validate_min=True, max_num=50, validate_max=True)
+
+
+class MemberAddForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True), widget=forms.HiddenInput,
+                                  error_messages={"invalid_choice": "That person no longer exists or is deactivated."})
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ENGINEER, label="Role")
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices, label="Role")

@@ -81,3 +81,8 @@ def can_manage_override(user: User, *, team: Team | int, taker: User, replaced: 
 
 def is_staff(user: User) -> bool:
     return user.is_authenticated and user.is_staff
+
+
+def can_manage_members(user: User, team: Team | int) -> bool:
+    """Add people to a team, change their roles, remove them: the team's managers and staff (as the API)."""
+    return can_manage_team(user, team)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Max, OuterRef, Prefetch, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -72,6 +73,29 @@ def incident_get(*, pk: int) -> Incident:
         .prefetch_related("assignees")
         .get(pk=pk)
     )
+
+
+def incident_version_get(*, pk: int) -> tuple[int, str]:
+    """(team id, live version) in one query. The version changes whenever the detail page would.
+
+    It leads with the newest timeline event id (most changes add one), then fingerprints what can change
+    without an event: the incident row (its save() bumps updated_at) and its pages' delivery states.
+    """
+    pages = Page.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
+    row = (
+        Incident.objects.filter(pk=pk)
+        .annotate(
+            last_event=Subquery(TimelineEvent.objects.filter(incident=OuterRef("pk")).order_by("-id").values("id")[:1]),
+            pages_n=Subquery(pages.annotate(v=Count("id")).values("v")),
+            pages_status=Subquery(pages.annotate(v=Max("status_at")).values("v")),
+            pages_claimed=Subquery(pages.annotate(v=Max("claimed_at")).values("v")),
+        )
+        .values_list("team_id", "last_event", "updated_at", "pages_n", "pages_status", "pages_claimed")
+        .get()
+    )
+    team_id, last_event, *rest = row
+    digest = hashlib.blake2s(repr(rest).encode(), digest_size=6).hexdigest()
+    return team_id, f"{last_event or 0}-{digest}"
 
 
 def incident_timeline_get(*, incident: Incident) -> list[TimelineEvent]:

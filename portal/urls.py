@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import views, views_insights, views_manage, views_profile, views_teams
+from portal import views, views_insights, views_manage, views_members, views_profile, views_teams
 
 app_name = "portal"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     # incidents
     path("incidents/", views.incidents, name="incidents"),
     path("incidents/<int:pk>/", views.incident_detail, name="incident"),
+    path("incidents/<int:pk>/live", views.incident_live, name="incident_live"),
     path("incidents/<int:pk>/acknowledge", views.incident_acknowledge, name="incident_acknowledge"),
     path("incidents/<int:pk>/resolve", views.incident_resolve, name="incident_resolve"),
     path("incidents/<int:pk>/escalate", views.incident_escalate, name="incident_escalate"),
@@ -36,6 +37,11 @@ urlpatterns = [
     path("teams/new", views_manage.team_create, name="team_create"),
     path("teams/<slug:slug>/", views_teams.team_detail, name="team"),
     path("teams/<slug:slug>/edit", views_manage.team_edit, name="team_edit"),
+    path("teams/<slug:slug>/members/", views_members.team_members, name="team_members"),
+    path("teams/<slug:slug>/members/add", views_members.team_member_add, name="team_member_add"),
+    path("teams/<slug:slug>/members/<int:user_id>/role", views_members.team_member_role, name="team_member_role"),
+    path("teams/<slug:slug>/members/<int:user_id>/remove", views_members.team_member_remove,
+         name="team_member_remove"),
     path("teams/<slug:slug>/ical/rotate", views_teams.team_ical_rotate, name="team_ical_rotate"),
     path("teams/<slug:slug>/calendar/", views_manage.team_calendar, name="calendar"),
     path("teams/<slug:slug>/overrides/new", views_manage.team_override_new, name="team_override_new"),

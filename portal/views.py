@@ -59,6 +59,21 @@ def incidents(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+def _live_version(request: HttpRequest, pk: int) -> str:
+    """The incident's live version, after the same visibility check as the detail page (404 otherwise).
+
+    Taken before the incident is loaded for rendering, so what is shown is never older than the
+    version the page polls with (a change in between is fetched again by the next poll).
+    """
+    try:
+        team_id, version = selectors.incident_version_get(pk=pk)
+    except Incident.DoesNotExist:
+        raise Http404("No such incident.") from None
+    if not can_view_team(request.user, team_id):
+        raise Http404("No such incident.")
+    return version
+
+
 def _visible_incident(request: HttpRequest, pk: int) -> Incident:
     try:
         incident = selectors.incident_get(pk=pk)
@@ -69,7 +84,8 @@ def _visible_incident(request: HttpRequest, pk: int) -> Incident:
     return incident
 
 
-def _detail_context(request: HttpRequest, incident: Incident) -> dict:
+def _detail_context(request: HttpRequest, incident: Incident, version: str, *, live: bool = False) -> dict:
+    """What the detail page shows; `live` leaves out the call record, which is not a live region."""
     can_act = can_work_incidents(request.user, incident.team_id)
     members = []
     if can_act and incident.is_open:
@@ -82,22 +98,40 @@ def _detail_context(request: HttpRequest, incident: Incident) -> dict:
         "can_act": can_act,
         "members": members,
         "assignee_ids": {u.pk for u in incident.assignees.all()},
-        "call": selectors.incident_call_get(incident=incident),
+        "call": None if live else selectors.incident_call_get(incident=incident),
         "snooze_choices": [(k, label) for k, (label, _) in SNOOZE_CHOICES.items()],
+        "version": version,
     }
 
 
 @login_required
 def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    incident = _visible_incident(request, pk)
+    version = _live_version(request, pk)
+    incident = selectors.incident_get(pk=pk)
     template = "portal/_incident_panel.html" if request.htmx else "portal/incident_detail.html"
-    return render(request, template, _detail_context(request, incident))
+    return render(request, template, _detail_context(request, incident, version))
 
 
-def _acted(request: HttpRequest, incident: Incident) -> HttpResponse:
+@login_required
+def incident_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The detail page's live regions (status, engine state, actions, assignees, timeline, pages).
+
+    Polled by the page with the version it shows: 204 (htmx swaps nothing) after one query when the
+    incident has not changed; 286 would stop the polling for good, which is not what "no news" means.
+    """
+    version = _live_version(request, pk)
+    if request.GET.get("v") == version:
+        return HttpResponse(status=204)
+    incident = selectors.incident_get(pk=pk)
+    return render(request, "portal/_incident_live.html", _detail_context(request, incident, version, live=True))
+
+
+def _acted(request: HttpRequest, incident: Incident, *, note_saved: bool = False) -> HttpResponse:
     if request.htmx:
+        _, version = selectors.incident_version_get(pk=incident.pk)
         incident = selectors.incident_get(pk=incident.pk)
-        return render(request, "portal/_incident_panel.html", _detail_context(request, incident) | {"oob": True})
+        context = _detail_context(request, incident, version) | {"oob": True, "note_saved": note_saved}
+        return render(request, "portal/_incident_panel.html", context)
     return redirect("portal:incident", pk=incident.pk)
 
 
@@ -167,10 +201,11 @@ def incident_note(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         incident_services.incident_note_add(incident=incident, by=request.user, text=request.POST.get("text", ""),
                                             via=WEB)
-        messages.success(request, "Note added.")
     except ValueError as exc:
         messages.error(request, str(exc))
-    return _acted(request, incident)
+        return _acted(request, incident)
+    messages.success(request, "Note added.")
+    return _acted(request, incident, note_saved=True)
 
 
 @login_required

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar as pycalendar
+import re
 from datetime import datetime, timedelta
 
 from django.contrib import messages
@@ -185,11 +186,10 @@ def _policy_initial(policy: EscalationPolicy) -> tuple[dict, list[dict]]:
     return head, steps
 
 
-def _steps_from(formset) -> list[policy_services.StepInput]:
+def _steps_from(formset) -> list[tuple[object, policy_services.StepInput]]:
+    """(form, step) in the order the person arranged them, without removed steps and untouched spares."""
     steps = []
-    for f in formset.forms:
-        if not f.has_changed() or f.cleaned_data.get("DELETE"):
-            continue
+    for f in formset.ordered_forms:
         d = f.cleaned_data
         targets = [policy_services.TargetInput(kind=EscalationTarget.Kind.POSITION, position=p)
                    for p in _comma_list(d.get("positions", ""))]
@@ -198,24 +198,55 @@ def _steps_from(formset) -> list[policy_services.StepInput]:
             targets.append(policy_services.TargetInput(kind=EscalationTarget.Kind.TEAM))
         if d.get("managers"):
             targets.append(policy_services.TargetInput(kind=EscalationTarget.Kind.MANAGERS))
-        steps.append(policy_services.StepInput(delay=timedelta(minutes=d["delay_minutes"]), targets=targets))
+        if not targets and not f.has_changed():
+            continue  # an untouched spare step (StepForm.clean refuses a touched one without targets)
+        steps.append((f, policy_services.StepInput(delay=timedelta(minutes=d["delay_minutes"]), targets=targets)))
     return steps
+
+
+_STEP_ERROR = re.compile(r"^Step (\d+): (.+)$", re.S)
+
+
+def _step_errors_place(exc_messages: list[str], arranged: list) -> list[str]:
+    """Put the service's "Step N: ..." messages on step N's form, next to the step; returns the others."""
+    unplaced = []
+    for message in exc_messages:
+        match = _STEP_ERROR.match(message)
+        if match and 1 <= int(match.group(1)) <= len(arranged):
+            arranged[int(match.group(1)) - 1].add_error(None, match.group(2))
+        else:
+            unplaced.append(message)
+    return unplaced
+
+
+def _step_error_summary(steps: list[tuple], unplaced: list[str]) -> list[str]:
+    """Every step problem in one list ("Step 2: ..."), for the alert above the steps."""
+    out = []
+    for form, number in steps:
+        if number is None:
+            continue  # removed: its errors do not matter
+        for name, errors in form.errors.items():
+            label = "" if name == "__all__" else f"{form.fields[name].label}: "
+            out += [f"Step {number}: {label}{e}" for e in errors]
+    return out + unplaced
 
 
 def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | None) -> HttpResponse:
     head, steps = _policy_initial(policy) if policy else ({"make_default": team.escalation_policy_id is None}, [])
     form = PolicyForm(request.POST or None, initial=head)
-    formset = StepFormSet(request.POST or None, initial=steps or None, prefix="steps",
-                          form_kwargs={"team": team})
+    # Bound: the posted steps are the whole truth (they may be reordered), so no per-index initial data.
+    formset = StepFormSet(request.POST or None, initial=None if request.method == "POST" else (steps or None),
+                          prefix="steps", form_kwargs={"team": team})
     step_errors: list[str] = []
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         d = form.cleaned_data
+        arranged = _steps_from(formset)
         kwargs = dict(
             name=d["name"], description=d["description"], repeat=d["repeat"], actor=request.user,
             ack_timeout=timedelta(minutes=d["ack_timeout_minutes"]) if d["ack_timeout_minutes"] else None,
             auto_resolve_after=timedelta(minutes=d["auto_resolve_minutes"]) if d["auto_resolve_minutes"] else None,
             skip_empty_steps=d["skip_empty_steps"], reassign_on_handover=d["reassign_on_handover"],
-            make_default=d["make_default"], steps=_steps_from(formset),
+            make_default=d["make_default"], steps=[step for _, step in arranged],
         )
         try:
             if policy is None:
@@ -227,6 +258,7 @@ def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | No
             return redirect("portal:team", slug=team.slug)
         except ValidationError as exc:
             step_errors = exc.message_dict.pop("steps", []) if hasattr(exc, "error_dict") else []
+            step_errors = _step_errors_place(step_errors, [f for f, _ in arranged])
             if hasattr(exc, "error_dict"):
                 for field, errs in exc.message_dict.items():
                     if field != "steps":
@@ -234,8 +266,10 @@ def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | No
             else:
                 form.add_error(None, exc.messages)
     failed = request.method == "POST"
+    steps_shown = formset.steps_in_order()
     return render(request, "portal/policy_form.html", {
-        "team": team, "policy": policy, "form": form, "formset": formset, "step_errors": step_errors,
+        "team": team, "policy": policy, "form": form, "formset": formset, "steps": steps_shown,
+        "step_errors": _step_error_summary(steps_shown, step_errors) if failed else [],
     }, status=400 if failed else 200)
 
 

@@ -281,6 +281,7 @@ def test_call_log_links_to_the_incident_and_the_incident_shows_the_call(client, 
     assert "Emergency call" in body and CALLER in body and record.reference in body
     assert "The checkout returns 500 for every card" in body
     src = reverse("calls:recording", args=[record.pk])
-    assert f'<audio controls preload="none" src="{src}">' in body
+    # hx-preserve: the player keeps playing when the panel is swapped after an action.
+    assert f'<audio id="call-audio-{record.pk}" hx-preserve controls preload="none" src="{src}">' in body
     response = client.get(src)
     assert response.status_code == 200 and b"".join(response.streaming_content) == AUDIO
