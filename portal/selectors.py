@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from escalations import engine
 from escalations.models import CallRecord, EscalationPolicy, Incident, Page, TimelineEvent
@@ -25,8 +26,8 @@ PAGE_SIZE = 25
 # ------------------------------------------------------------------------------ teams
 
 
-TEAMS_PER_PAGE = 24  # a page of team cards: each card resolves who is on call
-MY_TEAMS_ON_NOW = 24  # "Now" shows this many of the user's own teams; the Teams page has the rest
+TEAMS_PER_PAGE = 12  # a page of team cards: each card resolves who is on call
+MY_TEAMS_ON_NOW = 12  # "Now" shows this many of the user's own teams; the Teams page has the rest
 
 
 def my_teams_get(*, user: User, limit: int | None = None) -> list[Team]:
@@ -93,20 +94,40 @@ def incidents_visible(*, user: User) -> QuerySet[Incident]:
     return Incident.objects.filter(team_id__in=user_team_ids(user=user))
 
 
+LIST_CAP = 1000  # the incident list counts at most this many matches: no COUNT(*) over 100k rows
+
+
+class CappedPaginator(Paginator):
+    """Counts at most LIST_CAP rows (`capped` tells whether there are more): pages beyond are reached
+    by narrowing the filters (time range, team, status), as in PagerDuty's incident list."""
+
+    capped = False
+
+    @cached_property
+    def count(self) -> int:
+        n = self.object_list[: LIST_CAP + 1].count()
+        self.capped = n > LIST_CAP
+        return min(n, LIST_CAP)
+
+
 def incident_list_get(
     *, user: User, params, page: int | str | None, now: datetime | None = None
 ) -> tuple[IncidentFilter, PaginatorPage]:
-    """The filtered, paginated incident list (team names and assignees prefetched)."""
-    team_ids = user_team_ids(user=user)
+    """The filtered incident list, a page at a time (team names and assignees prefetched).
+
+    Staff see every team: no team filter at all rather than an IN list of every team's id.
+    """
+    team_ids = None if user.is_staff else user_team_ids(user=user)
+    base = Incident.objects.all() if team_ids is None else Incident.objects.filter(team_id__in=team_ids)
     base = (
-        Incident.objects.filter(team_id__in=team_ids)
+        base.defer("payload", "policy_snapshot", "details", "links")  # the list shows none of them
         .select_related("team")
         .prefetch_related(Prefetch("assignees", queryset=User.objects.only("pk", "email", "full_name")))
         .order_by("-created_at", "-id")
     )
     filterset = IncidentFilter(params, queryset=base, user=user, team_ids=team_ids, now=now)
     qs = filterset.qs if filterset.is_valid() else base.none()
-    paginator = Paginator(qs, PAGE_SIZE)
+    paginator = CappedPaginator(qs, PAGE_SIZE)
     return filterset, paginator.get_page(page)
 
 
