@@ -282,52 +282,44 @@ WITH scope AS (
 """
 
 _COUNTS_SQL = _SCOPE_SQL + """
-SELECT 'source', source, count(*) FROM scope GROUP BY source
-UNION ALL SELECT 'severity', severity, count(*) FROM scope GROUP BY severity
-UNION ALL SELECT 'day', floor(date_part('epoch', created_at - %(since)s) / 86400)::int::text, count(*)
-          FROM scope GROUP BY 2
+SELECT GROUPING(source), GROUPING(severity), source, severity, day, count(*)
+FROM (SELECT source, severity, floor(date_part('epoch', created_at - %(since)s) / 86400)::int AS day FROM scope) x
+GROUP BY GROUPING SETS ((source), (severity), (day))
 """
 
-_DURATIONS_SQL = _SCOPE_SQL + """, acks AS (
-    SELECT date_part('epoch', min(t.at) - s.created_at) AS secs FROM scope s
-    JOIN escalations_timelineevent t ON t.incident_id = s.id AND t.kind = 'acknowledged'
-    GROUP BY s.id, s.created_at
-), fixes AS (
-    SELECT date_part('epoch', resolved_at - created_at) AS secs FROM scope WHERE resolved_at IS NOT NULL
-)
-SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY secs),
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY secs) FROM acks
-UNION ALL
-SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY secs),
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY secs) FROM fixes
-"""
-
-# Steps reached by the policy (manual reassign pages left out), the first of them per incident,
-# and whether the incident was reassigned: the secondary rate and the first-responder share.
-_STEPS_SQL = _SCOPE_SQL + """, steps AS (
-    SELECT t.incident_id, t.at, t.id, COALESCE((t.data ->> 'step')::int, 0) AS step, t.data -> 'user_ids' AS users
-    FROM scope s JOIN escalations_timelineevent t ON t.incident_id = s.id AND t.kind = 'step_reached'
-), real_steps AS (
-    SELECT * FROM steps WHERE step <> %(manual_step)s
-), per AS (
-    SELECT incident_id, max(step) AS max_step FROM real_steps GROUP BY incident_id
-), first AS (
-    SELECT DISTINCT ON (incident_id) incident_id, users FROM real_steps ORDER BY incident_id, at, id
-), moved AS (
-    SELECT DISTINCT t.incident_id FROM scope s
-    JOIN escalations_timelineevent t ON t.incident_id = s.id AND t.kind = 'reassigned'
+# One pass over the scope's timeline: per incident the first acknowledgement, the highest policy
+# step reached (manual reassign pages left out), who the first step paged and whether it was
+# reassigned; then the percentiles and the step facts over every incident in scope.
+_FACTS_SQL = _SCOPE_SQL + """, ev AS (
+    SELECT t.incident_id,
+           min(t.at) FILTER (WHERE t.kind = 'acknowledged') AS first_ack,
+           max(t.step) FILTER (WHERE t.paging) AS max_step,
+           (array_agg(t.data -> 'user_ids' ORDER BY t.at, t.id) FILTER (WHERE t.paging))[1] AS first_users,
+           bool_or(t.kind = 'reassigned') AS reassigned
+    FROM (
+        SELECT e.incident_id, e.at, e.id, e.kind, e.data, COALESCE((e.data ->> 'step')::int, 0) AS step,
+               e.kind = 'step_reached' AND COALESCE((e.data ->> 'step')::int, 0) <> %(manual_step)s AS paging
+        FROM scope s JOIN escalations_timelineevent e ON e.incident_id = s.id
+        WHERE e.kind IN ('acknowledged', 'step_reached', 'reassigned')
+    ) t
+    GROUP BY t.incident_id
 ), facts AS (
-    SELECT per.max_step, m.incident_id IS NOT NULL AS reassigned, s.resolved_at IS NOT NULL AS resolved,
-           s.resolved_by_id, first.users,
-           jsonb_typeof(first.users) = 'array' AND jsonb_array_length(first.users) > 0 AS first_paged
-    FROM per JOIN first USING (incident_id) JOIN scope s ON s.id = per.incident_id
-    LEFT JOIN moved m ON m.incident_id = per.incident_id
+    SELECT s.created_at, s.resolved_at, ev.first_ack, ev.max_step,
+           s.resolved_at IS NOT NULL AND jsonb_typeof(ev.first_users) = 'array'
+               AND jsonb_array_length(ev.first_users) > 0 AS resolved_paged,
+           ev.max_step = 0 AND NOT ev.reassigned AND ev.first_users @> to_jsonb(s.resolved_by_id) AS alone
+    FROM scope s LEFT JOIN ev ON ev.incident_id = s.id
 )
-SELECT count(*) FILTER (WHERE max_step >= 0),
+SELECT count(first_ack),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', first_ack - created_at)),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY date_part('epoch', first_ack - created_at)),
+       count(resolved_at),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', resolved_at - created_at)),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY date_part('epoch', resolved_at - created_at)),
+       count(*) FILTER (WHERE max_step >= 0),
        count(*) FILTER (WHERE max_step >= 1),
-       count(*) FILTER (WHERE resolved AND first_paged),
-       count(*) FILTER (WHERE resolved AND first_paged AND max_step = 0 AND NOT reassigned
-                        AND users @> to_jsonb(resolved_by_id))
+       count(*) FILTER (WHERE resolved_paged),
+       count(*) FILTER (WHERE resolved_paged AND alone)
 FROM facts
 """
 
@@ -342,7 +334,7 @@ GROUP BY 1, 2
 
 
 def _insights_aggregated(*, team_ids: list[int] | None, since: datetime, now: datetime, days: int) -> Insights:
-    """PostgreSQL: four aggregate queries (plus the people's time zones)."""
+    """PostgreSQL: three aggregate queries (plus the people's time zones)."""
     from django.db import connection
 
     params = {
@@ -352,18 +344,16 @@ def _insights_aggregated(*, team_ids: list[int] | None, since: datetime, now: da
     with connection.cursor() as cursor:
         cursor.execute(_COUNTS_SQL, params)
         counts = cursor.fetchall()
-        cursor.execute(_DURATIONS_SQL, params)
-        (ack_n, ack_50, ack_95), (fix_n, fix_50, fix_95) = cursor.fetchall()
-        cursor.execute(_STEPS_SQL, params)
-        paged, secondary, resolved_paged, alone = cursor.fetchone()
+        cursor.execute(_FACTS_SQL, params)
+        ack_n, ack_50, ack_95, fix_n, fix_50, fix_95, paged, secondary, resolved_paged, alone = cursor.fetchone()
         cursor.execute(_PAGES_SQL, params)
         buckets = cursor.fetchall()
-    by_source = {k: n for kind, k, n in counts if kind == "source"}
-    by_severity = {k: n for kind, k, n in counts if kind == "severity"}
+    by_source = {src: n for g_src, _g_sev, src, _sev, _day, n in counts if not g_src}
+    by_severity = {sev: n for _g_src, g_sev, _src, sev, _day, n in counts if not g_sev}
     per_day = [0] * days
-    for kind, index, n in counts:
-        if kind == "day" and 0 <= int(index) < days:
-            per_day[int(index)] = n
+    for g_src, g_sev, _src, _sev, day, n in counts:
+        if g_src and g_sev and 0 <= day < days:
+            per_day[day] = n
     zones = _zones({uid for uid, _, _ in buckets})
     per_person: Counter = Counter()
     bands: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(BANDS, 0))

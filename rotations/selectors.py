@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
 from django.db import connections
-from django.db.models import F, FloatField, Func, Q
+from django.db.models import F, FloatField, Func
 from django.db.models.expressions import RawSQL
 
 from rotations import schedule
@@ -350,13 +350,15 @@ def teams_shifts_get(
 
 
 def user_rotation_team_ids(*, user, since: datetime, until: datetime) -> set[int]:
-    """Teams with a rotation the user is (or was) in, or takes an override of in the window."""
-    return set(
-        Rotation.objects.filter(
-            Q(eras__participant_links__user=user)
-            | Q(overrides__user=user, overrides__start__lt=until, overrides__end__gt=since)
-        ).values_list("team_id", flat=True)
+    """Teams with a rotation the user is (or was) in, or takes an override of in the window.
+
+    A UNION of two indexed lookups: the OR across both joins made PostgreSQL scan every rotation.
+    """
+    participating = Rotation.objects.filter(eras__participant_links__user=user).values_list("team_id", flat=True)
+    overriding = Override.objects.filter(user=user, start__lt=until, end__gt=since).values_list(
+        "rotation__team_id", flat=True
     )
+    return set(participating.union(overriding))
 
 
 def user_shifts_get(
@@ -471,9 +473,12 @@ def teams_oncall_rows_get(*, team_ids: Iterable[int], at: datetime) -> dict[int,
 
 
 def user_shift_rows_get(*, user, since: datetime, until: datetime) -> list[OncallRow]:
-    """The user's shifts in [since, until) as display rows, with team names."""
-    data, shifts = user_shifts_with_roster_get(user=user, since=since, until=until)
-    return shift_rows_describe(shifts=shifts, data=data, team_names=True)
+    """The user's shifts in [since, until) as display rows, with team names (one query when in no rotation)."""
+    teams = user_rotation_team_ids(user=user, since=since, until=until)
+    if not teams:
+        return []
+    data, shifts = teams_shifts_get(team_ids=teams, since=since, until=until)
+    return shift_rows_describe(shifts=[sh for sh in shifts if sh.user_id == user.pk], data=data, team_names=True)
 
 
 def team_shift_rows_get(*, team: Team | int, since: datetime, until: datetime) -> list[OncallRow]:
