@@ -285,3 +285,16 @@ def test_aggregated_insights_equal_the_python_fold():
     # the reassigned one and "someone else" (not "paged nobody"); only ann's was resolved alone → 1/4.
     assert rows.secondary_rate == pytest.approx(1 / 6)
     assert rows.first_responder_share == pytest.approx(1 / 4)
+
+
+def test_now_caps_an_engineers_own_teams(login):
+    teams = _teams(selectors.MY_TEAMS_ON_NOW + 2)
+    engineer = UserFactory()
+    for team in teams:
+        MembershipFactory(team=team, user=engineer)
+    body = login(engineer).get(reverse("portal:now")).content.decode()
+    oncall = body[body.index('id="h-oncall"'):]
+    assert oncall.count('<article class="card"') == selectors.MY_TEAMS_ON_NOW
+    assert "Find the others on Teams" in oncall and 'id="h-all-teams"' not in body
+    # Their open incidents still come from every one of their teams.
+    assert f"{teams[-1].name} is down" in body
