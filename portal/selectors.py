@@ -16,6 +16,7 @@ from escalations import engine
 from escalations.models import CallRecord, EscalationPolicy, Incident, Page, TimelineEvent
 from portal.filters import IncidentFilter
 from portal.models import User
+from portal.parsing import small_uint
 from portal.permissions import user_team_ids
 from rotations import selectors as roster_selectors
 from rotations.models import Membership, Team
@@ -60,8 +61,8 @@ def visible_team_get(*, user: User, key: str) -> Team | None:
     """A visible team by id or slug (the pickers send either)."""
     qs = visible_teams_qs(user=user)
     team = qs.filter(slug=key).first()
-    if team is None and key.isdigit() and len(key) < 12:
-        team = qs.filter(pk=int(key)).first()
+    if team is None and (pk := small_uint(key)) is not None:
+        team = qs.filter(pk=pk).first()
     return team
 
 
