@@ -84,6 +84,8 @@ def main() -> None:
         t0 = clock.perf_counter()
         team_ids = seed(args.teams)
         seed_incidents(team_ids, args.incidents)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # planner statistics as a live database has them, not autovacuum's timing
         print(f"seeded {args.teams} teams and {args.incidents} incidents in {clock.perf_counter() - t0:.1f}s")
         engineer = User.objects.create_user("engineer@bench.example", "pw", full_name="Bench Engineer")
         for tid in team_ids[:5]:
@@ -107,6 +109,7 @@ def main() -> None:
             client.force_login(user)
             staff_only = [("Insights 30 d, all teams", "/insights/?days=30&team=all"), ("Calls (staff)", "/calls/")]
             for label, path in pages + (staff_only if who == "staff" else []):
+                client.get(path)  # warm-up, not timed: template compilation and the first query plans
                 times, cpu, queries, status = [], [], 0, 0
                 for _ in range(args.repeat):
                     with CaptureQueriesContext(connection) as ctx:
