@@ -9,6 +9,7 @@ from portal.forms import timezone_choices
 from portal.forms_roster import LocalDateTimeField
 from portal.models import User
 from portal.parsing import small_uint
+from portal.widgets import PlainSelect
 from rotations.models import Membership, RotationEra
 
 
@@ -20,14 +21,15 @@ class TeamForm(forms.Form):
     name = forms.CharField(max_length=100)
     slug = forms.SlugField(max_length=100, required=False, help_text="Used in links; empty = made from the name")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    time_zone = forms.ChoiceField(choices=timezone_choices, initial="UTC")
+    time_zone = forms.ChoiceField(choices=timezone_choices, initial="UTC", widget=PlainSelect)
     handover_email = forms.EmailField(required=False, label="Handover e-mail",
                                       help_text="Also send handover summaries here")
 
 
 class RotationForm(forms.Form):
     name = forms.CharField(max_length=100)
-    time_zone = forms.ChoiceField(choices=timezone_choices, help_text="Handoffs happen at this zone's wall-clock time")
+    time_zone = forms.ChoiceField(choices=timezone_choices, widget=PlainSelect,
+                                  help_text="Handoffs happen at this zone's wall-clock time")
     positions = forms.CharField(initial="primary, secondary", help_text="Comma-separated, e.g. primary, secondary")
     start_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="First handoff date")
     handoff_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), initial="09:00")

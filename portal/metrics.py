@@ -11,7 +11,7 @@ import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 MANUAL_STEP = 32000  # escalations.services.MANUAL_STEP: reassign pages, not policy steps
 SECONDARY_BAND = (0.10, 0.20)
@@ -203,41 +203,174 @@ def facts_build(incidents: list[dict], events: list[dict]) -> list[IncidentFacts
     return list(by_id.values())
 
 
-def insights_load(*, team_ids: Iterable[int], now: datetime, days: int, with_oncall: bool = True) -> Insights:
-    """Everything the Insights page shows: five queries (plus the roster's) whatever the data size."""
-    from escalations.models import Incident, Page, TimelineEvent
+ONCALL_TEAMS_MAX = 25  # on-call hours resolve every shift of every team in scope: only for a few teams
+
+
+def insights_load(
+    *, team_ids: Iterable[int] | None, now: datetime, days: int, with_oncall: bool = True
+) -> Insights:
+    """Everything the Insights page shows, for the teams given (None: every team).
+
+    On PostgreSQL the database aggregates (counts, percentiles, step facts, 15-minute page buckets):
+    a fixed number of queries and a few hundred rows whatever the number of incidents. Elsewhere
+    (the SQLite demo) the rows are loaded and folded in Python; both give the same numbers.
+    """
+    from django.db import connection
+
+    team_ids = None if team_ids is None else sorted(set(team_ids))
+    since = now - timedelta(days=days)
+    if connection.vendor == "postgresql":
+        insights = _insights_aggregated(team_ids=team_ids, since=since, now=now, days=days)
+    else:
+        insights = insights_from_rows(team_ids=team_ids, since=since, now=now, days=days)
+    if with_oncall:
+        from rotations.selectors import teams_shifts_get
+
+        shifts = teams_shifts_get(team_ids=team_ids, since=since, until=now)[1]  # one load for every team
+        insights.oncall_hours = oncall_hours(shifts, since, now)
+    return insights
+
+
+def _scope(team_ids: list[int] | None):
+    from escalations.models import Incident
+
+    return Incident.objects.all() if team_ids is None else Incident.objects.filter(team_id__in=team_ids)
+
+
+def _zones(user_ids) -> dict[int, str]:
     from portal.models import User
 
-    team_ids = list(team_ids)
-    since = now - timedelta(days=days)
-    incidents = list(
-        Incident.objects.filter(team_id__in=team_ids, created_at__gte=since, created_at__lt=now)
-        .values("id", "team_id", "created_at", "source", "severity", "resolved_at", "resolved_by_id")
-    )
+    return dict(User.objects.filter(pk__in=list(user_ids)).values_list("pk", "time_zone")) if user_ids else {}
+
+
+def insights_from_rows(*, team_ids: list[int] | None, since: datetime, now: datetime, days: int) -> Insights:
+    """Load incident, timeline and page rows and fold them in Python (any database; O(incidents))."""
+    from escalations.models import Page, TimelineEvent
+
+    scope = _scope(team_ids).filter(created_at__gte=since, created_at__lt=now)
+    incidents = list(scope.values("id", "team_id", "created_at", "source", "severity", "resolved_at",
+                                  "resolved_by_id"))
     ids = [row["id"] for row in incidents]
     events = list(
-        TimelineEvent.objects.filter(incident_id__in=ids, kind__in=["acknowledged", "step_reached", "reassigned"])
+        TimelineEvent.objects.filter(incident__in=scope, kind__in=["acknowledged", "step_reached", "reassigned"])
         .values("id", "incident_id", "kind", "data", "at")
     ) if ids else []
     facts = facts_build(incidents, events)
     pages = [
         PageFacts(user_id=uid, at=sent or due, status=status)
-        for uid, sent, due, status in Page.objects.filter(incident_id__in=ids)
+        for uid, sent, due, status in Page.objects.filter(incident__in=scope)
         .values_list("user_id", "sent_at", "due_at", "status")
     ] if ids else []
-    user_ids = {p.user_id for p in pages}
-    zones = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "time_zone")) if user_ids else {}
-    hours = None
-    if with_oncall:
-        from rotations.selectors import teams_shifts_get
-
-        shifts = teams_shifts_get(team_ids=team_ids, since=since, until=now)[1]  # one load for every team
-        hours = oncall_hours(shifts, since, now)
+    zones = _zones({p.user_id for p in pages})
     return Insights(
         since=since, until=now, incidents=len(facts),
         mtta=time_to_acknowledge(facts), mttr=time_to_resolve(facts),
         by_source=count_by(facts, "source"), by_severity=count_by(facts, "severity"),
         secondary_rate=secondary_page_rate(facts), first_responder_share=first_responder_share(facts),
         pages_per_person=pages_per_person(pages), pages_by_band=pages_by_band(pages, zones),
-        oncall_hours=hours, per_day=incidents_per_day(facts, since, days),
+        oncall_hours=None, per_day=incidents_per_day(facts, since, days),
     )
+
+
+# The incidents in scope, as a CTE every aggregate below starts from.
+_SCOPE_SQL = """
+WITH scope AS (
+    SELECT id, created_at, resolved_at, resolved_by_id, source, severity FROM escalations_incident
+    WHERE created_at >= %(since)s AND created_at < %(until)s
+      AND (%(all_teams)s OR team_id = ANY(%(team_ids)s::bigint[]))
+)
+"""
+
+_COUNTS_SQL = _SCOPE_SQL + """
+SELECT GROUPING(source), GROUPING(severity), source, severity, day, count(*)
+FROM (SELECT source, severity, floor(date_part('epoch', created_at - %(since)s) / 86400)::int AS day FROM scope) x
+GROUP BY GROUPING SETS ((source), (severity), (day))
+"""
+
+# One pass over the scope's timeline: per incident the first acknowledgement, the highest policy
+# step reached (manual reassign pages left out), who the first step paged and whether it was
+# reassigned; then the percentiles and the step facts over every incident in scope.
+_FACTS_SQL = _SCOPE_SQL + """, ev AS (
+    SELECT t.incident_id,
+           min(t.at) FILTER (WHERE t.kind = 'acknowledged') AS first_ack,
+           max(t.step) FILTER (WHERE t.paging) AS max_step,
+           (array_agg(t.data -> 'user_ids' ORDER BY t.at, t.id) FILTER (WHERE t.paging))[1] AS first_users,
+           bool_or(t.kind = 'reassigned') AS reassigned
+    FROM (
+        SELECT e.incident_id, e.at, e.id, e.kind, e.data, COALESCE((e.data ->> 'step')::int, 0) AS step,
+               e.kind = 'step_reached' AND COALESCE((e.data ->> 'step')::int, 0) <> %(manual_step)s AS paging
+        FROM scope s JOIN escalations_timelineevent e ON e.incident_id = s.id
+        WHERE e.kind IN ('acknowledged', 'step_reached', 'reassigned')
+    ) t
+    GROUP BY t.incident_id
+), facts AS (
+    SELECT s.created_at, s.resolved_at, ev.first_ack, ev.max_step,
+           s.resolved_at IS NOT NULL AND jsonb_typeof(ev.first_users) = 'array'
+               AND jsonb_array_length(ev.first_users) > 0 AS resolved_paged,
+           ev.max_step = 0 AND NOT ev.reassigned AND ev.first_users @> to_jsonb(s.resolved_by_id) AS alone
+    FROM scope s LEFT JOIN ev ON ev.incident_id = s.id
+)
+SELECT count(first_ack),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', first_ack - created_at)),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY date_part('epoch', first_ack - created_at)),
+       count(resolved_at),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', resolved_at - created_at)),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY date_part('epoch', resolved_at - created_at)),
+       count(*) FILTER (WHERE max_step >= 0),
+       count(*) FILTER (WHERE max_step >= 1),
+       count(*) FILTER (WHERE resolved_paged),
+       count(*) FILTER (WHERE resolved_paged AND alone)
+FROM facts
+"""
+
+# Pages per person in 15-minute buckets: every zone's offset is a multiple of 15 minutes and the
+# hour bands change on whole local hours, so a bucket falls in exactly one band.
+_PAGES_SQL = _SCOPE_SQL + """
+SELECT p.user_id, floor(date_part('epoch', COALESCE(p.sent_at, p.due_at)) / 900)::bigint, count(*)
+FROM scope s JOIN escalations_page p ON p.incident_id = s.id
+WHERE p.status = ANY(%(counted)s::text[])
+GROUP BY 1, 2
+"""
+
+
+def _insights_aggregated(*, team_ids: list[int] | None, since: datetime, now: datetime, days: int) -> Insights:
+    """PostgreSQL: three aggregate queries (plus the people's time zones)."""
+    from django.db import connection
+
+    params = {
+        "since": since, "until": now, "all_teams": team_ids is None, "team_ids": team_ids or [],
+        "manual_step": MANUAL_STEP, "counted": sorted(COUNTED_PAGE_STATUSES),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNTS_SQL, params)
+        counts = cursor.fetchall()
+        cursor.execute(_FACTS_SQL, params)
+        ack_n, ack_50, ack_95, fix_n, fix_50, fix_95, paged, secondary, resolved_paged, alone = cursor.fetchone()
+        cursor.execute(_PAGES_SQL, params)
+        buckets = cursor.fetchall()
+    by_source = {src: n for g_src, _g_sev, src, _sev, _day, n in counts if not g_src}
+    by_severity = {sev: n for _g_src, g_sev, _src, sev, _day, n in counts if not g_sev}
+    per_day = [0] * days
+    for g_src, g_sev, _src, _sev, day, n in counts:
+        if g_src and g_sev and 0 <= day < days:
+            per_day[day] = n
+    zones = _zones({uid for uid, _, _ in buckets})
+    per_person: Counter = Counter()
+    bands: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(BANDS, 0))
+    for uid, quarter, n in buckets:
+        per_person[uid] += n
+        bands[uid][hour_band(datetime.fromtimestamp(quarter * 900, UTC), zones.get(uid, "UTC"))] += n
+    return Insights(
+        since=since, until=now, incidents=sum(by_source.values()),
+        mtta=Percentiles(count=ack_n, p50=ack_50, p95=ack_95),
+        mttr=Percentiles(count=fix_n, p50=fix_50, p95=fix_95),
+        by_source=_most_common(by_source), by_severity=_most_common(by_severity),
+        secondary_rate=secondary / paged if paged else None,
+        first_responder_share=alone / resolved_paged if resolved_paged else None,
+        pages_per_person=dict(per_person.most_common()), pages_by_band={u: dict(b) for u, b in bands.items()},
+        oncall_hours=None, per_day=per_day,
+    )
+
+
+def _most_common(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -8,15 +8,18 @@ from datetime import datetime, timedelta
 
 from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from escalations import engine
 from escalations.models import CallRecord, EscalationPolicy, Incident, Page, TimelineEvent
 from portal.filters import IncidentFilter
 from portal.models import User
+from portal.parsing import small_uint
 from portal.permissions import user_team_ids
+from rotations import selectors as roster_selectors
 from rotations.models import Membership, Team
 
 PAGE_SIZE = 25
@@ -25,16 +28,59 @@ PAGE_SIZE = 25
 # ------------------------------------------------------------------------------ teams
 
 
-def my_teams_get(*, user: User) -> list[Team]:
-    """Teams the user belongs to; staff without memberships see every team."""
-    teams = list(Team.objects.filter(memberships__user=user).order_by("name"))
-    if not teams and user.is_staff:
-        teams = list(Team.objects.order_by("name"))
-    return teams
+TEAMS_PER_PAGE = 12  # a page of team cards: each card resolves who is on call
+MY_TEAMS_ON_NOW = 12  # "Now" shows this many of the user's own teams; the Teams page has the rest
 
 
-def visible_teams_get(*, user: User) -> list[Team]:
-    return list(Team.objects.filter(pk__in=user_team_ids(user=user)).order_by("name"))
+def my_teams_get(*, user: User, limit: int | None = None) -> list[Team]:
+    """Teams the user belongs to, by name (staff too: their own teams, not every team)."""
+    qs = Team.objects.filter(memberships__user=user).order_by("name", "pk")
+    return list(qs[:limit] if limit is not None else qs)
+
+
+def visible_teams_qs(*, user: User) -> QuerySet[Team]:
+    """Teams the user may see, as a query: staff see every team without a thousand-id IN list."""
+    if user.is_staff:
+        return Team.objects.all()
+    return Team.objects.filter(memberships__user=user)
+
+
+def teams_search(*, user: User, q: str = "") -> QuerySet[Team]:
+    """Visible teams whose name or slug contains `q`, by name."""
+    qs = visible_teams_qs(user=user)
+    q = q.strip()
+    if q:
+        qs = qs.filter(Q(name__icontains=q) | Q(slug__icontains=q.lower()))
+    return qs.order_by("name", "pk")
+
+
+def teams_page_get(*, user: User, q: str = "", page: int | str | None = None) -> PaginatorPage:
+    return Paginator(teams_search(user=user, q=q), TEAMS_PER_PAGE).get_page(page)
+
+
+def visible_team_get(*, user: User, key: str) -> Team | None:
+    """A visible team by id or slug (the pickers send either)."""
+    qs = visible_teams_qs(user=user)
+    team = qs.filter(slug=key).first()
+    if team is None and (pk := small_uint(key)) is not None:
+        team = qs.filter(pk=pk).first()
+    return team
+
+
+def team_cards_get(*, teams: list[Team], at: datetime, oncall: dict | None = None) -> list[tuple[Team, int, list]]:
+    """(team, open incidents, who is on call) for a page of teams: a fixed number of queries.
+
+    Pass `oncall` (teams_oncall_rows_get) when the caller already resolved these teams.
+    """
+    from escalations.services import incidents_open_count_by_team
+
+    ids = [t.pk for t in teams]
+    if not ids:
+        return []
+    if oncall is None:
+        oncall = roster_selectors.teams_oncall_rows_get(team_ids=ids, at=at)
+    open_counts = incidents_open_count_by_team(ids)
+    return [(t, open_counts.get(t.pk, 0), oncall.get(t.pk, [])) for t in teams]
 
 
 def team_members_get(*, team: Team) -> list[Membership]:
@@ -50,20 +96,40 @@ def incidents_visible(*, user: User) -> QuerySet[Incident]:
     return Incident.objects.filter(team_id__in=user_team_ids(user=user))
 
 
+LIST_CAP = 1000  # the incident list counts at most this many matches: no COUNT(*) over 100k rows
+
+
+class CappedPaginator(Paginator):
+    """Counts at most LIST_CAP rows (`capped` tells whether there are more): pages beyond are reached
+    by narrowing the filters (time range, team, status), as in PagerDuty's incident list."""
+
+    capped = False
+
+    @cached_property
+    def count(self) -> int:
+        n = self.object_list[: LIST_CAP + 1].count()
+        self.capped = n > LIST_CAP
+        return min(n, LIST_CAP)
+
+
 def incident_list_get(
     *, user: User, params, page: int | str | None, now: datetime | None = None
 ) -> tuple[IncidentFilter, PaginatorPage]:
-    """The filtered, paginated incident list (team names and assignees prefetched)."""
-    team_ids = user_team_ids(user=user)
+    """The filtered incident list, a page at a time (team names and assignees prefetched).
+
+    Staff see every team: no team filter at all rather than an IN list of every team's id.
+    """
+    team_ids = None if user.is_staff else user_team_ids(user=user)
+    base = Incident.objects.all() if team_ids is None else Incident.objects.filter(team_id__in=team_ids)
     base = (
-        Incident.objects.filter(team_id__in=team_ids)
+        base.defer("payload", "policy_snapshot", "details", "links")  # the list shows none of them
         .select_related("team")
         .prefetch_related(Prefetch("assignees", queryset=User.objects.only("pk", "email", "full_name")))
         .order_by("-created_at", "-id")
     )
     filterset = IncidentFilter(params, queryset=base, user=user, team_ids=team_ids, now=now)
     qs = filterset.qs if filterset.is_valid() else base.none()
-    paginator = Paginator(qs, PAGE_SIZE)
+    paginator = CappedPaginator(qs, PAGE_SIZE)
     return filterset, paginator.get_page(page)
 
 
@@ -107,10 +173,10 @@ def incident_pages_get(*, incident: Incident) -> list[Page]:
 
 
 def my_open_incidents_get(*, user: User, team_ids, limit: int = 20) -> list[Incident]:
-    """Open incidents of the user's teams, the ones assigned to them first."""
+    """Open incidents of the user's teams (every team when team_ids is None), the ones assigned to them first."""
+    qs = Incident.objects.all() if team_ids is None else Incident.objects.filter(team_id__in=team_ids)
     incidents = list(
-        Incident.objects.filter(team_id__in=list(team_ids))
-        .exclude(status=Incident.Status.RESOLVED)
+        qs.exclude(status=Incident.Status.RESOLVED)
         .select_related("team")
         .prefetch_related("assignees")
         .order_by("-created_at", "-id")[:limit]

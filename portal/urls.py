@@ -35,6 +35,7 @@ urlpatterns = [
     # teams, rosters, policies
     path("teams/", views_teams.teams, name="teams"),
     path("teams/new", views_manage.team_create, name="team_create"),
+    path("teams/options", views_teams.team_options, name="team_options"),
     path("teams/<slug:slug>/", views_teams.team_detail, name="team"),
     path("teams/<slug:slug>/edit", views_manage.team_edit, name="team_edit"),
     path("teams/<slug:slug>/members/", views_members.team_members, name="team_members"),

@@ -14,10 +14,11 @@ from django.views.decorators.http import require_POST
 
 from escalations import services as incident_services
 from escalations.models import Incident, TimelineEvent
-from portal import roster, selectors
+from portal import selectors
 from portal.models import User
 from portal.parsing import small_uint
 from portal.permissions import can_view_team, can_work_incidents
+from rotations import selectors as roster_selectors
 from rotations.models import Membership
 
 WEB = TimelineEvent.Via.WEB
@@ -30,15 +31,26 @@ SNOOZE_CHOICES = {"15": ("15 minutes", timedelta(minutes=15)), "60": ("1 hour", 
 
 @login_required
 def now(request: HttpRequest) -> HttpResponse:
+    """The user's own teams first; staff also get a searchable, paginated grid of every team."""
     at = timezone.now()
-    teams = selectors.my_teams_get(user=request.user)
-    team_ids = [t.pk for t in teams]
-    oncall = roster.teams_oncall_lines(team_ids=team_ids, at=at)
-    shifts = roster.user_shift_lines(user=request.user, since=at, until=at + timedelta(days=30))
+    user = request.user
+    teams = selectors.my_teams_get(user=user, limit=selectors.MY_TEAMS_ON_NOW + 1)
+    more_teams = len(teams) > selectors.MY_TEAMS_ON_NOW
+    teams = teams[: selectors.MY_TEAMS_ON_NOW]
+    all_teams = selectors.teams_page_get(user=user, page=1) if user.is_staff else None
+    shown = teams + (list(all_teams.object_list) if all_teams else [])
+    oncall = roster_selectors.teams_oncall_rows_get(team_ids={t.pk for t in shown}, at=at) if shown else {}
+    cards = selectors.team_cards_get(teams=list(all_teams.object_list), at=at, oncall=oncall) if all_teams else []
+    # Staff outside any team watch every team's incidents; everyone else their own teams'.
+    incident_teams = None if user.is_staff and not teams else Membership.objects.filter(user=user).values("team_id")
+    shifts = roster_selectors.user_shift_rows_get(user=user, since=at, until=at + timedelta(days=30))
     return render(request, "portal/now.html", {
-        "teams": [(t, (oncall or {}).get(t.pk, [])) for t in teams],
-        "incidents": selectors.my_open_incidents_get(user=request.user, team_ids=team_ids),
-        "next_shifts": (shifts or [])[:5],
+        "teams": [(t, oncall.get(t.pk, [])) for t in teams],
+        "more_teams": more_teams,
+        "all_teams": all_teams,
+        "rows": cards,
+        "incidents": selectors.my_open_incidents_get(user=user, team_ids=incident_teams),
+        "next_shifts": shifts[:5],
         "now": at,
     })
 

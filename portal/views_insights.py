@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,23 +19,52 @@ from portal import charts, metrics, selectors
 from portal.context_processors import _twilio_configured
 from portal.models import ContactMethod, User
 from portal.permissions import can_work_incidents
+from rotations.models import Membership, Team
 
 DAYS = (7, 30, 90)
 
 
-def _insights_params(request: HttpRequest) -> tuple[list, object, int]:
-    teams = selectors.visible_teams_get(user=request.user)
+TOP_PEOPLE = 20  # charts and the hour-band table show the busiest people; the CSV has everyone
+
+
+@dataclass
+class Scope:
+    """Which incidents Insights covers: one team, the user's own teams, or (staff) every team."""
+
+    team: Team | None
+    team_ids: list[int] | None  # None: every team
+    label: str
+    key: str  # what ?team= says: a slug, "all", or "" for the user's own teams
+    chosen: bool = True  # False: staff outside any team who have not picked a scope yet
+
+
+def _insights_params(request: HttpRequest, *, default_all: bool = False) -> tuple[Scope, int]:
+    user = request.user
     try:
         days = int(request.GET.get("days", 30))
     except ValueError:
         days = 30
     days = days if days in DAYS else 30
-    team = None
-    if request.GET.get("team"):
-        team = next((t for t in teams if str(t.pk) == request.GET["team"] or t.slug == request.GET["team"]), None)
+    key = request.GET.get("team", "").strip()[:100]
+    mine = list(Membership.objects.filter(user=user).values_list("team_id", flat=True))
+    if key == "all" and user.is_staff:
+        return Scope(team=None, team_ids=None, label="All teams", key="all"), days
+    if key and key != "all":
+        team = selectors.visible_team_get(user=user, key=key)
         if team is None:
             raise Http404("No such team.")
-    return teams, team, days
+        return Scope(team=team, team_ids=[team.pk], label=team.name, key=team.slug), days
+    if mine or not user.is_staff:
+        return Scope(team=None, team_ids=mine, label="All my teams", key=""), days
+    # Staff outside any team: aggregating every team is a deliberate choice (the CSV makes it).
+    if default_all:
+        return Scope(team=None, team_ids=None, label="All teams", key="all"), days
+    return Scope(team=None, team_ids=[], label="", key="", chosen=False), days
+
+
+def _load(scope: Scope, days: int, now) -> metrics.Insights:
+    few_teams = scope.team_ids is not None and len(scope.team_ids) <= metrics.ONCALL_TEAMS_MAX
+    return metrics.insights_load(team_ids=scope.team_ids, now=now, days=days, with_oncall=few_teams)
 
 
 def _names(user_ids) -> dict[int, User]:
@@ -45,18 +75,25 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f} %"
 
 
+def _top(values: dict, n: int = TOP_PEOPLE) -> list:
+    return list(values.items())[:n]
+
+
 @login_required
 def insights(request: HttpRequest) -> HttpResponse:
-    teams, team, days = _insights_params(request)
-    now = timezone.now()
-    data = metrics.insights_load(team_ids=[team.pk] if team else [t.pk for t in teams], now=now, days=days)
-    users = _names(set(data.pages_per_person) | set(data.oncall_hours or {}))
+    scope, days = _insights_params(request)
+    context = {"scope": scope, "team": scope.team, "days": days, "day_choices": DAYS,
+               "query": request.GET.urlencode(), "top_people": TOP_PEOPLE}
+    if not scope.chosen:
+        return render(request, "portal/insights.html", context)
+    data = _load(scope, days, timezone.now())
+    pages_top = _top(data.pages_per_person)
+    hours_top = _top(data.oncall_hours or {})
+    band_top = sorted(data.pages_by_band.items(), key=lambda kv: -sum(kv[1].values()))[:TOP_PEOPLE]
+    users = _names({u for u, _ in pages_top} | {u for u, _ in hours_top} | {u for u, _ in band_top})
     name = lambda uid: users[uid].display_name if uid in users else f"#{uid}"  # noqa: E731
-    band_rows = [
-        (users.get(uid), bands, sum(bands.values())) for uid, bands in data.pages_by_band.items()
-    ]
-    context = {
-        "teams": teams, "team": team, "days": days, "day_choices": DAYS, "data": data,
+    context |= {
+        "data": data,
         "secondary_ok": metrics.in_band(data.secondary_rate, metrics.SECONDARY_BAND),
         "first_ok": metrics.in_band(data.first_responder_share, metrics.FIRST_RESPONDER_BAND),
         "secondary_pct": _pct(data.secondary_rate), "first_pct": _pct(data.first_responder_share),
@@ -65,30 +102,31 @@ def insights(request: HttpRequest) -> HttpResponse:
             title="Incidents by source"),
         "chart_severity": charts.bar_chart(
             [(k.title(), v) for k, v in data.by_severity.items()], title="Incidents by severity", css_class="bar alt"),
-        "chart_pages": charts.bar_chart([(name(u), n) for u, n in data.pages_per_person.items()],
-                                        title="Pages per person"),
+        "chart_pages": charts.bar_chart([(name(u), n) for u, n in pages_top], title="Pages per person"),
         "chart_hours": charts.bar_chart(
-            [(name(u), round(h, 1)) for u, h in (data.oncall_hours or {}).items()], title="On-call hours per person",
+            [(name(u), round(h, 1)) for u, h in hours_top], title="On-call hours per person",
             unit=" h", css_class="bar alt") if data.oncall_hours is not None else None,
+        "oncall_skipped": data.oncall_hours is None,
+        "more_people": max(len(data.pages_per_person), len(data.oncall_hours or {})) > TOP_PEOPLE,
         "spark": charts.sparkline(data.per_day, title=f"Incidents per day, last {days} days"),
-        "band_rows": sorted(band_rows, key=lambda r: -r[2]),
-        "query": request.GET.urlencode(),
+        "band_rows": [(users.get(uid), bands, sum(bands.values())) for uid, bands in band_top],
     }
     return render(request, "portal/insights.html", context)
 
 
 @login_required
 def insights_csv(request: HttpRequest) -> HttpResponse:
-    teams, team, days = _insights_params(request)
-    data = metrics.insights_load(team_ids=[team.pk] if team else [t.pk for t in teams], now=timezone.now(),
-                                 days=days)
-    users = _names(set(data.pages_per_person) | set(data.oncall_hours or {}) | set(data.pages_by_band))
+    scope, days = _insights_params(request, default_all=True)
+    data = _load(scope, days, timezone.now())
+    users = dict(User.objects.filter(
+        pk__in=list(set(data.pages_per_person) | set(data.oncall_hours or {}) | set(data.pages_by_band))
+    ).values_list("pk", "email"))
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="backstop-insights-{days}d.csv"'
     out = csv.writer(response)
     out.writerow(["metric", "key", "value"])
     out.writerow(["window_days", "", days])
-    out.writerow(["team", "", team.slug if team else "all"])
+    out.writerow(["team", "", scope.team.slug if scope.team else "all"])
     out.writerow(["incidents", "", data.incidents])
     for label, p in (("mtta_seconds", data.mtta), ("mttr_seconds", data.mttr)):
         out.writerow([label, "p50", "" if p.p50 is None else round(p.p50)])
@@ -100,7 +138,7 @@ def insights_csv(request: HttpRequest) -> HttpResponse:
     out.writerow(["secondary_page_rate", "", "" if data.secondary_rate is None else f"{data.secondary_rate:.4f}"])
     out.writerow(["first_responder_share", "",
                   "" if data.first_responder_share is None else f"{data.first_responder_share:.4f}"])
-    label = lambda uid: users[uid].email if uid in users else str(uid)  # noqa: E731
+    label = lambda uid: users.get(uid, str(uid))  # noqa: E731
     for uid, n in data.pages_per_person.items():
         out.writerow(["pages", label(uid), n])
     for uid, bands in data.pages_by_band.items():

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from escalations import policy_services
 from escalations.models import EscalationPolicy, EscalationTarget
-from portal import roster, selectors
+from portal import selectors
 from portal.forms import apply_errors
 from portal.forms_manage import PolicyForm, RotationForm, StepFormSet, TeamForm, _comma_list
 from portal.forms_roster import ExclusionForm, OverrideForm
@@ -327,9 +327,8 @@ def team_calendar(request: HttpRequest, slug: str) -> HttpResponse:
     view = "month" if request.GET.get("view") == "month" else "week"
     now = timezone.now()
     since, until, ticks = _window(view, request.GET.get("start"), now)
-    shifts = roster_selectors.team_shifts_get(team=team, since=since, until=until)
     by_key: dict[tuple, dict] = {}
-    for line in roster.shifts_describe(shifts):
+    for line in roster_selectors.team_shift_rows_get(team=team, since=since, until=until):
         key = (line.rotation_name, line.position)
         row = by_key.setdefault(key, {"label": f"{line.rotation_name} · {line.position}", "bars": [],
                                       "rotation_id": line.rotation_id, "position": line.position})

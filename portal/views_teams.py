@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from escalations.models import Integration
 from escalations.services import incidents_open_count_by_team
-from portal import roster, selectors
+from portal import selectors
 from portal.forms import apply_errors
 from portal.forms_roster import ExclusionForm, OverrideForm
 from portal.permissions import (
@@ -25,8 +25,11 @@ from portal.permissions import (
     can_manage_team,
     can_view_team,
 )
+from rotations import selectors as roster_selectors
 from rotations import services as rotation_services
 from rotations.models import AuditEntry, Handover, Rotation, Team
+
+TEAM_OPTIONS = 20
 
 
 def _team_or_404(request: HttpRequest, slug: str) -> Team:
@@ -38,15 +41,27 @@ def _team_or_404(request: HttpRequest, slug: str) -> Team:
 
 @login_required
 def teams(request: HttpRequest) -> HttpResponse:
-    visible = selectors.visible_teams_get(user=request.user)
-    at = timezone.now()
-    oncall = roster.teams_oncall_lines(team_ids=[t.pk for t in visible], at=at)
-    open_counts = incidents_open_count_by_team([t.pk for t in visible])
-    rows = [(t, open_counts.get(t.pk, 0), oncall.get(t.pk, [])) for t in visible]
-    return render(request, "portal/teams.html", {
-        "rows": rows,
+    """Visible teams, a page at a time, searchable by name (htmx swaps the grid as you type)."""
+    q = request.GET.get("q", "").strip()[:100]
+    page = selectors.teams_page_get(user=request.user, q=q, page=request.GET.get("page"))
+    context = {
+        "page": page, "q": q,
+        "rows": selectors.team_cards_get(teams=list(page.object_list), at=timezone.now()),
         "can_create": request.user.is_staff,
-    })
+        # The grid is also embedded in staff's "Now": paging there must not move the address bar.
+        "push_url": not request.htmx or (request.htmx.current_url_abs_path or "").startswith(reverse("portal:teams")),
+    }
+    template = "portal/_team_grid.html" if request.htmx else "portal/teams.html"
+    return render(request, template, context)
+
+
+@login_required
+def team_options(request: HttpRequest) -> HttpResponse:
+    """<option>s of up to 20 visible teams matching ?q=, for the team pickers' <datalist> (htmx)."""
+    # The pickers send their own field name (team=...); a plain search sends q=.
+    q = (request.GET.get("q") or request.GET.get("team") or "").strip()[:100]
+    teams = selectors.teams_search(user=request.user, q=q)[:TEAM_OPTIONS]
+    return render(request, "portal/_team_options.html", {"teams": teams})
 
 
 def _handover_log(team: Team) -> list:
@@ -61,7 +76,7 @@ def _integrations(team: Team) -> list:
 def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     team = _team_or_404(request, slug)
     at = timezone.now()
-    oncall = roster.teams_oncall_lines(team_ids=[team.pk], at=at)
+    oncall = roster_selectors.teams_oncall_rows_get(team_ids=[team.pk], at=at)
     rotations = list(
         Rotation.objects.filter(team=team).prefetch_related("eras__participant_links__user").order_by("name")
     )
@@ -92,15 +107,23 @@ def _ical_url(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("ical:user", kwargs={"token": request.user.ical_token}))
 
 
+def _override_scope(request: HttpRequest, data) -> Team | None:
+    """The team the override pickers are narrowed to (?team= slug or id), None for the user's own teams."""
+    key = str(data.get("team", "")).strip()[:100]
+    return selectors.visible_team_get(user=request.user, key=key) if key else None
+
+
 def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form=None, status=200):
     at = timezone.now()
-    shifts = roster.user_shift_lines(user=request.user, since=at, until=at + timedelta(days=30))
+    shifts = roster_selectors.user_shift_rows_get(user=request.user, since=at, until=at + timedelta(days=30))
     from rotations.models import Exclusion, Override
 
+    scope = _override_scope(request, request.POST if override_form is not None else request.GET)
     return render(request, "portal/schedule.html", {
         "shifts": shifts,
         "exclusion_form": exclusion_form or ExclusionForm(),
-        "override_form": override_form or OverrideForm(user=request.user),
+        "override_form": override_form or OverrideForm(user=request.user, team=scope),
+        "scope_team": scope,
         "exclusions": list(Exclusion.objects.filter(user=request.user, end__gt=at).order_by("start")),
         "overrides": list(Override.objects.filter(user=request.user, end__gt=at)
                           .select_related("rotation__team", "replaces_user").order_by("start")),
@@ -155,7 +178,7 @@ def exclusion_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def override_create(request: HttpRequest) -> HttpResponse:
-    form = OverrideForm(request.POST, user=request.user)
+    form = OverrideForm(request.POST, user=request.user, team=_override_scope(request, request.POST))
     if form.is_valid():
         data = form.cleaned_data
         taker = data.get("taker") or request.user

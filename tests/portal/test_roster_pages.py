@@ -26,9 +26,9 @@ def test_now_shows_who_is_on_call_and_cover_reason(login, team, role_users, rota
         body = login(user).get(reverse("portal:now")).content.decode()
         assert "Main" in body and "until" in body
     # Whoever holds primary now goes on vacation: the other covers, and the page says why.
-    from portal.roster import teams_oncall_lines
+    from rotations.selectors import teams_oncall_rows_get
 
-    holder = teams_oncall_lines(team_ids=[team.pk], at=now)[team.pk][0].user
+    holder = teams_oncall_rows_get(team_ids=[team.pk], at=now)[team.pk][0].user
     ExclusionFactory(user=holder, start=now - timedelta(hours=1), end=now + timedelta(days=3), kind="vacation")
     body = login(role_users["viewer"]).get(reverse("portal:now")).content.decode()
     assert f"covering for {holder.display_name} (vacation)" in body

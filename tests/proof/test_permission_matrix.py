@@ -121,6 +121,7 @@ MATRIX: list[Row] = [
         {"name": "script", "expires_in_days": "30"}),
     Row("portal:token_revoke", "POST", "/profile/tokens/{token}/revoke", PAGE_OWN),
     Row("portal:teams", "GET", "/teams/", PAGE_ALL),
+    Row("portal:team_options", "GET", "/teams/options?q=a", PAGE_ALL),
     Row("portal:team_create", "GET", "/teams/new", PAGE_STAFF),
     Row("portal:team_create", "POST", "/teams/new", E("login", 403, 403, 403, 403, "ok|400"), {}),
     Row("portal:team", "GET", "/teams/{team_slug}/", PAGE_TEAM),
