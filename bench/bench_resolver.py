@@ -38,11 +38,16 @@ NOW = datetime(2026, 11, 27, 14, 3, tzinfo=UTC)
 CLOCK = time.process_time if "--cpu" in sys.argv else time.perf_counter
 
 
-def best_of(fn: Callable[[], object], repeat: int = 15) -> float:
-    """Best time in seconds over `repeat` runs (after one warm-up): wall, or CPU with --cpu."""
+def best_of(fn: Callable[[], object], repeat: int = 15, setup: Callable[[], object] | None = None) -> float:
+    """Best time in seconds over `repeat` runs (after one warm-up): wall, or CPU with --cpu.
+    `setup` runs before each run, untimed."""
+    if setup:
+        setup()
     fn()
     best = float("inf")
     for _ in range(repeat):
+        if setup:
+            setup()
         t0 = CLOCK()
         fn()
         best = min(best, CLOCK() - t0)
@@ -117,12 +122,11 @@ def bench_now() -> None:
             for specs, exs, ovs in teams:
                 oncall_at(specs[0], exs, ovs, at)
 
-        def run_cold(run=run):
+        def drop_compiled():
             # Drop compiled specs (and with them the per-era memo): first call
             # for every team, zone lookups aside.
             schedule._compiled.clear()
             schedule._compiled_by_value.clear()
-            run()
 
         def run_rebuilt(teams=teams):
             # Specs rebuilt per request (as from the ORM): equal but new objects.
@@ -133,16 +137,15 @@ def bench_now() -> None:
             for specs, _, _ in teams:
                 [dataclasses.replace(s) for s in specs]
 
-        def run_cold_memo(run=run, teams=teams):
+        def drop_memos(teams=teams):
             for specs, _, _ in teams:
                 for ce in schedule._compile(specs[0]).eras:
                     ce.memo = ce.seg_memo = None
-            run()
 
         t_team = best_of(run, 30)
         t_single = best_of(run_single, 30)
-        t_cold = best_of(run_cold, 15)
-        t_cold_memo = best_of(run_cold_memo, 15)
+        t_cold = best_of(run, 15, setup=drop_compiled)
+        t_cold_memo = best_of(run, 15, setup=drop_memos)
         t_rebuilt = best_of(run_rebuilt, 15) - best_of(rebuild_only, 15)
         print(f"  {label}")
         print(
