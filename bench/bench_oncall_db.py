@@ -8,6 +8,7 @@ throwaway database (created and dropped here via Django's test-database machiner
 """
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -21,6 +22,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 import django
 
 django.setup()
+# As the web process does once loaded (config/wsgi.py): start-up objects out of full GC passes.
+gc.freeze()
 
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402

@@ -9,6 +9,7 @@ as staff.
 """
 
 import argparse
+import gc
 import os
 import random
 import statistics
@@ -23,6 +24,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 import django
 
 django.setup()
+# As the web process does once loaded (config/wsgi.py): start-up objects out of full GC passes.
+gc.freeze()
 
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
