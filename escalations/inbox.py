@@ -1,0 +1,393 @@
+"""The durable intake inbox: accept an event with one INSERT, apply it later in batches.
+
+PagerDuty's Events API works this way, and so does ours: the HTTP request validates the event in
+pure Python, then `inbox_accept` finds the integration and stores the raw event in ONE autocommitted
+statement (`INSERT … SELECT … FROM integration WHERE key = … AND enabled RETURNING id`). Its commit
+is the durability point: the 202 means "stored", never "seen".
+
+`intake_events_process` (the drain) applies pending rows in id order through the intake and incident
+services, and marks them processed in the same transaction as their effects, so a crash re-applies
+nothing and loses nothing. One drainer runs at a time (a PostgreSQL advisory lock per batch): events
+of one dedup key are never applied out of order, and on two cores parallel drainers would only
+contend for the same incident rows. Within a batch, repeated triggers of an incident that is open
+(and row-locked by this transaction) are collapsed into one counter update plus bulk-inserted
+Alert and timeline rows.
+
+Drains are started by `inbox_kick` (at most one Celery message per debounce window across all web
+processes) and by a beat job every second, the safety net for a lost message, a dead worker or a
+restarted Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from escalations import intake
+from escalations.intake import VIA, EventInvalid
+from escalations.models import Alert, ChangeEvent, InboxEvent, Incident, Integration, MaintenanceWindow, TimelineEvent
+
+__all__ = [
+    "InboxRefused",
+    "inbox_accept",
+    "inbox_drain",
+    "inbox_kick",
+    "inbox_pending_count",
+    "inbox_purge",
+    "intake_events_process",
+]
+
+logger = logging.getLogger(__name__)
+
+Kind = InboxEvent.Kind
+# pg_advisory_xact_lock key of the drain ("bkst"): one drainer at a time, per batch transaction.
+DRAIN_LOCK = 0x626B7374
+KICK_KEY = "intake-inbox-kick"
+INVALID_KEY = "Invalid routing key"
+DISABLED = "This integration is disabled; enable it in Backstop to accept events"
+
+
+class InboxRefused(Exception):
+    """No enabled integration of this kind has the key: `reason` is "unknown" or "disabled"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ------------------------------------------------------------------------------------ accept
+
+
+_INSERT = (
+    f"INSERT INTO {InboxEvent._meta.db_table} (integration_id, kind, action, dedup_key, payload, received_at, error)"
+    f" SELECT id, %s, %s, %s, {{payload}}, %s, '' FROM {Integration._meta.db_table}"
+    " WHERE key = %s AND kind = %s AND enabled RETURNING id"
+)
+
+
+def inbox_accept(
+    *, key: str, integration_kind: str, kind: str, action: str, dedup_key: str, payload: str, now: datetime
+) -> int:
+    """Store one validated event for the enabled integration with `key`, in one statement.
+
+    `payload` is the event as JSON text (stored as received). Raises InboxRefused when no enabled
+    integration of `integration_kind` has the key, and EventInvalid when the database refuses the JSON
+    (NUL characters, NaN or lone surrogates, which Python's parser accepts). Must run in autocommit:
+    when it returns, the event is committed.
+    """
+    sql = _INSERT.format(payload="%s::jsonb" if connection.vendor == "postgresql" else "%s")
+    params = [kind, action, dedup_key, payload, connection.ops.adapt_datetimefield_value(now), key,
+              integration_kind]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    except DatabaseError as exc:
+        if isinstance(exc, OperationalError | InterfaceError):
+            raise  # the database is unreachable: a 500, and the sender retries
+        raise EventInvalid(["The event contains values that cannot be stored (NUL characters, NaN or "
+                            "unpaired surrogates)"]) from None
+    if row is None:
+        enabled = Integration.objects.filter(key=key, kind=integration_kind).values_list("enabled", flat=True).first()
+        raise InboxRefused("unknown" if enabled is None else "disabled")
+    return row[0]
+
+
+def inbox_kick() -> None:
+    """Ask a worker to drain the inbox at the end of the current debounce window.
+
+    The first accepted event of a window takes a short Redis key (SET NX PX) and publishes one task
+    with a countdown as long as the key lives; later events of the window see the key and publish
+    nothing. An event that sees the key committed before the key expired, so before that task runs.
+    Failures are logged, never raised: the beat drain runs every second regardless.
+    """
+    window_ms = settings.BACKSTOP_INBOX_KICK_MS
+    try:
+        if not _debounce(window_ms):
+            return
+        from escalations.intake_tasks import inbox_drain
+
+        # retry=False: a broker outage must not hold the request; the beat drain covers it.
+        inbox_drain.apply_async(countdown=window_ms / 1000, retry=False)
+    except Exception:
+        logger.warning("Intake inbox kick failed; the periodic drain will apply the event", exc_info=True)
+
+
+def _debounce(window_ms: int) -> bool:
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        redis_key = backend.make_and_validate_key(KICK_KEY)
+        client = backend._cache.get_client(redis_key, write=True)
+        return bool(client.set(redis_key, b"1", nx=True, px=window_ms))
+    return backend.add(KICK_KEY, 1, timeout=window_ms / 1000)
+
+
+# ------------------------------------------------------------------------------------- drain
+
+
+def inbox_drain(*, now: datetime | None = None, limit: int | None = None, max_seconds: float = 20.0) -> int:
+    """Apply pending events batch after batch until none are left (or `max_seconds` have passed)."""
+    limit = limit or settings.BACKSTOP_INBOX_BATCH
+    deadline = time.monotonic() + max_seconds
+    total = 0
+    while True:
+        done = intake_events_process(now=now or timezone.now(), limit=limit)
+        total += done
+        if done < limit or time.monotonic() > deadline:
+            return total
+
+
+def inbox_pending_count() -> int:
+    return InboxEvent.objects.filter(processed_at__isnull=True).count()
+
+
+def intake_events_process(*, now: datetime, limit: int) -> int:
+    """Apply up to `limit` pending events in arrival order, in one transaction. Returns how many.
+
+    If the batch fails, it is retried one event at a time, and an event that fails alone is set
+    aside (processed, with its error) so one bad row cannot block the inbox. Lost connections are
+    not set aside: they raise, and the next drain retries everything.
+    """
+    try:
+        with transaction.atomic():
+            rows = _claim(limit)
+            if not rows:
+                return 0
+            _Batch(rows).apply()
+            _mark(rows, now)
+            return len(rows)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        logger.exception("Intake inbox batch failed; applying its events one at a time")
+    return _process_one_by_one(now=now, limit=limit)
+
+
+def _process_one_by_one(*, now: datetime, limit: int) -> int:
+    with transaction.atomic():
+        rows = _claim(limit)
+        failed: dict[int, str] = {}
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    _Batch([row]).apply()
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as exc:
+                logger.exception("Intake inbox event %s could not be applied; set aside", row.id)
+                failed[row.id] = repr(exc)[:2000]
+        _mark([r for r in rows if r.id not in failed], now)
+        for row_id, error in failed.items():
+            InboxEvent.objects.filter(pk=row_id).update(processed_at=now, error=error)
+        return len(rows)
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    integration_id: int
+    kind: str
+    action: str
+    dedup_key: str
+    payload: Any
+    received_at: datetime
+
+
+def _claim(limit: int) -> list[_Row]:
+    """The oldest pending rows, under the drain lock (held until this transaction ends)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DRAIN_LOCK])
+    # SQLite (the local demo) needs no lock: its transactions take the database's write lock.
+    rows = InboxEvent.objects.filter(processed_at__isnull=True).order_by("id").values_list(
+        "id", "integration_id", "kind", "action", "dedup_key", "payload", "received_at"
+    )[:limit]
+    return [_Row(*row) for row in rows]
+
+
+def _mark(rows: list[_Row], now: datetime) -> None:
+    if rows:
+        InboxEvent.objects.filter(pk__in=[r.id for r in rows]).update(processed_at=now)
+
+
+_MISSING = object()
+
+
+class _Batch:
+    """One drain batch: applies rows in order, collapsing repeated triggers of an open incident.
+
+    `open` caches, per (team, dedup key), the open incident this transaction has locked (through the
+    trigger's UPDATE … RETURNING, its INSERT, or an acknowledge's SELECT … FOR UPDATE), or None once
+    it was resolved here. Nobody else can resolve a locked incident before this batch commits, so a
+    repeated trigger of a cached open incident only needs its counter, Alert and timeline rows, which
+    are written in bulk at the end.
+    """
+
+    def __init__(self, rows: list[_Row]) -> None:
+        self.rows = rows
+        self.integrations = Integration.objects.select_related("team__escalation_policy", "policy").in_bulk(
+            {r.integration_id for r in rows}
+        )
+        self.windows = self._windows()
+        self.open: dict[tuple[int, str], Incident | None] = {}
+        self.counts: dict[int, list] = {}  # incident id -> [extra alerts, latest time]
+        self.alerts: list[Alert] = []
+        self.timeline: list[TimelineEvent] = []
+        self.changes: list[ChangeEvent] = []
+
+    def _windows(self) -> list[tuple[int, int | None, datetime, datetime]]:
+        team_ids = {i.team_id for i in self.integrations.values()}
+        times = [r.received_at for r in self.rows]
+        return list(
+            MaintenanceWindow.objects.filter(team_id__in=team_ids, start__lte=max(times), end__gt=min(times))
+            .values_list("team_id", "integration_id", "start", "end")
+        )
+
+    def suppressed(self, integration: Integration, at: datetime) -> bool:
+        """Was a maintenance window of the team (or of this integration) open when the event arrived?"""
+        return any(
+            team_id == integration.team_id and (scope is None or scope == integration.pk) and start <= at < end
+            for team_id, scope, start, end in self.windows
+        )
+
+    def apply(self) -> None:
+        for row in self.rows:
+            integration = self.integrations[row.integration_id]
+            if row.kind == Kind.PAGERDUTY:
+                self.pagerduty(row, integration)
+            elif row.kind == Kind.GENERIC:
+                self.generic(row, integration)
+            elif row.kind == Kind.CHANGE:
+                change = intake.pagerduty_change_parse(row.payload)
+                self.changes.append(intake.change_event_build(integration=integration, change=change,
+                                                              now=row.received_at))
+            elif row.kind == Kind.ALERTMANAGER:
+                message = intake.alertmanager_parse(row.payload)
+                # The Alertmanager path keeps its own per-fingerprint bookkeeping; forget what we knew.
+                self.open.pop((integration.team_id, message.dedup_key), None)
+                intake.alertmanager_apply(integration=integration, message=message, now=row.received_at,
+                                          suppressed=self.suppressed(integration, row.received_at))
+            else:
+                raise ValueError(f"unknown inbox event kind {row.kind!r}")
+        self.flush()
+
+    # -- PagerDuty and generic share the dedup semantics -----------------------------------------
+
+    def pagerduty(self, row: _Row, integration: Integration) -> None:
+        event = intake.pagerduty_event_parse(row.payload)
+        if event.action == "trigger":
+            self.trigger(
+                row, integration, title=event.summary, details=intake.pagerduty_details(event),
+                severity=event.severity, payload={"integration": integration.pk, "pagerduty": row.payload},
+                links=intake.pagerduty_links(event), summary=event.summary,
+            )
+        else:
+            self.action(row, integration, summary=intake.summary_of(row.payload))
+
+    def generic(self, row: _Row, integration: Integration) -> None:
+        event = intake.generic_parse(row.payload)
+        if event.action == "trigger":
+            self.trigger(
+                row, integration, title=event.summary, details=event.details, severity=event.severity,
+                payload={"integration": integration.pk, "generic": row.payload}, links=None, summary=event.summary,
+            )
+        else:
+            self.action(row, integration, summary=event.summary)
+
+    def trigger(self, row: _Row, integration: Integration, *, title: str, details: str, severity: str,
+                payload: dict, links: list | None, summary: str) -> None:
+        at = row.received_at
+        suppressed = self.suppressed(integration, at)
+        cache_key = (integration.team_id, row.dedup_key)
+        incident = self.open.get(cache_key)
+        if incident is not None and incident.status != Incident.Status.RESOLVED:
+            count = self.counts.setdefault(incident.pk, [0, at])
+            count[0] += 1
+            count[1] = max(count[1], at)
+            self.timeline.append(TimelineEvent(
+                incident=incident, kind=TimelineEvent.Kind.ALERT, via=VIA, at=at, data={"integration": integration.pk},
+                message=f"Another alert for this incident: {(title or '').strip()[:1024] or '(no summary)'}",
+            ))
+        else:
+            result, suppressed = intake._trigger(
+                integration=integration, now=at, suppressed=suppressed, title=title, details=details,
+                severity=severity, dedup_key=row.dedup_key, payload=payload, links=links,
+            )
+            incident = result.incident
+            self.open[cache_key] = incident
+        self.alert(row, integration, incident, Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
+                   summary)
+
+    def action(self, row: _Row, integration: Integration, *, summary: str) -> None:
+        cache_key = (integration.team_id, row.dedup_key)
+        incident = self.open.get(cache_key, _MISSING)
+        if incident is _MISSING or (incident is not None and incident.status == Incident.Status.RESOLVED):
+            incident = intake._services().incident_open_get(team=integration.team, dedup_key=row.dedup_key)
+        status = intake.action_apply(incident=incident, action=row.action, now=row.received_at)
+        # After acknowledge/resolve the row is locked by this transaction (or resolved): cacheable.
+        self.open[cache_key] = incident if incident is not None and incident.status != Incident.Status.RESOLVED \
+            else None
+        self.alert(row, integration, incident, status, summary)
+
+    def alert(self, row: _Row, integration: Integration, incident: Incident | None, status: str, summary: str) -> None:
+        self.alerts.append(Alert(
+            integration=integration, incident=incident, received_at=row.received_at, action=row.action,
+            dedup_key=row.dedup_key, status=status, summary=summary[: intake.SUMMARY_MAX], payload=row.payload,
+        ))
+
+    def flush(self) -> None:
+        if self.counts:
+            moment = connection.ops.adapt_datetimefield_value
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    f"UPDATE {Incident._meta.db_table} SET alert_count = alert_count + %s,"
+                    " updated_at = CASE WHEN updated_at < %s THEN %s ELSE updated_at END WHERE id = %s",
+                    [(n, moment(at), moment(at), pk) for pk, (n, at) in self.counts.items()],
+                )
+        TimelineEvent.objects.bulk_create(self.timeline, batch_size=1000)
+        Alert.objects.bulk_create(self.alerts, batch_size=1000)
+        ChangeEvent.objects.bulk_create(self.changes, batch_size=1000)
+
+
+# ------------------------------------------------------------------------------------ retention
+
+
+def inbox_purge(*, now: datetime, chunk: int = 10_000) -> int:
+    """Delete events applied longer ago than BACKSTOP_INBOX_RETENTION (set-aside failures are kept)."""
+    cutoff = now - settings.BACKSTOP_INBOX_RETENTION
+    deleted = 0
+    while True:
+        ids = list(
+            InboxEvent.objects.filter(processed_at__lt=cutoff, error="").order_by("processed_at")
+            .values_list("id", flat=True)[:chunk]
+        )
+        if not ids:
+            return deleted
+        deleted += InboxEvent.objects.filter(pk__in=ids).delete()[0]
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def payload_text(body: bytes, data: Any) -> str:
+    """The event as JSON text to store: the received bytes when they are plain UTF-8, else re-encoded."""
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return json.dumps(data)
+
+
+def dedup_key_new() -> str:
+    return uuid.uuid4().hex
