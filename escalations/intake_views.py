@@ -15,7 +15,6 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParser
 from django.utils import timezone
@@ -44,30 +43,44 @@ def _rate() -> tuple[int, int] | None:
 def throttle_exceeded(key: str) -> bool:
     """Fixed-window counter per integration key in the shared cache (Redis in production), so the
     limit holds across every web process. Only plausible keys are counted."""
+    return _admit(key, kick=False)[0]
+
+
+def _admit(key: str, *, kick: bool) -> tuple[bool, bool]:
+    """Count a hit on the key's rate window and, with `kick`, try to claim this debounce window's
+    inbox kick (escalations.inbox), in ONE cache round trip. Returns (throttled, kick claimed)."""
     rate = _rate()
-    if rate is None or not intake.throttle_key_is_plausible(key):
-        return False
-    limit, period = rate
-    window = int(time.time() // period)
-    cache_key = f"intake-rate:{key}:{window}"
+    counted = rate is not None and intake.throttle_key_is_plausible(key)
+    if not counted and not kick:
+        return False, False
+    limit, period = rate if counted else (0, 1)
+    cache_key = f"intake-rate:{key}:{int(time.time() // period)}"
+    backend = caches["default"]
     try:
-        count = _hit_count(cache_key, timeout=period + 5)
-    except Exception:  # the cache being down must not stop alerts
+        client = inbox.redis_write_client(backend)
+        if client is not None:
+            # Pipelined: INCR + EXPIRE instead of the three round trips of Django's add + incr, plus
+            # the kick's SET NX PX. The keys stay the ones Django would use.
+            pipe = client.pipeline(transaction=False)
+            if counted:
+                redis_key = backend.make_and_validate_key(cache_key)
+                pipe.incr(redis_key).expire(redis_key, period + 5)
+            if kick:
+                pipe.set(backend.make_and_validate_key(inbox.KICK_KEY), b"1", nx=True,
+                         px=settings.BACKSTOP_INBOX_KICK_MS)
+            results = pipe.execute()
+            count, claimed = (results[0] if counted else 0), (bool(results[-1]) if kick else False)
+        else:
+            count = _hit_count(cache_key, timeout=period + 5) if counted else 0
+            claimed = kick and inbox.kick_claim(backend)
+    except Exception:  # the cache being down must not stop alerts (the beat drain applies them)
         logger.warning("Intake rate limit unavailable (cache error)", exc_info=True)
-        return False
-    return count > limit
+        return False, False
+    return counted and count > limit, claimed
 
 
 def _hit_count(cache_key: str, *, timeout: int) -> int:
-    """Count one hit on the window's counter and return the new count."""
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        # Every event passes here: one pipelined round trip (INCR, EXPIRE) instead of the three that
-        # Django's add + incr cost (SET NX, EXISTS, INCR). The key stays the one Django would use.
-        redis_key = backend.make_and_validate_key(cache_key)
-        client = backend._cache.get_client(redis_key, write=True)
-        count, _ = client.pipeline(transaction=False).incr(redis_key).expire(redis_key, timeout).execute()
-        return count
+    """Count one hit on the window's counter and return the new count (caches other than Redis)."""
     try:
         cache.add(cache_key, 0, timeout=timeout)
         return cache.incr(cache_key)
@@ -140,12 +153,19 @@ def _json_response(data: dict, status: int) -> HttpResponse:
 
 
 def _accept(*, key: str, integration_kind: str, kind: str, action: str, dedup_key: str, payload: str) -> None:
-    """Store the validated event (one INSERT, committed on return), then wake the drain."""
+    """Store the validated event: one INSERT, committed when this returns."""
     inbox.inbox_accept(
         key=key, integration_kind=integration_kind, kind=kind, action=action, dedup_key=dedup_key,
         payload=payload, now=timezone.now(),
     )
-    inbox.inbox_kick()
+
+
+def _kicked(response: HttpResponse, kick: bool) -> HttpResponse:
+    """Publish the drain task if this request claimed the debounce window's kick. Whatever the
+    request's outcome: later requests of the window count on that task."""
+    if kick:
+        inbox.inbox_kick_publish()
+    return response
 
 
 def _pagerduty(request: HttpRequest, change: bool) -> HttpResponse:
@@ -158,8 +178,9 @@ def _pagerduty(request: HttpRequest, change: bool) -> HttpResponse:
     except intake.EventInvalid as exc:
         return _pd_invalid(exc.errors)
     key = data.get("routing_key") if isinstance(data, dict) else None
-    if isinstance(key, str) and throttle_exceeded(key):
-        return _pd_throttled()
+    throttled, kick = _admit(key, kick=True) if isinstance(key, str) else (False, False)
+    if throttled:
+        return _kicked(_pd_throttled(), kick)
     try:
         if change:
             event = intake.pagerduty_change_parse(data)
@@ -172,12 +193,14 @@ def _pagerduty(request: HttpRequest, change: bool) -> HttpResponse:
                 kind=InboxEvent.Kind.CHANGE if change else InboxEvent.Kind.PAGERDUTY, action=action,
                 dedup_key=dedup_key, payload=inbox.payload_text(body, data))
     except intake.EventInvalid as exc:
-        return _pd_invalid(exc.errors, exc.message)
+        return _kicked(_pd_invalid(exc.errors, exc.message), kick)
     except inbox.InboxRefused as exc:
-        return _pd_invalid([inbox.INVALID_KEY if exc.reason == "unknown" else inbox.DISABLED])
+        return _kicked(_pd_invalid([inbox.INVALID_KEY if exc.reason == "unknown" else inbox.DISABLED]), kick)
     if change:
-        return _json_response({"status": "success", "message": "Change event processed"}, 202)
-    return _json_response({"status": "success", "message": "Event processed", "dedup_key": dedup_key}, 202)
+        return _kicked(_json_response({"status": "success", "message": "Change event processed"}, 202), kick)
+    return _kicked(
+        _json_response({"status": "success", "message": "Event processed", "dedup_key": dedup_key}, 202), kick
+    )
 
 
 @csrf_exempt
@@ -232,20 +255,23 @@ def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, parse, st
         if refusal := _key_refusal(key, kind):
             return _refused(refusal)
         return _error(400, exc.message, exc.errors)
-    if throttle_exceeded(key):
+    throttled, kick = _admit(key, kick=True)
+    if throttled:
         response = _error(429, "Rate limit exceeded for this integration; retry later")
         response["Retry-After"] = "1"
-        return response
+        return _kicked(response, kick)
     try:
         # A form was decoded into a dict: store that as JSON; a JSON body is stored as received.
         payload = json.dumps(data) if request.content_type in _FORM_TYPES else inbox.payload_text(body, data)
         _accept(key=key, integration_kind=kind, kind=kind, action=action, dedup_key=dedup_key, payload=payload)
     except intake.EventInvalid as exc:
-        return _error(400, exc.message, exc.errors)
+        return _kicked(_error(400, exc.message, exc.errors), kick)
     except inbox.InboxRefused as exc:
-        return _refused(exc.reason)
+        return _kicked(_refused(exc.reason), kick)
     # Applied by the drain a moment later: the incident is not known yet when we answer.
-    return _json_response({"status": "success", "message": "Event accepted", "dedup_key": dedup_key}, status)
+    return _kicked(
+        _json_response({"status": "success", "message": "Event accepted", "dedup_key": dedup_key}, status), kick
+    )
 
 
 def _read_json(request: HttpRequest, body: bytes):

@@ -39,8 +39,8 @@ def counts():
 def test_group_lifecycle(client, integration):
     r = send(client, integration, am_message(("firing", "firing")))
     # Accepted, applied by the drain: the answer cannot know the incident yet.
-    assert r.status_code == 200 and r.json() == {
-        "status": "success", "message": "Event accepted", "dedup_key": 'backstop/{}/{severity="critical"}:{alertname="HighLatency"}'}
+    group = 'backstop/{}/{severity="critical"}:{alertname="HighLatency"}'
+    assert r.status_code == 200 and r.json() == {"status": "success", "message": "Event accepted", "dedup_key": group}
     incident = Incident.objects.get()
     assert incident.group_members.filter(status="firing").count() == 2
     assert (incident.title, incident.severity, incident.status) == ("HighLatency", "critical", "triggered")
