@@ -1,10 +1,12 @@
 """Alert intake: turn PagerDuty Events API v2, Alertmanager webhook v4, generic webhook and heartbeat
 events into calls of the incident services.
 
-No HTTP here. Every event is parsed and validated COMPLETELY into frozen dataclasses before anything
-is written; the writes then happen in one transaction, so a malformed event stores nothing and a
-failure halfway leaves nothing behind. Escalation is not done here: the incident services enqueue the
-engine on commit, so intake stays fast.
+No HTTP here. Every event is parsed and validated COMPLETELY, in pure Python, into frozen dataclasses
+before anything is written: the web views do that, then store the event in the inbox
+(`escalations.inbox`), so a malformed event stores nothing. The `*_apply` functions apply one
+validated event in one transaction (the inbox drain uses them, and the `*_process` functions that
+parse and apply at once); escalation is not done here: the incident services enqueue the engine on
+commit.
 """
 
 from __future__ import annotations
@@ -45,18 +47,26 @@ __all__ = [
     "PagerDutyChange",
     "PagerDutyEvent",
     "PagerDutyResult",
+    "action_apply",
+    "alertmanager_apply",
     "alertmanager_parse",
     "alertmanager_process",
+    "change_event_build",
+    "generic_apply",
     "generic_parse",
     "generic_process",
     "heartbeat_ping",
     "heartbeats_check",
     "maintenance_active",
+    "pagerduty_apply",
     "pagerduty_change_parse",
     "pagerduty_change_process",
+    "pagerduty_details",
     "pagerduty_event_parse",
     "pagerduty_event_process",
+    "pagerduty_links",
     "routing_key_errors",
+    "summary_of",
 ]
 
 SUMMARY_MAX = 1024
