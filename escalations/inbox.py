@@ -13,8 +13,8 @@ contend for the same incident rows. Within a batch, repeated triggers of an inci
 (and row-locked by this transaction) are collapsed into one counter update plus bulk-inserted
 Alert and timeline rows.
 
-Drains are started by `inbox_kick` (at most one Celery message per debounce window across all web
-processes) and by a beat job every second, the safety net for a lost message, a dead worker or a
+Drains are started by kicks (at most one Celery message per debounce window across all web
+processes, see `kick_claim`) and by a beat job every second, the safety net for a lost message, a dead worker or a
 restarted Redis.
 """
 
@@ -31,9 +31,9 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import BaseCache, caches
+from django.core.cache import BaseCache
 from django.core.cache.backends.redis import RedisCache
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import DataError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -46,8 +46,7 @@ __all__ = [
     "InboxRefused",
     "inbox_accept",
     "inbox_drain",
-    "inbox_kick",
-    "inbox_pending_count",
+    "inbox_kick_publish",
     "inbox_purge",
     "intake_events_process",
 ]
@@ -100,29 +99,14 @@ def inbox_accept(
         with savepoint, connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
-    except DatabaseError as exc:
-        if isinstance(exc, OperationalError | InterfaceError):
-            raise  # the database is unreachable: a 500, and the sender retries
+    except DataError:
+        # Anything else (a lost connection…) is a 500, and the sender retries.
         raise EventInvalid(["The event contains values that cannot be stored (NUL characters, NaN or "
                             "unpaired surrogates)"]) from None
     if row is None:
         enabled = Integration.objects.filter(key=key, kind=integration_kind).values_list("enabled", flat=True).first()
         raise InboxRefused("unknown" if enabled is None else "disabled")
     return row[0]
-
-
-def inbox_kick() -> None:
-    """Ask a worker to drain the inbox soon: at most one message per debounce window.
-
-    The web views do the same with the claim folded into their rate-limit round trip.
-    """
-    try:
-        claimed = kick_claim(caches["default"])
-    except Exception:
-        logger.warning("Intake inbox kick unavailable (cache error); the periodic drain applies events", exc_info=True)
-        return
-    if claimed:
-        inbox_kick_publish()
 
 
 def kick_claim(backend: BaseCache) -> bool:
@@ -181,10 +165,6 @@ def inbox_drain(*, now: datetime | None = None, limit: int | None = None, max_se
         total += done
         if done < limit or time.monotonic() > deadline:
             return total
-
-
-def inbox_pending_count() -> int:
-    return InboxEvent.objects.filter(processed_at__isnull=True).count()
 
 
 def intake_events_process(*, now: datetime, limit: int) -> int:
