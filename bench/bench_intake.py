@@ -2,13 +2,19 @@
 """Benchmark alert intake: PagerDuty Events API v2 triggers against gunicorn with production settings.
 
     .venv/bin/python bench/bench_intake.py [--seconds 15] [--concurrency 16] [--workers 4] [--keys 200]
-                                           [--client wrk|python]
+                                           [--client wrk|python] [--celery-concurrency 1]
 
 Creates a throwaway PostgreSQL database (dropped at the end), migrates, creates one PagerDuty
-integration, starts gunicorn (config.settings.production, Redis broker and cache), then fires trigger
-events that cycle through `--keys` dedup keys over `--concurrency` keep-alive connections and prints
-sustained events/s with p50/p99 latency — and the same load against /healthz as the ceiling of this
-machine and server without any intake work.
+integration, starts gunicorn (config.settings.production, Redis broker and cache), a Celery worker
+and beat (which drain the intake inbox), then fires trigger events that cycle through `--keys` dedup
+keys over `--concurrency` connections. It prints two rates:
+
+- HTTP: events accepted (202, stored in the inbox) per second, with p50/p99 latency;
+- end to end: events fully applied (incident counted, Alert row written) per second — the events
+  accepted during the run divided by the time from the start of the load until the inbox is empty;
+
+with the server CPU per event of gunicorn, the Celery worker and PostgreSQL, and the same load
+against /healthz as the ceiling of this machine and server without any intake work.
 
 The client shares the CPUs with the server. `--client wrk` (the default when `wrk` is installed:
 `apt-get install wrk`) is a C event loop that costs a fraction of the Python thread pool
@@ -152,14 +158,29 @@ def server_pids(gunicorn_pid: int, dsn: str, db: str) -> tuple[list[int], list[i
     return [gunicorn_pid, *map(int, children)], backends
 
 
-def measured(run, pids_of):
-    """Run a load and add the server's CPU ms per request (gunicorn, PostgreSQL backends)."""
-    web, pg = pids_of()
-    w0, p0 = _cpu_seconds(web), _cpu_seconds(pg)
+def _tree(pid: int) -> list[int]:
+    """A process and its children (the Celery worker's pool)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *map(int, children)]
+
+
+def measured(run, pids_of, until=None):
+    """Run a load (and wait for `until`, e.g. the drain) and add the server's CPU ms per request:
+    gunicorn, the Celery worker and the PostgreSQL backends (new backends count from zero)."""
+    web, pg, celery = pids_of()
+    w0, c0 = _cpu_seconds(web), _cpu_seconds(celery)
+    p0 = {pid: _cpu_seconds([pid]) for pid in pg}
     result = run()
-    web2, pg2 = pids_of()
-    result["web_cpu_ms"] = (_cpu_seconds(web) - w0) * 1000 / max(result["requests"], 1)
-    result["pg_cpu_ms"] = (_cpu_seconds(pg2) - p0) * 1000 / max(result["requests"], 1) if pg2 == pg else float("nan")
+    if until is not None:
+        result["until"] = until()
+    _, pg2, _ = pids_of()
+    n = max(result["requests"], 1)
+    result["web_cpu_ms"] = (_cpu_seconds(web) - w0) * 1000 / n
+    result["worker_cpu_ms"] = (_cpu_seconds(celery) - c0) * 1000 / n
+    result["pg_cpu_ms"] = sum(_cpu_seconds([pid]) - p0.get(pid, 0.0) for pid in pg2) * 1000 / n
     return result
 
 
@@ -178,6 +199,7 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=200, help="distinct dedup keys, repeated")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--celery-concurrency", type=int, default=1, help="worker processes (the drain is serial)")
     parser.add_argument("--admin-url", default=os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()
@@ -199,7 +221,8 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "BACKSTOP_VAR_DIR": "/tmp/backstop-bench-var",
     }
-    server = None
+    server = worker = beat = None
+    scratch = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     try:
         subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
         key = subprocess.run(
@@ -214,6 +237,14 @@ def main() -> int:
         if args.threads > 1:
             cmd += ["--threads", str(args.threads), "--worker-class", "gthread"]
         server = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+        celery = [PY, "-m", "celery", "-A", "config"]
+        worker = subprocess.Popen(
+            [*celery, "worker", "-P", "prefork", "-c", str(args.celery_concurrency), "-l", "WARNING",
+             "--without-gossip", "--without-mingle", "-Q", "celery,periodic"],
+            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+        )
+        beat = subprocess.Popen([*celery, "beat", "-l", "WARNING", "-s", str(scratch / "beat-schedule")],
+                                cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
         base_url = f"http://127.0.0.1:{args.port}"
         for _ in range(100):
             try:
@@ -231,36 +262,72 @@ def main() -> int:
                             "custom_details": {"n": n}},
             })
 
+        dsn = f"{base}/{db}"
+
+        def inbox_state() -> tuple[int, int]:
+            with psycopg.connect(dsn) as conn:
+                return conn.execute(
+                    "SELECT coalesce(max(id), 0), count(*) FILTER (WHERE processed_at IS NULL)"
+                    " FROM escalations_inboxevent"
+                ).fetchone()
+
+        def wait_drained(timeout: float = 300) -> float:
+            deadline = time.perf_counter() + timeout
+            while inbox_state()[1]:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("the inbox did not drain (is the Celery worker running?)")
+                time.sleep(0.05)
+            return time.perf_counter()
+
         # Warm-up: opens the incidents once so the timed run measures the steady state (dedup path).
         intake_url = f"{base_url}/integrations/pagerduty/v2/enqueue"
         run_load(intake_url, event, 2, args.concurrency)
+        wait_drained()
         ceiling_url = f"{base_url}/healthz"
-        def pids_of():
-            return server_pids(server.pid, f"{base}/{db}", db)
 
+        def pids_of():
+            web, pg = server_pids(server.pid, dsn, db)
+            return web, pg, _tree(worker.pid)
+
+        first_id = inbox_state()[0]
+        started = time.perf_counter()
         if args.client == "wrk":
             script = WRK_SCRIPT % {"keys": args.keys, "key": key}
-            intake = measured(lambda: run_wrk(intake_url, args.seconds, args.concurrency, script), pids_of)
-            ceiling = measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
+            intake = measured(lambda: run_wrk(intake_url, args.seconds, args.concurrency, script), pids_of,
+                              until=wait_drained)
         else:
-            intake = measured(lambda: run_load(intake_url, event, args.seconds, args.concurrency), pids_of)
-            ceiling = measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of)
-        print(f"gunicorn workers={args.workers} threads={args.threads}, client {args.client} with "
-              f"{args.concurrency} connections, {args.seconds:.0f}s each, {os.cpu_count()} CPUs (client and server "
-              f"share them), load average {os.getloadavg()[0]:.1f}")
+            intake = measured(lambda: run_load(intake_url, event, args.seconds, args.concurrency), pids_of,
+                              until=wait_drained)
+        drained = intake.pop("until")
+        accepted = inbox_state()[0] - first_id
+        ceiling = (measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
+                   if args.client == "wrk" else
+                   measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of))
+        print(f"gunicorn workers={args.workers} threads={args.threads}, Celery worker -c {args.celery_concurrency} "
+              f"and beat, client {args.client} with {args.concurrency} connections, {args.seconds:.0f}s each, "
+              f"{os.cpu_count()} CPUs (client and server share them), load average {os.getloadavg()[0]:.1f}")
         for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
             print(f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                  f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + PostgreSQL {r['pg_cpu_ms']:.2f} ms  "
-                  f"requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}")
-        with psycopg.connect(f"{base}/{db}") as conn:
-            incidents, alerts = conn.execute(
-                "SELECT (SELECT count(*) FROM escalations_incident), (SELECT count(*) FROM escalations_alert)"
+                  f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + worker {r['worker_cpu_ms']:.2f} ms + "
+                  f"PostgreSQL {r['pg_cpu_ms']:.2f} ms  requests {r['requests']}  errors {r['errors']}  "
+                  f"statuses {r['statuses']}")
+        print(f"end to end: {accepted} events accepted, all applied {drained - started:.1f} s after the load began "
+              f"(load {args.seconds:.0f} s): {accepted / (drained - started):.0f} events/s applied")
+        with psycopg.connect(dsn) as conn:
+            incidents, alerts, counted = conn.execute(
+                "SELECT (SELECT count(*) FROM escalations_incident), (SELECT count(*) FROM escalations_alert),"
+                " (SELECT sum(alert_count) FROM escalations_incident)"
             ).fetchone()
-        print(f"stored: {incidents} incidents, {alerts} alert rows")
+        print(f"stored: {incidents} incidents counting {counted} alerts, {alerts} alert rows")
+        if counted != alerts:
+            print("MISMATCH: incident alert counts differ from the Alert rows")
+            return 1
     finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        for child in (server, worker, beat):
+            if child is not None:
+                os.killpg(child.pid, signal.SIGTERM)
+                child.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)
         with psycopg.connect(args.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     return 0

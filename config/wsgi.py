@@ -6,6 +6,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 application = get_wsgi_application()
 
+from config.wsgi_routing import LeanWSGIHandler, PathRouter  # noqa: E402  (after Django's setup)
+
+application = PathRouter(application, LeanWSGIHandler())
+
 # Django, the apps and everything imported live as long as the process: move them out of the cyclic
 # collector's reach. Otherwise every full collection walks them again, tens of milliseconds landing
 # on whichever request happens to allocate (on call for 1,000 teams builds ~20,000 objects).

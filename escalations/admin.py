@@ -13,6 +13,7 @@ from escalations.models import (
     EscalationStep,
     EscalationTarget,
     Heartbeat,
+    InboxEvent,
     Incident,
     Integration,
     MaintenanceWindow,
@@ -210,6 +211,23 @@ class AlertAdmin(admin.ModelAdmin):
     list_select_related = ("integration__team", "incident")
     date_hierarchy = "received_at"
     raw_id_fields = ("incident",)
+
+
+@admin.register(InboxEvent)
+class InboxEventAdmin(admin.ModelAdmin):
+    """Accepted events waiting for the drain, and any it set aside (with `error`). Read-only: an
+    event is applied by the drain, exactly once, never by hand."""
+
+    list_display = ("id", "integration", "kind", "action", "dedup_key", "received_at", "processed_at", "error")
+    list_filter = ("kind", ("processed_at", admin.EmptyFieldListFilter))
+    search_fields = ("dedup_key", "error")
+    list_select_related = ("integration__team",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(AlertGroupMember)

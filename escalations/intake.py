@@ -1,10 +1,12 @@
 """Alert intake: turn PagerDuty Events API v2, Alertmanager webhook v4, generic webhook and heartbeat
 events into calls of the incident services.
 
-No HTTP here. Every event is parsed and validated COMPLETELY into frozen dataclasses before anything
-is written; the writes then happen in one transaction, so a malformed event stores nothing and a
-failure halfway leaves nothing behind. Escalation is not done here: the incident services enqueue the
-engine on commit, so intake stays fast.
+No HTTP here. Every event is parsed and validated COMPLETELY, in pure Python, into frozen dataclasses
+before anything is written: the web views do that, then store the event in the inbox
+(`escalations.inbox`), so a malformed event stores nothing. The `*_apply` functions apply one
+validated event in one transaction (the inbox drain uses them, and the `*_process` functions that
+parse and apply at once); escalation is not done here: the incident services enqueue the engine on
+commit.
 """
 
 from __future__ import annotations
@@ -45,18 +47,26 @@ __all__ = [
     "PagerDutyChange",
     "PagerDutyEvent",
     "PagerDutyResult",
+    "action_apply",
+    "alertmanager_apply",
     "alertmanager_parse",
     "alertmanager_process",
+    "change_event_build",
+    "generic_apply",
     "generic_parse",
     "generic_process",
     "heartbeat_ping",
     "heartbeats_check",
     "maintenance_active",
+    "pagerduty_apply",
     "pagerduty_change_parse",
     "pagerduty_change_process",
+    "pagerduty_details",
     "pagerduty_event_parse",
     "pagerduty_event_process",
+    "pagerduty_links",
     "routing_key_errors",
+    "summary_of",
 ]
 
 SUMMARY_MAX = 1024
@@ -338,7 +348,7 @@ def pagerduty_event_parse(body: Any) -> PagerDutyEvent:
     )
 
 
-def _pagerduty_details(event: PagerDutyEvent) -> str:
+def pagerduty_details(event: PagerDutyEvent) -> str:
     lines = [f"Source: {event.source}"]
     for label, value in (("Component", event.component), ("Group", event.group), ("Class", event.class_)):
         if value:
@@ -350,7 +360,11 @@ def _pagerduty_details(event: PagerDutyEvent) -> str:
 
 
 def pagerduty_event_process(*, integration_key: str | None, body: Any, now: datetime | None = None) -> PagerDutyResult:
-    """Events API v2 semantics. `integration_key` overrides body["routing_key"] when given (key in the URL)."""
+    """Events API v2 semantics, applied at once. `integration_key` overrides body["routing_key"] when given.
+
+    HTTP intake does not call this: it stores the validated event in the inbox and the drain applies
+    it (`escalations.inbox`) with the same `pagerduty_apply`.
+    """
     now = now or timezone.now()
     if integration_key is not None and isinstance(body, dict):
         body = {**body, "routing_key": integration_key}
@@ -359,23 +373,36 @@ def pagerduty_event_process(*, integration_key: str | None, body: Any, now: date
     integration = _integration_get(
         event.routing_key, kinds=(Integration.Kind.PAGERDUTY,), maintenance_at=now if trigger else None
     )
-    raw = body
+    dedup_key = event.dedup_key or (uuid.uuid4().hex if trigger else "")
+    return pagerduty_apply(
+        integration=integration, event=event, raw=body, dedup_key=dedup_key, now=now,
+        suppressed=integration.in_maintenance if trigger else False,
+    )
+
+
+def pagerduty_links(event: PagerDutyEvent) -> list[dict]:
+    links = list(event.links)
+    if event.client_url:
+        links.append({"href": event.client_url, "text": event.client or "Source"})
+    return links
+
+
+def pagerduty_apply(
+    *, integration: Integration, event: PagerDutyEvent, raw: dict, dedup_key: str, now: datetime, suppressed: bool
+) -> PagerDutyResult:
+    """Apply one validated event of an accepted integration (enabled or not: it was accepted)."""
     with transaction.atomic():
-        if trigger:
-            dedup_key = event.dedup_key or uuid.uuid4().hex
-            links = list(event.links)
-            if event.client_url:
-                links.append({"href": event.client_url, "text": event.client or "Source"})
+        if event.action == "trigger":
             result, suppressed = _trigger(
                 integration=integration,
                 now=now,
-                suppressed=integration.in_maintenance,
+                suppressed=suppressed,
                 title=event.summary,
-                details=_pagerduty_details(event),
+                details=pagerduty_details(event),
                 severity=event.severity,
                 dedup_key=dedup_key,
                 payload={"integration": integration.pk, "pagerduty": raw},
-                links=links,
+                links=pagerduty_links(event),
             )
             _alert_record(
                 integration=integration, incident=result.incident, now=now, action=Alert.Action.TRIGGER,
@@ -385,21 +412,25 @@ def pagerduty_event_process(*, integration_key: str | None, body: Any, now: date
             return PagerDutyResult(dedup_key, "trigger", result.incident, result.created, suppressed)
 
         services = _services()
-        incident = services.incident_open_get(team=integration.team, dedup_key=event.dedup_key)
-        if incident is not None:
-            if event.action == "acknowledge":
-                services.incident_acknowledge(incident=incident, by=None, via=VIA, now=now)
-                status = Alert.Status.ACKNOWLEDGED
-            else:
-                services.incident_resolve(incident=incident, by=None, via=VIA, now=now)
-                status = Alert.Status.RESOLVED
-        else:
-            status = Alert.Status.IGNORED
+        incident = services.incident_open_get(team=integration.team, dedup_key=dedup_key)
+        status = action_apply(incident=incident, action=event.action, now=now)
         _alert_record(
-            integration=integration, incident=incident, now=now, action=event.action, dedup_key=event.dedup_key,
-            status=status, summary=_summary_of(raw), payload=raw,
+            integration=integration, incident=incident, now=now, action=event.action, dedup_key=dedup_key,
+            status=status, summary=summary_of(raw), payload=raw,
         )
-        return PagerDutyResult(event.dedup_key, event.action, incident, False)
+        return PagerDutyResult(dedup_key, event.action, incident, False)
+
+
+def action_apply(*, incident: Incident | None, action: str, now: datetime) -> str:
+    """Acknowledge or resolve the open incident of a dedup key; the Alert status that records it."""
+    if incident is None:
+        return Alert.Status.IGNORED
+    services = _services()
+    if action == "acknowledge":
+        services.incident_acknowledge(incident=incident, by=None, via=VIA, now=now)
+        return Alert.Status.ACKNOWLEDGED
+    services.incident_resolve(incident=incident, by=None, via=VIA, now=now)
+    return Alert.Status.RESOLVED
 
 
 def _alert_record(*, integration: Integration, incident, now: datetime, action: str, dedup_key: str, status: str,
@@ -411,7 +442,7 @@ def _alert_record(*, integration: Integration, incident, now: datetime, action: 
     )
 
 
-def _summary_of(raw: dict) -> str:
+def summary_of(raw: dict) -> str:
     payload = raw.get("payload")
     summary = payload.get("summary") if isinstance(payload, dict) else None
     return summary[:SUMMARY_MAX] if isinstance(summary, str) else ""
@@ -459,8 +490,15 @@ def pagerduty_change_process(*, integration_key: str | None, body: Any, now: dat
         body = {**body, "routing_key": integration_key}
     change = pagerduty_change_parse(body)
     integration = _integration_get(change.routing_key, kinds=(Integration.Kind.PAGERDUTY,))
-    row = ChangeEvent.objects.create(
-        team=integration.team,
+    row = change_event_build(integration=integration, change=change, now=now)
+    row.save()
+    return ChangeResult(row)
+
+
+def change_event_build(*, integration: Integration, change: PagerDutyChange, now: datetime) -> ChangeEvent:
+    """The (unsaved) timeline row of a change event; the inbox drain saves many at once."""
+    return ChangeEvent(
+        team_id=integration.team_id,
         integration=integration,
         summary=change.summary,
         source=change.source,
@@ -469,7 +507,6 @@ def pagerduty_change_process(*, integration_key: str | None, body: Any, now: dat
         custom_details=change.custom_details,
         received_at=now,
     )
-    return ChangeResult(row)
 
 
 # --- Prometheus Alertmanager webhook v4 ----------------------------------------------------------
@@ -616,6 +653,13 @@ def alertmanager_process(*, integration: Integration, body: Any, now: datetime |
     message = alertmanager_parse(body)
     if not integration.enabled:
         raise EventInvalid(["This integration is disabled; enable it in Backstop to accept events"])
+    return alertmanager_apply(integration=integration, message=message, now=now)
+
+
+def alertmanager_apply(
+    *, integration: Integration, message: AlertmanagerMessage, now: datetime, suppressed: bool | None = None
+) -> AlertmanagerResult:
+    """Apply one validated message of an accepted integration. `suppressed`: maintenance, if known."""
     services = _services()
     dedup_key = message.dedup_key
     group = {
@@ -630,7 +674,6 @@ def alertmanager_process(*, integration: Integration, body: Any, now: datetime |
     with transaction.atomic():
         incident = services.incident_open_get(team=integration.team, dedup_key=dedup_key)
         created = False
-        suppressed = False
         firing = [a for a in message.alerts if a.status == "firing"]
         if firing:
             links = [{"href": message.external_url, "text": "Alertmanager"}] if message.external_url else []
@@ -642,6 +685,7 @@ def alertmanager_process(*, integration: Integration, body: Any, now: datetime |
             result, suppressed = _trigger(
                 integration=integration,
                 now=now,
+                suppressed=suppressed,
                 title=message.title,
                 details=message.common_annotations.get("description", ""),
                 severity=message.severity,
@@ -656,6 +700,7 @@ def alertmanager_process(*, integration: Integration, body: Any, now: datetime |
                 links=links,
             )
             incident, created = result.incident, result.created
+        suppressed = bool(suppressed)
         for alert in message.alerts:
             Alert.objects.create(
                 integration=integration,
@@ -757,12 +802,20 @@ def generic_process(*, integration: Integration, data: Any, now: datetime | None
     event = generic_parse(data)
     if not integration.enabled:
         raise EventInvalid(["This integration is disabled; enable it in Backstop to accept events"])
+    dedup_key = event.dedup_key or (uuid.uuid4().hex if event.action == "trigger" else "")
+    return generic_apply(integration=integration, event=event, dedup_key=dedup_key, now=now)
+
+
+def generic_apply(
+    *, integration: Integration, event: GenericEvent, dedup_key: str, now: datetime, suppressed: bool | None = None
+) -> GenericResult:
+    """Apply one validated generic event of an accepted integration."""
     with transaction.atomic():
         if event.action == "trigger":
-            dedup_key = event.dedup_key or uuid.uuid4().hex
             result, suppressed = _trigger(
                 integration=integration,
                 now=now,
+                suppressed=suppressed,
                 title=event.summary,
                 details=event.details,
                 severity=event.severity,
@@ -775,20 +828,13 @@ def generic_process(*, integration: Integration, data: Any, now: datetime | None
                 summary=event.summary, payload=event.raw,
             )
             return GenericResult(dedup_key, "trigger", result.incident, result.created)
-        services = _services()
-        incident = services.incident_open_get(team=integration.team, dedup_key=event.dedup_key)
-        status = Alert.Status.IGNORED
-        if incident is not None and event.action == "acknowledge":
-            services.incident_acknowledge(incident=incident, by=None, via=VIA, now=now)
-            status = Alert.Status.ACKNOWLEDGED
-        elif incident is not None:
-            services.incident_resolve(incident=incident, by=None, via=VIA, now=now)
-            status = Alert.Status.RESOLVED
+        incident = _services().incident_open_get(team=integration.team, dedup_key=dedup_key)
+        status = action_apply(incident=incident, action=event.action, now=now)
         _alert_record(
-            integration=integration, incident=incident, now=now, action=event.action, dedup_key=event.dedup_key,
+            integration=integration, incident=incident, now=now, action=event.action, dedup_key=dedup_key,
             status=status, summary=event.summary, payload=event.raw,
         )
-        return GenericResult(event.dedup_key, event.action, incident, False)
+        return GenericResult(dedup_key, event.action, incident, False)
 
 
 # --- Heartbeats ----------------------------------------------------------------------------------

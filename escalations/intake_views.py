@@ -1,5 +1,6 @@
-"""HTTP edge of alert intake: size limit, JSON parsing, per-integration rate limit, then one call
-into escalations.intake. Record and return: escalation runs in the engine after commit.
+"""HTTP edge of alert intake: size limit, JSON parsing, validation (pure Python), per-integration rate
+limit, then ONE statement that stores the event in the inbox (`escalations.inbox`) and a 202. The
+drain applies it a moment later; escalation runs in the engine after that.
 
 Status codes follow what the senders expect: PagerDuty clients get PagerDuty's bodies; Alertmanager
 retries 5xx and drops 4xx, so a malformed payload is a 400 and only our own failures are 5xx.
@@ -11,18 +12,17 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParser
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from escalations import intake
-from escalations.models import Heartbeat, Integration
+from escalations import inbox, intake
+from escalations.models import Heartbeat, InboxEvent, Integration
 
 logger = logging.getLogger(__name__)
 
@@ -43,30 +43,44 @@ def _rate() -> tuple[int, int] | None:
 def throttle_exceeded(key: str) -> bool:
     """Fixed-window counter per integration key in the shared cache (Redis in production), so the
     limit holds across every web process. Only plausible keys are counted."""
+    return _admit(key, kick=False)[0]
+
+
+def _admit(key: str, *, kick: bool) -> tuple[bool, bool]:
+    """Count a hit on the key's rate window and, with `kick`, try to claim this debounce window's
+    inbox kick (escalations.inbox), in ONE cache round trip. Returns (throttled, kick claimed)."""
     rate = _rate()
-    if rate is None or not intake.throttle_key_is_plausible(key):
-        return False
-    limit, period = rate
-    window = int(time.time() // period)
-    cache_key = f"intake-rate:{key}:{window}"
+    counted = rate is not None and intake.throttle_key_is_plausible(key)
+    if not counted and not kick:
+        return False, False
+    limit, period = rate if counted else (0, 1)
+    cache_key = f"intake-rate:{key}:{int(time.time() // period)}"
+    backend = caches["default"]
     try:
-        count = _hit_count(cache_key, timeout=period + 5)
-    except Exception:  # the cache being down must not stop alerts
+        client = inbox.redis_write_client(backend)
+        if client is not None:
+            # Pipelined: INCR + EXPIRE instead of the three round trips of Django's add + incr, plus
+            # the kick's SET NX PX. The keys stay the ones Django would use.
+            pipe = client.pipeline(transaction=False)
+            if counted:
+                redis_key = backend.make_and_validate_key(cache_key)
+                pipe.incr(redis_key).expire(redis_key, period + 5)
+            if kick:
+                pipe.set(backend.make_and_validate_key(inbox.KICK_KEY), b"1", nx=True,
+                         px=settings.BACKSTOP_INBOX_KICK_MS)
+            results = pipe.execute()
+            count, claimed = (results[0] if counted else 0), (bool(results[-1]) if kick else False)
+        else:
+            count = _hit_count(cache_key, timeout=period + 5) if counted else 0
+            claimed = kick and inbox.kick_claim(backend)
+    except Exception:  # the cache being down must not stop alerts (the beat drain applies them)
         logger.warning("Intake rate limit unavailable (cache error)", exc_info=True)
-        return False
-    return count > limit
+        return False, False
+    return counted and count > limit, claimed
 
 
 def _hit_count(cache_key: str, *, timeout: int) -> int:
-    """Count one hit on the window's counter and return the new count."""
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        # Every event passes here: one pipelined round trip (INCR, EXPIRE) instead of the three that
-        # Django's add + incr cost (SET NX, EXISTS, INCR). The key stays the one Django would use.
-        redis_key = backend.make_and_validate_key(cache_key)
-        client = backend._cache.get_client(redis_key, write=True)
-        count, _ = client.pipeline(transaction=False).incr(redis_key).expire(redis_key, timeout).execute()
-        return count
+    """Count one hit on the window's counter and return the new count (caches other than Redis)."""
     try:
         cache.add(cache_key, 0, timeout=timeout)
         return cache.incr(cache_key)
@@ -133,7 +147,28 @@ def _pd_throttled() -> JsonResponse:
     return response
 
 
-def _pagerduty(request: HttpRequest, process: Callable, success: Callable[[object], dict]) -> JsonResponse:
+def _json_response(data: dict, status: int) -> HttpResponse:
+    # JsonResponse's encoder class and keyword handling cost more than the hot path needs.
+    return HttpResponse(json.dumps(data), content_type="application/json", status=status)
+
+
+def _accept(*, key: str, integration_kind: str, kind: str, action: str, dedup_key: str, payload: str) -> None:
+    """Store the validated event: one INSERT, committed when this returns."""
+    inbox.inbox_accept(
+        key=key, integration_kind=integration_kind, kind=kind, action=action, dedup_key=dedup_key,
+        payload=payload, now=timezone.now(),
+    )
+
+
+def _kicked(response: HttpResponse, kick: bool) -> HttpResponse:
+    """Publish the drain task if this request claimed the debounce window's kick. Whatever the
+    request's outcome: later requests of the window count on that task."""
+    if kick:
+        inbox.inbox_kick_publish()
+    return response
+
+
+def _pagerduty(request: HttpRequest, change: bool) -> HttpResponse:
     try:
         body = _body(request)
     except _TooLarge:
@@ -143,35 +178,43 @@ def _pagerduty(request: HttpRequest, process: Callable, success: Callable[[objec
     except intake.EventInvalid as exc:
         return _pd_invalid(exc.errors)
     key = data.get("routing_key") if isinstance(data, dict) else None
-    if isinstance(key, str) and throttle_exceeded(key):
-        return _pd_throttled()
+    throttled, kick = _admit(key, kick=True) if isinstance(key, str) else (False, False)
+    if throttled:
+        return _kicked(_pd_throttled(), kick)
     try:
-        result = process(integration_key=None, body=data)
+        if change:
+            event = intake.pagerduty_change_parse(data)
+            action = dedup_key = ""
+        else:
+            event = intake.pagerduty_event_parse(data)
+            action = event.action
+            dedup_key = event.dedup_key or (inbox.dedup_key_new() if action == "trigger" else "")
+        _accept(key=event.routing_key, integration_kind=Integration.Kind.PAGERDUTY,
+                kind=InboxEvent.Kind.CHANGE if change else InboxEvent.Kind.PAGERDUTY, action=action,
+                dedup_key=dedup_key, payload=inbox.payload_text(body, data))
     except intake.EventInvalid as exc:
-        return _pd_invalid(exc.errors, exc.message)
-    return JsonResponse(success(result), status=202)
+        return _kicked(_pd_invalid(exc.errors, exc.message), kick)
+    except inbox.InboxRefused as exc:
+        return _kicked(_pd_invalid([inbox.INVALID_KEY if exc.reason == "unknown" else inbox.DISABLED]), kick)
+    if change:
+        return _kicked(_json_response({"status": "success", "message": "Change event processed"}, 202), kick)
+    return _kicked(
+        _json_response({"status": "success", "message": "Event processed", "dedup_key": dedup_key}, 202), kick
+    )
 
 
 @csrf_exempt
 @require_http_methods(["POST"])
-def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
+def pagerduty_enqueue(request: HttpRequest) -> HttpResponse:
     """PagerDuty Events API v2: POST /integrations/pagerduty/v2/enqueue."""
-    return _pagerduty(
-        request,
-        intake.pagerduty_event_process,
-        lambda r: {"status": "success", "message": "Event processed", "dedup_key": r.dedup_key},
-    )
+    return _pagerduty(request, change=False)
 
 
 @csrf_exempt
 @require_http_methods(["POST"])
-def pagerduty_change_enqueue(request: HttpRequest) -> JsonResponse:
+def pagerduty_change_enqueue(request: HttpRequest) -> HttpResponse:
     """PagerDuty Change Events: POST /integrations/pagerduty/v2/change/enqueue."""
-    return _pagerduty(
-        request,
-        intake.pagerduty_change_process,
-        lambda r: {"status": "success", "message": "Change event processed"},
-    )
+    return _pagerduty(request, change=True)
 
 
 # --- Keyed webhooks (key in the URL) ------------------------------------------------------------
@@ -181,51 +224,74 @@ def _error(status: int, message: str, errors: list[str] | None = None) -> JsonRe
     return JsonResponse({"status": "error", "message": message, "errors": errors or []}, status=status)
 
 
-def _keyed_integration(key: str, kind: str) -> Integration | JsonResponse:
-    integration = Integration.objects.select_related("team", "policy").filter(key=key, kind=kind).first()
-    if integration is None:
+def _refused(reason: str) -> JsonResponse:
+    if reason == "unknown":
         return _error(404, "Unknown integration key")
-    if not integration.enabled:
-        return _error(400, "This integration is disabled; enable it in Backstop to accept events")
-    if throttle_exceeded(key):
+    return _error(400, inbox.DISABLED)
+
+
+def _key_refusal(key: str, kind: str) -> str | None:
+    """Why this key accepts nothing ("unknown", "disabled"), or None. Only asked on error paths."""
+    enabled = Integration.objects.filter(key=key, kind=kind).values_list("enabled", flat=True).first()
+    return "unknown" if enabled is None else None if enabled else "disabled"
+
+
+def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, parse, status: int) -> HttpResponse:
+    """Shared shape of the keyed webhooks: size-limited parse, rate limit, one INSERT, JSON answer.
+
+    A bad key answers as before (404 unknown, 400 disabled) even when the body is also bad: that
+    lookup is made only on the error path, so accepted events cost one statement.
+    """
+    try:
+        body = _body(request)
+    except _TooLarge:
+        if refusal := _key_refusal(key, kind):
+            return _refused(refusal)
+        return _error(413, f"Request body exceeds {settings.BACKSTOP_INTAKE_MAX_BYTES} bytes")
+    try:
+        data = read(request, body)
+        action, dedup_key = parse(data)
+    except intake.EventInvalid as exc:
+        if refusal := _key_refusal(key, kind):
+            return _refused(refusal)
+        return _error(400, exc.message, exc.errors)
+    throttled, kick = _admit(key, kick=True)
+    if throttled:
         response = _error(429, "Rate limit exceeded for this integration; retry later")
         response["Retry-After"] = "1"
-        return response
-    return integration
-
-
-def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, process, status: int, extra) -> JsonResponse:
-    """Shared shape of the keyed webhooks: integration check, size-limited parse, process, JSON answer."""
-    integration = _keyed_integration(key, kind)
-    if isinstance(integration, JsonResponse):
-        return integration
+        return _kicked(response, kick)
     try:
-        result = process(integration, read(request, _body(request)))
-    except _TooLarge:
-        return _error(413, f"Request body exceeds {settings.BACKSTOP_INTAKE_MAX_BYTES} bytes")
+        # A form was decoded into a dict: store that as JSON; a JSON body is stored as received.
+        payload = json.dumps(data) if request.content_type in _FORM_TYPES else inbox.payload_text(body, data)
+        _accept(key=key, integration_kind=kind, kind=kind, action=action, dedup_key=dedup_key, payload=payload)
     except intake.EventInvalid as exc:
-        return _error(400, exc.message, exc.errors)
-    return JsonResponse(
-        {
-            "status": "success",
-            "dedup_key": result.dedup_key,
-            "incident_id": result.incident.pk if result.incident else None,
-            **extra(result),
-        },
-        status=status,
+        return _kicked(_error(400, exc.message, exc.errors), kick)
+    except inbox.InboxRefused as exc:
+        return _kicked(_refused(exc.reason), kick)
+    # Applied by the drain a moment later: the incident is not known yet when we answer.
+    return _kicked(
+        _json_response({"status": "success", "message": "Event accepted", "dedup_key": dedup_key}, status), kick
     )
+
+
+def _read_json(request: HttpRequest, body: bytes):
+    return _json(body)
+
+
+def _alertmanager_parse(data) -> tuple[str, str]:
+    message = intake.alertmanager_parse(data)
+    return message.status, message.dedup_key
 
 
 @csrf_exempt
 @require_http_methods(["POST"])
-def alertmanager_webhook(request: HttpRequest, key: str) -> JsonResponse:
+def alertmanager_webhook(request: HttpRequest, key: str) -> HttpResponse:
     """Prometheus Alertmanager webhook_configs url: /integrations/alertmanager/<key>/."""
-    return _keyed_webhook(
-        request, key, Integration.Kind.ALERTMANAGER,
-        read=lambda request, body: _json(body),
-        process=lambda integration, data: intake.alertmanager_process(integration=integration, body=data),
-        status=200, extra=lambda result: {"firing": result.firing},
-    )
+    return _keyed_webhook(request, key, Integration.Kind.ALERTMANAGER, read=_read_json, parse=_alertmanager_parse,
+                          status=200)
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _form_or_json(request: HttpRequest, body: bytes):
@@ -242,16 +308,17 @@ def _form_or_json(request: HttpRequest, body: bytes):
     return _json(body)
 
 
+def _generic_parse(data) -> tuple[str, str]:
+    event = intake.generic_parse(data)
+    return event.action, event.dedup_key or (inbox.dedup_key_new() if event.action == "trigger" else "")
+
+
 @csrf_exempt
 @require_http_methods(["POST"])
-def generic_webhook(request: HttpRequest, key: str) -> JsonResponse:
+def generic_webhook(request: HttpRequest, key: str) -> HttpResponse:
     """Generic webhook: JSON or form `{summary, details, severity, dedup_key, action}`."""
-    return _keyed_webhook(
-        request, key, Integration.Kind.GENERIC,
-        read=_form_or_json,
-        process=lambda integration, data: intake.generic_process(integration=integration, data=data),
-        status=202, extra=lambda result: {},
-    )
+    return _keyed_webhook(request, key, Integration.Kind.GENERIC, read=_form_or_json, parse=_generic_parse,
+                          status=202)
 
 
 @csrf_exempt

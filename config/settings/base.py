@@ -226,6 +226,8 @@ CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("periodic", r
 CELERY_TASK_ROUTES = {
     "escalations.tasks.sweep": {"queue": "periodic"},
     "escalations.page_reconcile": {"queue": "periodic"},
+    # The inbox drain woken by accepted events is intake's critical path, not a safety net.
+    "escalations.intake_tasks.inbox_drain": {"queue": "celery"},
     "escalations.intake_tasks.*": {"queue": "periodic"},
     "rotations.tasks.shift_*": {"queue": "periodic"},
     "rotations.tasks.roster_*": {"queue": "periodic"},
@@ -245,6 +247,18 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "escalations.page_reconcile",
         "schedule": 15.0,
         "options": {"expires": 14},
+    },
+    # Accepted events are applied when the web request's debounced kick arrives; this applies them
+    # anyway when that message was lost (dead worker, restarted Redis).
+    "intake-inbox-drain": {
+        "task": "escalations.intake_tasks.inbox_drain_periodic",
+        "schedule": env.float("INBOX_DRAIN_INTERVAL_SECONDS", default=1.0),
+        "options": {"expires": 10},
+    },
+    "intake-inbox-purge": {
+        "task": "escalations.intake_tasks.inbox_purge",
+        "schedule": 600.0,
+        "options": {"expires": 500},
     },
     "heartbeat-check": {
         "task": "escalations.intake_tasks.heartbeats_check",
@@ -317,6 +331,11 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Alert intake refuses bodies larger than this with 413.
 BACKSTOP_INTAKE_MAX_BYTES = env.int("INTAKE_MAX_BYTES", default=512 * 1024)
+# The intake inbox (escalations.inbox): events per drain transaction, the debounce window of the
+# web requests' drain kick (also the kick's countdown), and how long applied events are kept.
+BACKSTOP_INBOX_BATCH = env.int("INBOX_BATCH", default=500)
+BACKSTOP_INBOX_KICK_MS = env.int("INBOX_KICK_MS", default=100)
+BACKSTOP_INBOX_RETENTION = timedelta(hours=env.float("INBOX_RETENTION_HOURS", default=24))
 
 LOGGING = {
     "version": 1,

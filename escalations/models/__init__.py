@@ -1,5 +1,13 @@
 from .incident import Incident, Page, TimelineEvent
-from .intake import Alert, AlertGroupMember, ChangeEvent, Heartbeat, Integration, MaintenanceWindow
+from .intake import (
+    Alert,
+    AlertGroupMember,
+    ChangeEvent,
+    Heartbeat,
+    InboxEvent,
+    Integration,
+    MaintenanceWindow,
+)
 from .outbox import OutboxMessage
 from .phone import BlockedNumber, CallRecord, CustomerContact, CustomerPhone, PhoneLine, PhoneMenuOption
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
@@ -16,6 +24,7 @@ __all__ = [
     "EscalationStep",
     "EscalationTarget",
     "Heartbeat",
+    "InboxEvent",
     "Incident",
     "Integration",
     "MaintenanceWindow",

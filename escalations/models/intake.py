@@ -194,3 +194,37 @@ class ChangeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.timestamp:%Y-%m-%d %H:%M} {self.summary[:60]}"
+
+
+class InboxEvent(models.Model):
+    """An accepted, already-validated event waiting to be applied (the durable intake inbox).
+
+    The HTTP request writes one row and answers 202; the drain (`escalations.inbox`) applies pending
+    rows in id order and sets `processed_at` in the same transaction as the effects, so every accepted
+    event is applied exactly once. Processed rows are deleted after `BACKSTOP_INBOX_RETENTION`.
+    """
+
+    class Kind(models.TextChoices):
+        PAGERDUTY = "pagerduty", "PagerDuty event"
+        CHANGE = "change", "PagerDuty change event"
+        ALERTMANAGER = "alertmanager", "Alertmanager webhook"
+        GENERIC = "generic", "Generic webhook"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    action = models.CharField(max_length=12, blank=True)
+    dedup_key = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why applying this event failed (it was then set aside)")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(processed_at__isnull=True), name="inbox_pending_idx"),
+            models.Index(fields=["processed_at"], condition=Q(processed_at__isnull=False), name="inbox_processed_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.action} {self.dedup_key} ({'done' if self.processed_at else 'pending'})"

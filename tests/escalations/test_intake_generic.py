@@ -10,6 +10,7 @@ from escalations import intake
 from escalations.intake_tasks import heartbeats_check
 from escalations.models import Alert, Heartbeat, Incident, TimelineEvent
 from portal.models import JobRun
+from tests.escalations.inbox_helpers import post_and_drain
 from tests.factories import T0, HeartbeatFactory, IntegrationFactory, MaintenanceWindowFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,13 +32,13 @@ def url(integration):
 
 
 def test_generic_json_trigger_and_resolve(client, integration):
-    r = client.post(url(integration), data=json.dumps(
+    r = post_and_drain(client, url(integration), data=json.dumps(
         {"summary": "Backup failed", "details": {"rc": 2}, "severity": "warning", "dedup_key": "backup"}),
         content_type="application/json")
     assert r.status_code == 202 and r.json()["dedup_key"] == "backup"
     incident = Incident.objects.get()
     assert (incident.title, incident.severity, incident.dedup_key) == ("Backup failed", "warning", "backup")
-    r = client.post(url(integration), data=json.dumps({"action": "resolve", "dedup_key": "backup"}),
+    r = post_and_drain(client, url(integration), data=json.dumps({"action": "resolve", "dedup_key": "backup"}),
                     content_type="application/json")
     assert r.status_code == 202
     incident.refresh_from_db()
@@ -45,10 +46,11 @@ def test_generic_json_trigger_and_resolve(client, integration):
 
 
 def test_generic_form(client, integration):
-    r = client.post(url(integration), data={"summary": "Disk 91%", "severity": "critical", "dedup_key": "disk"})
+    r = post_and_drain(client, url(integration),
+                       data={"summary": "Disk 91%", "severity": "critical", "dedup_key": "disk"})
     assert r.status_code == 202
     assert Incident.objects.get().title == "Disk 91%"
-    r = client.post(url(integration), data={"action": "acknowledge", "dedup_key": "disk"})
+    r = post_and_drain(client, url(integration), data={"action": "acknowledge", "dedup_key": "disk"})
     assert Incident.objects.get().status == "acknowledged"
 
 
@@ -63,7 +65,7 @@ def test_generic_form(client, integration):
     ],
 )
 def test_generic_invalid_400_nothing_stored(client, integration, data, content_type):
-    r = client.post(url(integration), data=data, content_type=content_type)
+    r = post_and_drain(client, url(integration), data=data, content_type=content_type)
     assert r.status_code == 400 and r.json()["errors"]
     assert (Incident.objects.count(), Alert.objects.count(), TimelineEvent.objects.count()) == (0, 0, 0)
 

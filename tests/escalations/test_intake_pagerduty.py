@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from escalations import intake, services
 from escalations.models import Alert, ChangeEvent, Incident, Page, TimelineEvent
+from tests.escalations.inbox_helpers import post_and_drain
 from tests.escalations.intake_payloads import (
     alertmanager_pagerduty,
     pdpyras_action,
@@ -47,7 +48,7 @@ def integration(team):
 
 def post(client, body, url=URL, **extra):
     data = body if isinstance(body, bytes | str) else json.dumps(body)
-    return client.post(url, data=data, content_type="application/json", **HEADERS, **extra)
+    return post_and_drain(client, url, data=data, content_type="application/json", **HEADERS, **extra)
 
 
 def counts():

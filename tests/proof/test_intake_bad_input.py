@@ -7,7 +7,8 @@ import json
 import pytest
 from django.core.cache import cache
 
-from escalations.models import Alert, ChangeEvent, Incident, TimelineEvent
+from escalations.models import Alert, ChangeEvent, InboxEvent, Incident, TimelineEvent
+from tests.escalations.inbox_helpers import drain
 from tests.escalations.intake_payloads import ROUTING_KEY, am_message, pdpyras_trigger
 from tests.factories import IntegrationFactory
 
@@ -47,7 +48,7 @@ CASES = [(kind, name, body) for kind in KINDS for name, body in _cases(kind)]
 
 
 def _counts() -> dict:
-    return {m.__name__: m.objects.count() for m in (Incident, Alert, TimelineEvent, ChangeEvent)}
+    return {m.__name__: m.objects.count() for m in (Incident, Alert, TimelineEvent, ChangeEvent, InboxEvent)}
 
 
 @pytest.fixture(autouse=True)
@@ -88,4 +89,5 @@ def test_unknown_keys_are_accepted(client, team, kind):
     body = {**KINDS[kind][2](), "x_unknown": {"nested": [1, 2]}, "zzz": None}
     response = client.post(KINDS[kind][1](integration.key), json.dumps(body), content_type="application/json")
     assert response.status_code in (200, 202), response.content[:300]
+    drain()
     assert Incident.objects.filter(team=team).count() == 1

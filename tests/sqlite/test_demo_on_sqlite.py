@@ -75,3 +75,27 @@ def test_handovers_insert_once_on_sqlite(payments):
     first = handovers_run(now=monday_handoff + timedelta(minutes=1))
     again = handovers_run(now=monday_handoff + timedelta(minutes=2))
     assert first.recorded > 0 and again.recorded == 0
+
+
+def test_intake_inbox_accepts_and_drains_on_sqlite(payments, client, settings):
+    """The inbox's INSERT … SELECT … RETURNING and the drain (no advisory lock) on SQLite."""
+    import json
+
+    from escalations import inbox
+    from escalations.models import InboxEvent, Integration
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    integration = Integration.objects.create(team=payments, name="sqlite-pd", kind="pagerduty")
+    body = {"routing_key": integration.key, "event_action": "trigger", "dedup_key": "sq",
+            "payload": {"summary": "Disk full", "source": "db-1", "severity": "critical"}}
+    for _ in range(2):
+        r = client.post("/integrations/pagerduty/v2/enqueue", json.dumps(body), content_type="application/json")
+        assert r.status_code == 202, r.content
+    assert InboxEvent.objects.filter(processed_at__isnull=True).count() == 2
+    assert inbox.inbox_drain() == 2
+    incident = Incident.objects.get(dedup_key="sq")
+    assert incident.alert_count == 2 and InboxEvent.objects.filter(processed_at__isnull=True).count() == 0
+    integration.enabled = False
+    integration.save()
+    r = client.post("/integrations/pagerduty/v2/enqueue", json.dumps(body), content_type="application/json")
+    assert r.status_code == 400 and "disabled" in r.json()["errors"][0]
