@@ -250,6 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         print(summary("ETA message, actual", eta_act))
         print(summary("sweep only, `at`", sweep_at))
         print(summary("sweep only, actual", sweep_act))
+        edges = (0.1, 0.3, 0.6, 1.0, 2.0)
+        for label, values in (("ETA message", eta_act), ("sweep only", sweep_act)):
+            lows = (float("-inf"), *edges)
+            highs = (*edges, float("inf"))
+            counts = [sum(1 for v in values if lo <= v < hi) for lo, hi in zip(lows, highs, strict=True)]
+            names = [f"<{hi:g}s" for hi in edges] + [f">={edges[-1]:g}s"]
+            print(f"{label + ' lateness histogram':<34}"
+                  + "  ".join(f"{name}: {count}" for name, count in zip(names, counts, strict=True)))
         from portal.models import JobRun
 
         for job in JobRun.objects.all():

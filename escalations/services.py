@@ -192,6 +192,7 @@ class _Batch:
         self.assign: dict[int, tuple[int, ...]] = {}
         self.users: dict[int, User] = {}
         self.page_ids: list[int] = []
+        self.pages_by_incident: dict[int, list[int]] = {}
 
     def event(self, incident: Incident, kind: str, message: str, **data: Any) -> None:
         self.timeline.append(
@@ -228,8 +229,10 @@ class _Batch:
         if not pages:
             return
         created = _pages_insert(pages)
-        self.page_ids.extend(pid for pid, _ in created)
-        _on_commit_deliver(created)
+        self.page_ids.extend(pid for pid, _, _ in created)
+        for pid, _, incident_id in created:
+            self.pages_by_incident.setdefault(incident_id, []).append(pid)
+        _on_commit_deliver([(pid, due) for pid, due, _ in created])
 
     def flush(self, incidents: list[Incident]) -> None:
         self.write_pages()
@@ -252,9 +255,9 @@ _PAGE_INSERT_SQL = (
 )
 
 
-def _pages_insert(pages: Sequence[tuple]) -> list[tuple[int, datetime]]:
+def _pages_insert(pages: Sequence[tuple]) -> list[tuple[int, datetime, int]]:
     """Insert pending pages given as (incident, cycle, step, loop, user, rule index, channel, contact
-    method, destination, due) and return (id, due) of the rows created.
+    method, destination, due) and return (id, due, incident id) of the rows created.
 
     The unique notification key makes a re-run of the same decision harmless: a row that exists is
     skipped (ON CONFLICT DO NOTHING), not created twice. One prepared statement executed many times
@@ -265,7 +268,7 @@ def _pages_insert(pages: Sequence[tuple]) -> list[tuple[int, datetime]]:
     created_at = moment(timezone.now())
     pending = Page.Status.PENDING.value
     rows = [(*page[:9], moment(page[9]), pending, created_at) for page in pages]
-    created: list[tuple[int, datetime]] = []
+    created: list[tuple[int, datetime, int]] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.cursor.executemany(_PAGE_INSERT_SQL, rows, returning=True)
@@ -273,7 +276,7 @@ def _pages_insert(pages: Sequence[tuple]) -> list[tuple[int, datetime]]:
             for page in pages:
                 row = raw.fetchone()
                 if row is not None:
-                    created.append((row[0], page[9]))
+                    created.append((row[0], page[9], page[0]))
                 if not raw.nextset():
                     break
         else:  # the SQLite demo: a handful of pages at a time
@@ -281,7 +284,7 @@ def _pages_insert(pages: Sequence[tuple]) -> list[tuple[int, datetime]]:
                 cursor.execute(_PAGE_INSERT_SQL, row)
                 found = cursor.fetchone()
                 if found is not None:
-                    created.append((found[0], page[9]))
+                    created.append((found[0], page[9], page[0]))
     return created
 
 
@@ -440,10 +443,7 @@ def _advance_locked_batch(incidents: Sequence[Incident], now: datetime) -> list[
         changed.append(incident)
         results.append(AdvanceResult(incident.pk, len(actions), []))
     batch.flush(changed)
-    by_incident: dict[int, list[int]] = {}
-    if batch.page_ids:
-        for pid, iid in Page.objects.filter(pk__in=batch.page_ids).values_list("id", "incident_id"):
-            by_incident.setdefault(iid, []).append(pid)
+    by_incident = batch.pages_by_incident
     for result in results:
         result.page_ids = by_incident.get(result.incident_id, [])
     return results
