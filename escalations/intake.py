@@ -54,13 +54,11 @@ __all__ = [
     "change_event_build",
     "generic_apply",
     "generic_parse",
-    "generic_process",
     "heartbeat_ping",
     "heartbeats_check",
     "maintenance_active",
     "pagerduty_apply",
     "pagerduty_change_parse",
-    "pagerduty_change_process",
     "pagerduty_details",
     "pagerduty_event_parse",
     "pagerduty_event_process",
@@ -483,18 +481,6 @@ def pagerduty_change_parse(body: Any) -> PagerDutyChange:
     return PagerDutyChange(body["routing_key"], summary, source, timestamp, custom_details or {}, links)
 
 
-def pagerduty_change_process(*, integration_key: str | None, body: Any, now: datetime | None = None) -> ChangeResult:
-    """/v2/change/enqueue: a change event on the team timeline. Never pages, never opens an incident."""
-    now = now or timezone.now()
-    if integration_key is not None and isinstance(body, dict):
-        body = {**body, "routing_key": integration_key}
-    change = pagerduty_change_parse(body)
-    integration = _integration_get(change.routing_key, kinds=(Integration.Kind.PAGERDUTY,))
-    row = change_event_build(integration=integration, change=change, now=now)
-    row.save()
-    return ChangeResult(row)
-
-
 def change_event_build(*, integration: Integration, change: PagerDutyChange, now: datetime) -> ChangeEvent:
     """The (unsaved) timeline row of a change event; the inbox drain saves many at once."""
     return ChangeEvent(
@@ -795,15 +781,6 @@ def generic_parse(data: Any) -> GenericEvent:
     if errors:
         raise EventInvalid(errors)
     return GenericEvent(action, summary, details, severity, dedup_key, data)
-
-
-def generic_process(*, integration: Integration, data: Any, now: datetime | None = None) -> GenericResult:
-    now = now or timezone.now()
-    event = generic_parse(data)
-    if not integration.enabled:
-        raise EventInvalid(["This integration is disabled; enable it in Backstop to accept events"])
-    dedup_key = event.dedup_key or (uuid.uuid4().hex if event.action == "trigger" else "")
-    return generic_apply(integration=integration, event=event, dedup_key=dedup_key, now=now)
 
 
 def generic_apply(

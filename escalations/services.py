@@ -455,24 +455,13 @@ def _advance_locked(incident: Incident, now: datetime) -> AdvanceResult:
 
 def incident_advance(*, incident_id: int, now: datetime | None = None) -> AdvanceResult | None:
     """Advance one incident if it is due. Safe to call any number of times, from anywhere."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        incident = (
-            Incident.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk=incident_id, next_action_at__lte=now)
-            .exclude(status=Status.RESOLVED)
-            .first()
-        )
-        if incident is None:
-            return None
-        return _advance_locked(incident, now)
+    results = _advance_due([incident_id], now or timezone.now())
+    return results[0] if results else None
 
 
-def incidents_advance(*, incident_ids: Sequence[int], now: datetime | None = None) -> int:
-    """Advance those of these incidents that are due, together in one transaction (one wake-up
-    message). Rows locked elsewhere are skipped: whoever holds them is advancing them. Returns how
-    many were advanced."""
-    now = now or timezone.now()
+def _advance_due(incident_ids: Sequence[int], now: datetime) -> list[AdvanceResult]:
+    """Lock those of these incidents that are due and not locked elsewhere (whoever holds a lock is
+    advancing that incident), and advance them together in one transaction."""
     with transaction.atomic():
         due = list(
             Incident.objects.select_for_update(skip_locked=True, of=("self",))
@@ -480,9 +469,13 @@ def incidents_advance(*, incident_ids: Sequence[int], now: datetime | None = Non
             .exclude(status=Status.RESOLVED)
             .order_by("pk")
         )
-        if due:
-            _advance_locked_batch(due, now)
-    return len(due)
+        return _advance_locked_batch(due, now) if due else []
+
+
+def incidents_advance(*, incident_ids: Sequence[int], now: datetime | None = None) -> int:
+    """Advance those of these incidents that are due, together in one transaction (one wake-up
+    message). Returns how many were advanced."""
+    return len(_advance_due(incident_ids, now or timezone.now()))
 
 
 def incidents_due_soon_get(*, now: datetime, within: timedelta) -> list[tuple[int, datetime]]:
