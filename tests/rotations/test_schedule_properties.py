@@ -450,3 +450,36 @@ def test_handoffs_are_exactly_the_holder_changes(sc):
                 j, t - timedelta(microseconds=1)
             ) != holder(j, t):
                 assert (j, t) in seen
+
+
+@PROFILE
+@given(scenarios(), st.booleans(), st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4))
+def test_override_only_fast_path_matches_the_general_walk(sc, drop_ids, probes):
+    """_segments_at answers an overrides-only shift per position; the general walk over every
+    cut (forced by an exclusion that is never active) must say exactly the same, also when
+    overrides carry no id and so compare equal by value."""
+    from rotations import schedule
+
+    spec, _, overrides, since, until = sc
+    if drop_ids:
+        overrides = [
+            Override(o.rotation_id, o.user_id, o.start, o.end, o.position, o.replaces_user_id, None)
+            for o in overrides
+        ]
+    cs = schedule._compile(spec)
+    span = until - since
+    for p in probes:
+        at = since + span * p
+        ce = cs.era_at(at)
+        if ce is None or at < ce.anchor_utc:
+            continue
+        i, s, e = ce.locate(at)
+        s, e = max(s, ce.start), min(e, ce.end)
+        ovs = schedule._norm_overrides(cs, overrides, s, e)
+        _, ovs = schedule._relevant(ce.group(i), [], ovs, s, e)
+        if not ovs:
+            continue
+        inert = [(s - timedelta(days=2), s - timedelta(days=1), -1, None)]
+        fast = schedule._segments_at(cs, ce, i, s, e, [], ovs, at)
+        general = schedule._segments_at(cs, ce, i, s, e, inert, ovs, at)
+        assert fast == general
