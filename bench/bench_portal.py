@@ -10,6 +10,7 @@ as staff.
 
 import argparse
 import gc
+import math
 import os
 import random
 import statistics
@@ -32,39 +33,79 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from bench.bench_oncall_db import seed  # noqa: E402
+from escalations.models import Incident  # noqa: E402
 
 
 def seed_incidents(team_ids: list[int], n: int, *, until: datetime | None = None) -> None:
     """n incidents spread over the 90 days before `until` (now: the pages' time filters and Insights
-    windows see them)."""
-    from escalations.models import Incident
+    windows see them), each with the timeline and pages an escalation leaves: the policy's first step
+    paging one member (SMS and a call), 15 % reaching a second member, acknowledgements after 20 s to
+    30 min and resolutions after 5 min to 2 days (log-uniform), 5 % reassigned."""
+    from rotations.models import Membership
 
     until = until or datetime.now(UTC)
+    members: dict[int, list[int]] = {}
+    for team_id, user_id in Membership.objects.filter(team_id__in=team_ids).order_by("pk").values_list(
+            "team_id", "user_id"):
+        members.setdefault(team_id, []).append(user_id)
     rng = random.Random(7)
     statuses = ["resolved"] * 8 + ["acknowledged", "triggered"]
-    batch, events = [], []
+    batch: list = []
     for i in range(n):
         created = until - timedelta(minutes=rng.randint(1, 90 * 24 * 60))
         status = rng.choice(statuses)
-        batch.append(Incident(
-            team_id=rng.choice(team_ids), title=f"Bench incident {i}", severity=rng.choice(["critical", "error"]),
+        team_id = rng.choice(team_ids)
+        primary, secondary = rng.sample(members[team_id], 2)
+        acked = created + timedelta(seconds=math.exp(rng.uniform(math.log(20), math.log(1800))))
+        resolved = acked + timedelta(seconds=math.exp(rng.uniform(math.log(300), math.log(172800))))
+        story = {"primary": primary, "secondary": secondary if rng.random() < 0.15 else None,
+                 "reassigned": rng.random() < 0.05,
+                 "acked": acked if status != "triggered" else None,
+                 "resolved": resolved if status == "resolved" and resolved < until else None}
+        if story["resolved"] is None and status == "resolved":
+            status = "acknowledged"
+        batch.append((Incident(
+            team_id=team_id, title=f"Bench incident {i}", severity=rng.choice(["critical", "error"]),
             source=rng.choice(["alert", "api", "phone", "manual"]), status=status, created_at=created,
-            triggered_at=created, acknowledged_at=created + timedelta(minutes=3) if status != "triggered" else None,
-            resolved_at=created + timedelta(minutes=40) if status == "resolved" else None,
-        ))
+            triggered_at=created, acknowledged_at=story["acked"], resolved_at=story["resolved"],
+            resolved_by_id=(primary if rng.random() < 0.8 else secondary) if story["resolved"] else None,
+        ), story))
         if len(batch) == 5000:
-            _flush(batch, events)
-    _flush(batch, events)
+            _flush(batch, rng)
+    _flush(batch, rng)
 
 
-def _flush(batch, events) -> None:
-    from escalations.models import Incident, TimelineEvent
+def _flush(batch: list, rng: random.Random) -> None:
+    from escalations.models import Page, TimelineEvent
 
-    made = Incident.objects.bulk_create(batch)
-    TimelineEvent.objects.bulk_create(
-        TimelineEvent(incident=i, at=i.created_at, kind=k, message=f"{k} bench")
-        for i in made for k in ("created", "step_reached")
-    )
+    made = Incident.objects.bulk_create([incident for incident, _ in batch])
+    events, pages = [], []
+
+    def event(incident: Incident, kind: str, moment: datetime, **data) -> None:
+        events.append(TimelineEvent(incident=incident, at=moment, kind=kind, message=f"{kind} bench", data=data))
+
+    def page(incident: Incident, user_id: int, step: int, rule: int, moment: datetime, status: str) -> None:
+        pages.append(Page(incident=incident, cycle=0, step=step, loop=0, user_id=user_id, rule_index=rule,
+                          channel=("sms", "voice")[rule], destination="+15550000000", due_at=moment, status=status,
+                          sent_at=moment + timedelta(seconds=2), status_at=moment + timedelta(seconds=9)))
+
+    for incident, story in zip(made, (story for _, story in batch), strict=True):
+        at = incident.created_at
+        event(incident, "created", at)
+        event(incident, "step_reached", at, step=0, user_ids=[story["primary"]])
+        page(incident, story["primary"], 0, 0, at, "delivered")
+        page(incident, story["primary"], 0, 1, at, rng.choice(["answered", "no_answer"]))
+        if story["secondary"]:
+            event(incident, "step_reached", at + timedelta(minutes=5), step=1, user_ids=[story["secondary"]])
+            page(incident, story["secondary"], 1, 0, at + timedelta(minutes=5), "delivered")
+        if story["reassigned"]:
+            event(incident, "reassigned", at + timedelta(minutes=6))
+        if story["acked"]:
+            event(incident, "acknowledged", story["acked"])
+        if story["resolved"]:
+            event(incident, "resolved", story["resolved"])
+    TimelineEvent.objects.bulk_create(events, batch_size=5000)
+    Page.objects.bulk_create(pages, batch_size=5000)
     batch.clear()
 
 

@@ -108,7 +108,8 @@ def insights(request: HttpRequest) -> HttpResponse:
             unit=" h", css_class="bar alt") if data.oncall_hours is not None else None,
         "oncall_skipped": data.oncall_hours is None,
         "more_people": max(len(data.pages_per_person), len(data.oncall_hours or {})) > TOP_PEOPLE,
-        "spark": charts.sparkline(data.per_day, title=f"Incidents per day, last {days} days"),
+        "spark": charts.sparkline(data.per_day, title=f"Incidents per UTC day, last {days} days"),
+        "percentile_error": f"{metrics.PERCENTILE_ERROR * 100:.1f} %",
         "band_rows": [(users.get(uid), bands, sum(bands.values())) for uid, bands in band_top],
     }
     return render(request, "portal/insights.html", context)
