@@ -1,9 +1,10 @@
 """Portal pages against a big database: server time and query count per page.
 
 Seeds 1,000 teams (rotation, 5 exclusions, 5 overrides each, as bench_oncall_db) and 100,000 incidents
-over the last 90 days with timeline rows into a throwaway PostgreSQL database, then requests each page
-in-process (Django's test client: middleware, view, queries, template) as an engineer in five teams and
-as staff.
+over the last 90 days with their timeline and pages into a throwaway PostgreSQL database, runs the
+Insights roll-up as the beat would, then requests each page in-process (Django's test client:
+middleware, view, queries, template) as an engineer in five teams and as staff; last, the all-teams
+Insights pages without the roll-up.
 
     .venv/bin/python bench/bench_portal.py [--teams 1000] [--incidents 100000] [--repeat 5]
 """
@@ -109,6 +110,20 @@ def _flush(batch: list, rng: random.Random) -> None:
     batch.clear()
 
 
+def _measure(client: Client, label: str, who: str, path: str, repeat: int) -> None:
+    client.get(path)  # warm-up, not timed: template compilation and the first query plans
+    times, cpu, queries, status = [], [], 0, 0
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as ctx:
+            start, start_cpu = clock.perf_counter(), clock.process_time()
+            response = client.get(path)
+            times.append((clock.perf_counter() - start) * 1000)
+            cpu.append((clock.process_time() - start_cpu) * 1000)
+        queries, status = len(ctx.captured_queries), response.status_code
+    print(f"{label:<30}{who:<10}{statistics.median(times):>10.1f}{statistics.median(cpu):>8.1f}"
+          f"{max(times):>9.1f}{queries:>9}  {status}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--teams", type=int, default=1000)
@@ -121,8 +136,8 @@ def main() -> None:
     try:
         from allauth.mfa.models import Authenticator
 
-        from escalations.models import Incident
-        from portal.models import User
+        from portal import rollup
+        from portal.models import InsightsRollup, User
         from rotations.models import Membership, Team
 
         t0 = clock.perf_counter()
@@ -145,25 +160,31 @@ def main() -> None:
             ("Calendar (week)", f"/teams/{team.slug}/calendar/"),
             ("Calendar (month)", f"/teams/{team.slug}/calendar/?view=month"), ("Insights 30 d", "/insights/?days=30"),
             ("API incidents", "/api/v1/incidents/"), ("API on-call", f"/api/v1/oncall/?team={team.pk}"),
+            ("Insights 90 d", "/insights/?days=90"),
         ]
+        # What the beat does every few minutes (portal.rollup): the first run writes every row, the
+        # next finds them unchanged.
+        for label in ("insights roll-up (first run)", "insights roll-up (next run)"):
+            start, start_cpu = clock.perf_counter(), clock.process_time()
+            run = rollup.insights_rollup_refresh(now=datetime.now(UTC))
+            print(f"{label}: {(clock.perf_counter() - start) * 1000:.0f} ms wall, "
+                  f"{(clock.process_time() - start_cpu) * 1000:.0f} ms CPU here; {run.created} rows written, "
+                  f"{run.unchanged} unchanged")
         # Wall time includes PostgreSQL; CPU is this process only (the steadier figure on a busy box).
-        print(f"{'page':<26}{'as':<10}{'median ms':>10}{'cpu ms':>8}{'max ms':>9}{'queries':>9}  status")
+        print(f"{'page':<30}{'as':<10}{'median ms':>10}{'cpu ms':>8}{'max ms':>9}{'queries':>9}  status")
+        staff_only = [("Insights 30 d, all teams", "/insights/?days=30&team=all"),
+                      ("Insights 90 d, all teams", "/insights/?days=90&team=all"),
+                      ("Insights CSV 90 d, all", "/insights.csv?days=90&team=all"), ("Calls (staff)", "/calls/")]
+        clients = {}
         for who, user in (("engineer", engineer), ("staff", staff)):
-            client = Client()
-            client.force_login(user)
-            staff_only = [("Insights 30 d, all teams", "/insights/?days=30&team=all"), ("Calls (staff)", "/calls/")]
+            clients[who] = Client()
+            clients[who].force_login(user)
             for label, path in pages + (staff_only if who == "staff" else []):
-                client.get(path)  # warm-up, not timed: template compilation and the first query plans
-                times, cpu, queries, status = [], [], 0, 0
-                for _ in range(args.repeat):
-                    with CaptureQueriesContext(connection) as ctx:
-                        start, start_cpu = clock.perf_counter(), clock.process_time()
-                        response = client.get(path)
-                        times.append((clock.perf_counter() - start) * 1000)
-                        cpu.append((clock.process_time() - start_cpu) * 1000)
-                    queries, status = len(ctx.captured_queries), response.status_code
-                print(f"{label:<26}{who:<10}{statistics.median(times):>10.1f}{statistics.median(cpu):>8.1f}"
-                      f"{max(times):>9.1f}{queries:>9}  {status}")
+                _measure(clients[who], label, who, path, args.repeat)
+        # The same without the roll-up (never run, or a day's rows not made yet): the whole period live.
+        InsightsRollup.objects.all().delete()
+        for label, path in staff_only[:2]:
+            _measure(clients["staff"], label.replace("Insights", "No roll-up:"), "staff", path, args.repeat)
         stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {stamp}")
     finally:
