@@ -145,9 +145,11 @@ def incident_version_get(*, pk: int) -> tuple[int, str]:
     """(team id, live version) in one query. The version changes whenever the detail page would.
 
     It leads with the newest timeline event id (most changes add one), then fingerprints what can change
-    without an event: the incident row (its save() bumps updated_at) and its pages' delivery states.
+    without an event: the incident row (its save() bumps updated_at), its pages' delivery states and its
+    emergency calls (a recording or transcript that arrives later; every callback saves the record).
     """
     pages = Page.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
+    calls = CallRecord.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
     row = (
         Incident.objects.filter(pk=pk)
         .annotate(
@@ -155,8 +157,11 @@ def incident_version_get(*, pk: int) -> tuple[int, str]:
             pages_n=Subquery(pages.annotate(v=Count("id")).values("v")),
             pages_status=Subquery(pages.annotate(v=Max("status_at")).values("v")),
             pages_claimed=Subquery(pages.annotate(v=Max("claimed_at")).values("v")),
+            calls_n=Subquery(calls.annotate(v=Count("id")).values("v")),
+            calls_saved=Subquery(calls.annotate(v=Max("updated_at")).values("v")),
         )
-        .values_list("team_id", "last_event", "updated_at", "pages_n", "pages_status", "pages_claimed")
+        .values_list("team_id", "last_event", "updated_at", "pages_n", "pages_status", "pages_claimed",
+                     "calls_n", "calls_saved")
         .get()
     )
     team_id, last_event, *rest = row
