@@ -253,6 +253,8 @@ def test_one_run_at_a_time():
     with psycopg.connect(**connection.get_connection_params()) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [rollup._LOCK_KEY])
         assert rollup.insights_rollup_refresh(now=NOW).skipped
+        # Released here: closing the connection would leave it to the server's backend exit, a moment later.
+        other.execute("SELECT pg_advisory_unlock(%s)", [rollup._LOCK_KEY])
     assert not InsightsRollup.objects.exists()
     assert not rollup.insights_rollup_refresh(now=NOW).skipped
 
