@@ -153,3 +153,31 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class InsightsRollup(models.Model):
+    """Insights over one period's past days, per team and for every team (team empty), for the Insights
+    pages of one UTC date; the page aggregates the rest live (today, and the minutes up to the first
+    whole hour of the period). Written only by portal.rollup; tallies are metrics.Tally.to_json()."""
+
+    team = models.ForeignKey("rotations.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    days = models.PositiveSmallIntegerField(help_text="The period: 7, 30 or 90 days")
+    as_of = models.DateField(help_text="The UTC date whose pages this serves")
+    tally = models.JSONField(help_text="The period's whole days after the first, up to covers_until")
+    hours = models.JSONField(default=dict, help_text="The period's first (partial) day, hour by hour")
+    covers_until = models.DateTimeField(help_text="Incidents opened from here on are aggregated live")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["as_of", "days", "team"], condition=Q(team__isnull=False), name="insights_rollup_team_unique"
+            ),
+            # The every-team row also says that the run for (as_of, days) is complete.
+            models.UniqueConstraint(
+                fields=["as_of", "days"], condition=Q(team__isnull=True), name="insights_rollup_all_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team_id or 'all'} {self.days} d as of {self.as_of}"

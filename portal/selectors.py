@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
@@ -141,13 +143,29 @@ def incident_get(*, pk: int) -> Incident:
     )
 
 
+def user_emails_get(*, user_ids: Iterable[int]) -> dict[int, str]:
+    """{user id: e-mail} for many users (an Insights CSV names everyone paged)."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    if connection.vendor == "postgresql":
+        # One array parameter: Django prepares an IN list of thousands of ids slower than PostgreSQL
+        # answers it (28 ms against 8 ms for 4,000).
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id, email FROM {User._meta.db_table} WHERE id = ANY(%s)", [ids])
+            return dict(cursor.fetchall())
+    return dict(User.objects.filter(pk__in=ids).values_list("pk", "email"))
+
+
 def incident_version_get(*, pk: int) -> tuple[int, str]:
     """(team id, live version) in one query. The version changes whenever the detail page would.
 
     It leads with the newest timeline event id (most changes add one), then fingerprints what can change
-    without an event: the incident row (its save() bumps updated_at) and its pages' delivery states.
+    without an event: the incident row (its save() bumps updated_at), its pages' delivery states and its
+    emergency calls (a recording or transcript that arrives later; every callback saves the record).
     """
     pages = Page.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
+    calls = CallRecord.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
     row = (
         Incident.objects.filter(pk=pk)
         .annotate(
@@ -155,8 +173,11 @@ def incident_version_get(*, pk: int) -> tuple[int, str]:
             pages_n=Subquery(pages.annotate(v=Count("id")).values("v")),
             pages_status=Subquery(pages.annotate(v=Max("status_at")).values("v")),
             pages_claimed=Subquery(pages.annotate(v=Max("claimed_at")).values("v")),
+            calls_n=Subquery(calls.annotate(v=Count("id")).values("v")),
+            calls_saved=Subquery(calls.annotate(v=Max("updated_at")).values("v")),
         )
-        .values_list("team_id", "last_event", "updated_at", "pages_n", "pages_status", "pages_claimed")
+        .values_list("team_id", "last_event", "updated_at", "pages_n", "pages_status", "pages_claimed",
+                     "calls_n", "calls_saved")
         .get()
     )
     team_id, last_event, *rest = row

@@ -96,8 +96,8 @@ def _visible_incident(request: HttpRequest, pk: int) -> Incident:
     return incident
 
 
-def _detail_context(request: HttpRequest, incident: Incident, version: str, *, live: bool = False) -> dict:
-    """What the detail page shows; `live` leaves out the call record, which is not a live region."""
+def _detail_context(request: HttpRequest, incident: Incident, version: str) -> dict:
+    """What the detail page and its live regions show."""
     can_act = can_work_incidents(request.user, incident.team_id)
     members = []
     if can_act and incident.is_open:
@@ -110,7 +110,7 @@ def _detail_context(request: HttpRequest, incident: Incident, version: str, *, l
         "can_act": can_act,
         "members": members,
         "assignee_ids": {u.pk for u in incident.assignees.all()},
-        "call": None if live else selectors.incident_call_get(incident=incident),
+        "call": selectors.incident_call_get(incident=incident),
         "snooze_choices": [(k, label) for k, (label, _) in SNOOZE_CHOICES.items()],
         "version": version,
     }
@@ -126,7 +126,8 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def incident_live(request: HttpRequest, pk: int) -> HttpResponse:
-    """The detail page's live regions (status, engine state, actions, assignees, timeline, pages).
+    """The detail page's live regions (status, engine state, actions, assignees, emergency call, timeline,
+    pages).
 
     Polled by the page with the version it shows: 204 (htmx swaps nothing) after one query when the
     incident has not changed; 286 would stop the polling for good, which is not what "no news" means.
@@ -135,7 +136,7 @@ def incident_live(request: HttpRequest, pk: int) -> HttpResponse:
     if request.GET.get("v") == version:
         return HttpResponse(status=204)
     incident = selectors.incident_get(pk=pk)
-    return render(request, "portal/_incident_live.html", _detail_context(request, incident, version, live=True))
+    return render(request, "portal/_incident_live.html", _detail_context(request, incident, version))
 
 
 def _acted(request: HttpRequest, incident: Incident, *, note_saved: bool = False) -> HttpResponse:

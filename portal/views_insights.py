@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -108,7 +109,8 @@ def insights(request: HttpRequest) -> HttpResponse:
             unit=" h", css_class="bar alt") if data.oncall_hours is not None else None,
         "oncall_skipped": data.oncall_hours is None,
         "more_people": max(len(data.pages_per_person), len(data.oncall_hours or {})) > TOP_PEOPLE,
-        "spark": charts.sparkline(data.per_day, title=f"Incidents per day, last {days} days"),
+        "spark": charts.sparkline(data.per_day, title=f"Incidents per UTC day, last {days} days"),
+        "percentile_error": f"{metrics.PERCENTILE_ERROR * 100:.1f} %",
         "band_rows": [(users.get(uid), bands, sum(bands.values())) for uid, bands in band_top],
     }
     return render(request, "portal/insights.html", context)
@@ -118,12 +120,10 @@ def insights(request: HttpRequest) -> HttpResponse:
 def insights_csv(request: HttpRequest) -> HttpResponse:
     scope, days = _insights_params(request, default_all=True)
     data = _load(scope, days, timezone.now())
-    users = dict(User.objects.filter(
-        pk__in=list(set(data.pages_per_person) | set(data.oncall_hours or {}) | set(data.pages_by_band))
-    ).values_list("pk", "email"))
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="backstop-insights-{days}d.csv"'
-    out = csv.writer(response)
+    users = selectors.user_emails_get(
+        user_ids=set(data.pages_per_person) | set(data.oncall_hours or {}) | set(data.pages_by_band))
+    buffer = io.StringIO()  # one write into the response: per-row writes cost more than the CSV itself
+    out = csv.writer(buffer)
     out.writerow(["metric", "key", "value"])
     out.writerow(["window_days", "", days])
     out.writerow(["team", "", scope.team.slug if scope.team else "all"])
@@ -146,6 +146,8 @@ def insights_csv(request: HttpRequest) -> HttpResponse:
             out.writerow([f"pages_{band}", label(uid), n])
     for uid, hours in (data.oncall_hours or {}).items():
         out.writerow(["oncall_hours", label(uid), f"{hours:.2f}"])
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="backstop-insights-{days}d.csv"'
     return response
 
 

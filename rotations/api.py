@@ -285,13 +285,20 @@ class TeamViewSet(
     @extend_schema(request=MembershipWriteSerializer, responses=MemberSerializer)
     @action(detail=True, methods=["post"], url_path="members")
     def members(self, request, pk=None):
-        """Add a member or change their role (managers, staff)."""
+        """Add a member or change their role (managers, staff). Refused (400) like in the portal: a
+        deactivated user, demoting the team's last manager, making a viewer of someone it pages."""
         team = self.get_object()
         if not perms.can_manage_team(request.user, team):
             raise PermissionDenied("Only the team's managers and staff manage members.")
         ser = MembershipWriteSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        membership = services.membership_set(team=team, actor=request.user, **ser.validated_data)
+        user, role = ser.validated_data["user"], ser.validated_data["role"]
+        membership = Membership.objects.filter(team=team, user=user).first()
+        if membership is None:
+            membership = services.membership_create(team=team, user=user, role=role, actor=request.user)
+        else:
+            membership = services.membership_update(membership=membership, role=role, actor=request.user,
+                                                    now=timezone.now())
         return Response(MemberSerializer(membership).data, status=status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=IcalLinkSerializer)
@@ -307,12 +314,15 @@ class TeamViewSet(
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>\d+)")
     def member_remove(self, request, pk=None, user_id=None):
+        """Take someone out of the team (managers, staff); refused (400) for the last manager of a team
+        with other members, and for someone a rotation, override or escalation step still needs."""
         team = self.get_object()
         if not perms.can_manage_team(request.user, team):
             raise PermissionDenied("Only the team's managers and staff manage members.")
-        user = User.objects.filter(pk=user_id).first()
-        if user is None or not services.membership_remove(team=team, user=user, actor=request.user):
+        membership = Membership.objects.filter(team=team, user_id=user_id).first()
+        if membership is None:
             raise NotFound("Not a member.")
+        services.membership_delete(membership=membership, actor=request.user, now=timezone.now())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

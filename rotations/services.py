@@ -280,40 +280,6 @@ def team_update(
 
 
 @transaction.atomic
-def membership_set(*, team: Team, user, role: str, actor) -> Membership:
-    """Add `user` to `team` with `role`, or change their role."""
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": [f"Choose one of {', '.join(Membership.Role.values)}."]})
-    membership, created = Membership.objects.select_for_update().get_or_create(
-        team=team, user=user, defaults={"role": role}
-    )
-    if created:
-        audit_record(actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=membership,
-                     changes={"user": [None, user.pk], "role": [None, role]})
-        roster_changed(team_ids=[team.pk])
-    elif membership.role != role:
-        old = membership.role
-        membership.role = role
-        membership.save(update_fields=["role"])
-        audit_record(actor=actor, team=team, action=AuditEntry.Action.UPDATE, obj=membership,
-                     changes={"role": [old, role]})
-        roster_changed(team_ids=[team.pk])  # a new manager hears about gaps from now on
-    return membership
-
-
-@transaction.atomic
-def membership_remove(*, team: Team, user, actor) -> bool:
-    membership = Membership.objects.filter(team=team, user=user).first()
-    if membership is None:
-        return False
-    audit_record(actor=actor, team=team, action=AuditEntry.Action.DELETE, obj=membership,
-                 changes={"user": [user.pk, None], "role": [membership.role, None]})
-    roster_changed(team_ids=[team.pk])
-    membership.delete()
-    return True
-
-
-@transaction.atomic
 def team_ical_token_rotate(*, team: Team, actor) -> str:
     """Invalidate the team's feed URL; returns the new token."""
     team.ical_token = new_token()

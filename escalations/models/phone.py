@@ -181,6 +181,9 @@ class CallRecord(models.Model):
     sms_sid = models.CharField(max_length=64, blank=True)
     simulated = models.BooleanField(default=False)
     events = models.JSONField(default=list, blank=True)
+    # Bumped by every save (each Twilio callback saves the record): the incident page's live version
+    # includes it, so a transcript or recording arriving later reaches an open page.
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -1,6 +1,7 @@
 """The incident detail page's live refresh: the polled partial, its version, permissions and query cost."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -82,7 +83,7 @@ def test_the_note_being_typed_survives_action_swaps_but_clears_after_saving(logi
     assert not re.search(r'<textarea id="note-text"[^>]* hx-preserve', body.content.decode())
 
 
-def test_call_audio_is_preserved_and_not_polled(login, team, role_users, policy):
+def test_call_audio_is_preserved_across_refreshes(login, team, role_users, policy):
     incident = incident_trigger(team=team, title="Caller: flood", source="phone").incident
     line = PhoneLine.objects.create(number="+15550100999", name="Emergency line", team=team)
     call = CallRecord.objects.create(call_sid="CA" + "2" * 32, line=line, from_number="+15550142001",
@@ -91,7 +92,61 @@ def test_call_audio_is_preserved_and_not_polled(login, team, role_users, policy)
     client = login(role_users["engineer"])
     page = client.get(reverse("portal:incident", args=[incident.pk])).content.decode()
     assert f'<audio id="call-audio-{call.pk}" hx-preserve' in page
-    assert "<audio" not in _live(client, incident, "stale").content.decode()
+    # The refreshed section carries the same player, which htmx keeps (playback goes on).
+    live = _live(client, incident, "stale").content.decode()
+    assert f'<audio id="call-audio-{call.pk}" hx-preserve' in live
+
+
+def _voicemail(call_sid: str, at) -> CallRecord:
+    from escalations import phone
+
+    phone.call_start(line=PhoneLine.objects.get(), call_sid=call_sid, from_number="+15550142001",
+                     to_number="+15550100999", now=at)
+    return phone.call_recording_received(
+        call_sid=call_sid, recording_sid="RE" + call_sid[2:], duration=14, now=at + timedelta(seconds=20),
+        recording_url=f"https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE{call_sid[2:]}",
+    )
+
+
+def test_a_transcript_or_call_arriving_after_the_page_opened_reaches_it(login, team, role_users):
+    from escalations import phone
+
+    PhoneLine.objects.create(number="+15550100999", name="Emergency line", team=team)
+    first = _voicemail("CA" + "3" * 32, T0)
+    incident = first.incident
+    client = login(role_users["viewer"])
+    page = client.get(reverse("portal:incident", args=[incident.pk]))
+    assert 'id="incident-call"' in page.content.decode() and "Water in the basement" not in page.content.decode()
+    version = _version(page)
+
+    phone.call_transcription_received(call_sid=first.call_sid, text="Water in the basement", status="completed",
+                                      now=T0 + timedelta(minutes=1))
+    response = _live(client, incident, version)
+    body = response.content.decode()
+    call_region = body[body.index('<section id="incident-call" hx-swap-oob="innerHTML">'):]
+    call_region = call_region[:call_region.index("</section>")]
+    assert "Water in the basement" in call_region and f'id="call-audio-{first.pk}"' in call_region
+    version = _version(response)
+    assert _live(client, incident, version).status_code == 204
+
+    # The caller rings again: the second voicemail joins the incident and shows with its player.
+    second = _voicemail("CA" + "4" * 32, T0 + timedelta(minutes=3))
+    assert second.incident_id == incident.pk
+    response = _live(client, incident, version)
+    assert f'id="call-audio-{second.pk}" hx-preserve' in response.content.decode()
+    assert second.reference in response.content.decode()
+    version = _version(response)
+
+    # Every callback saves the call, so the version follows one that adds no timeline event too.
+    events = incident.timeline.count()
+    phone.call_status_received(call_sid=first.call_sid, call_status="completed", now=T0 + timedelta(minutes=4))
+    assert incident.timeline.count() == events
+    assert _live(client, incident, version).status_code == 200
+
+
+def test_no_call_section_for_other_incidents(login, role_users, incident):
+    body = _live(login(role_users["engineer"]), incident, "stale").content.decode()
+    assert 'id="incident-call"' not in body
 
 
 @pytest.mark.parametrize("role,status", [("staff", 200), ("manager", 200), ("engineer", 200), ("viewer", 200),

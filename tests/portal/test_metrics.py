@@ -103,10 +103,13 @@ def test_facts_build_from_timeline_rows():
     assert metrics.first_responder_share([f]) == 1.0
 
 
-def test_incidents_per_day():
-    rows = [facts(1), facts(2)]
-    rows[1].created_at = T + timedelta(days=2, hours=1)
-    assert metrics.incidents_per_day(rows, T, 4) == [1, 0, 1, 0]
+def test_incidents_per_day_are_utc_calendar_days():
+    rows = [facts(1), facts(2), facts(3), facts(4)]
+    rows[1].created_at = T + timedelta(days=2, hours=1)  # Wednesday 13:00
+    rows[2].created_at = T + timedelta(hours=11, minutes=59)  # Monday 23:59: still the first day
+    rows[3].created_at = T - timedelta(days=1)  # the day before: no bar
+    # A window from Monday 12:00 over 4 days touches 5 calendar days, the first and the last partly.
+    assert metrics.incidents_per_day(rows, T, 4) == [2, 0, 1, 0, 0]
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ from datetime import UTC, timedelta
 
 import pytest
 
-from rotations.models import AuditEntry, Exclusion, Override, Rotation
+from rotations.models import AuditEntry, Exclusion, Membership, Override, Rotation
 from tests.factories import ExclusionFactory, MembershipFactory, OverrideFactory, TeamFactory, UserFactory
 from tests.rotations.conftest import MON
 
@@ -47,6 +47,64 @@ def test_team_members_with_roles(api, role_users, team):
     res = api(role_users["viewer"]).get(f"/api/v1/teams/{team.pk}/")
     roles = {m["user"]["id"]: m["role"] for m in res.json()["members"]}
     assert roles == {role_users[r].pk: r for r in ("manager", "engineer", "viewer")}
+
+
+# --------------------------------------------------------------------------- members
+# The API writes members through the same guarded services as the portal's member page.
+
+
+def _members(team) -> dict[int, str]:
+    return dict(Membership.objects.filter(team=team).values_list("user_id", "role"))
+
+
+def test_api_adds_a_member_and_changes_their_role_with_audit(api, role_users, team):
+    client, newcomer = api(role_users["manager"]), UserFactory()
+    res = client.post(f"/api/v1/teams/{team.pk}/members/", {"user": newcomer.pk, "role": "viewer"}, format="json")
+    assert res.status_code == 200 and res.json()["role"] == "viewer"
+    res = client.post(f"/api/v1/teams/{team.pk}/members/", {"user": newcomer.pk, "role": "engineer"}, format="json")
+    assert res.status_code == 200 and _members(team)[newcomer.pk] == "engineer"
+    audits = AuditEntry.objects.filter(team=team, object_type="rotations.membership").order_by("id")
+    assert [(a.action, a.actor_id, a.changes.get("role")) for a in audits] == [
+        ("create", role_users["manager"].pk, [None, "viewer"]),
+        ("update", role_users["manager"].pk, ["viewer", "engineer"]),
+    ]
+
+
+def test_api_refuses_to_demote_or_remove_the_last_manager(api, role_users, team):
+    client, manager = api(role_users["staff"]), role_users["manager"]
+    res = client.post(f"/api/v1/teams/{team.pk}/members/", {"user": manager.pk, "role": "engineer"}, format="json")
+    assert res.status_code == 400 and "last manager" in res.json()["message"]
+    res = client.delete(f"/api/v1/teams/{team.pk}/members/{manager.pk}/")
+    assert res.status_code == 400 and "last manager" in res.json()["message"]
+    assert _members(team)[manager.pk] == "manager"
+    assert not AuditEntry.objects.filter(team=team, object_type="rotations.membership").exists()
+
+
+def test_api_refuses_to_remove_or_make_a_viewer_of_someone_the_roster_pages(api, role_users, roster):
+    rotation, people = roster
+    client, team = api(role_users["manager"]), rotation.team
+    res = client.delete(f"/api/v1/teams/{team.pk}/members/{people[0].pk}/")
+    assert res.status_code == 400 and "rotation Payments" in res.json()["message"]
+    res = client.post(f"/api/v1/teams/{team.pk}/members/", {"user": people[0].pk, "role": "viewer"}, format="json")
+    assert res.status_code == 400 and "rotation Payments" in res.json()["message"]
+    assert _members(team)[people[0].pk] == "engineer"
+
+
+def test_api_refuses_a_deactivated_user(api, role_users, team):
+    gone = UserFactory(is_active=False)
+    res = api(role_users["manager"]).post(f"/api/v1/teams/{team.pk}/members/", {"user": gone.pk, "role": "viewer"},
+                                          format="json")
+    assert res.status_code == 400 and "deactivated" in res.json()["message"]
+    assert gone.pk not in _members(team)
+
+
+def test_api_removes_a_member_with_audit_and_404s_a_stranger(api, role_users, team):
+    client = api(role_users["manager"])
+    assert client.delete(f"/api/v1/teams/{team.pk}/members/{role_users['viewer'].pk}/").status_code == 204
+    assert role_users["viewer"].pk not in _members(team)
+    assert AuditEntry.objects.filter(team=team, object_type="rotations.membership", action="delete").count() == 1
+    assert client.delete(f"/api/v1/teams/{team.pk}/members/{role_users['viewer'].pk}/").status_code == 404
+    assert client.delete(f"/api/v1/teams/{team.pk}/members/{role_users['outsider'].pk}/").status_code == 404
 
 
 # --------------------------------------------------------------------------- exclusions

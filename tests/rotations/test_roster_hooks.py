@@ -82,7 +82,7 @@ def test_each_kind_of_roster_write_enqueues_the_gap_check(week, change, django_c
             services.rotation_definition_change(rotation=week.rotation, effective_from=utc(2026, 11, 1),
                                                 participants=[week.A, week.B], actor=week.manager, now=NOW)
         elif change == "membership":
-            services.membership_set(team=week.team, user=UserFactory(), role="manager", actor=week.manager)
+            services.membership_create(team=week.team, user=UserFactory(), role="manager", actor=week.manager)
         else:
             services.exclusion_create(user=UserFactory(), start=NOW, end=utc(2026, 10, 25), actor=week.manager)
             TeamFactory()

@@ -194,10 +194,9 @@ def test_team_and_membership_services_audit(staff):
     with pytest.raises(ValidationError):
         services.team_update(team=team, time_zone="Nowhere/Land", actor=staff)
     user = UserFactory()
-    services.membership_set(team=team, user=user, role="viewer", actor=staff)
-    services.membership_set(team=team, user=user, role="manager", actor=staff)
-    assert services.membership_remove(team=team, user=user, actor=staff) is True
-    assert services.membership_remove(team=team, user=user, actor=staff) is False
+    membership = services.membership_create(team=team, user=user, role="viewer", actor=staff)
+    services.membership_update(membership=membership, role="manager", actor=staff, now=MON)
+    services.membership_delete(membership=membership, actor=staff, now=MON)
     changes = list(AuditEntry.objects.filter(team=team).order_by("id").values_list("action", "changes"))
     assert changes[1] == ("update", {"description": ["", "money"]})
     assert changes[3] == ("update", {"role": ["viewer", "manager"]})
