@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -782,7 +782,12 @@ def membership_create(*, team: Team, user, role: str, actor) -> Membership:
             f"{user.display_name} is already in {team} as {_role_label(existing.role).lower()}; change their role "
             f"in the list instead."
         ]})
-    membership = Membership.objects.create(team=team, user=user, role=role)
+    try:
+        # Savepoint: a concurrent add of the same person wins the unique constraint; this one is told, not a 500.
+        with transaction.atomic():
+            membership = Membership.objects.create(team=team, user=user, role=role)
+    except IntegrityError:
+        raise ValidationError({"user": [f"{user.display_name} was just added to {team} by someone else."]}) from None
     audit_record(actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=membership,
                  changes={"user": [None, user.pk], "role": [None, role]})
     roster_changed(team_ids=[team.pk])

@@ -52,6 +52,24 @@ def test_create_refuses_an_existing_member_and_unknown_roles(team, actor):
     assert not _audits(team, "create")
 
 
+def test_create_losing_a_race_to_the_same_add_is_a_validation_error(team, actor, monkeypatch):
+    """Two staff add the same person at once: both pass the existence check, the unique constraint
+    stops the second, and that one gets a clear error (not a 500) while the first row stands."""
+    user = UserFactory()
+    winner = Membership.objects.create(team=team, user=user, role="engineer")
+    real_filter = Membership.objects.filter
+
+    def filter_as_before_the_winner_committed(*args, **kwargs):
+        return real_filter(*args, **kwargs).exclude(pk=winner.pk)
+
+    monkeypatch.setattr(Membership.objects, "filter", filter_as_before_the_winner_committed)
+    with pytest.raises(ValidationError, match="just added"):
+        services.membership_create(team=team, user=user, role="manager", actor=actor)
+    monkeypatch.undo()
+    assert list(Membership.objects.filter(team=team, user=user).values_list("role", flat=True)) == ["engineer"]
+    assert not _audits(team, "create")
+
+
 def test_update_changes_role_and_audits_once(team, actor):
     MembershipFactory(team=team, role="manager")
     membership = MembershipFactory(team=team, role="engineer")
