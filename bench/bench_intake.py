@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Benchmark alert intake: PagerDuty Events API v2 triggers against gunicorn with production settings.
 
-    .venv/bin/python bench/bench_intake.py [--seconds 15] [--concurrency 16] [--workers 4] [--keys 200]
-                                           [--client wrk|python] [--celery-concurrency 1]
+    .venv/bin/python bench/bench_intake.py [--seconds 15] [--concurrency 16] [--keys 200] [--client wrk|python]
+                                           [--workers N] [--threads N] [--worker-class sync|gthread]
+                                           [--celery-concurrency 1] [--skip-ceiling]
 
 Creates a throwaway PostgreSQL database (dropped at the end), migrates, creates one PagerDuty
-integration, starts gunicorn (config.settings.production, Redis broker and cache), a Celery worker
+integration, starts gunicorn (config/gunicorn_conf.py, the production configuration, unless overridden;
+config.settings.production, Redis broker and cache), a Celery worker
 and beat (which drain the intake inbox), then fires trigger events that cycle through `--keys` dedup
 keys over `--concurrency` connections. It prints two rates:
 
@@ -24,9 +26,11 @@ The client shares the CPUs with the server. `--client wrk` (the default when `wr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import runpy
 import secrets
 import shutil
 import signal
@@ -194,8 +198,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gthread if > 1)")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: config/gunicorn_conf.py)")
+    parser.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker (default: the config)")
+    parser.add_argument("--worker-class", default=None, help="gunicorn worker class, e.g. sync (default: the config)")
+    parser.add_argument("--skip-ceiling", action="store_true", help="do not measure /healthz")
     parser.add_argument("--keys", type=int, default=200, help="distinct dedup keys, repeated")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
@@ -232,10 +238,14 @@ def main() -> int:
              "print(Integration.objects.create(team=t, name='bench', kind='pagerduty').key)"],
             cwd=ROOT, env=env, check=True, capture_output=True, text=True,
         ).stdout.strip().splitlines()[-1]
-        cmd = [PY, "-m", "gunicorn", "config.wsgi", "--workers", str(args.workers), "--bind",
-               f"127.0.0.1:{args.port}", "--log-level", "warning", "--keep-alive", "30"]
-        if args.threads > 1:
-            cmd += ["--threads", str(args.threads), "--worker-class", "gthread"]
+        # The production configuration, with the command line's overrides (gunicorn lets flags win).
+        conf = runpy.run_path(str(ROOT / "config" / "gunicorn_conf.py"))
+        gunicorn = {"worker-class": args.worker_class or conf["worker_class"],
+                    "workers": args.workers or conf["workers"], "threads": args.threads or conf["threads"],
+                    "keep-alive": conf["keepalive"]}
+        cmd = [PY, "-m", "gunicorn", "-c", "config/gunicorn_conf.py", "config.wsgi",
+               "--bind", f"127.0.0.1:{args.port}", "--log-level", "warning",
+               *(f"--{name}={value}" for name, value in gunicorn.items())]
         server = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
         celery = [PY, "-m", "celery", "-A", "config"]
         worker = subprocess.Popen(
@@ -300,13 +310,19 @@ def main() -> int:
                               until=wait_drained)
         drained = intake.pop("until")
         accepted = inbox_state()[0] - first_id
-        ceiling = (measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
-                   if args.client == "wrk" else
-                   measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of))
-        print(f"gunicorn workers={args.workers} threads={args.threads}, Celery worker -c {args.celery_concurrency} "
-              f"and beat, client {args.client} with {args.concurrency} connections, {args.seconds:.0f}s each, "
+        if args.skip_ceiling:
+            ceiling = None
+        elif args.client == "wrk":
+            ceiling = measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
+        else:
+            ceiling = measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of)
+        print(f"gunicorn {' '.join(f'--{k}={v}' for k, v in gunicorn.items())}, "
+              f"Celery worker -c {args.celery_concurrency} and beat, client {args.client} with {args.concurrency} "
+              f"connections, {args.seconds:.0f}s each, "
               f"{os.cpu_count()} CPUs (client and server share them), load average {os.getloadavg()[0]:.1f}")
         for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
+            if r is None:
+                continue
             print(f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                   f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + worker {r['worker_cpu_ms']:.2f} ms + "
                   f"PostgreSQL {r['pg_cpu_ms']:.2f} ms  requests {r['requests']}  errors {r['errors']}  "
@@ -323,10 +339,15 @@ def main() -> int:
             print("MISMATCH: incident alert counts differ from the Alert rows")
             return 1
     finally:
-        for child in (server, worker, beat):
+        # Beat first, then the worker (its main process only: a warm shutdown lets a running drain
+        # finish instead of killing the pool process mid-commit), then gunicorn; stragglers last.
+        for child in (beat, worker, server):
             if child is not None:
-                os.killpg(child.pid, signal.SIGTERM)
-                child.wait(timeout=30)
+                child.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=30)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
         shutil.rmtree(scratch, ignore_errors=True)
         with psycopg.connect(args.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
