@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import runpy
 import secrets
 import shutil
@@ -120,10 +121,13 @@ def run_wrk(url: str, seconds: float, concurrency: int, script: str | None) -> d
         f.write(script or "function done(summary, latency, requests)\n"
                 "  io.write(string.format('WRK p50=%f p99=%f\\n', latency:percentile(50), latency:percentile(99)))\n"
                 "end\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = subprocess.run([*cmd, "-s", f.name, url], check=True, capture_output=True, text=True).stdout
     finally:
         os.unlink(f.name)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -137,6 +141,7 @@ def run_wrk(url: str, seconds: float, concurrency: int, script: str | None) -> d
         "p99_ms": p99 / 1000,
         "errors": n_bad + n_err,
         "statuses": {"non-2xx": n_bad, "socket errors": n_err},
+        "client_cpu_ms": client_cpu * 1000 / max(total, 1),
     }
 
 
@@ -177,15 +182,26 @@ def measured(run, pids_of, until=None):
     web, pg, celery = pids_of()
     w0, c0 = _cpu_seconds(web), _cpu_seconds(celery)
     p0 = {pid: _cpu_seconds([pid]) for pid in pg}
+    m0 = _machine_cpu()
     result = run()
+    m1 = _machine_cpu()
     if until is not None:
         result["until"] = until()
     _, pg2, _ = pids_of()
     n = max(result["requests"], 1)
+    result["machine_busy"] = (m1[0] - m0[0]) / max(m1[1] - m0[1], 1)
     result["web_cpu_ms"] = (_cpu_seconds(web) - w0) * 1000 / n
     result["worker_cpu_ms"] = (_cpu_seconds(celery) - c0) * 1000 / n
     result["pg_cpu_ms"] = sum(_cpu_seconds([pid]) - p0.get(pid, 0.0) for pid in pg2) * 1000 / n
     return result
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat): the share of the machine in use,
+    ours and everybody else's."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
 
 
 def free_port() -> int:
@@ -325,8 +341,10 @@ def main() -> int:
                 continue
             print(f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                   f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + worker {r['worker_cpu_ms']:.2f} ms + "
-                  f"PostgreSQL {r['pg_cpu_ms']:.2f} ms  requests {r['requests']}  errors {r['errors']}  "
-                  f"statuses {r['statuses']}")
+                  f"PostgreSQL {r['pg_cpu_ms']:.2f} ms" + (f" (client wrk {r['client_cpu_ms']:.2f} ms)"
+                                                           if "client_cpu_ms" in r else "") +
+                  f"  requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}  "
+                  f"machine busy {r['machine_busy']:.0%}")
         print(f"end to end: {accepted} events accepted, all applied {drained - started:.1f} s after the load began "
               f"(load {args.seconds:.0f} s): {accepted / (drained - started):.0f} events/s applied")
         with psycopg.connect(dsn) as conn:

@@ -43,7 +43,7 @@ def _rate() -> tuple[int, int] | None:
     return int(count), _PERIODS[period.strip().lower()]
 
 
-def throttle_exceeded(key: str) -> bool:
+def throttle_exceeded(key: str, *, now: float | None = None) -> bool:
     """Is `key` over its rate limit? Fixed windows counted in the shared cache (Redis in production),
     so the limit holds across every web process; tokens are leased a few at a time
     (escalations.intake_rate). Only plausible keys are counted. A cache outage admits everything."""
@@ -64,7 +64,8 @@ def throttle_exceeded(key: str) -> bool:
         return client.pipeline(transaction=False).incrby(redis_key, n).expire(redis_key, period + 5).execute()[0]
 
     try:
-        return not rate_leases.admit(key, limit=limit, period=period, now=time.time(), take=take)
+        return not rate_leases.admit(key, limit=limit, period=period, now=time.time() if now is None else now,
+                                     take=take)
     except Exception:  # the cache being down must not stop alerts
         logger.warning("Intake rate limit unavailable (cache error)", exc_info=True)
         return False

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import random
+import secrets
 
+from django.test import override_settings
+
+from escalations import intake_views
 from escalations.intake_rate import LEASE_MAX, RateLeases, lease_cap
+from tests.escalations.test_intake_pagerduty import REDIS_CACHE
 
 
 class Counter:
@@ -80,3 +85,14 @@ def test_at_most_max_keys_leases_are_kept():
             assert leases.admit(key, limit=6400, period=60, now=0.0, take=counter.take(key))
     assert sorted(leases._leases) == ["a", "b"]
     assert counter.values[("c", 0)] == 3  # counted one request at a time
+
+
+@override_settings(BACKSTOP_INTAKE_RATE="640/min", CACHES=REDIS_CACHE)
+def test_two_processes_sharing_redis_admit_no_more_than_the_limit(monkeypatch):
+    key = secrets.token_hex(16)  # a fresh counter in the shared Redis
+    processes = [RateLeases(), RateLeases()]
+    admitted = 0
+    for i in range(800):
+        monkeypatch.setattr(intake_views, "rate_leases", processes[i % 2])
+        admitted += not intake_views.throttle_exceeded(key, now=6000.0 + i / 100)
+    assert 640 - (lease_cap(640) - 1) <= admitted <= 640
