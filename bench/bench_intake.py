@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Benchmark alert intake: PagerDuty Events API v2 triggers against gunicorn with production settings.
 
-    .venv/bin/python bench/bench_intake.py [--seconds 15] [--concurrency 16] [--workers 4] [--keys 200]
-                                           [--client wrk|python] [--celery-concurrency 1]
+    .venv/bin/python bench/bench_intake.py [--seconds 15] [--concurrency 16] [--keys 200] [--client wrk|python]
+                                           [--workers N] [--threads N] [--worker-class sync|gthread]
+                                           [--celery-concurrency 1] [--skip-ceiling]
 
 Creates a throwaway PostgreSQL database (dropped at the end), migrates, creates one PagerDuty
-integration, starts gunicorn (config.settings.production, Redis broker and cache), a Celery worker
+integration, starts gunicorn (config/gunicorn_conf.py, the production configuration, unless overridden;
+config.settings.production, Redis broker and cache), a Celery worker
 and beat (which drain the intake inbox), then fires trigger events that cycle through `--keys` dedup
 keys over `--concurrency` connections. It prints two rates:
 
@@ -24,9 +26,12 @@ The client shares the CPUs with the server. `--client wrk` (the default when `wr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import resource
+import runpy
 import secrets
 import shutil
 import signal
@@ -116,10 +121,13 @@ def run_wrk(url: str, seconds: float, concurrency: int, script: str | None) -> d
         f.write(script or "function done(summary, latency, requests)\n"
                 "  io.write(string.format('WRK p50=%f p99=%f\\n', latency:percentile(50), latency:percentile(99)))\n"
                 "end\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = subprocess.run([*cmd, "-s", f.name, url], check=True, capture_output=True, text=True).stdout
     finally:
         os.unlink(f.name)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -133,6 +141,7 @@ def run_wrk(url: str, seconds: float, concurrency: int, script: str | None) -> d
         "p99_ms": p99 / 1000,
         "errors": n_bad + n_err,
         "statuses": {"non-2xx": n_bad, "socket errors": n_err},
+        "client_cpu_ms": client_cpu * 1000 / max(total, 1),
     }
 
 
@@ -173,15 +182,26 @@ def measured(run, pids_of, until=None):
     web, pg, celery = pids_of()
     w0, c0 = _cpu_seconds(web), _cpu_seconds(celery)
     p0 = {pid: _cpu_seconds([pid]) for pid in pg}
+    m0 = _machine_cpu()
     result = run()
+    m1 = _machine_cpu()
     if until is not None:
         result["until"] = until()
     _, pg2, _ = pids_of()
     n = max(result["requests"], 1)
+    result["machine_busy"] = (m1[0] - m0[0]) / max(m1[1] - m0[1], 1)
     result["web_cpu_ms"] = (_cpu_seconds(web) - w0) * 1000 / n
     result["worker_cpu_ms"] = (_cpu_seconds(celery) - c0) * 1000 / n
     result["pg_cpu_ms"] = sum(_cpu_seconds([pid]) - p0.get(pid, 0.0) for pid in pg2) * 1000 / n
     return result
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat): the share of the machine in use,
+    ours and everybody else's."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
 
 
 def free_port() -> int:
@@ -194,8 +214,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gthread if > 1)")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: config/gunicorn_conf.py)")
+    parser.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker (default: the config)")
+    parser.add_argument("--worker-class", default=None, help="gunicorn worker class, e.g. sync (default: the config)")
+    parser.add_argument("--skip-ceiling", action="store_true", help="do not measure /healthz")
     parser.add_argument("--keys", type=int, default=200, help="distinct dedup keys, repeated")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
@@ -232,10 +254,14 @@ def main() -> int:
              "print(Integration.objects.create(team=t, name='bench', kind='pagerduty').key)"],
             cwd=ROOT, env=env, check=True, capture_output=True, text=True,
         ).stdout.strip().splitlines()[-1]
-        cmd = [PY, "-m", "gunicorn", "config.wsgi", "--workers", str(args.workers), "--bind",
-               f"127.0.0.1:{args.port}", "--log-level", "warning", "--keep-alive", "30"]
-        if args.threads > 1:
-            cmd += ["--threads", str(args.threads), "--worker-class", "gthread"]
+        # The production configuration, with the command line's overrides (gunicorn lets flags win).
+        conf = runpy.run_path(str(ROOT / "config" / "gunicorn_conf.py"))
+        gunicorn = {"worker-class": args.worker_class or conf["worker_class"],
+                    "workers": args.workers or conf["workers"], "threads": args.threads or conf["threads"],
+                    "keep-alive": conf["keepalive"]}
+        cmd = [PY, "-m", "gunicorn", "-c", "config/gunicorn_conf.py", "config.wsgi",
+               "--bind", f"127.0.0.1:{args.port}", "--log-level", "warning",
+               *(f"--{name}={value}" for name, value in gunicorn.items())]
         server = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
         celery = [PY, "-m", "celery", "-A", "config"]
         worker = subprocess.Popen(
@@ -300,17 +326,25 @@ def main() -> int:
                               until=wait_drained)
         drained = intake.pop("until")
         accepted = inbox_state()[0] - first_id
-        ceiling = (measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
-                   if args.client == "wrk" else
-                   measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of))
-        print(f"gunicorn workers={args.workers} threads={args.threads}, Celery worker -c {args.celery_concurrency} "
-              f"and beat, client {args.client} with {args.concurrency} connections, {args.seconds:.0f}s each, "
+        if args.skip_ceiling:
+            ceiling = None
+        elif args.client == "wrk":
+            ceiling = measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
+        else:
+            ceiling = measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of)
+        print(f"gunicorn {' '.join(f'--{k}={v}' for k, v in gunicorn.items())}, "
+              f"Celery worker -c {args.celery_concurrency} and beat, client {args.client} with {args.concurrency} "
+              f"connections, {args.seconds:.0f}s each, "
               f"{os.cpu_count()} CPUs (client and server share them), load average {os.getloadavg()[0]:.1f}")
         for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
+            if r is None:
+                continue
             print(f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                   f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + worker {r['worker_cpu_ms']:.2f} ms + "
-                  f"PostgreSQL {r['pg_cpu_ms']:.2f} ms  requests {r['requests']}  errors {r['errors']}  "
-                  f"statuses {r['statuses']}")
+                  f"PostgreSQL {r['pg_cpu_ms']:.2f} ms" + (f" (client wrk {r['client_cpu_ms']:.2f} ms)"
+                                                           if "client_cpu_ms" in r else "") +
+                  f"  requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}  "
+                  f"machine busy {r['machine_busy']:.0%}")
         print(f"end to end: {accepted} events accepted, all applied {drained - started:.1f} s after the load began "
               f"(load {args.seconds:.0f} s): {accepted / (drained - started):.0f} events/s applied")
         with psycopg.connect(dsn) as conn:
@@ -323,10 +357,15 @@ def main() -> int:
             print("MISMATCH: incident alert counts differ from the Alert rows")
             return 1
     finally:
-        for child in (server, worker, beat):
+        # Beat first, then the worker (its main process only: a warm shutdown lets a running drain
+        # finish instead of killing the pool process mid-commit), then gunicorn; stragglers last.
+        for child in (beat, worker, server):
             if child is not None:
-                os.killpg(child.pid, signal.SIGTERM)
-                child.wait(timeout=30)
+                child.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=30)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
         shutil.rmtree(scratch, ignore_errors=True)
         with psycopg.connect(args.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

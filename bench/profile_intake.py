@@ -2,7 +2,7 @@
 gunicorn calls it) and the inbox drain, with real PostgreSQL and Redis and no HTTP server.
 
     .venv/bin/python bench/profile_intake.py [--events 3000] [--keys 200] [--profile out.prof]
-                                             [--drain-profile out.prof]
+                                             [--drain-profile out.prof] [--batch 100]
 
 Prints SQL statements per request, then per-event CPU time of the web process and of its PostgreSQL
 backend for the request path, and the same for the drain (repeated triggers, i.e. the dedup path).
@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--profile", default="")
     parser.add_argument("--drain-profile", default="")
+    parser.add_argument("--batch", type=int, default=0,
+                        help="drain batch size (default BACKSTOP_INBOX_BATCH; under load a kick finds ~100 events)")
     args = parser.parse_args()
     connection.settings_dict["TEST"]["NAME"] = f"test_{connection.settings_dict['NAME']}_profile"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
@@ -131,20 +133,21 @@ def main() -> None:
                   f"{(c2 - c) / args.events * 1e3:.3f} ms (Python) + {(pg2 - pg) / args.events * 1e3:.3f} ms "
                   f"(PostgreSQL); load average {os.getloadavg()[0]:.1f}")
 
+            batch = args.batch or settings.BACKSTOP_INBOX_BATCH
             dprof = cProfile.Profile() if args.drain_profile else None
             recorder = Recorder()
             t, (c, pg) = time.perf_counter(), _cpu(backend)
             if dprof:
                 dprof.enable()
             with connection.execute_wrapper(recorder):
-                applied = inbox.inbox_drain()
+                applied = inbox.inbox_drain(limit=batch)
             if dprof:
                 dprof.disable()
             wall = time.perf_counter() - t
             c2, pg2 = _cpu(backend)
             print(f"drain: {applied} events in {len(recorder.sql)} SQL statements, {wall / applied * 1e3:.3f} ms wall, "
                   f"CPU per event {(c2 - c) / applied * 1e3:.3f} ms (Python) + {(pg2 - pg) / applied * 1e3:.3f} ms "
-                  f"(PostgreSQL) with batches of {settings.BACKSTOP_INBOX_BATCH}")
+                  f"(PostgreSQL) with batches of {batch}")
         app.control.purge()  # the drain kicks the requests published (no worker runs here)
         for path, p in ((args.profile, prof), (args.drain_profile, dprof)):
             if p:

@@ -6,6 +6,7 @@ them, yet cost about half of a trivial request's CPU (measured with bench/profil
 get Django's own handler (URL resolution, exception handling, request signals, so database
 connections are managed as usual) with only `INTAKE_MIDDLEWARE` (SecurityMiddleware: the HTTPS
 redirect and HSTS still apply). Every other path gets the full stack from settings.MIDDLEWARE.
+The PagerDuty endpoints go further: escalations.intake_wsgi answers them without Django's handler.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class LeanWSGIHandler(WSGIHandler):
 class PathRouter:
     """Calls `intake` for paths under INTAKE_PREFIX and `default` for everything else."""
 
-    def __init__(self, default: WSGIHandler, intake: WSGIHandler) -> None:
+    def __init__(self, default: WSGIHandler, intake) -> None:
         self.default = default
         self.intake = intake
 

@@ -14,8 +14,8 @@ contend for the same incident rows. Within a batch, repeated triggers of an inci
 Alert and timeline rows.
 
 Drains are started by kicks (at most one Celery message per debounce window across all web
-processes, see `kick_claim`) and by a beat job every second, the safety net for a lost message, a dead worker or a
-restarted Redis.
+processes, see `inbox_kick`) and by a beat job every second, the safety net for a lost message, a dead
+worker or a restarted Redis.
 """
 
 from __future__ import annotations
@@ -24,16 +24,26 @@ import contextlib
 import functools
 import json
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.core.cache import BaseCache
+from django.core.cache import BaseCache, caches
 from django.core.cache.backends.redis import RedisCache
-from django.db import DataError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DataError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -46,6 +56,7 @@ __all__ = [
     "InboxRefused",
     "inbox_accept",
     "inbox_drain",
+    "inbox_kick",
     "inbox_kick_publish",
     "inbox_purge",
     "intake_events_process",
@@ -77,6 +88,7 @@ _INSERT = (
     f" SELECT id, %s, %s, %s, {{payload}}, %s, '' FROM {Integration._meta.db_table}"
     " WHERE key = %s AND kind = %s AND enabled RETURNING id"
 )
+_INSERT_PG = _INSERT.format(payload="%s::jsonb")
 
 
 def inbox_accept(
@@ -89,16 +101,21 @@ def inbox_accept(
     (NUL characters, NaN or lone surrogates, which Python's parser accepts). Must run in autocommit:
     when it returns, the event is committed.
     """
-    sql = _INSERT.format(payload="%s::jsonb" if connection.vendor == "postgresql" else "%s")
-    params = [kind, action, dedup_key, payload, connection.ops.adapt_datetimefield_value(now), key,
-              integration_kind]
+    db = connections[DEFAULT_DB_ALIAS]  # `connection` is a proxy: every attribute looks it up again
+    params = [kind, action, dedup_key, payload, db.ops.adapt_datetimefield_value(now), key, integration_kind]
     try:
-        # In autocommit (every web request) the INSERT is its own transaction. Inside a caller's
-        # transaction (tests), a savepoint keeps a refused payload from aborting it.
-        savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-        with savepoint, connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+        if (db.vendor == "postgresql" and not db.in_atomic_block and not db.queries_logged
+                and not db.execute_wrappers):
+            # The web request's case: autocommit, and nobody watching the queries (Django's query log
+            # and execute wrappers only see statements sent through its own cursors).
+            row = _insert_prepared(db, params)
+        else:
+            # Inside a caller's transaction (tests), a savepoint keeps a refused payload from aborting it.
+            sql = _INSERT_PG if db.vendor == "postgresql" else _INSERT.format(payload="%s")
+            savepoint = transaction.atomic() if db.in_atomic_block else contextlib.nullcontext()
+            with savepoint, db.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
     except DataError:
         # Anything else (a lost connection…) is a 500, and the sender retries.
         raise EventInvalid(["The event contains values that cannot be stored (NUL characters, NaN or "
@@ -109,14 +126,72 @@ def inbox_accept(
     return row[0]
 
 
-def kick_claim(backend: BaseCache) -> bool:
-    """Claim this debounce window's kick (SET NX with a BACKSTOP_INBOX_KICK_MS lifetime).
+def _insert_prepared(db, params: list) -> tuple | None:
+    """The INSERT as a server-side prepared statement on Django's own connection: PostgreSQL plans it
+    once per connection, and psycopg sends the parameters apart instead of quoting the payload into
+    the SQL text (Django's cursors bind on the client). One psycopg cursor per connection is kept for
+    it. Errors are Django's, as through its cursor (DataError, and a broken connection is closed at
+    the end of the request)."""
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    with db.wrap_database_errors:
+        cursor = db.__dict__.get("_inbox_cursor")
+        if cursor is None or cursor.closed or cursor.connection is not db.connection:
+            cursor = db._inbox_cursor = psycopg.Cursor(db.connection)
+        cursor.execute(_INSERT_PG, params, prepare=True)
+        return cursor.fetchone()
 
-    The first accepted event of a window claims it and publishes one drain task due at twice the
-    window; later events of the window see the key and publish nothing. An event that saw the key
-    did so less than one window before that task runs, so it is committed by then unless its INSERT
-    took longer than a whole window, and then the next kick or the beat drain (every second) applies it.
+
+class KickDebounce:
+    """When this process last tried to claim a kick: it tries at most once per window."""
+
+    def __init__(self) -> None:
+        self._last = float("-inf")
+        self._lock = threading.Lock()
+
+    def due(self, now: float, window: float) -> bool:
+        """True (and remembered) when the last try is at least `window` seconds before `now` (monotonic)."""
+        with self._lock:
+            if now - self._last < window:
+                return False
+            self._last = now
+            return True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._last = float("-inf")
+
+
+kick_debounce = KickDebounce()
+
+
+def inbox_kick(*, now: float | None = None) -> None:
+    """Make sure a drain runs after an event this process has just committed. Never raises.
+
+    At most one try per debounce window (BACKSTOP_INBOX_KICK_MS) per process, and at most one drain
+    task per window across all processes (`kick_claim`), due two windows later. An event whose try
+    was skipped is covered: this process tried less than one window before, at t0, and that try
+    either published a task due at t0 + 2 windows or found the claim of one made after t0 - 1 window,
+    due after t0 + 1 window; either way after this event's commit, which came before this call. If
+    that publish failed (broker down), the beat drain (every second) applies the event.
     """
+    window_ms = settings.BACKSTOP_INBOX_KICK_MS
+    if not kick_debounce.due(time.monotonic() if now is None else now, window_ms / 1000):
+        return
+    try:
+        claimed = kick_claim(caches["default"])
+    except Exception:  # the cache being down must not fail an accepted event
+        logger.warning("Intake inbox kick unavailable (cache error); the periodic drain will apply events",
+                       exc_info=True)
+        return
+    if claimed:
+        inbox_kick_publish()
+
+
+def kick_claim(backend: BaseCache) -> bool:
+    """Claim this debounce window's kick (SET NX with a BACKSTOP_INBOX_KICK_MS lifetime): True for
+    the one claim per window across every web process, which then publishes the drain task."""
     window_ms = settings.BACKSTOP_INBOX_KICK_MS
     client = redis_write_client(backend)
     if client is not None:
@@ -255,7 +330,7 @@ class _Batch:
             {r.integration_id for r in rows}
         )
         self.windows = self._windows()
-        self.open: dict[tuple[int, str], Incident | None] = self._open_locked()
+        self.open: dict[tuple[int, str], Incident | _Locked | None] = self._open_locked()
         self.counts: dict[int, list] = {}  # incident id -> [extra alerts, latest time]
         self.alerts: list[tuple] = []
         self.timeline: list[tuple] = []
@@ -269,9 +344,11 @@ class _Batch:
             .values_list("team_id", "integration_id", "start", "end")
         )
 
-    def _open_locked(self) -> dict[tuple[int, str], Incident]:
+    def _open_locked(self) -> dict[tuple[int, str], _Locked]:
         """Lock, in one query and in id order, the open incidents of the batch's PagerDuty and generic
-        dedup keys: every trigger of them in this batch is then just a counted alert."""
+        dedup keys: every trigger of them in this batch is then just a counted alert. Only their id
+        and status are read: a repeated trigger needs no more, and an acknowledge or resolve loads
+        its incident when it comes (`_full`)."""
         pairs = {
             (self.integrations[r.integration_id].team_id, r.dedup_key)
             for r in self.rows
@@ -284,8 +361,9 @@ class _Batch:
             .filter(team_id__in={t for t, _ in pairs}, dedup_key__in={k for _, k in pairs})
             .exclude(status=Incident.Status.RESOLVED)
             .order_by("id")
+            .values_list("id", "team_id", "dedup_key", "status")
         )
-        return {(i.team_id, i.dedup_key): i for i in candidates if (i.team_id, i.dedup_key) in pairs}
+        return {(team, key): _Locked(pk, status) for pk, team, key, status in candidates if (team, key) in pairs}
 
     def suppressed(self, integration: Integration, at: datetime) -> bool:
         """Was a maintenance window of the team (or of this integration) open when the event arrived?"""
@@ -371,6 +449,8 @@ class _Batch:
             # Not open when the batch began (or resolved since): another process may have opened
             # one meanwhile, so ask, as the single-event path does.
             incident = intake._services().incident_open_get(team=integration.team, dedup_key=row.dedup_key)
+        elif isinstance(incident, _Locked):
+            incident = Incident.objects.get(pk=incident.pk)  # locked by this transaction already
         status = intake.action_apply(incident=incident, action=row.action, now=row.received_at)
         # After acknowledge/resolve the row is locked by this transaction (or resolved): cacheable.
         self.open[cache_key] = incident if incident is not None and incident.status != Incident.Status.RESOLVED \
@@ -385,16 +465,42 @@ class _Batch:
 
     def flush(self) -> None:
         if self.counts:
-            moment = connection.ops.adapt_datetimefield_value
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    f"UPDATE {Incident._meta.db_table} SET alert_count = alert_count + %s,"
-                    " updated_at = CASE WHEN updated_at < %s THEN %s ELSE updated_at END WHERE id = %s",
-                    [(n, moment(at), moment(at), pk) for pk, (n, at) in self.counts.items()],
-                )
+            _counts_add(self.counts)
         _insert_rows(TimelineEvent, _TIMELINE_FIELDS, self.timeline)
         _insert_rows(Alert, _ALERT_FIELDS, self.alerts)
         ChangeEvent.objects.bulk_create(self.changes, batch_size=1000)
+
+
+@dataclass(frozen=True)
+class _Locked:
+    """An open incident this batch holds the row lock of, known by id and status only."""
+
+    pk: int
+    status: str
+
+
+_COUNTS_SQL = (
+    f"UPDATE {Incident._meta.db_table} AS i SET alert_count = i.alert_count + c.n,"
+    " updated_at = CASE WHEN i.updated_at < c.at THEN c.at ELSE i.updated_at END"
+    " FROM unnest(%s::bigint[], %s::integer[], %s::timestamptz[]) AS c(id, n, at) WHERE i.id = c.id"
+)
+
+
+def _counts_add(counts: dict[int, list]) -> None:
+    """Add repeated alerts to their incidents' counters ({incident id: [alerts, latest time]}).
+    PostgreSQL: one statement for the whole batch (an UPDATE per incident was parsed and planned
+    once per incident: most of the database's share of a batch)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            ids, ns, ats = zip(*((pk, n, at) for pk, (n, at) in counts.items()), strict=True)
+            cursor.execute(_COUNTS_SQL, [list(ids), list(ns), list(ats)])
+            return
+        moment = connection.ops.adapt_datetimefield_value
+        cursor.executemany(
+            f"UPDATE {Incident._meta.db_table} SET alert_count = alert_count + %s,"
+            " updated_at = CASE WHEN updated_at < %s THEN %s ELSE updated_at END WHERE id = %s",
+            [(n, moment(at), moment(at), pk) for pk, (n, at) in counts.items()],
+        )
 
 
 # Rows as tuples of these columns (JSON columns as JSON text): written with COPY on PostgreSQL.

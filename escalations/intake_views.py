@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import time
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache, caches
@@ -21,13 +22,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from escalations import inbox, intake
+from escalations import inbox, intake, intake_rate
 from escalations.models import Heartbeat, InboxEvent, Integration
 
 logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
             "d": 86400, "day": 86400}
+# This process's share of every integration's rate budget (escalations.intake_rate).
+rate_leases = intake_rate.RateLeases()
 
 
 def _rate() -> tuple[int, int] | None:
@@ -40,72 +43,68 @@ def _rate() -> tuple[int, int] | None:
     return int(count), _PERIODS[period.strip().lower()]
 
 
-def throttle_exceeded(key: str) -> bool:
-    """Fixed-window counter per integration key in the shared cache (Redis in production), so the
-    limit holds across every web process. Only plausible keys are counted."""
-    return _admit(key, kick=False)[0]
-
-
-def _admit(key: str, *, kick: bool) -> tuple[bool, bool]:
-    """Count a hit on the key's rate window and, with `kick`, try to claim this debounce window's
-    inbox kick (escalations.inbox), in ONE cache round trip. Returns (throttled, kick claimed)."""
+def throttle_exceeded(key: str, *, now: float | None = None) -> bool:
+    """Is `key` over its rate limit? Fixed windows counted in the shared cache (Redis in production),
+    so the limit holds across every web process; tokens are leased a few at a time
+    (escalations.intake_rate). Only plausible keys are counted. A cache outage admits everything."""
     rate = _rate()
-    counted = rate is not None and intake.throttle_key_is_plausible(key)
-    if not counted and not kick:
-        return False, False
-    limit, period = rate if counted else (0, 1)
-    cache_key = f"intake-rate:{key}:{int(time.time() // period)}"
+    if rate is None or not intake.throttle_key_is_plausible(key):
+        return False
+    limit, period = rate
     backend = caches["default"]
-    try:
+
+    def take(n: int, window: int) -> int:
+        cache_key = f"intake-rate:{key}:{window}"
         client = inbox.redis_write_client(backend)
-        if client is not None:
-            # Pipelined: INCR + EXPIRE instead of the three round trips of Django's add + incr, plus
-            # the kick's SET NX PX. The keys stay the ones Django would use.
-            pipe = client.pipeline(transaction=False)
-            if counted:
-                redis_key = backend.make_and_validate_key(cache_key)
-                pipe.incr(redis_key).expire(redis_key, period + 5)
-            if kick:
-                pipe.set(backend.make_and_validate_key(inbox.KICK_KEY), b"1", nx=True,
-                         px=settings.BACKSTOP_INBOX_KICK_MS)
-            results = pipe.execute()
-            count, claimed = (results[0] if counted else 0), (bool(results[-1]) if kick else False)
-        else:
-            count = _hit_count(cache_key, timeout=period + 5) if counted else 0
-            claimed = kick and inbox.kick_claim(backend)
-    except Exception:  # the cache being down must not stop alerts (the beat drain applies them)
+        if client is None:
+            return _hit_count(cache_key, n, timeout=period + 5)
+        # One round trip: INCRBY + EXPIRE instead of the three of Django's add + incr; the key stays
+        # the one Django would use.
+        redis_key = backend.make_and_validate_key(cache_key)
+        return client.pipeline(transaction=False).incrby(redis_key, n).expire(redis_key, period + 5).execute()[0]
+
+    try:
+        return not rate_leases.admit(key, limit=limit, period=period, now=time.time() if now is None else now,
+                                     take=take)
+    except Exception:  # the cache being down must not stop alerts
         logger.warning("Intake rate limit unavailable (cache error)", exc_info=True)
-        return False, False
-    return counted and count > limit, claimed
+        return False
 
 
-def _hit_count(cache_key: str, *, timeout: int) -> int:
-    """Count one hit on the window's counter and return the new count (caches other than Redis)."""
+def _hit_count(cache_key: str, n: int, *, timeout: int) -> int:
+    """Add n hits to the window's counter and return the new count (caches other than Redis)."""
     try:
         cache.add(cache_key, 0, timeout=timeout)
-        return cache.incr(cache_key)
+        return cache.incr(cache_key, n)
     except ValueError:  # expired between add and incr
-        cache.set(cache_key, 1, timeout=timeout)
-        return 1
+        cache.set(cache_key, n, timeout=timeout)
+        return n
 
 
 class _TooLarge(Exception):
     pass
 
 
-def _body(request: HttpRequest) -> bytes:
+def body_read(read, content_length: str | None) -> bytes:
+    """The request body, read through `read(n)` as Django reads it: no further than the declared
+    Content-Length (none: empty), and no further than the size limit plus one byte, so a lying or
+    missing Content-Length cannot make us buffer more. Raises _TooLarge over the limit."""
     limit = settings.BACKSTOP_INTAKE_MAX_BYTES
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(content_length or 0)
     except ValueError:
         declared = 0
     if declared > limit:
         raise _TooLarge
-    # Read at most limit + 1 bytes: a lying or missing Content-Length cannot make us buffer more.
-    body = request.read(limit + 1)
+    size = min(declared, limit + 1)
+    body = read(size) if size > 0 else b""
     if len(body) > limit:
         raise _TooLarge
     return body
+
+
+def _body(request: HttpRequest) -> bytes:
+    return body_read(request.read, request.META.get("CONTENT_LENGTH"))
 
 
 def _json(body: bytes):
@@ -120,36 +119,39 @@ def _json(body: bytes):
         raise intake.EventInvalid(["Request body is nested too deeply"]) from None
 
 
+class Answer(NamedTuple):
+    """What an intake endpoint answers, before it becomes an HTTP response (Django's, or the bare
+    WSGI one of escalations.intake_wsgi: both render it the same way)."""
+
+    status: int
+    data: dict
+    headers: tuple[tuple[str, str], ...] = ()
+    accepted: bool = False  # an event was stored: kick the drain once the response is out
+
+    def content(self) -> bytes:
+        return json.dumps(self.data).encode()
+
+
 # --- PagerDuty ----------------------------------------------------------------------------------
 
 
-def _pd_invalid(errors: list[str], message: str = "Event object is invalid") -> JsonResponse:
-    return JsonResponse({"status": "invalid event", "message": message, "errors": errors}, status=400)
+def _pd_invalid(errors: list[str], message: str = "Event object is invalid") -> Answer:
+    return Answer(400, {"status": "invalid event", "message": message, "errors": errors})
 
 
-def _pd_too_large() -> JsonResponse:
+def _pd_too_large() -> Answer:
     limit = settings.BACKSTOP_INTAKE_MAX_BYTES
-    return JsonResponse(
-        {"status": "invalid event", "message": "Request entity too large",
-         "errors": [f"Request body exceeds {limit} bytes"]},
-        status=413,
-    )
+    return Answer(413, {"status": "invalid event", "message": "Request entity too large",
+                        "errors": [f"Request body exceeds {limit} bytes"]})
 
 
-def _pd_throttled() -> JsonResponse:
-    response = JsonResponse(
-        {"status": "throttle exceeded",
-         "message": "Requests for this service are arriving too quickly. Please retry later.",
-         "errors": ["Rate limit exceeded"]},
-        status=429,
-    )
-    response["Retry-After"] = "1"
-    return response
-
-
-def _json_response(data: dict, status: int) -> HttpResponse:
-    # JsonResponse's encoder class and keyword handling cost more than the hot path needs.
-    return HttpResponse(json.dumps(data), content_type="application/json", status=status)
+_PD_THROTTLED = Answer(
+    429,
+    {"status": "throttle exceeded",
+     "message": "Requests for this service are arriving too quickly. Please retry later.",
+     "errors": ["Rate limit exceeded"]},
+    (("Retry-After", "1"),),
+)
 
 
 def _accept(*, key: str, integration_kind: str, kind: str, action: str, dedup_key: str, payload: str) -> None:
@@ -160,27 +162,18 @@ def _accept(*, key: str, integration_kind: str, kind: str, action: str, dedup_ke
     )
 
 
-def _kicked(response: HttpResponse, kick: bool) -> HttpResponse:
-    """Publish the drain task if this request claimed the debounce window's kick. Whatever the
-    request's outcome: later requests of the window count on that task."""
-    if kick:
-        inbox.inbox_kick_publish()
-    return response
-
-
-def _pagerduty(request: HttpRequest, change: bool) -> HttpResponse:
-    try:
-        body = _body(request)
-    except _TooLarge:
+def pagerduty_answer(body: bytes | None, *, change: bool) -> Answer:
+    """PagerDuty Events API v2 (or Change Events, with `change`) for a body read by `body_read`
+    (None: over the size limit): validate, rate-limit, store. Nothing is stored unless it is a 202."""
+    if body is None:
         return _pd_too_large()
     try:
         data = _json(body)
     except intake.EventInvalid as exc:
         return _pd_invalid(exc.errors)
     key = data.get("routing_key") if isinstance(data, dict) else None
-    throttled, kick = _admit(key, kick=True) if isinstance(key, str) else (False, False)
-    if throttled:
-        return _kicked(_pd_throttled(), kick)
+    if isinstance(key, str) and throttle_exceeded(key):
+        return _PD_THROTTLED
     try:
         if change:
             event = intake.pagerduty_change_parse(data)
@@ -193,20 +186,45 @@ def _pagerduty(request: HttpRequest, change: bool) -> HttpResponse:
                 kind=InboxEvent.Kind.CHANGE if change else InboxEvent.Kind.PAGERDUTY, action=action,
                 dedup_key=dedup_key, payload=inbox.payload_text(body, data))
     except intake.EventInvalid as exc:
-        return _kicked(_pd_invalid(exc.errors, exc.message), kick)
+        return _pd_invalid(exc.errors, exc.message)
     except inbox.InboxRefused as exc:
-        return _kicked(_pd_invalid([inbox.INVALID_KEY if exc.reason == "unknown" else inbox.DISABLED]), kick)
+        return _pd_invalid([inbox.INVALID_KEY if exc.reason == "unknown" else inbox.DISABLED])
     if change:
-        return _kicked(_json_response({"status": "success", "message": "Change event processed"}, 202), kick)
-    return _kicked(
-        _json_response({"status": "success", "message": "Event processed", "dedup_key": dedup_key}, 202), kick
-    )
+        return Answer(202, {"status": "success", "message": "Change event processed"}, accepted=True)
+    return Answer(202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key}, accepted=True)
+
+
+class _KickingResponse(HttpResponse):
+    """A response whose close() (after the server has sent it) kicks the inbox drain."""
+
+    def close(self) -> None:
+        try:
+            inbox.inbox_kick()
+        finally:
+            super().close()
+
+
+def _response(answer: Answer) -> HttpResponse:
+    cls = _KickingResponse if answer.accepted else HttpResponse
+    response = cls(answer.content(), content_type="application/json", status=answer.status)
+    for name, value in answer.headers:
+        response[name] = value
+    return response
+
+
+def _pagerduty(request: HttpRequest, change: bool) -> HttpResponse:
+    try:
+        body = _body(request)
+    except _TooLarge:
+        body = None
+    return _response(pagerduty_answer(body, change=change))
 
 
 @csrf_exempt
 @require_http_methods(["POST"])
 def pagerduty_enqueue(request: HttpRequest) -> HttpResponse:
-    """PagerDuty Events API v2: POST /integrations/pagerduty/v2/enqueue."""
+    """PagerDuty Events API v2: POST /integrations/pagerduty/v2/enqueue (under gunicorn served by
+    escalations.intake_wsgi, with the same answers)."""
     return _pagerduty(request, change=False)
 
 
@@ -255,23 +273,21 @@ def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, parse, st
         if refusal := _key_refusal(key, kind):
             return _refused(refusal)
         return _error(400, exc.message, exc.errors)
-    throttled, kick = _admit(key, kick=True)
-    if throttled:
+    if throttle_exceeded(key):
         response = _error(429, "Rate limit exceeded for this integration; retry later")
         response["Retry-After"] = "1"
-        return _kicked(response, kick)
+        return response
     try:
         # A form was decoded into a dict: store that as JSON; a JSON body is stored as received.
         payload = json.dumps(data) if request.content_type in _FORM_TYPES else inbox.payload_text(body, data)
         _accept(key=key, integration_kind=kind, kind=kind, action=action, dedup_key=dedup_key, payload=payload)
     except intake.EventInvalid as exc:
-        return _kicked(_error(400, exc.message, exc.errors), kick)
+        return _error(400, exc.message, exc.errors)
     except inbox.InboxRefused as exc:
-        return _kicked(_refused(exc.reason), kick)
+        return _refused(exc.reason)
     # Applied by the drain a moment later: the incident is not known yet when we answer.
-    return _kicked(
-        _json_response({"status": "success", "message": "Event accepted", "dedup_key": dedup_key}, status), kick
-    )
+    return _response(Answer(status, {"status": "success", "message": "Event accepted", "dedup_key": dedup_key},
+                            accepted=True))
 
 
 def _read_json(request: HttpRequest, body: bytes):

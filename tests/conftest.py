@@ -3,6 +3,16 @@ import pytest
 from tests.factories import MembershipFactory, StaffFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _intake_process_state():
+    """Each test starts as a fresh web process: no leased rate tokens, no recent drain kick."""
+    from escalations import inbox, intake_views
+
+    intake_views.rate_leases.reset()
+    inbox.kick_debounce.reset()
+    yield
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory()

@@ -168,6 +168,25 @@ def test_repeated_triggers_of_an_open_incident_collapse_into_few_statements(
     assert all(row.data == {"integration": integration.pk} for row in incident.timeline.filter(kind="alert"))
 
 
+def test_an_incident_open_before_the_batch_is_counted_then_acknowledged_and_resolved_in_it(
+        client, integration, kicks):
+    key = integration.key
+    accept(client, pdpyras_trigger(routing_key=key, dedup_key="k"))
+    other = accept(client, pdpyras_trigger(routing_key=key, dedup_key="other"))
+    assert other.status_code == 202
+    drain()
+    for body in (pdpyras_trigger(routing_key=key, dedup_key="k"), pdpyras_trigger(routing_key=key, dedup_key="other"),
+                 pdpyras_action("acknowledge", "k", routing_key=key), pdpyras_trigger(routing_key=key, dedup_key="k"),
+                 pdpyras_action("resolve", "k", routing_key=key), pdpyras_trigger(routing_key=key, dedup_key="other")):
+        accept(client, body)
+    latest = InboxEvent.objects.filter(dedup_key="other").latest("id").received_at
+    assert drain() == 6
+    k, second = Incident.objects.get(dedup_key="k"), Incident.objects.get(dedup_key="other")
+    assert (k.status, k.alert_count) == ("resolved", 3)
+    assert (second.status, second.alert_count, second.updated_at) == ("triggered", 3, latest)
+    assert list(k.timeline.values_list("kind", flat=True)) == ["created", "alert", "acknowledged", "alert", "resolved"]
+
+
 def test_a_crash_between_batches_applies_nothing_twice_and_loses_nothing(client, integration, monkeypatch, kicks):
     for _ in range(5):
         accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
@@ -244,9 +263,51 @@ def test_one_kick_per_debounce_window(client, integration, kicks, settings):
     for _ in range(5):
         accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     assert kicks == [1]
-    cache.clear()  # the window ends
+    inbox.kick_debounce.reset()  # as another web process, whose own window is over…
+    accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
+    assert kicks == [1]  # …sees the shared claim: one drain task per window across processes
+    cache.clear()  # the shared window ends
+    accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
+    assert kicks == [1]  # but this process tried less than a window ago: no cache round trip either
+    inbox.kick_debounce.reset()
     accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     assert kicks == [1, 1]
+
+
+def test_only_stored_events_kick_and_a_process_asks_the_cache_once_per_window(
+        client, team, integration, kicks, monkeypatch):
+    claims = []
+    real_claim = inbox.kick_claim
+    monkeypatch.setattr(inbox, "kick_claim", lambda backend: claims.append(1) or real_claim(backend))
+    client.post(URL, data="{", content_type="application/json")
+    client.post(URL, data=json.dumps(pdpyras_trigger(routing_key="f" * 32)), content_type="application/json")
+    assert (claims, kicks) == ([], [])  # refused: nothing stored, nothing to drain
+    for _ in range(3):
+        accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
+    assert (claims, kicks) == ([1], [1])
+
+
+def test_kick_debounce_windows():
+    debounce = inbox.KickDebounce()
+    assert debounce.due(100.0, 0.25)
+    assert not debounce.due(100.125, 0.25) and not debounce.due(100.2, 0.25)
+    assert debounce.due(100.25, 0.25)  # a full window after the last try, not after the last event
+    assert not debounce.due(100.375, 0.25) and debounce.due(100.5, 0.25)
+
+
+def test_a_kick_is_sent_after_the_response_and_a_cache_outage_is_harmless(client, integration, kicks, monkeypatch):
+    response = client.post(URL, data=json.dumps(pdpyras_trigger(routing_key=integration.key)),
+                           content_type="application/json")
+    assert response.status_code == 202 and kicks == [1]  # the test client closes the response, as servers do
+    inbox.kick_debounce.reset()
+    cache.clear()
+
+    def down(backend):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(inbox, "kick_claim", down)
+    assert accept(client, pdpyras_trigger(routing_key=integration.key)).status_code == 202
+    assert kicks == [1] and pending() == 2  # stored; the beat drain applies it
 
 
 def test_the_kick_task_and_the_beat_safety_net(settings):

@@ -1,0 +1,22 @@
+"""gunicorn settings for production: `gunicorn -c config/gunicorn_conf.py config.wsgi`.
+
+Threaded workers with keep-alive. A sync worker closes the connection after every response
+(`Connection: close`) and lingers until the client has closed its side, so every request also pays a
+TCP handshake and teardown on both ends; monitoring senders (Alertmanager, pdpyras sessions, load
+balancers) keep their connections open, and a gthread worker serves the next request on the same
+connection. Two threads per worker let one request run while another waits for its commit. One
+worker per core by default; on the 2-core benchmark machine 2 workers x 2 threads did best (see
+README, "Proof and performance"). Each variable below overrides its setting.
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", os.cpu_count() or 2))
+threads = int(os.environ.get("WEB_THREADS", "2"))
+# Idle kept-alive connections wait in the worker's poller, not in a thread: a long keep-alive costs
+# a socket, not a worker.
+keepalive = int(os.environ.get("WEB_KEEPALIVE_SECONDS", "30"))
+# Requests in flight when a worker restarts get this long to finish.
+graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "30"))
