@@ -319,11 +319,23 @@ class Stack:
         _wait(lambda: _http_ok(f"{self.web_url}/healthz"), 30, "gunicorn /healthz", child)
         return child
 
-    def add_worker(self, name: str, concurrency: int = 2) -> Child:
+    def add_worker(self, name: str, concurrency: int = 2, queues: str | None = None) -> Child:
+        """A prefork worker; `queues` as for -Q (None: every queue)."""
         return self._child(
             name,
             [CELERY, "-A", "config", "worker", "-P", "prefork", "-c", str(concurrency), "-n", f"{name}@%h",
-             "-l", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "--without-gossip", "--without-mingle"],
+             "-l", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "--without-gossip", "--without-mingle",
+             *(["-Q", queues] if queues else [])],
+        )
+
+    def add_production_workers(self, dispatch: str = "dispatch", worker: str = "worker") -> tuple[Child, Child]:
+        """The production layout (README, Deployment): a worker of its own for the escalation engine's
+        queue, so dispatching a step never waits behind deliveries, and one for everything else."""
+        from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+
+        return (
+            self.add_worker(dispatch, concurrency=2, queues=DISPATCH_QUEUES),
+            self.add_worker(worker, concurrency=2, queues=WORKER_QUEUES),
         )
 
     def add_beat(self, name: str) -> Child:
