@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Stack, machine_description, percentile
+from bench.harness import CpuMeter, Stack, machine_description, percentile
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="production: dispatch worker + delivery worker; shared: --workers alike workers")
     p.add_argument("--workers", type=int, default=2, help="with --layout shared: workers (prefork, concurrency 2)")
     p.add_argument("--eta-share", type=float, default=0.5, help="share of incidents with an ETA message")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting for every process of the stack, e.g. WAKE_GRANULARITY_MS=100 (repeatable)")
     p.add_argument("--profile", action="store_true", help="cProfile one sweep afterwards")
     p.add_argument("--profile-incidents", type=int, default=1000)
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
@@ -133,6 +135,20 @@ def measure(due_by_id: dict[int, object]):
     return by_at, by_actual
 
 
+def delivery_lateness(due_by_id: dict[int, object]) -> dict[str, list[float]]:
+    """Channel -> seconds from each step-2 page's due time to its claim for sending (`sent_at` is the
+    moment its delivery batch started; bundled pages share their carrier's)."""
+    from escalations.models import Page
+
+    rows = Page.objects.filter(step=1, incident_id__in=list(due_by_id), sent_at__isnull=False).values_list(
+        "channel", "due_at", "sent_at"
+    )
+    result: dict[str, list[float]] = {}
+    for channel, due_at, sent_at in rows:
+        result.setdefault(channel, []).append((sent_at - due_at).total_seconds())
+    return result
+
+
 def summary(label: str, values: list[float]) -> str:
     if not values:
         return f"{label:<22} n=0"
@@ -182,7 +198,7 @@ def profile_sweep(stack: Stack, teams, specs, n: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stack = Stack(label="bench", keep_dir=args.keep)
+    stack = Stack(label="bench", keep_dir=args.keep, env_overrides=dict(e.split("=", 1) for e in args.env))
     try:
         stack.create_database()
         stack.migrate()
@@ -231,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
 
         end = dues[-1] + timedelta(seconds=60)
         last_report = 0.0
+        meter = CpuMeter(stack)
         while True:
+            if meter.first is None and timezone.now() >= first_due:
+                meter.start()
+            meter.sample()
             done = TimelineEvent.objects.filter(kind="step_reached", data__step=1).count()
             now = timezone.now()
             if time.monotonic() - last_report > 15:
@@ -241,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(2)
 
+        meter.sample()
         by_at, by_actual = measure(due_by_id)
         eta_at = [v for k, v in by_at.items() if k in eta_ids]
         sweep_at = [v for k, v in by_at.items() if k not in eta_ids]
@@ -270,6 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             names = [f"<{hi:g}s" for hi in edges] + [f">={edges[-1]:g}s"]
             print(f"{label + ' lateness histogram':<34}"
                   + "  ".join(f"{name}: {count}" for name, count in zip(names, counts, strict=True)))
+        sent = delivery_lateness(due_by_id)
+        for channel, values in sorted(sent.items()):
+            print(summary(f"delivery, {channel}", values) + "  (sent_at - due_at, step 2 pages sent)")
+        if meter.first is not None:
+            spent = meter.spent()
+            print(f"CPU seconds from the first due to the end ({len(by_at)} steps dispatched): "
+                  + ", ".join(f"{name} {spent[name]:.1f}" for name in sorted(spent, key=lambda n: -spent[n])
+                              if spent[name] >= 0.05)
+                  + f"; dispatch worker {spent.get('dispatch', 0.0) / max(len(by_at), 1) * 1000:.2f} ms per step")
         from portal.models import JobRun
 
         for job in JobRun.objects.all():
