@@ -4,15 +4,17 @@
     .venv/bin/python bench/bench_escalation.py                 # 10,000 incidents, due over 120 s
     .venv/bin/python bench/bench_escalation.py --incidents 2000 --window 30 --profile
 
-Real processes (bench/harness.py): its own PostgreSQL database and Redis, Celery workers (prefork,
-concurrency 2) and beat (sweep every 1 s), production settings. The harness seeds N open incidents
-that already paged step 1 and whose step 2 falls due at a known moment, spread evenly over the window
-(due times are recorded here, from the scenario, not read back). Half of them (--eta-share) also get
-the wake-up message the engine publishes on commit (`services.incidents_wake`); the rest rely on the beat
-sweep alone (what happens after a broker restart lost the messages, or for steps due further ahead than a
-Celery ETA may wait), whose lookahead publishes timed wake-ups for what falls due before its next tick.
-Step 2's delay is an hour, so every incident stays open for the whole run and is dispatched exactly once
-in the window.
+Real processes (bench/harness.py): its own PostgreSQL database and Redis, Celery workers and beat
+(sweep every 1 s), production settings. The workers are laid out as in production (README, Deployment):
+a dispatch worker on the `escalations` queue and a worker for deliveries and the rest, each prefork with
+concurrency 2; `--layout shared` runs `--workers` workers that consume every queue instead.
+The harness seeds N open incidents that already paged step 1 and whose step 2 falls due at a known
+moment, spread evenly over the window (due times are recorded here, from the scenario, not read back).
+Half of them (--eta-share) also get the wake-up message the engine publishes on commit
+(`services.incidents_wake`); the rest rely on the beat sweep alone (what happens after a broker restart
+lost the messages, or for steps due further ahead than a Celery ETA may wait), whose lookahead publishes
+timed wake-ups for what falls due before its next tick. Step 2's delay is an hour, so every incident
+stays open for the whole run and is dispatched exactly once in the window.
 
 Lateness of a dispatch = (moment of dispatch) - (due time), measured two ways:
 * `at`: the TimelineEvent "step_reached" `at`, i.e. the `now` the service ran with. A sweep passes one
@@ -35,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Stack, machine_description, percentile
+from bench.harness import CpuMeter, Stack, machine_description, percentile
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,8 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window", type=float, default=120.0, help="seconds over which the steps fall due")
     p.add_argument("--lead", type=float, default=20.0, help="seconds from the end of seeding to the first due")
     p.add_argument("--teams", type=int, default=50)
-    p.add_argument("--workers", type=int, default=2, help="Celery workers (prefork, concurrency 2 each)")
+    p.add_argument("--layout", choices=("production", "shared"), default="production",
+                   help="production: dispatch worker + delivery worker; shared: --workers alike workers")
+    p.add_argument("--workers", type=int, default=2, help="with --layout shared: workers (prefork, concurrency 2)")
     p.add_argument("--eta-share", type=float, default=0.5, help="share of incidents with an ETA message")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting for every process of the stack, e.g. WAKE_GRANULARITY_MS=100 (repeatable)")
     p.add_argument("--profile", action="store_true", help="cProfile one sweep afterwards")
     p.add_argument("--profile-incidents", type=int, default=1000)
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
@@ -129,6 +135,20 @@ def measure(due_by_id: dict[int, object]):
     return by_at, by_actual
 
 
+def delivery_lateness(due_by_id: dict[int, object]) -> dict[str, list[float]]:
+    """Channel -> seconds from each step-2 page's due time to its claim for sending (`sent_at` is the
+    moment its delivery batch started; bundled pages share their carrier's)."""
+    from escalations.models import Page
+
+    rows = Page.objects.filter(step=1, incident_id__in=list(due_by_id), sent_at__isnull=False).values_list(
+        "channel", "due_at", "sent_at"
+    )
+    result: dict[str, list[float]] = {}
+    for channel, due_at, sent_at in rows:
+        result.setdefault(channel, []).append((sent_at - due_at).total_seconds())
+    return result
+
+
 def summary(label: str, values: list[float]) -> str:
     if not values:
         return f"{label:<22} n=0"
@@ -145,7 +165,7 @@ def profile_sweep(stack: Stack, teams, specs, n: int) -> None:
 
     from escalations import services
 
-    for name in [c for c in stack.children if c.startswith(("beat", "worker"))]:
+    for name in [c for c in stack.children if c.startswith(("beat", "worker", "dispatch"))]:
         stack.kill(name)
     now = timezone.now()
     seed_incidents(teams, specs, [now - timedelta(milliseconds=1)] * n, prefix="profile")
@@ -178,7 +198,7 @@ def profile_sweep(stack: Stack, teams, specs, n: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stack = Stack(label="bench", keep_dir=args.keep)
+    stack = Stack(label="bench", keep_dir=args.keep, env_overrides=dict(e.split("=", 1) for e in args.env))
     try:
         stack.create_database()
         stack.migrate()
@@ -194,8 +214,12 @@ def main(argv: list[str] | None = None) -> int:
 
         teams, specs = seed_people(args.teams)
         stack.event(f"seeded {args.teams} teams")
-        for w in range(args.workers):
-            stack.add_worker(f"worker{w + 1}").start()
+        if args.layout == "production":
+            for child in stack.add_production_workers():
+                child.start()
+        else:
+            for w in range(args.workers):
+                stack.add_worker(f"worker{w + 1}").start()
         stack.add_beat("beat").start()
 
         # Due times are fixed from the scenario: evenly spread over the window after the lead.
@@ -223,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
 
         end = dues[-1] + timedelta(seconds=60)
         last_report = 0.0
+        meter = CpuMeter(stack)
         while True:
+            if meter.first is None and timezone.now() >= first_due:
+                meter.start()
+            meter.sample()
             done = TimelineEvent.objects.filter(kind="step_reached", data__step=1).count()
             now = timezone.now()
             if time.monotonic() - last_report > 15:
@@ -233,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(2)
 
+        meter.sample()
         by_at, by_actual = measure(due_by_id)
         eta_at = [v for k, v in by_at.items() if k in eta_ids]
         sweep_at = [v for k, v in by_at.items() if k not in eta_ids]
@@ -240,8 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         sweep_act = [v for k, v in by_actual.items() if k not in eta_ids]
         print("\n=== Escalation lateness benchmark ===")
         print(f"Machine: {machine_description()}")
+        workers = (
+            "dispatch worker (-Q escalations) + worker (deliveries, celery, periodic), prefork x 2 each"
+            if args.layout == "production" else f"{args.workers} worker(s) on every queue, prefork x 2 each"
+        )
         print(f"{args.incidents} open incidents, step due times spread over {args.window:.0f}s "
-              f"({args.incidents / args.window:.0f} dispatches/s), {args.workers} worker(s) x concurrency 2, "
+              f"({args.incidents / args.window:.0f} dispatches/s), {workers}, "
               f"1 beat (sweep every 1 s), {args.teams} teams")
         print(f"Dispatched: {len(by_at)}/{len(ids)}")
         print(summary("all, by `at`", list(by_at.values())))
@@ -258,6 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             names = [f"<{hi:g}s" for hi in edges] + [f">={edges[-1]:g}s"]
             print(f"{label + ' lateness histogram':<34}"
                   + "  ".join(f"{name}: {count}" for name, count in zip(names, counts, strict=True)))
+        sent = delivery_lateness(due_by_id)
+        for channel, values in sorted(sent.items()):
+            print(summary(f"delivery, {channel}", values) + "  (sent_at - due_at, step 2 pages sent)")
+        if meter.first is not None:
+            spent = meter.spent()
+            print(f"CPU seconds from the first due to the end ({len(by_at)} steps dispatched): "
+                  + ", ".join(f"{name} {spent[name]:.1f}" for name in sorted(spent, key=lambda n: -spent[n])
+                              if spent[name] >= 0.05)
+                  + f"; dispatch worker {spent.get('dispatch', 0.0) / max(len(by_at), 1) * 1000:.2f} ms per step")
         from portal.models import JobRun
 
         for job in JobRun.objects.all():

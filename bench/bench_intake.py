@@ -266,7 +266,7 @@ def main() -> int:
         celery = [PY, "-m", "celery", "-A", "config"]
         worker = subprocess.Popen(
             [*celery, "worker", "-P", "prefork", "-c", str(args.celery_concurrency), "-l", "WARNING",
-             "--without-gossip", "--without-mingle", "-Q", "celery,periodic"],
+             "--without-gossip", "--without-mingle", "-Q", "celery,periodic,escalations,deliveries"],
             cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
         )
         beat = subprocess.Popen([*celery, "beat", "-l", "WARNING", "-s", str(scratch / "beat-schedule")],

@@ -90,6 +90,27 @@ def _first_line(argv: list[str]) -> str:
         return "?"
 
 
+class CpuMeter:
+    """CPU used by a stack's processes (`Stack.cpu_seconds`) between `start()` and the last `sample()`.
+    A process that appears later counts from zero."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.first: dict[str, float] | None = None
+        self.last: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.first = self.stack.cpu_seconds()
+        self.last = dict(self.first)
+
+    def sample(self) -> None:
+        if self.first is not None:
+            self.last.update(self.stack.cpu_seconds())
+
+    def spent(self) -> dict[str, float]:
+        return {name: value - (self.first or {}).get(name, 0.0) for name, value in self.last.items()}
+
+
 @dataclass
 class Child:
     name: str
@@ -161,6 +182,7 @@ class Stack:
         self.secret_key = "chaos-" + secrets.token_hex(24)
         self._db_created = False
         self._closed = False
+        self._postmaster: int | None = None
         atexit.register(self.close)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -319,11 +341,23 @@ class Stack:
         _wait(lambda: _http_ok(f"{self.web_url}/healthz"), 30, "gunicorn /healthz", child)
         return child
 
-    def add_worker(self, name: str, concurrency: int = 2) -> Child:
+    def add_worker(self, name: str, concurrency: int = 2, queues: str | None = None) -> Child:
+        """A prefork worker; `queues` as for -Q (None: every queue)."""
         return self._child(
             name,
             [CELERY, "-A", "config", "worker", "-P", "prefork", "-c", str(concurrency), "-n", f"{name}@%h",
-             "-l", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "--without-gossip", "--without-mingle"],
+             "-l", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "--without-gossip", "--without-mingle",
+             *(["-Q", queues] if queues else [])],
+        )
+
+    def add_production_workers(self, dispatch: str = "dispatch", worker: str = "worker") -> tuple[Child, Child]:
+        """The production layout (README, Deployment): a worker of its own for the escalation engine's
+        queue, so dispatching a step never waits behind deliveries, and one for everything else."""
+        from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+
+        return (
+            self.add_worker(dispatch, concurrency=2, queues=DISPATCH_QUEUES),
+            self.add_worker(worker, concurrency=2, queues=WORKER_QUEUES),
         )
 
     def add_beat(self, name: str) -> Child:
@@ -331,6 +365,43 @@ class Stack:
             name,
             [CELERY, "-A", "config", "beat", "-l", "WARNING", "-s", str(self.dir / f"{name}-schedule")],
         )
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system, seconds) used so far by each child's process tree, and as "postgres"
+        by the whole PostgreSQL server (the postmaster's tree, exited backends included: Celery's Django
+        fixup closes the connection around every task, so backends come and go). The server is shared
+        with any other database on it; on a quiet machine the stack is its only user. Linux /proc."""
+        stats: dict[int, tuple[int, float]] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                    # (parent, utime + stime + cutime + cstime): its own and its exited, reaped children's
+                    stats[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+        children_of: dict[int, list[int]] = {}
+        for pid, (ppid, _) in stats.items():
+            children_of.setdefault(ppid, []).append(pid)
+
+        def tree(root: int) -> float:
+            total, todo = 0.0, [root]
+            while todo:
+                pid = todo.pop()
+                total += stats.get(pid, (0, 0.0))[1]
+                todo += children_of.get(pid, [])
+            return total
+
+        result = {name: tree(child.popen.pid) for name, child in self.children.items() if child.alive}
+        if self._postmaster is None:
+            with contextlib.suppress(Exception):
+                import psycopg
+
+                with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                    backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+                    self._postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        if self._postmaster in stats:
+            result["postgres"] = tree(self._postmaster)
+        return result
 
     def wait_ready(self, timeout: float = 60) -> None:
         """/readyz: database and broker reachable and the escalation sweep has ticked."""

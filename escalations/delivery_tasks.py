@@ -11,7 +11,13 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from escalations.delivery import page_deliver, pages_dispatch_due, pages_due_soon_get, pages_reconcile_stuck
+from escalations.delivery import (
+    DeliveryOutcome,
+    pages_deliver,
+    pages_dispatch_due,
+    pages_due_soon_get,
+    pages_reconcile_stuck,
+)
 from escalations.wakeups import eta_groups
 from portal.jobs import job_run
 
@@ -43,30 +49,42 @@ def page_enqueue(page_ids: Iterable[int], eta_by_id: Mapping[int, datetime] | No
                 logger.exception("could not enqueue delivery of pages %s; the sweep will", chunk)
 
 
+def _follow_up(outcomes: list[DeliveryOutcome]) -> None:
+    """Time the next attempt of what must wait (retry, throttle) and wake what a failure made due."""
+    later: dict[int, datetime] = {}
+    promoted: list[int] = []
+    for outcome in outcomes:
+        if outcome.retry_at is not None:
+            # A carrier that must retry released its riders: they wait with it, to be bundled again.
+            ids = [outcome.page_id, *outcome.bundled_page_ids] if outcome.result == "retry" else [outcome.page_id]
+            later.update(dict.fromkeys(ids, outcome.retry_at))
+        promoted += outcome.promoted_page_ids
+    if later:
+        page_enqueue(list(later), later)
+    if promoted:
+        page_enqueue(promoted)
+
+
 @shared_task(name="escalations.deliver_page", acks_late=True, ignore_result=True)
 def deliver_page(page_id: int) -> str:
-    outcome = page_deliver(page_id=page_id)
-    if outcome.retry_at is not None:
-        ids = [page_id, *outcome.bundled_page_ids] if outcome.result == "retry" else [page_id]
-        page_enqueue(ids, {i: outcome.retry_at for i in ids})
-    if outcome.promoted_page_ids:
-        page_enqueue(outcome.promoted_page_ids)
-    return outcome.result
+    outcomes = pages_deliver(page_ids=[page_id])
+    _follow_up(outcomes)
+    return outcomes[0].result
 
 
 @shared_task(name="escalations.deliver_pages", acks_late=True, ignore_result=True)
 def deliver_pages(page_ids: list[int]) -> list[str]:
-    """Several pages due at the same moment. Each claim is independent, so a redelivered or
-    half-finished message only sends what is still pending. One page's failure never holds back the
-    others: a page left claimed by a crash is settled by reconciliation."""
-    results = []
-    for page_id in page_ids:
-        try:
-            results.append(deliver_page(page_id))
-        except Exception:
-            logger.exception("delivery of page %s failed; reconciliation will settle it", page_id)
-            results.append("error")
-    return results
+    """Several pages due at the same moment, claimed together and sent together. Each claim is
+    independent, so a redelivered or half-finished message only sends what is still pending. A page
+    left claimed by a crash is settled by reconciliation; one the claim never reached (database error)
+    stays pending and the reconcile job enqueues it again."""
+    try:
+        outcomes = pages_deliver(page_ids=page_ids)
+    except Exception:
+        logger.exception("delivery of pages %s failed; reconciliation will settle them", page_ids)
+        return ["error"] * len(page_ids)
+    _follow_up(outcomes)
+    return [outcome.result for outcome in outcomes]
 
 
 @shared_task(name="escalations.page_reconcile", acks_late=True, ignore_result=True)

@@ -173,6 +173,10 @@ BACKSTOP_PAGE_THROTTLE = {
 BACKSTOP_PAGE_STUCK_AFTER = timedelta(seconds=env.int("PAGE_STUCK_AFTER_SECONDS", default=60))
 BACKSTOP_PAGE_MAX_ATTEMPTS = env.int("PAGE_MAX_ATTEMPTS", default=5)
 BACKSTOP_SWEEP_BATCH = env.int("SWEEP_BATCH", default=500)
+# A delivery message's Twilio calls go out together from this many threads per worker process: the
+# calls are network waits (100-300 ms at Twilio), and one after another they would cap a process at a
+# few pages per second.
+BACKSTOP_DELIVERY_SEND_THREADS = env.int("DELIVERY_SEND_THREADS", default=8)
 # Wake-up messages (engine advances, page deliveries) carry every id due in the same bucket of this
 # size; a page is dispatched at most this late by the bucketing itself. A message advances its
 # incidents in one transaction, whose fixed cost (~10 queries) dominates when it holds only one or
@@ -208,6 +212,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         }
     )
 CELERY_TASK_IGNORE_RESULT = True
+# Celery's Django fixup closes the database connection before and after every task unless this is set
+# (it then closes every that many tasks). config/celery.py recycles connections as Django does for
+# requests instead, by CONN_MAX_AGE (0 in the tests: a connection per task, as before).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -220,13 +228,28 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Task modules not named tasks.py (autodiscover only finds those).
 CELERY_IMPORTS = ["escalations.delivery_tasks", "escalations.intake_tasks"]
-# Periodic safety nets (the sweep, reconciliation, handovers) get their own queue, so thousands of
-# queued deliveries can never starve them. Every worker consumes both queues unless started with
-# -Q; a large installation can run one small worker with `-Q periodic` as well.
+# Queues, so that a slow kind of work never holds up a more urgent one:
+# * `escalations`: the engine's wake-ups and the escalation sweep. Dispatching a step costs a couple of
+#   milliseconds; it must never wait behind deliveries, so production runs a dedicated worker on it.
+# * `deliveries`: sending pages (network calls to Twilio, tens to hundreds of milliseconds each).
+# * `periodic`: the other safety nets (delivery reconciliation, the intake inbox drain and its
+#   retention, heartbeats, handovers, reminders, gap checks), so queued deliveries never starve them.
+# * `celery`: everything else (intake drain kicks, phone-line confirmations).
+# A worker started without -Q consumes every queue (the tests); config/queues.py says which worker of
+# the production layout takes which.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("periodic", routing_key="periodic"))
+CELERY_TASK_QUEUES = (
+    Queue("celery", routing_key="celery"),
+    Queue("periodic", routing_key="periodic"),
+    Queue("escalations", routing_key="escalations"),
+    Queue("deliveries", routing_key="deliveries"),
+)
 CELERY_TASK_ROUTES = {
-    "escalations.tasks.sweep": {"queue": "periodic"},
+    "escalations.tasks.sweep": {"queue": "escalations"},
+    "escalations.tasks.incidents_advance": {"queue": "escalations"},
+    "escalations.tasks.incident_advance": {"queue": "escalations"},
+    "escalations.deliver_page": {"queue": "deliveries"},
+    "escalations.deliver_pages": {"queue": "deliveries"},
     "escalations.page_reconcile": {"queue": "periodic"},
     # The inbox drain woken by accepted events is intake's critical path, not a safety net.
     "escalations.intake_tasks.inbox_drain": {"queue": "celery"},
@@ -235,7 +258,6 @@ CELERY_TASK_ROUTES = {
     "rotations.tasks.roster_*": {"queue": "periodic"},
     "portal.tasks.insights_rollup": {"queue": "periodic"},
 }
-
 # The one beat schedule. Every job is idempotent and safe if two beats run at once: each one
 # takes database row locks, never an in-memory flag.
 CELERY_BEAT_SCHEDULE: dict = {

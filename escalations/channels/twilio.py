@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from datetime import datetime
 
 import requests
@@ -31,8 +32,8 @@ def twilio_configured() -> bool:
     return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN)
 
 
-@functools.lru_cache(maxsize=4)
-def _build_client(account_sid: str, auth_token: str, base_url: str, timeout: float) -> Client:
+@functools.lru_cache(maxsize=64)
+def _build_client(account_sid: str, auth_token: str, base_url: str, timeout: float, thread: int = 0) -> Client:
     client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
     if base_url:
         # Every v2010 URL is built from the Api domain's base_url (twilio.base.domain.Domain).
@@ -41,12 +42,15 @@ def _build_client(account_sid: str, auth_token: str, base_url: str, timeout: flo
 
 
 def twilio_client() -> Client:
-    """One client per process (per settings combination, so tests can point it at a fake)."""
+    """One client per thread (and settings combination, so tests can point it at a fake): the SDK's
+    HTTP client keeps the last response on itself and returns it from there, so two threads sharing one
+    could each read the other's answer, and a page would be recorded with another page's message id."""
     return _build_client(
         settings.TWILIO_ACCOUNT_SID,
         settings.TWILIO_AUTH_TOKEN,
         settings.TWILIO_API_BASE_URL,
         float(settings.TWILIO_HTTP_TIMEOUT),
+        threading.get_ident(),
     )
 
 
@@ -87,6 +91,8 @@ def _lookup_error(exc: Exception) -> ChannelError:
 
 class TwilioSmsChannel:
     kind = "sms"
+    # A network call touching no database: a batch's sends may go out from several threads at once.
+    concurrent_sends = True
 
     def send(self, message: OutgoingMessage) -> SendResult:
         # extra["from_number"]: answer from the number the person called (the emergency line's).
@@ -115,6 +121,7 @@ class TwilioSmsChannel:
 
 class TwilioVoiceChannel:
     kind = "voice"
+    concurrent_sends = True
 
     def send(self, message: OutgoingMessage) -> SendResult:
         if message.page_id is None:

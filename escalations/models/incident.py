@@ -201,6 +201,15 @@ class Page(models.Model):
                 fields=["due_at"], condition=Q(status__in=["pending", "sending"]), name="page_due_idx"
             ),
             models.Index(fields=["contact_method", "sent_at"], name="page_contact_sent_idx"),
+            # Delivery works per destination: the pending pages to bundle and the recent claims to
+            # throttle. Without these, both scanned every pending page or every page ever claimed.
+            models.Index(
+                fields=["destination", "channel"], condition=Q(status="pending"), name="page_pending_dest_idx"
+            ),
+            models.Index(
+                fields=["destination", "channel", "claimed_at"], condition=Q(claimed_at__isnull=False),
+                name="page_dest_claimed_idx",
+            ),
         ]
 
     def __str__(self) -> str:

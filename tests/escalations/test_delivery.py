@@ -12,6 +12,7 @@ from escalations.channels import page_reference_ids
 from escalations.delivery import (
     page_deliver,
     page_status_update,
+    pages_deliver,
     pages_dispatch_due,
     pages_reconcile_stuck,
 )
@@ -287,6 +288,169 @@ def test_concurrent_deliveries_of_many_pages_to_one_phone_never_double(fake_twil
     sent = {pk for pk, s in statuses.items() if s == Page.Status.SENT}
     assert set().union(*carried) == sent
     assert len(carried) == len(sent)
+
+
+# --- batches (a wake-up message carries the pages due in one bucket) -----------------------------
+
+
+def test_a_batch_sends_every_due_page_once_with_a_handful_of_statements(fake_twilio, django_assert_max_num_queries):
+    pages = [_page() for _ in range(10)]
+    with django_assert_max_num_queries(14):  # claimed, loaded and recorded together: not ~12 per page
+        outcomes = pages_deliver(page_ids=[p.pk for p in pages])
+    assert [o.result for o in outcomes] == ["sent"] * 10
+    # Sent from several threads at once: each page keeps its own message's id, never another's.
+    sid_by_to = {m["to"]: m["sid"] for m in fake_twilio.messages()}
+    assert len(sid_by_to) == 10
+    for page, outcome in zip(pages, outcomes, strict=True):
+        page.refresh_from_db()
+        assert page.status == Page.Status.SENT and page.attempts == 1 and page.sent_at is not None
+        assert page.provider_id == outcome.provider_id == sid_by_to[page.destination]
+        [msg] = fake_twilio.messages(to=page.destination)
+        assert page_reference_ids(msg["body"]) == {page.pk}
+    assert TimelineEvent.objects.filter(kind=TimelineEvent.Kind.PAGED).count() == 10
+
+
+def test_a_batchs_twilio_calls_go_out_together(fake_twilio, monkeypatch):
+    """Three sends that can only finish if all three are in flight at once (a barrier)."""
+    from escalations.channels.twilio import TwilioSmsChannel
+
+    barrier = threading.Barrier(3, timeout=5)
+    real_send = TwilioSmsChannel.send
+
+    def send_together(self, message):
+        barrier.wait()
+        return real_send(self, message)
+
+    monkeypatch.setattr(TwilioSmsChannel, "send", send_together)
+    pages = [_page() for _ in range(3)]
+    assert [o.result for o in pages_deliver(page_ids=[p.pk for p in pages])] == ["sent"] * 3
+    assert len(fake_twilio.messages()) == 3
+
+
+def test_pages_of_one_batch_to_one_phone_go_out_as_one_message(fake_twilio):
+    cm = ContactMethodFactory()
+    same = [_page(contact_method=cm) for _ in range(3)]
+    other = _page()
+    outcomes = pages_deliver(page_ids=[same[1].pk, other.pk, same[0].pk, same[2].pk])
+    assert [o.result for o in outcomes] == ["sent", "sent", "bundled", "bundled"]
+    assert sorted(outcomes[0].bundled_page_ids) == sorted([same[0].pk, same[2].pk])
+    [msg] = fake_twilio.messages(to=cm.value)
+    assert page_reference_ids(msg["body"]) == {same[1].pk}
+    for p in same:
+        assert f"#{p.incident_id} " in msg["body"]
+    statuses = dict(Page.objects.values_list("pk", "status"))
+    assert statuses[same[1].pk] == statuses[other.pk] == Page.Status.SENT
+    assert statuses[same[0].pk] == statuses[same[2].pk] == Page.Status.BUNDLED
+    assert len(fake_twilio.create_requests()) == 2
+
+
+def test_a_batch_sorts_out_canceled_early_throttled_and_missing_pages(fake_twilio, settings):
+    settings.BACKSTOP_PAGE_THROTTLE = {**settings.BACKSTOP_PAGE_THROTTLE, "sms": {"count": 1, "seconds": 60}}
+    now = timezone.now()
+    busy = ContactMethodFactory()
+    earlier = _page(contact_method=busy, due_at=now - timedelta(seconds=10))
+    assert page_deliver(page_id=earlier.pk, now=now - timedelta(seconds=10)).result == "sent"
+    throttled = _page(contact_method=busy, due_at=now)
+    canceled = _page(incident=IncidentFactory(status=Incident.Status.ACKNOWLEDGED), due_at=now)
+    early = _page(due_at=now + timedelta(minutes=1))
+    fine = _page(due_at=now)
+    outcomes = pages_deliver(page_ids=[throttled.pk, canceled.pk, early.pk, fine.pk, 10**9, fine.pk], now=now)
+    assert [o.result for o in outcomes] == ["throttled", "canceled", "skipped", "sent", "skipped"]
+    assert outcomes[0].retry_at == now + timedelta(seconds=50)
+    throttled.refresh_from_db()
+    canceled.refresh_from_db()
+    assert throttled.status == Page.Status.PENDING and throttled.due_at == now + timedelta(seconds=50)
+    assert canceled.status == Page.Status.CANCELED
+    assert [m["to"] for m in fake_twilio.messages()] == [busy.value, fine.destination]
+
+
+def test_one_failing_send_in_a_batch_leaves_the_others_sent(fake_twilio):
+    pages = [_page() for _ in range(2)]
+    fake_twilio.plan("500")  # whichever call arrives first
+    outcomes = pages_deliver(page_ids=[p.pk for p in pages])
+    assert sorted(o.result for o in outcomes) == ["retry", "sent"]
+    retried = next(o for o in outcomes if o.result == "retry")
+    page = Page.objects.get(pk=retried.page_id)
+    assert page.status == Page.Status.PENDING and page.due_at == retried.retry_at
+    assert len(fake_twilio.messages()) == 1
+
+
+def test_a_claim_that_loses_a_deadlock_is_tried_again(fake_twilio, monkeypatch):
+    import psycopg.errors
+    from django.db import OperationalError
+
+    from escalations import delivery
+
+    real_claim = delivery._pages_claim
+    calls = []
+
+    def deadlocked_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            try:
+                raise psycopg.errors.DeadlockDetected("deadlock detected")
+            except psycopg.errors.DeadlockDetected as cause:
+                raise OperationalError("deadlock detected") from cause
+        return real_claim(*args)
+
+    monkeypatch.setattr(delivery, "_pages_claim", deadlocked_once)
+    page = _page()
+    assert page_deliver(page_id=page.pk).result == "sent"
+    assert len(calls) == 2 and len(fake_twilio.messages()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_batches_at_once_claim_every_page_exactly_once(fake_twilio):
+    """Four workers get the same twelve pages to four phones (a message, its redelivery, the reconcile
+    job's re-enqueue...), each in another order, at the same moment: every page goes out in exactly one
+    message."""
+    import random
+
+    phones = [ContactMethodFactory() for _ in range(4)]
+    pages = [_page(contact_method=phones[i % 4]) for i in range(12)]
+    ids = [p.pk for p in pages]
+    batches = [random.Random(seed).sample(ids, len(ids)) for seed in range(4)]
+    barrier = threading.Barrier(len(batches))
+    errors = []
+
+    def run(batch):
+        try:
+            barrier.wait()
+            pages_deliver(page_ids=batch)
+        except Exception as exc:  # surfaced below: a thread's exception would otherwise vanish
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    statuses = dict(Page.objects.filter(pk__in=ids).values_list("pk", "status"))
+    carriers = {pk for pk, s in statuses.items() if s == Page.Status.SENT}
+    assert set(statuses.values()) <= {Page.Status.SENT, Page.Status.BUNDLED}
+    messages = fake_twilio.messages()
+    assert len(messages) == len(carriers) == len({m["body"] for m in messages})
+    assert sorted(pk for m in messages for pk in page_reference_ids(m["body"])) == sorted(carriers)
+    # Every page reached rides in exactly one message: its carrier's.
+    bundled_into = dict(Page.objects.filter(pk__in=ids).values_list("pk", "bundled_into_id"))
+    for pk in set(ids) - carriers:
+        assert bundled_into[pk] in carriers
+    assert len(fake_twilio.create_requests()) == len(carriers)
+
+
+def test_each_thread_gets_its_own_twilio_client(fake_twilio):
+    from escalations.channels.twilio import twilio_client
+
+    mine = twilio_client()
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(twilio_client()))
+    thread.start()
+    thread.join()
+    assert twilio_client() is mine and theirs[0] is not mine
+    assert theirs[0].api.base_url == mine.api.base_url == fake_twilio.base_url
 
 
 # --- status callbacks (service level) --------------------------------------------------------

@@ -258,7 +258,8 @@ class FakeTwilio:
             def do_POST(self) -> None:
                 match, query = self._route()
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode() if length else ""
+                body = self.rfile.read(length) if length else b""
+                raw = body.decode(errors="replace")
                 form_multi = parse_qs(raw, keep_blank_values=True)
                 form = {k: v[-1] for k, v in form_multi.items()}
                 entry = {"method": "POST", "path": self.path, "form": form, "at": time.time()}
@@ -268,6 +269,19 @@ class FakeTwilio:
                     return self._send_json(404, {"code": 20404, "message": "Not found", "status": 404})
                 kind = match["kind"]
                 entry["kind"] = kind
+                if len(body) < length:
+                    # The client died mid-request (a killed worker): Twilio never acts on a request it
+                    # did not receive whole.
+                    entry["outcome"] = "truncated"
+                    fake._record(entry)
+                    self.close_connection = True
+                    return None
+                if not form.get("To"):
+                    entry["outcome"] = "400"
+                    fake._record(entry)
+                    return self._send_json(
+                        400, {"code": 21604, "message": "A 'To' phone number is required.", "status": 400}
+                    )
                 outcome = fake._outcome()
                 entry["outcome"] = outcome
                 if outcome == "500":

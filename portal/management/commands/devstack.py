@@ -1,4 +1,7 @@
-"""Run the web server, a Celery worker and Celery beat together; Ctrl-C stops all three."""
+"""Run the web server, the Celery workers and Celery beat together; Ctrl-C stops them all.
+
+The workers are laid out as in production (README, Deployment; config/queues.py): one for the escalation
+engine's queue alone, one for deliveries and everything else."""
 
 import os
 import signal
@@ -10,22 +13,26 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Start web, worker and beat for local use. Ctrl-C stops them all."
+    help = "Start web, workers and beat for local use. Ctrl-C stops them all."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args, addr: str, **options) -> None:
+        from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+
         python = sys.executable
         env = dict(os.environ)
+        celery_worker = [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
+                         "--pool=threads"]
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
-            "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
-                       "--concurrency=2", "--pool=threads", "-n", "demo@%h"],
+            "dispatch": [*celery_worker, "-Q", DISPATCH_QUEUES, "-n", "demo-dispatch@%h"],
+            "worker": [*celery_worker, "-Q", WORKER_QUEUES, "-n", "demo@%h"],
             "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"],
         }
         procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
-        self.stdout.write(self.style.SUCCESS(f"Backstop is up: http://{addr}/  (Ctrl-C stops web, worker and beat)"))
+        self.stdout.write(self.style.SUCCESS(f"Backstop is up: http://{addr}/  (Ctrl-C stops web, workers and beat)"))
 
         def stop(*_):
             for proc in procs.values():

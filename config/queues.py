@@ -1,0 +1,11 @@
+"""Which Celery queues each worker of the production layout consumes (no Django needed, so the
+benchmark harness and `manage.py devstack` start workers exactly as the README's Deployment section says).
+
+* The dispatch worker takes only `escalations` (engine wake-ups and the escalation sweep): dispatching
+  a step costs a couple of milliseconds and must never wait behind a delivery.
+* Every other worker takes `deliveries` (Twilio calls), `celery` (everything else) and `periodic`
+  (the other safety nets).
+"""
+
+DISPATCH_QUEUES = "escalations"
+WORKER_QUEUES = "deliveries,celery,periodic"
