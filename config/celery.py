@@ -34,20 +34,48 @@ def _connections_recycle(sender=None, **_kwargs) -> None:
 
 
 _restore_unacked = kombu_redis.QoS.restore_unacked
+_ack = kombu_redis.QoS.ack
+_reject = kombu_redis.QoS.reject
+
+
+def _channel_torn_down(qos: kombu_redis.QoS) -> bool:
+    connection = qos.channel.connection
+    return connection is None or connection.client is None
+
+
+# Celery 5.7 / kombu 5.7: when the broker connection drops, the worker tears the transport down
+# (client = None) and closes the channel (connection = None). Whatever then still talks to that channel
+# dies with an AttributeError, which Celery treats as unrecoverable: the worker exits instead of
+# reconnecting. Two such paths were seen in the chaos run: putting unacknowledged messages back while
+# the channel closes, and a pool process's task finishing after the teardown, whose late ack (or
+# reject) reaches the dead channel (both workers at one Redis restart; a whole-process exit is what
+# takes pages 100 s late until a supervisor restarts it). With the channel gone nothing can be said to
+# that broker connection anyway: the message stays in Redis's unacked set and returns after the
+# visibility timeout, to a task that is idempotent, and the escalation sweep and page reconciliation
+# find the work long before that.
 
 
 def _restore_unacked_unless_torn_down(self, client=None):
-    # Celery 5.7 / kombu 5.7: when the broker connection drops, the worker first tears the transport
-    # down (client = None) and then closes the channel, whose "put unacknowledged messages back" step
-    # then dies on the missing client with an AttributeError that Celery treats as unrecoverable: the
-    # worker exits instead of reconnecting (every worker, at every Redis restart, in the chaos run).
-    # With the broker gone nothing can be put back now anyway: the messages stay in Redis's unacked
-    # set and return after the visibility timeout, and the escalation sweep and page reconciliation
-    # find the work long before that.
-    if self.channel.connection.client is None:
+    if _channel_torn_down(self):
         self._delivered.clear()
         return None
     return _restore_unacked(self, client)
 
 
+def _ack_unless_torn_down(self, delivery_tag):
+    if _channel_torn_down(self):
+        self._delivered.pop(delivery_tag, None)
+        return None
+    return _ack(self, delivery_tag)
+
+
+def _reject_unless_torn_down(self, delivery_tag, requeue=False):
+    if _channel_torn_down(self):
+        self._delivered.pop(delivery_tag, None)
+        return None
+    return _reject(self, delivery_tag, requeue=requeue)
+
+
 kombu_redis.QoS.restore_unacked = _restore_unacked_unless_torn_down
+kombu_redis.QoS.ack = _ack_unless_torn_down
+kombu_redis.QoS.reject = _reject_unless_torn_down
