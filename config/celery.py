@@ -1,7 +1,9 @@
 """The Celery application. Its configuration, beat schedule included, lives in Django settings."""
 
+import functools
 import gc
 import os
+from collections.abc import Callable
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_process_init
@@ -33,11 +35,6 @@ def _connections_recycle(sender=None, **_kwargs) -> None:
     close_old_connections()
 
 
-_restore_unacked = kombu_redis.QoS.restore_unacked
-_ack = kombu_redis.QoS.ack
-_reject = kombu_redis.QoS.reject
-
-
 def _channel_torn_down(qos: kombu_redis.QoS) -> bool:
     connection = qos.channel.connection
     return connection is None or connection.client is None
@@ -52,30 +49,20 @@ def _channel_torn_down(qos: kombu_redis.QoS) -> bool:
 # takes pages 100 s late until a supervisor restarts it). With the channel gone nothing can be said to
 # that broker connection anyway: the message stays in Redis's unacked set and returns after the
 # visibility timeout, to a task that is idempotent, and the escalation sweep and page reconciliation
-# find the work long before that.
+# find the work long before that. Only the channel's own bookkeeping is dropped.
+def _unless_torn_down(method: Callable, forget: Callable) -> Callable:
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if _channel_torn_down(self):
+            forget(self, *args)
+            return None
+        return method(self, *args, **kwargs)
+
+    return guarded
 
 
-def _restore_unacked_unless_torn_down(self, client=None):
-    if _channel_torn_down(self):
-        self._delivered.clear()
-        return None
-    return _restore_unacked(self, client)
-
-
-def _ack_unless_torn_down(self, delivery_tag):
-    if _channel_torn_down(self):
-        self._delivered.pop(delivery_tag, None)
-        return None
-    return _ack(self, delivery_tag)
-
-
-def _reject_unless_torn_down(self, delivery_tag, requeue=False):
-    if _channel_torn_down(self):
-        self._delivered.pop(delivery_tag, None)
-        return None
-    return _reject(self, delivery_tag, requeue=requeue)
-
-
-kombu_redis.QoS.restore_unacked = _restore_unacked_unless_torn_down
-kombu_redis.QoS.ack = _ack_unless_torn_down
-kombu_redis.QoS.reject = _reject_unless_torn_down
+kombu_redis.QoS.restore_unacked = _unless_torn_down(
+    kombu_redis.QoS.restore_unacked, lambda qos, *_: qos._delivered.clear()
+)
+kombu_redis.QoS.ack = _unless_torn_down(kombu_redis.QoS.ack, lambda qos, tag, *_: qos._delivered.pop(tag, None))
+kombu_redis.QoS.reject = _unless_torn_down(kombu_redis.QoS.reject, lambda qos, tag, *_: qos._delivered.pop(tag, None))

@@ -7,6 +7,7 @@ the chaos run: both workers at one Redis restart, steps 100 s late until a super
 These tests drive real kombu over the test Redis into exactly those states.
 """
 
+import contextlib
 import uuid
 
 import pytest
@@ -21,23 +22,24 @@ def _connection() -> Connection:
     return Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS)
 
 
-def _unacked_tags() -> set[str]:
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"]
+@contextlib.contextmanager
+def _redis():
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     try:
-        return {tag.decode() for tag in client.hkeys(f"{prefix}unacked")}
+        yield client, settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"]
     finally:
         client.close()
+
+
+def _unacked_tags() -> set[str]:
+    with _redis() as (client, prefix):
+        return {tag.decode() for tag in client.hkeys(f"{prefix}unacked")}
 
 
 def _held_by_the_broker(queue, delivery_tag: str) -> bool:
     """In the unacked set (returns after the visibility timeout) or already back in its queue."""
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"]
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    try:
+    with _redis() as (client, prefix):
         return delivery_tag in _unacked_tags() or client.llen(f"{prefix}{queue.queue.name}") == 1
-    finally:
-        client.close()
 
 
 def _received_message(connection: Connection):
@@ -56,39 +58,40 @@ def _tear_down_as_the_worker_does(connection: Connection, channel) -> None:
     connection._do_close_transport()  # transport.client = None
 
 
+@pytest.fixture
+def torn_down_delivery():
+    """A message received by a task whose worker's channel was then torn down: (queue, message, qos)."""
+    connection = _connection()
+    try:
+        queue, message = _received_message(connection)
+        qos = message.channel.qos
+        _tear_down_as_the_worker_does(connection, message.channel)
+        yield queue, message, qos
+    finally:
+        connection.release()
+
+
 @pytest.mark.parametrize("settle", ["ack", "reject", "requeue"])
-def test_a_task_finishing_after_the_teardown_settles_its_message_without_killing_the_worker(settle):
-    connection = _connection()
-    try:
-        queue, message = _received_message(connection)
-        qos = message.channel.qos
-        _tear_down_as_the_worker_does(connection, message.channel)
+def test_a_task_finishing_after_the_teardown_settles_its_message_without_killing_the_worker(settle, torn_down_delivery):
+    queue, message, qos = torn_down_delivery
 
-        if settle == "ack":
-            message.ack()
-        else:
-            message.reject(requeue=settle == "requeue")
+    if settle == "ack":
+        message.ack()
+    else:
+        message.reject(requeue=settle == "requeue")
 
-        assert message.delivery_tag not in qos._delivered
-        # Nothing could be said to the broker: the message comes back to an idempotent task.
-        assert _held_by_the_broker(queue, message.delivery_tag)
-    finally:
-        connection.release()
+    assert message.delivery_tag not in qos._delivered
+    # Nothing could be said to the broker: the message comes back to an idempotent task.
+    assert _held_by_the_broker(queue, message.delivery_tag)
 
 
-def test_putting_unacknowledged_messages_back_on_a_torn_down_channel_is_skipped():
-    connection = _connection()
-    try:
-        queue, message = _received_message(connection)
-        qos = message.channel.qos
-        _tear_down_as_the_worker_does(connection, message.channel)
+def test_putting_unacknowledged_messages_back_on_a_torn_down_channel_is_skipped(torn_down_delivery):
+    queue, message, qos = torn_down_delivery
 
-        qos.restore_unacked()
+    qos.restore_unacked()
 
-        assert not qos._delivered
-        assert _held_by_the_broker(queue, message.delivery_tag)
-    finally:
-        connection.release()
+    assert not qos._delivered
+    assert _held_by_the_broker(queue, message.delivery_tag)
 
 
 def test_on_a_live_channel_acknowledgements_still_reach_redis():
