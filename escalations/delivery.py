@@ -198,6 +198,7 @@ def page_message_build(*, carrier: Page, pages: list[Page]) -> OutgoingMessage:
         page_id=carrier.pk,
         incident_id=carrier.incident_id,
         kind="page",
+        user_id=carrier.user_id,
     )
 
 

@@ -57,40 +57,45 @@ def sms_reply_parse(body: str) -> ParsedReply:
     return ParsedReply(action, int(number) if number else None)
 
 
-def _sender(from_number: str) -> User | None:
-    method = (
-        ContactMethod.objects.select_related("user")
-        .filter(kind__in=["sms", "voice"], value=from_number, verified_at__isnull=False, user__is_active=True)
-        .order_by("kind")
-        .first()
+def _sender(from_number: str, as_user: User | None) -> User | None:
+    methods = ContactMethod.objects.select_related("user").filter(
+        kind__in=["sms", "voice"], value=from_number, verified_at__isnull=False, user__is_active=True
     )
+    if as_user is not None:
+        methods = methods.filter(user=as_user)
+    method = methods.order_by("kind").first()
     return method.user if method else None
 
 
-def _latest_paged_incident(from_number: str, user: User) -> Incident | None:
-    page = (
-        Page.objects.select_related("incident")
-        .filter(Q(destination=from_number) | Q(user=user), channel="sms")
-        .exclude(incident__status=Incident.Status.RESOLVED)
-        .order_by("-sent_at", "-id")
-        .first()
-    )
+def _latest_paged_incident(from_number: str, user: User, *, own_pages_only: bool) -> Incident | None:
+    pages = Page.objects.select_related("incident").filter(channel="sms")
+    pages = pages.filter(user=user) if own_pages_only else pages.filter(Q(destination=from_number) | Q(user=user))
+    page = pages.exclude(incident__status=Incident.Status.RESOLVED).order_by("-sent_at", "-id").first()
     return page.incident if page else None
 
 
-def sms_reply_handle(*, from_number: str, body: str, now: datetime | None = None) -> str:
-    """Act on an inbound SMS and return the text to answer with."""
+def sms_reply_handle(*, from_number: str, body: str, as_user: User | None = None, now: datetime | None = None) -> str:
+    """Act on an inbound SMS and return the text to answer with.
+
+    From Twilio the number is all we know: the carrier vouches for it, so STOP/START apply to every
+    method with it. From the outbox (`as_user`, the signed-in person) the number proves nothing, so the
+    reply acts only as `as_user`, only through their own verified methods, and STOP/START touch only
+    their methods.
+    """
     now = now or timezone.now()
     parsed = sms_reply_parse(body)
+    numbers = ContactMethod.objects.filter(kind="sms", value=from_number)
+    if as_user is not None:
+        numbers = numbers.filter(user=as_user, verified_at__isnull=False)
     if parsed.action == "stop":
-        ContactMethod.objects.filter(kind="sms", value=from_number, opted_out_at__isnull=True).update(opted_out_at=now)
+        numbers.filter(opted_out_at__isnull=True).update(opted_out_at=now)
         return "Backstop: you will get no more SMS pages on this number. Reply START to resume."
     if parsed.action == "start":
-        ContactMethod.objects.filter(kind="sms", value=from_number).update(opted_out_at=None)
+        numbers.update(opted_out_at=None)
         return "Backstop: SMS pages resumed for this number."
     if parsed.action == "help":
         return HELP_TEXT
-    user = _sender(from_number)
+    user = _sender(from_number, as_user)
     if user is None:
         return "Backstop: this number is not a verified contact of any Backstop user."
     if parsed.action is None:
@@ -100,7 +105,7 @@ def sms_reply_handle(*, from_number: str, body: str, now: datetime | None = None
         if incident is None:
             return f"Backstop: there is no incident #{parsed.incident_id}."
     else:
-        incident = _latest_paged_incident(from_number, user)
+        incident = _latest_paged_incident(from_number, user, own_pages_only=as_user is not None)
         if incident is None:
             return "Backstop: no open incident was paged to you. Reply with the number, e.g. 123A."
     if not can_work_incidents(user, incident.team_id):

@@ -58,16 +58,27 @@ def can_work_incidents(user: User, team: Team | int) -> bool:
     )
 
 
-def can_manage_exclusion_for(user: User, subject: User, team_ids: set[int] | None = None) -> bool:
-    """Own exclusions; managers for members of their teams; staff for anyone."""
+def can_manage_exclusion_for(user: User, subject: User) -> bool:
+    """Own exclusions; staff for anyone; a manager only if they manage *every* team the person belongs
+    to or is rostered in: an exclusion reroutes all of those rosters, and adding someone to your own
+    team must not give you a say over their other teams."""
     if not user.is_authenticated:
         return False
     if user.is_staff or user.pk == subject.pk:
         return True
-    from rotations.models import Membership
+    from django.db.models import Q
 
-    managed = Membership.objects.filter(user=user, role=MANAGER).values_list("team_id", flat=True)
-    return Membership.objects.filter(user=subject, team_id__in=managed).exists()
+    from rotations.models import Membership, Rotation
+
+    managed = set(Membership.objects.filter(user=user, role=MANAGER).values_list("team_id", flat=True))
+    if not managed:
+        return False
+    affected = set(Membership.objects.filter(user=subject).values_list("team_id", flat=True))
+    affected |= set(
+        Rotation.objects.filter(Q(eras__participant_links__user=subject) | Q(overrides__user=subject))
+        .values_list("team_id", flat=True)
+    )
+    return bool(affected) and affected <= managed
 
 
 def can_manage_override(user: User, *, team: Team | int, taker: User, replaced: User | None) -> bool:

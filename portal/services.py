@@ -89,7 +89,7 @@ def _code_deliver(method: ContactMethod, code: str) -> None:
 
     channel_for(method.kind).send(
         OutgoingMessage(channel=method.kind, to=method.value, body=body, subject="Backstop verification code",
-                        kind="notice")
+                        kind="notice", user_id=method.user_id, contact_method_id=method.pk)
     )
 
 

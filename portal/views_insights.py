@@ -15,10 +15,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from escalations import services as incident_services
-from escalations.models import Incident, OutboxMessage, TimelineEvent
+from escalations.models import Incident, TimelineEvent
+from escalations.outbox import outbox_messages_visible, outbox_verified_numbers
 from portal import charts, metrics, selectors
 from portal.context_processors import _twilio_configured
-from portal.models import ContactMethod, User
+from portal.models import User
 from portal.permissions import can_work_incidents
 from rotations.models import Membership, Team
 
@@ -154,35 +155,29 @@ def insights_csv(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------------- outbox
 
 
-def _outbox_visible(request: HttpRequest):
-    qs = OutboxMessage.objects.select_related("page", "page__user", "incident").order_by("-created_at", "-id")
-    if request.user.is_staff:
-        return qs
-    mine = ContactMethod.objects.filter(user=request.user).values_list("value", flat=True)
-    return qs.filter(to__in=list(mine) + [request.user.email])
-
-
 @login_required
 def outbox(request: HttpRequest) -> HttpResponse:
     if _twilio_configured():
         raise Http404("Twilio is configured: messages go out for real, there is no outbox.")
     return render(request, "portal/outbox.html", {
-        "items": list(_outbox_visible(request)[:100]), "reply": request.session.pop("outbox_reply", None),
+        "items": list(outbox_messages_visible(user=request.user)[:100]),
+        "numbers": outbox_verified_numbers(user=request.user),
+        "reply": request.session.pop("outbox_reply", None),
     })
 
 
 @login_required
 @require_POST
 def outbox_sms_reply(request: HttpRequest) -> HttpResponse:
-    """Simulate an inbound SMS: the same handler the Twilio webhook uses."""
+    """Simulate an inbound SMS from one of the signed-in person's verified numbers, acting as them only."""
     if _twilio_configured():
         raise Http404()
     from escalations.sms import sms_reply_handle
 
     from_number = request.POST.get("from_number", "").strip()
-    if not request.user.is_staff and not ContactMethod.objects.filter(user=request.user, value=from_number).exists():
-        raise PermissionDenied("You can only reply from your own numbers.")
-    answer = sms_reply_handle(from_number=from_number, body=request.POST.get("body", ""))
+    if from_number not in outbox_verified_numbers(user=request.user):
+        raise PermissionDenied("You can only reply from your own verified numbers.")
+    answer = sms_reply_handle(from_number=from_number, body=request.POST.get("body", ""), as_user=request.user)
     request.session["outbox_reply"] = answer
     messages.info(request, f"Backstop answered: {answer}")
     return redirect("portal:outbox")
@@ -200,11 +195,14 @@ def outbox_voice_key(request: HttpRequest, pk: int) -> HttpResponse:
     """Simulate pressing a key during a voice page, acting as the paged person (via=voice)."""
     if _twilio_configured():
         raise Http404()
-    item = OutboxMessage.objects.select_related("page__user", "page__incident").filter(pk=pk, channel="voice").first()
-    if item is None or item.page is None:
+    item = (
+        outbox_messages_visible(user=request.user).select_related("page__incident")
+        .filter(pk=pk, channel="voice", page__isnull=False).first()
+    )
+    if item is None:
         raise Http404("No such voice page.")
     paged = item.page.user
-    if not request.user.is_staff and request.user.pk != paged.pk:
+    if request.user.pk != paged.pk:
         raise PermissionDenied("Only the paged person can answer this call.")
     key = KEYS.get(request.POST.get("key", ""))
     if key is None:

@@ -65,14 +65,14 @@ def handover_message_send(*, user: User, subject: str, body: str, kinds: Sequenc
         if kind == "email":
             if user.email and _send(
                 OutgoingMessage(channel="email", to=user.email, subject=SUBJECT_PREFIX + subject, body=body,
-                                kind="notice"),
+                                kind="notice", user_id=user.pk),
                 user.pk,
             ):
                 sent.append(kind)
         elif kind == "sms":
             text = sms_text(subject, body)
             results = [
-                _send(OutgoingMessage(channel="sms", to=number, body=text, kind="notice"), user.pk)
+                _send(OutgoingMessage(channel="sms", to=number, body=text, kind="notice", user_id=user.pk), user.pk)
                 for number in sms_numbers(user)
             ]
             if any(results):

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -204,6 +204,33 @@ def _validate_participants(participants: Any) -> list:
     return people
 
 
+# --------------------------------------------------------------------------- references across teams
+#
+# Every person or policy named in a write must belong to the team it is used in: otherwise a manager of
+# one team could page, or hand the pager to, people of another (or of none). Checked here, so the API,
+# the portal and the admin refuse alike (ValidationError on the field: a 400 in the API).
+
+PAGING_ROLES = (Membership.Role.MANAGER, Membership.Role.ENGINEER)
+
+
+def team_paging_members_check(*, team: Team, users: list, field: str) -> None:
+    """Every one of `users` is an active manager or engineer of `team` (viewers are never paged)."""
+    ids = {u.pk for u in users}
+    ok = set(
+        Membership.objects.filter(team=team, user_id__in=ids, role__in=PAGING_ROLES, user__is_active=True)
+        .values_list("user_id", flat=True)
+    )
+    bad = [u for u in users if u.pk not in ok]
+    if bad:
+        names = ", ".join(getattr(u, "display_name", str(u)) for u in bad)
+        raise ValidationError({field: [f"{names}: not an engineer or manager of {team}."]})
+
+
+def _team_policy_check(*, team: Team | None, policy) -> None:
+    if policy is not None and (team is None or policy.team_id != team.pk):
+        raise ValidationError({"escalation_policy": ["The policy belongs to another team."]})
+
+
 # --------------------------------------------------------------------------- teams
 
 
@@ -230,6 +257,8 @@ def team_create(
     escalation_policy=None,
 ) -> Team:
     validate_time_zone(time_zone)
+    # A new team has no policies yet, so any policy named here is another team's.
+    _team_policy_check(team=None, policy=escalation_policy)
     team = Team(
         name=name,
         slug=slug or slugify(name),
@@ -261,6 +290,8 @@ def team_update(
     before = _team_state(team)
     if time_zone is not UNSET:
         validate_time_zone(time_zone)
+    if escalation_policy is not UNSET:
+        _team_policy_check(team=team, policy=escalation_policy)
     for attr, value in (
         ("name", name),
         ("slug", slug),
@@ -356,6 +387,7 @@ def rotation_create(
     restrictions = validate_windows(restrictions)
     _validate_era_fields(shift_unit=shift_unit, shift_length=shift_length)
     participants = _validate_participants(participants)
+    team_paging_members_check(team=team, users=participants, field="participants")
     if not name or not name.strip():
         raise ValidationError({"name": ["Give the rotation a name."]})
     if Rotation.objects.filter(team=team, name=name.strip()).exists():
@@ -456,6 +488,8 @@ def rotation_definition_change(
         "participants": old_participants if participants is UNSET else _validate_participants(participants),
     }
     _validate_era_fields(shift_unit=new["shift_unit"], shift_length=new["shift_length"])
+    if participants is not UNSET:
+        team_paging_members_check(team=rotation.team, users=new["participants"], field="participants")
     if current.effective_from == effective_from:
         # Same start: redefine that (future) era in place rather than stacking two at one instant.
         era = current
@@ -491,10 +525,22 @@ def _audit_for_user_teams(*, user_id: int, actor, action: str, obj, changes: dic
         audit_record(actor=actor, team=team, action=action, obj=obj, changes=changes)
 
 
+def _exclusion_actor_check(*, actor, subject) -> None:
+    """An exclusion reroutes every roster the person is on: only they, staff, or a manager of all of
+    their teams may change it (None: the system itself)."""
+    from portal.permissions import can_manage_exclusion_for
+
+    if actor is not None and not can_manage_exclusion_for(actor, subject):
+        raise PermissionDenied(
+            "You can manage your own exclusions; managers those of people all of whose teams they manage."
+        )
+
+
 @transaction.atomic
 def exclusion_create(
     *, user, start: datetime, end: datetime, kind: str = Exclusion.Kind.VACATION, reason: str = "", actor
 ) -> Exclusion:
+    _exclusion_actor_check(actor=actor, subject=user)
     validate_span(start, end)
     if kind not in Exclusion.Kind.values:
         raise ValidationError({"kind": [f"Choose one of {', '.join(Exclusion.Kind.values)}."]})
@@ -517,6 +563,7 @@ def exclusion_update(
     kind: str | _Unset = UNSET,
     reason: str | _Unset = UNSET,
 ) -> Exclusion:
+    _exclusion_actor_check(actor=actor, subject=exclusion.user)
     before = _exclusion_state(exclusion)
     for attr, value in (("start", start), ("end", end), ("kind", kind), ("reason", reason)):
         if value is not UNSET:
@@ -535,6 +582,7 @@ def exclusion_update(
 
 @transaction.atomic
 def exclusion_delete(*, exclusion: Exclusion, actor) -> None:
+    _exclusion_actor_check(actor=actor, subject=exclusion.user)
     _audit_for_user_teams(user_id=exclusion.user_id, actor=actor, action=AuditEntry.Action.DELETE,
                           obj=exclusion, changes=diff(_exclusion_state(exclusion), {}))
     roster_changed(team_ids=_user_roster_team_ids(exclusion.user_id))
@@ -618,6 +666,16 @@ def _override_state(o: Override) -> dict[str, Any]:
     }
 
 
+def _override_people_check(*, rotation: Rotation, user, replaces_user) -> None:
+    """The taker pages for the team, so is one of its engineers or managers; the replaced person is a
+    member of the team (None: not being set)."""
+    if user is not None:
+        team_paging_members_check(team=rotation.team, users=[user], field="user")
+    if replaces_user is not None and not Membership.objects.filter(team_id=rotation.team_id,
+                                                                    user=replaces_user).exists():
+        raise ValidationError({"replaces_user": [f"{replaces_user} is not a member of {rotation.team}."]})
+
+
 @transaction.atomic
 def override_create(
     *,
@@ -630,6 +688,7 @@ def override_create(
     reason: str = "",
     actor,
 ) -> Override:
+    _override_people_check(rotation=rotation, user=user, replaces_user=replaces_user)
     # Serialise override writes per rotation so two concurrent requests cannot both pass the check.
     Rotation.objects.select_for_update().filter(pk=rotation.pk).first()
     override_conflicts_check(
@@ -664,6 +723,8 @@ def override_update(
     reason: str | _Unset = UNSET,
 ) -> Override:
     rotation = override.rotation
+    _override_people_check(rotation=rotation, user=None if user is UNSET else user,
+                           replaces_user=None if replaces_user is UNSET else replaces_user)
     Rotation.objects.select_for_update().filter(pk=rotation.pk).first()
     before = _override_state(override)
     for attr, value in (("user", user), ("start", start), ("end", end), ("replaces_user", replaces_user),

@@ -37,6 +37,10 @@ class OutgoingMessage:
     incident_id: int | None = None
     kind: str = "page"
     extra: dict = field(default_factory=dict)
+    # Who the message is for, and the method a verification code verifies: the outbox shows a message
+    # only to its recipient. Providers ignore both.
+    user_id: int | None = None
+    contact_method_id: int | None = None
 
     @property
     def reference(self) -> str:

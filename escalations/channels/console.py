@@ -21,6 +21,8 @@ class ConsoleChannel:
             page_id=message.page_id,
             incident_id=message.incident_id,
             kind=message.kind,
+            recipient_id=message.user_id,
+            verifies_id=message.contact_method_id,
         )
         return SendResult(provider_id=f"OUTBOX{row.pk}", status="sent")
 

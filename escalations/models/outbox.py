@@ -1,4 +1,9 @@
-"""Messages the console channel would have sent: the demo's outbox when Twilio is not configured."""
+"""Messages the console channel would have sent: the outbox when Twilio is not configured.
+
+Each row names the person it was sent to (`recipient`) and, for a verification code, the contact method
+it verifies (`verifies`). The outbox shows a row only to that person: a phone number alone proves
+nothing here, since anyone may add any number as an unverified method.
+"""
 
 from django.db import models
 from django.utils import timezone
@@ -27,6 +32,13 @@ class OutboxMessage(models.Model):
         "escalations.Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox_messages"
     )
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PAGE)
+    # Empty for messages to people outside Backstop (a caller's SMS confirmation).
+    recipient = models.ForeignKey(
+        "portal.User", null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_messages"
+    )
+    verifies = models.ForeignKey(
+        "portal.ContactMethod", null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_messages"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,5 +1,10 @@
 """The permission matrix: every role against every endpoint and portal action, in one table.
 
+Roles: anonymous, an outsider in no team, the team's viewer, engineer and manager, staff, and a
+manager and an engineer *of another team* (who meet this team only through ids they put in bodies).
+The outbox rows run again with Twilio not configured (outbox mode), and the tests at the end send
+bodies naming people, policies and rosters of another team: each must be refused with a field error.
+
 Every URL pattern of the project must be decided here — a role-checked row in MATRIX, or an explicit
 entry in NOT_ROLE_CHECKED (authenticated by signature, key or token, or public) — so a new endpoint
 without a permission decision fails `test_every_url_pattern_has_a_permission_decision`.
@@ -25,28 +30,37 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from escalations.models import CallRecord, OutboxMessage, PhoneLine
-from portal.models import ApiToken
+from portal.models import ApiToken, ContactMethod
+from rotations.models import Exclusion, Override, Rotation, RotationEra
 from tests.escalations.api_helpers import api_client
 from tests.factories import (
     T0,
     ContactMethodFactory,
+    EscalationPolicyFactory,
     ExclusionFactory,
     HeartbeatFactory,
     IntegrationFactory,
     MaintenanceWindowFactory,
+    MembershipFactory,
     NotificationRuleFactory,
     OverrideFactory,
     RotationEraFactory,
     RotationFactory,
+    TeamFactory,
 )
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("anonymous", "outsider", "viewer", "engineer", "manager", "staff")
+ROLES = ("anonymous", "outsider", "viewer", "engineer", "manager", "staff", "other_manager", "other_engineer")
 
 
-def E(anonymous, outsider, viewer, engineer, manager, staff) -> dict:
-    return dict(zip(ROLES, (anonymous, outsider, viewer, engineer, manager, staff), strict=True))
+def E(anonymous, outsider, viewer, engineer, manager, staff, *, other_manager=None, other_engineer=None) -> dict:
+    """Expectations per role. The other team's manager and engineer are, to this team, outsiders: by
+    default they expect what the outsider expects."""
+    other_manager = outsider if other_manager is None else other_manager
+    other_engineer = outsider if other_engineer is None else other_engineer
+    return dict(zip(ROLES, (anonymous, outsider, viewer, engineer, manager, staff, other_manager, other_engineer),
+                    strict=True))
 
 
 # Profiles used by many rows.
@@ -198,8 +212,9 @@ MATRIX: list[Row] = [
     Row("exclusion-detail", "DELETE", "/api/v1/exclusions/{exclusion}/", E(401, 404, 403, "ok", "ok", "ok"),
         api=True),
     Row("override-list", "GET", "/api/v1/overrides/", API_READ_ALL, api=True),
-    # Taker defaults to the caller: engineers may take the pager themselves; viewers may not.
-    Row("override-list", "POST", "/api/v1/overrides/", E(401, 400, 403, "ok", "ok", "ok"),
+    # Taker defaults to the caller: engineers may take the pager themselves; viewers may not; staff
+    # outside the team may not either (a taker pages for the team), nor anyone of another team.
+    Row("override-list", "POST", "/api/v1/overrides/", E(401, 400, 403, "ok", "ok", 400),
         {"rotation": "{rotation}", "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T12:00:00Z",
          "position": "primary"}, api=True),
     Row("override-detail", "GET", "/api/v1/overrides/{override}/", API_READ_TEAM, api=True),
@@ -332,6 +347,9 @@ def test_every_url_pattern_has_a_permission_decision():
 def world(team, role_users, mfa_user, policy, incident):
     users = role_users
     mfa_user(users["staff"])
+    other = TeamFactory(name="Other team")
+    for role in ("manager", "engineer"):
+        users[f"other_{role}"] = MembershipFactory(team=other, role=role).user
     engineer, manager = users["engineer"], users["manager"]
     rotation = RotationFactory(team=team)
     RotationEraFactory(rotation=rotation, participants=[engineer, manager])
@@ -342,7 +360,9 @@ def world(team, role_users, mfa_user, policy, incident):
     line = PhoneLine.objects.create(number="+15550100999", name="Emergency line", team=team)
     call = CallRecord.objects.create(call_sid="CA" + "1" * 32, line=line, from_number="+15550142001",
                                      to_number=line.number, started_at=T0)
-    outbox = OutboxMessage.objects.create(channel="voice", to=method.value, body="call", incident=incident)
+    page = incident.pages.get(user=engineer)
+    outbox = OutboxMessage.objects.create(channel="voice", to=method.value, body="Voice page for the engineer",
+                                          incident=incident, page=page, recipient=engineer)
     ids = SimpleNamespace(
         team=team.pk, team_slug=team.slug, rotation=rotation.pk, policy=policy.pk, incident=incident.pk,
         integration=IntegrationFactory(team=team).pk, heartbeat=HeartbeatFactory(team=team).pk,
@@ -427,3 +447,129 @@ def test_admin_is_staff_only(world, name):
     row = Row(name, "GET", reverse(name), ADMIN_MODEL)
     wrong = _check_row(row, world)
     assert not wrong, f"{name}:\n  " + "\n  ".join(wrong)
+
+
+# ------------------------------------------------------------------------- outbox mode (no Twilio)
+# Every other role has added the engineer's verified number as an unverified method of their own:
+# the number proves nothing, so only the engineer reads and answers the engineer's messages.
+
+OUTBOX_MATRIX: list[Row] = [
+    Row("portal:outbox", "GET", "/outbox/", PAGE_ALL),
+    Row("portal:outbox_sms_reply", "POST", "/outbox/sms-reply", E("login", 403, 403, "ok", 403, 403),
+        {"from_number": "{method_value}", "body": "{incident}A"}),
+    Row("portal:outbox_voice_key", "POST", "/outbox/{outbox}/key", E("login", 404, 404, "ok", 404, 404),
+        {"key": "1"}),
+]
+
+
+@pytest.fixture
+def outbox_world(world, settings):
+    settings.TWILIO_ACCOUNT_SID = ""
+    users, ids = world
+    for role, user in users.items():
+        if role != "engineer":
+            ContactMethod.objects.create(user=user, kind="sms", value=ids.method_value)
+    return world
+
+
+@pytest.mark.parametrize("row", OUTBOX_MATRIX, ids=[r.id for r in OUTBOX_MATRIX])
+def test_permission_matrix_outbox_mode(outbox_world, row):
+    wrong = _check_row(row, outbox_world)
+    assert not wrong, f"{row.method} {row.path} (outbox mode):\n  " + "\n  ".join(wrong)
+
+
+def test_outbox_mode_shows_each_role_only_their_own(outbox_world):
+    users, _ = outbox_world
+    seen = {}
+    for role, user in users.items():
+        client = Client()
+        client.force_login(user)
+        seen[role] = "Voice page for the engineer" in client.get("/outbox/").content.decode()
+    assert seen == {role: role == "engineer" for role in users}
+
+
+# ------------------------------------------------------------------- ids in bodies, across teams
+# Each request below is allowed at the URL level (the caller's role on the team permits the write) and
+# names a person or policy that does not belong to the team it is used in: refused, nothing written.
+
+
+def _api(user):
+    return api_client(user)
+
+
+def _refused(response, field: str) -> None:
+    assert response.status_code == 400, response.content
+    assert field in {e["field"] for e in response.json()["errors"]}, response.json()
+
+
+def _other_policy(users) -> int:
+    return EscalationPolicyFactory(team=users["other_engineer"].memberships.get().team).pk
+
+
+@pytest.mark.parametrize("taker", ["viewer", "outsider", "other_engineer"])
+def test_engineer_cannot_hand_their_pager_to_a_non_paging_person(world, taker):
+    users, ids = world
+    before = Override.objects.count()
+    response = _api(users["engineer"]).post("/api/v1/overrides/", {
+        "rotation": ids.rotation, "user": users[taker].pk, "replaces_user": ids.engineer,
+        "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T12:00:00Z"}, format="json")
+    _refused(response, "user")
+    assert Override.objects.count() == before
+
+
+def test_manager_cannot_move_an_override_to_another_teams_engineer(world):
+    users, ids = world
+    response = _api(users["manager"]).patch(f"/api/v1/overrides/{ids.override}/",
+                                            {"user": users["other_engineer"].pk}, format="json")
+    _refused(response, "user")
+    assert Override.objects.get(pk=ids.override).user_id == ids.engineer
+
+
+@pytest.mark.parametrize("person", ["viewer", "outsider", "other_engineer"])
+def test_manager_cannot_put_a_non_paging_person_into_a_rotation(world, person):
+    users, ids = world
+    before = Rotation.objects.count()
+    response = _api(users["manager"]).post("/api/v1/rotations/", {
+        "team": ids.team, "name": "Night", "time_zone": "UTC", "start_date": "2026-03-02",
+        "handoff_time": "09:00", "participants": [ids.engineer, users[person].pk]}, format="json")
+    _refused(response, "participants")
+    assert Rotation.objects.count() == before
+    response = _api(users["manager"]).post(f"/api/v1/rotations/{ids.rotation}/definition/", {
+        "effective_from": ids.next_month, "participants": [users[person].pk]}, format="json")
+    _refused(response, "participants")
+    assert RotationEra.objects.filter(rotation_id=ids.rotation).count() == 1
+
+
+def test_manager_cannot_point_their_team_at_another_teams_policy(world, team):
+    users, ids = world
+    response = _api(users["manager"]).patch(f"/api/v1/teams/{ids.team}/",
+                                            {"escalation_policy": _other_policy(users)}, format="json")
+    _refused(response, "escalation_policy")
+    team.refresh_from_db()
+    assert team.escalation_policy_id == ids.policy
+
+
+def test_staff_cannot_create_a_team_with_another_teams_policy(world):
+    users, _ = world
+    response = _api(users["staff"]).post("/api/v1/teams/", {
+        "name": "New team", "time_zone": "UTC", "escalation_policy": _other_policy(users)}, format="json")
+    _refused(response, "escalation_policy")
+
+
+def test_adding_another_teams_engineer_gives_no_say_over_their_exclusions(world):
+    users, ids = world
+    manager, theirs = users["manager"], users["other_engineer"]
+    client = _api(manager)
+    assert client.post(f"/api/v1/teams/{ids.team}/members/", {"user": theirs.pk, "role": "engineer"},
+                       format="json").status_code == 200
+    existing = ExclusionFactory(user=theirs)
+    response = client.post("/api/v1/exclusions/", {"user": theirs.pk, "start": "2026-05-01T09:00:00Z",
+                                                   "end": "2026-05-02T09:00:00Z"}, format="json")
+    assert response.status_code == 403
+    assert client.delete(f"/api/v1/exclusions/{existing.pk}/").status_code == 403
+    assert client.patch(f"/api/v1/exclusions/{existing.pk}/", {"reason": "x"}, format="json").status_code == 403
+    assert list(Exclusion.objects.filter(user=theirs)) == [existing]
+    # The other team's manager, who does not manage this team now, has no say either; staff do.
+    other = users["other_manager"]
+    assert _api(other).delete(f"/api/v1/exclusions/{existing.pk}/").status_code == 403
+    assert _api(users["staff"]).delete(f"/api/v1/exclusions/{existing.pk}/").status_code == 204

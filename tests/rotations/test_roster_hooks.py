@@ -84,7 +84,8 @@ def test_each_kind_of_roster_write_enqueues_the_gap_check(week, change, django_c
         elif change == "membership":
             services.membership_create(team=week.team, user=UserFactory(), role="manager", actor=week.manager)
         else:
-            services.exclusion_create(user=UserFactory(), start=NOW, end=utc(2026, 10, 25), actor=week.manager)
+            elsewhere = UserFactory()
+            services.exclusion_create(user=elsewhere, start=NOW, end=utc(2026, 10, 25), actor=elsewhere)
             TeamFactory()
     teams = [c[1] for c in enqueued if c[0] == "rotations.tasks.roster_gap_check_teams"]
     assert teams == ([] if change == "exclusion_on_someone_elsewhere" else [[[week.team.pk]]])

@@ -16,8 +16,10 @@ MON = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # Monday 09:00 Berlin
 
 
 @pytest.fixture
-def people():
-    return [UserFactory(full_name=n) for n in ("Maria Lopez", "Jonas Berg", "Ana Kim", "Tom Wu")]
+def people(team):
+    """Engineers of `team`: a rotation's participants page for its team."""
+    return [MembershipFactory(team=team, user=UserFactory(full_name=n), role="engineer").user
+            for n in ("Maria Lopez", "Jonas Berg", "Ana Kim", "Tom Wu")]
 
 
 @pytest.fixture
@@ -129,7 +131,7 @@ def test_override_validation(rotation, people, staff, kwargs, field):
 
 def test_era_change_keeps_past_and_changes_future(team, rotation, people, staff):
     maria, jonas, ana, tom = people
-    newcomer = UserFactory(full_name="Nia New")
+    newcomer = MembershipFactory(team=team, user=UserFactory(full_name="Nia New"), role="engineer").user
     since, until = MON, MON + timedelta(days=42)
     change_at = MON + timedelta(days=17, hours=3)  # mid-shift in week 3
     past_before = selectors.team_shifts_get(team=team, since=since, until=change_at)
@@ -164,7 +166,6 @@ def test_era_change_refuses_past_for_non_staff(team, rotation, people):
 
 def test_exclusion_cover_and_audit(team, rotation, people, staff):
     maria, jonas, ana, tom = people
-    MembershipFactory(team=team, user=maria)
     x = services.exclusion_create(user=maria, start=MON + timedelta(days=1), end=MON + timedelta(days=2),
                                   kind="sick", reason="flu", actor=maria)
     shifts = selectors.team_oncall_get(team=team, at=MON + timedelta(days=1, hours=1))["primary"]
