@@ -64,7 +64,12 @@ def _validate(team: Team, *, name: str, repeat: int | None, ack_timeout, auto_re
         if value is not None and value <= timedelta(0):
             errors[label] = ["Must be longer than zero, or empty for never."]
     positions = {p for r in team.rotations.all() for p in r.positions}
-    members = set(Membership.objects.filter(team=team).values_list("user_id", flat=True))
+    # Viewers read the roster but are never paged, so only engineers and managers may be targets.
+    members = set(
+        Membership.objects.filter(
+            team=team, role__in=(Membership.Role.MANAGER, Membership.Role.ENGINEER), user__is_active=True
+        ).values_list("user_id", flat=True)
+    )
     step_errors = []
     for index, step in enumerate(steps, start=1):
         if step.delay < timedelta(0):
@@ -77,7 +82,7 @@ def _validate(team: Team, *, name: str, repeat: int | None, ack_timeout, auto_re
                 step_errors.append(f"Step {index}: no rotation of {team} has a position {t.position!r} "
                                    f"(positions: {', '.join(sorted(positions))}).")
             if t.kind == EscalationTarget.Kind.USER and (t.user is None or t.user.pk not in members):
-                step_errors.append(f"Step {index}: {t.user} is not a member of {team}.")
+                step_errors.append(f"Step {index}: {t.user} is not an engineer or manager of {team}.")
     if step_errors:
         errors["steps"] = step_errors
     if repeat is None and steps and all(s.delay == timedelta(0) for s in steps):
