@@ -1,9 +1,11 @@
-"""Personal API tokens: shown once, stored hashed, expiry required and at most a year, revocable."""
+"""Personal API tokens: shown once, stored hashed, expiry required and at most a year, revocable,
+created only from a signed-in session."""
 
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from portal.api_auth import token_hash
 from portal.models import ApiToken
@@ -13,9 +15,16 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
+def session_client(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
 def test_create_once_hashed_list_revoke():
     user = UserFactory()
-    session = api_client(user)
+    api_client(user)
+    session = session_client(user)
     expires = timezone.now() + timedelta(days=30)
     r = session.post("/api/v1/tokens/", {"name": "ci", "expires_at": expires.isoformat()}, format="json")
     assert r.status_code == 201, r.content
@@ -52,7 +61,8 @@ def test_create_once_hashed_list_revoke():
 )
 def test_expiry_required_and_bounded(body):
     user = UserFactory()
-    r = api_client(user).post("/api/v1/tokens/", body, format="json")
+    api_client(user)
+    r = session_client(user).post("/api/v1/tokens/", body, format="json")
     assert r.status_code == 400 and r.json()["errors"]
     assert ApiToken.objects.filter(user=user).count() == 1  # only the test client's own token
 
