@@ -1,17 +1,13 @@
-"""Personal API tokens: create (the raw token is returned once), list, revoke."""
+"""Personal API tokens: create (the raw token is returned once, only from a signed-in session), list, revoke."""
 
-from datetime import timedelta
-
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from portal.api_auth import token_generate, token_hash
+from portal import services
+from portal.api_auth import ApiTokenAuthentication
 from portal.models import ApiToken
-
-MAX_LIFETIME = timedelta(days=365)
 
 
 class ApiTokenAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -29,15 +25,8 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
-        extra_kwargs = {"expires_at": {"required": True, "allow_null": False}}
-
-    def validate_expires_at(self, value):
-        now = timezone.now()
-        if value <= now:
-            raise serializers.ValidationError("The expiry must be in the future.")
-        if value > now + MAX_LIFETIME:
-            raise serializers.ValidationError("A token lives at most one year.")
-        return value
+        extra_kwargs = {"expires_at": {"required": True, "allow_null": False,
+                                       "help_text": "In the future, at most one year from now"}}
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
@@ -48,7 +37,8 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 @extend_schema_view(
-    create=extend_schema(summary="Create a token (returned once)", responses={201: ApiTokenCreatedSerializer}),
+    create=extend_schema(summary="Create a token (returned once; signed-in sessions only, not with a token)",
+                         responses={201: ApiTokenCreatedSerializer}),
     destroy=extend_schema(summary="Revoke a token", responses={204: None}),
 )
 class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -64,21 +54,17 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return super().get_queryset().filter(user=self.request.user)
 
     def create(self, request, *args, **kwargs):
+        if isinstance(request.successful_authenticator, ApiTokenAuthentication):
+            raise exceptions.PermissionDenied(
+                "API tokens are created only from a signed-in session (your profile page), not with a token."
+            )
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        raw = token_generate()
-        token = ApiToken.objects.create(
-            user=request.user,
-            name=serializer.validated_data["name"],
-            expires_at=serializer.validated_data["expires_at"],
-            prefix=raw[:12],
-            key_hash=token_hash(raw),
-        )
+        token, raw = services.api_token_create(user=request.user, name=serializer.validated_data["name"],
+                                               expires_at=serializer.validated_data["expires_at"])
         data = ApiTokenSerializer(token).data
         data["token"] = raw
         return Response(data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
-        if instance.revoked_at is None:
-            instance.revoked_at = timezone.now()
-            instance.save(update_fields=["revoked_at"])
+        services.api_token_revoke(token=instance)

@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from portal.models import ContactMethod, NotificationRule
+from portal.services import TOKEN_LIFETIME_CHOICES_DAYS
 from portal.widgets import PlainSelect
 
 
@@ -63,3 +64,12 @@ class NotificationRuleForm(forms.Form):
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(max_length=100, label="Token name", help_text="Where it is used, e.g. 'laptop CLI'")
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires after", coerce=int, initial=90, required=False, empty_value=90, widget=PlainSelect,
+        choices=[(days, f"{days} days") for days in TOKEN_LIFETIME_CHOICES_DAYS],
+        help_text="The token stops working then; create a new one before it does.",
+    )
+
+    @property
+    def lifetime(self) -> timedelta:
+        return timedelta(days=self.cleaned_data["expires_in_days"])

@@ -183,11 +183,29 @@ def notification_rule_move(*, rule: NotificationRule, direction: int) -> None:
 # ----------------------------------------------------------------------------- API tokens
 
 
-def api_token_create(*, user: User, name: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
-    """Returns the row and the raw token; only the hash is stored, so show the raw token once."""
+# Every token expires: a token leaked into a script or a CI log stops working on its own.
+TOKEN_LIFETIME_DEFAULT = timedelta(days=90)
+TOKEN_LIFETIME_MAX = timedelta(days=365)
+TOKEN_LIFETIME_CHOICES_DAYS = (30, 90, 365)
+
+
+def api_token_create(*, user: User, name: str, expires_at: datetime | None = None,
+                     now: datetime | None = None) -> tuple[ApiToken, str]:
+    """Returns the row and the raw token; only the hash is stored, so show the raw token once.
+
+    Callers must only offer this to an interactive session (a person signed in, staff with their
+    second factor), never to a request authenticated by another token: a leaked token must not be
+    able to outlive its own expiry or revocation by minting successors.
+    """
+    now = now or timezone.now()
     name = name.strip()
     if not name:
         raise ValidationError({"name": ["Name the token after where it is used, e.g. 'laptop CLI'."]})
+    expires_at = expires_at or now + TOKEN_LIFETIME_DEFAULT
+    if expires_at <= now:
+        raise ValidationError({"expires_at": ["The expiry must be in the future."]})
+    if expires_at > now + TOKEN_LIFETIME_MAX:
+        raise ValidationError({"expires_at": ["A token lives at most one year."]})
     raw = token_generate()
     token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:12], key_hash=token_hash(raw),
                                     expires_at=expires_at)

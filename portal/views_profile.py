@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from portal import services
@@ -34,7 +35,9 @@ def _render(request: HttpRequest, status: int = 200, **forms) -> HttpResponse:
         "rules": list(NotificationRule.objects.filter(user=user).select_related("contact_method")
                       .order_by("order", "delay", "id")),
         "tokens": list(ApiToken.objects.filter(user=user).order_by("-created_at")),
+        "now": timezone.now(),
         "new_token": forms.get("new_token"),
+        "new_token_expires_at": forms.get("new_token_expires_at"),
     }
     return render(request, "portal/profile.html", context, status=status)
 
@@ -147,9 +150,11 @@ def rule_move(request: HttpRequest, pk: int) -> HttpResponse:
 def token_create(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST)
     if form.is_valid():
+        now = timezone.now()
         try:
-            token, raw = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
-            return _render(request, new_token=raw)
+            token, raw = services.api_token_create(user=request.user, name=form.cleaned_data["name"],
+                                                   expires_at=now + form.lifetime, now=now)
+            return _render(request, new_token=raw, new_token_expires_at=token.expires_at)
         except ValidationError as exc:
             apply_errors(form, exc)
     return _render(request, status=400, token_form=form)

@@ -44,6 +44,33 @@ def mfa_user():
     return enrol
 
 
+@pytest.fixture(autouse=True)
+def _force_login_completes_mfa(monkeypatch):
+    """`Client.force_login` stands for a finished sign-in, which for a user with TOTP includes the code.
+
+    The staff MFA gate (portal.staff_mfa) asks the session for allauth's "mfa" record, so a test
+    session of an enrolled user gets one, as allauth's MFA stage would write it. Tests of sessions
+    without it remove it (tests/proof/test_staff_mfa.py); the real sign-in is tested there too.
+    """
+    from allauth.account.internal.flows.login import record_authentication
+    from allauth.mfa.models import Authenticator
+    from django.http import HttpRequest
+    from django.test.client import ClientMixin
+
+    original = ClientMixin._login
+
+    def _login(self, user, backend=None):
+        original(self, user, backend)
+        totp = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+        if totp is not None:
+            request = HttpRequest()
+            request.session = self.session
+            record_authentication(request, user, "mfa", id=totp.pk, type=totp.type)
+            request.session.save()
+
+    monkeypatch.setattr(ClientMixin, "_login", _login)
+
+
 @pytest.fixture
 def celery_worker():
     """A real Celery worker (solo pool) on this test slot's own Redis keys, emptied first.

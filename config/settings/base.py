@@ -123,6 +123,13 @@ ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
     "reset_password": "20/m/ip,5/m/key",
 }
+# Rate limits count per client address. Behind a reverse proxy every request comes from the proxy, so
+# say how to find the client: TRUSTED_PROXY_COUNT = the number of proxies you run in front of Backstop
+# that append to X-Forwarded-For (the client is the entry that many from the right), or
+# TRUSTED_CLIENT_IP_HEADER = a header your proxy sets to the client address (X-Real-IP,
+# CF-Connecting-IP); it wins when both are set. Default: direct connections, REMOTE_ADDR.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env.str("TRUSTED_CLIENT_IP_HEADER", default="") or None
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Backstop"
@@ -331,7 +338,7 @@ CELERY_BEAT_SCHEDULE: dict = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.api_auth.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "portal.api_auth.StaffMfaSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
