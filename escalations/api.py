@@ -34,7 +34,7 @@ from escalations.models import (
     TimelineEvent,
 )
 from escalations.models.intake import integration_key_new
-from portal.api_filters import UtcIsoDateTimeFilter
+from portal.api_filters import IdFilter, UtcIsoDateTimeFilter
 from portal.models import User
 from portal.permissions import can_manage_team, can_work_incidents, user_team_ids
 from rotations.models import AuditEntry, Membership, Team
@@ -215,7 +215,7 @@ class IncidentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Incident.Severity.choices)
     source = django_filters.MultipleChoiceFilter(choices=Incident.Source.choices)
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     assigned_to_me = django_filters.BooleanFilter(method="filter_assigned_to_me", label="Assigned to me")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")

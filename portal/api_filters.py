@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -26,3 +28,24 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+# PostgreSQL's bigint, the type of every primary key here (DEFAULT_AUTO_FIELD is BigAutoField).
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(django_filters.NumberFilter):
+    """A filter on a primary or foreign key: a whole number from 1 to bigint's maximum, else a 400.
+    NumberFilter alone takes decimals ("1.5", "1e400") and any size, which would quietly match
+    nothing instead of telling the caller the id cannot exist."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+    def get_max_validator(self) -> None:
+        return None  # the form field's max_value is the bound

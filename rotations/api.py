@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import permissions as perms
-from portal.api_filters import UtcIsoDateTimeFilter
+from portal.api_filters import IdFilter, UtcIsoDateTimeFilter
 from portal.parsing import small_uint
 from rotations import selectors, services
 from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
@@ -327,7 +327,7 @@ class TeamViewSet(
 
 
 class RotationFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
 
     class Meta:
         model = Rotation
@@ -412,7 +412,7 @@ class RotationViewSet(viewsets.ModelViewSet):
 
 
 class ExclusionFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="user__memberships__team_id", label="Members of this team")
+    team = IdFilter(field_name="user__memberships__team_id", label="Members of this team")
     ends_after = UtcIsoDateTimeFilter(field_name="end", lookup_expr="gt")
     starts_before = UtcIsoDateTimeFilter(field_name="start", lookup_expr="lt")
 
@@ -464,7 +464,7 @@ class ExclusionViewSet(viewsets.ModelViewSet):
 
 
 class OverrideFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="rotation__team_id")
+    team = IdFilter(field_name="rotation__team_id")
     ends_after = UtcIsoDateTimeFilter(field_name="end", lookup_expr="gt")
     starts_before = UtcIsoDateTimeFilter(field_name="start", lookup_expr="lt")
 

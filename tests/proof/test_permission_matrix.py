@@ -293,6 +293,7 @@ NOT_ROLE_CHECKED: dict[str, str] = {
     "readyz": "public readiness probe",
     "api-schema": "public OpenAPI document (fuzzed by tests/proof/test_schemathesis.py)",
     "api-docs": "public Swagger UI",
+    "api-redoc": "public Redoc",
     "api-root": "format-suffix variant of the API root (the plain root is in the matrix)",
     **{f"intake:{n}": "integration key / routing key is the credential (tests/proof/test_bad_input.py)"
        for n in ("pagerduty-enqueue", "pagerduty-change-enqueue", "alertmanager", "generic", "heartbeat")},
