@@ -161,6 +161,15 @@ TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)
 
+# --- Contact methods ----------------------------------------------------------------------
+# Verification codes cost an SMS or a call each: caps per person and per destination per day, the
+# most methods one person may keep, and the countries whose numbers may be added (ISO codes like DE
+# or calling codes like +49; empty allows every country).
+BACKSTOP_MAX_CONTACT_METHODS = env.int("MAX_CONTACT_METHODS", default=10)
+BACKSTOP_VERIFICATION_SENDS_PER_USER_PER_DAY = env.int("VERIFICATION_SENDS_PER_USER_PER_DAY", default=10)
+BACKSTOP_VERIFICATION_SENDS_PER_DESTINATION_PER_DAY = env.int("VERIFICATION_SENDS_PER_DESTINATION_PER_DAY", default=5)
+BACKSTOP_PHONE_COUNTRIES = env.list("PHONE_COUNTRIES", default=[])
+
 # --- Paging -------------------------------------------------------------------------------
 # Per contact-method kind: at most `count` messages per `seconds`; pages beyond that are
 # bundled into one message when the window allows another.
