@@ -141,7 +141,7 @@ def line_incoming(request: HttpRequest) -> HttpResponse:
     line = phone.line_for_number(number=post.get("To", ""))
     record = phone.call_start(
         line=line, call_sid=post["CallSid"], from_number=post.get("From", ""), to_number=post.get("To", ""),
-        now=timezone.now(),
+        now=timezone.now(), stir_verstat=post.get("StirVerstat", ""),
     )
     if record.outcome == Outcome.NOT_IN_SERVICE:
         return _goodbye(line, NOT_IN_SERVICE)

@@ -170,6 +170,11 @@ BACKSTOP_VERIFICATION_SENDS_PER_USER_PER_DAY = env.int("VERIFICATION_SENDS_PER_U
 BACKSTOP_VERIFICATION_SENDS_PER_DESTINATION_PER_DAY = env.int("VERIFICATION_SENDS_PER_DESTINATION_PER_DAY", default=5)
 BACKSTOP_PHONE_COUNTRIES = env.list("PHONE_COUNTRIES", default=[])
 
+# --- Emergency line -----------------------------------------------------------------------
+# New incidents a phone line may open per hour for callers who are not attested known customers;
+# beyond it their voicemails join one "call flood" incident for the line (0 = no limit).
+BACKSTOP_PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR = env.int("PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR", default=10)
+
 # --- Paging -------------------------------------------------------------------------------
 # Per contact-method kind: at most `count` messages per `seconds`; pages beyond that are
 # bundled into one message when the window allows another.
