@@ -265,6 +265,7 @@ CELERY_TASK_ROUTES = {
     "escalations.deliver_page": {"queue": "deliveries"},
     "escalations.deliver_pages": {"queue": "deliveries"},
     "escalations.page_reconcile": {"queue": "periodic"},
+    "escalations.tasks.retention_purge": {"queue": "periodic"},
     # The inbox drain woken by accepted events is intake's critical path, not a safety net.
     "escalations.intake_tasks.inbox_drain": {"queue": "celery"},
     "escalations.intake_tasks.*": {"queue": "periodic"},
@@ -298,6 +299,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "escalations.intake_tasks.inbox_purge",
         "schedule": 600.0,
         "options": {"expires": 500},
+    },
+    "retention-purge": {
+        "task": "escalations.tasks.retention_purge",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
     "heartbeat-check": {
         "task": "escalations.intake_tasks.heartbeats_check",
@@ -382,6 +388,11 @@ BACKSTOP_INTAKE_MAX_BYTES = env.int("INTAKE_MAX_BYTES", default=512 * 1024)
 BACKSTOP_INBOX_BATCH = env.int("INBOX_BATCH", default=500)
 BACKSTOP_INBOX_KICK_MS = env.int("INBOX_KICK_MS", default=100)
 BACKSTOP_INBOX_RETENTION = timedelta(hours=env.float("INBOX_RETENTION_HOURS", default=24))
+# Personal data kept for a while, then purged by the beat job "retention-purge" (escalations.retention):
+# emergency-line calls with their recordings at Twilio, outbox rows, alert and resolved incidents' payloads.
+BACKSTOP_CALL_RETENTION = timedelta(days=env.float("CALL_RETENTION_DAYS", default=90))
+BACKSTOP_OUTBOX_RETENTION = timedelta(days=env.float("OUTBOX_RETENTION_DAYS", default=30))
+BACKSTOP_PAYLOAD_RETENTION = timedelta(days=env.float("PAYLOAD_RETENTION_DAYS", default=180))
 
 LOGGING = {
     "version": 1,
