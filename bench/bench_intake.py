@@ -241,6 +241,7 @@ def main() -> int:
         "SECURE_SSL_REDIRECT": "false",
         "INTEGRATION_RATE": "1000000/s",  # measure intake, not the limiter's refusals
         "LOG_LEVEL": "WARNING",
+        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
         "BACKSTOP_VAR_DIR": "/tmp/backstop-bench-var",
     }
     server = worker = beat = None

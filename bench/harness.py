@@ -243,6 +243,7 @@ class Stack:
             "PAGE_STUCK_AFTER_SECONDS": "15",
             "BACKSTOP_VAR_DIR": str(self.dir),
             "LOG_LEVEL": "WARNING",
+            "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
         }
         env.update(self.env_overrides)
         return env

@@ -9,7 +9,9 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_process_init
 from kombu.transport import redis as kombu_redis
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Forgetting DJANGO_SETTINGS_MODULE must not start a DEBUG, MFA-off demo: production refuses to
+# start without its secrets, and bin/run, bin/test and the benches choose their settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("backstop")
 app.config_from_object("django.conf:settings", namespace="CELERY")

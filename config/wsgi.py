@@ -3,7 +3,9 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Forgetting DJANGO_SETTINGS_MODULE must not start a DEBUG, MFA-off demo: production refuses to
+# start without its secrets, and bin/run, bin/test and the benches choose their settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 application = get_wsgi_application()
 
 from config.wsgi_routing import LeanWSGIHandler, PathRouter  # noqa: E402  (after Django's setup)

@@ -5,7 +5,8 @@ auth, messages, allauth, htmx, the user's time zone and the staff-MFA check do n
 them, yet cost about half of a trivial request's CPU (measured with bench/profile_intake.py). They
 get Django's own handler (URL resolution, exception handling, request signals, so database
 connections are managed as usual) with only `INTAKE_MIDDLEWARE` (SecurityMiddleware: the HTTPS
-redirect and HSTS still apply). Every other path gets the full stack from settings.MIDDLEWARE.
+redirect and HSTS still apply; AllowedHostMiddleware checks Host against ALLOWED_HOSTS). Every other
+path gets the full stack from settings.MIDDLEWARE.
 The PagerDuty endpoints go further: escalations.intake_wsgi answers them without Django's handler.
 """
 
@@ -16,7 +17,18 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.utils.module_loading import import_string
 
 INTAKE_PREFIX = "/integrations/"
-INTAKE_MIDDLEWARE = ("django.middleware.security.SecurityMiddleware",)
+INTAKE_MIDDLEWARE = ("django.middleware.security.SecurityMiddleware", "config.wsgi_routing.AllowedHostMiddleware")
+
+
+class AllowedHostMiddleware:
+    """Host against ALLOWED_HOSTS, a 400 otherwise, as CommonMiddleware does for the portal's requests."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.get_host()
+        return self.get_response(request)
 
 
 class LeanWSGIHandler(WSGIHandler):

@@ -9,7 +9,8 @@ itself with `intake_views.pagerduty_answer`, the code the Django views run, and 
 status line, headers and body (plus a Content-Length). It keeps what the handler does around a
 request: the request_started/request_finished signals (database connections are checked and closed
 as usual), SecurityMiddleware's headers (computed by that middleware), Django's own 500 response and
-logging for an unexpected error, and everything else (other methods and paths, and plain-HTTP
+logging for an unexpected error, Host validation against ALLOWED_HOSTS (a 400 as Django's, remembered per
+Host header so the hot path pays a dict lookup), and everything else (other methods and paths, and plain-HTTP
 requests that SECURE_SSL_REDIRECT would redirect) goes to the Django handler given.
 """
 
@@ -19,6 +20,7 @@ import http
 
 from django.conf import settings
 from django.core import signals
+from django.core.exceptions import DisallowedHost
 from django.core.handlers.exception import response_for_exception
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpResponse
@@ -39,6 +41,40 @@ def is_secure(environ: dict) -> bool:
         if value is not None:
             return value.split(",", 1)[0].strip() == secure_value
     return environ.get("wsgi.url_scheme") == "https"
+
+
+# Distinct Host headers remembered per process; beyond this (random Hosts from a scanner) each is
+# checked afresh, as Django's handler does for every request.
+HOST_CACHE_SIZE = 256
+
+
+class _HostCheck:
+    """request.get_host()'s verdict for an environ, remembered per (Host, X-Forwarded-Host, server name
+    and port) while the host settings stay the same objects (override_settings replaces them)."""
+
+    def __init__(self) -> None:
+        self._settings: tuple = ()
+        self._verdicts: dict[tuple, DisallowedHost | None] = {}
+
+    def __call__(self, environ: dict) -> DisallowedHost | None:
+        current = (settings.ALLOWED_HOSTS, settings.DEBUG, settings.USE_X_FORWARDED_HOST,
+                   settings.USE_X_FORWARDED_PORT)
+        if not all(a is b for a, b in zip(current, self._settings, strict=False)) or not self._settings:
+            self._settings, self._verdicts = current, {}
+        key = (environ.get("HTTP_HOST"), environ.get("HTTP_X_FORWARDED_HOST"), environ.get("SERVER_NAME"),
+               environ.get("SERVER_PORT"), environ.get("HTTP_X_FORWARDED_PORT"))
+        try:
+            return self._verdicts[key]
+        except KeyError:
+            pass
+        verdict = None
+        try:
+            WSGIRequest(environ).get_host()
+        except DisallowedHost as exc:
+            verdict = exc
+        if len(self._verdicts) < HOST_CACHE_SIZE:
+            self._verdicts[key] = verdict
+        return verdict
 
 
 class _Secure:
@@ -79,6 +115,7 @@ class PagerDutyWSGI:
         self.fallback = fallback
         self._security: dict[bool, list[tuple[str, str]]] = {}
         self._middleware: SecurityMiddleware | None = None
+        self.host_check = _HostCheck()
 
     def security_middleware(self) -> SecurityMiddleware:
         if self._middleware is None:
@@ -104,6 +141,9 @@ class PagerDutyWSGI:
             return self.fallback(environ, start_response)  # redirected (or exempted) by SecurityMiddleware
         signals.request_started.send(sender=self.__class__, environ=environ)
         try:
+            disallowed = self.host_check(environ)
+            if disallowed is not None:
+                raise disallowed
             try:
                 body = intake_views.body_read(environ["wsgi.input"].read, environ.get("CONTENT_LENGTH"))
             except intake_views._TooLarge:

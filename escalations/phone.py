@@ -11,6 +11,13 @@ is stored, so any order and any number of repeats ends in the same place:
 * a transcription that arrives first is kept on the record and used when the incident opens;
 * hang-ups without a usable recording only set the call's outcome.
 
+Caller ID can be spoofed. A call counts as a known customer's (`caller_verified`) only when its number
+is in the customer directory and the carrier attested it with full STIR/SHAKEN attestation (Twilio's
+`StirVerstat` TN-Validation-Passed-A). Such calls are never refused by the line's cap and always open or
+join their own incident. Everyone else shares the line's budget of new incidents per hour
+(BACKSTOP_PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR): beyond it, their voicemails join one open "call flood"
+incident for the line, so rotating spoofed numbers page once instead of opening dozens of incidents.
+
 No HTTP here (see escalations.phone_views); Twilio is only called from the Celery task that
 sends the caller's SMS confirmation, after commit.
 """
@@ -54,6 +61,9 @@ MAX_TRANSCRIBED_SECONDS = 120
 # (the policy's ack_timeout when it has one).
 DEFAULT_REPEAT_CALL_ACK_TIMEOUT = timedelta(minutes=30)
 RATE_WINDOW = timedelta(hours=1)
+# Twilio's StirVerstat for a call whose caller ID the originating carrier fully attested (A); B and C
+# (partial or gateway attestation) say nothing about who is calling.
+ATTESTED = "TN-Validation-Passed-A"
 TERMINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 Outcome = CallRecord.Outcome
 TStatus = CallRecord.TranscriptStatus
@@ -232,6 +242,52 @@ def _repeat_call_record(record: CallRecord, incident: Incident, now: datetime) -
         )
 
 
+def _line_flooded(record: CallRecord, now: datetime) -> bool:
+    """True when the line has opened its budget of new incidents in the last hour."""
+    limit = settings.BACKSTOP_PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR
+    if not limit:
+        return False
+    opened = CallRecord.objects.filter(
+        line_id=record.line_id, incident_created=True, started_at__gte=now - RATE_WINDOW
+    ).exclude(pk=record.pk).count()
+    return opened >= limit
+
+
+def _flood_join(record: CallRecord, team: Team | None, now: datetime) -> None:
+    """Add the voicemail to the line's open "call flood" incident, opening it for the first one."""
+    line = record.line
+    dedup_key = f"call-flood:{line.pk}"
+    incident = services.incident_open_get(team=team, dedup_key=dedup_key)
+    if incident is None:
+        limit = settings.BACKSTOP_PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR
+        incident = services.incident_trigger(
+            team=team,
+            title=f"Call flood on {line.name}: more than {limit} new callers in an hour",
+            details=(
+                f"{line.name} ({line.number}) opened {limit} incidents from unverified callers within an hour. "
+                "Further voicemails from numbers without an open incident are collected here; known customers "
+                "(attested caller ID) still open their own incidents. Check the call log for spoofed numbers."
+            ),
+            severity=Incident.Severity.CRITICAL,
+            urgency=Incident.Urgency.HIGH,
+            source=Incident.Source.PHONE,
+            dedup_key=dedup_key,
+            payload={"call_flood": True, "line": {"id": line.pk, "name": line.name, "number": line.number}},
+            policy=_policy(record),
+            via=TimelineEvent.Via.SYSTEM,
+            now=now,
+        ).incident
+    record.incident = incident
+    record.incident_created = False
+    services.timeline_record(
+        incident=incident, kind=TimelineEvent.Kind.CALL, at=now,
+        message=f"Call flood: voicemail from {caller_label(record)} ({record.from_number}, unverified), reference "
+        f"{record.reference}, {record.recording_duration} s. Transcript: {_transcript_text(record)}",
+        data={"call_id": record.pk, "call_sid": record.call_sid, "reference": record.reference,
+              "recording_path": call_recording_path(record)},
+    )
+
+
 def _incident_ensure(record: CallRecord, now: datetime) -> None:
     """Open the call's incident (or join the caller's open one) once; the record is locked."""
     if record.incident_id is not None or record.line_id is None:
@@ -241,8 +297,11 @@ def _incident_ensure(record: CallRecord, now: datetime) -> None:
     team = call_team(record)
     dedup_key = f"call:{record.from_number}"
     existing = services.incident_open_get(team=team, dedup_key=dedup_key)
+    flooded = existing is None and not record.caller_verified and _line_flooded(record, now)
     if existing is not None:
         _repeat_call_record(record, existing, now)
+    elif flooded:
+        _flood_join(record, team, now)
     else:
         result = services.incident_trigger(
             team=team,
@@ -265,7 +324,8 @@ def _incident_ensure(record: CallRecord, now: datetime) -> None:
             _repeat_call_record(record, result.incident, now)
     record.outcome = Outcome.VOICEMAIL
     _event(record, "incident", now, incident_id=record.incident_id, created=record.incident_created)
-    if record.line.sms_confirmation and not record.sms_status and not record.simulated:
+    # No texts to the numbers of a flood: they are likely spoofed, and each text costs money.
+    if record.line.sms_confirmation and not record.sms_status and not record.simulated and not flooded:
         record.sms_status = "queued"
         call_id = record.pk
 
@@ -297,11 +357,12 @@ def _incident_refresh(record: CallRecord, now: datetime) -> None:
 
 def call_start(
     *, line: PhoneLine | None, call_sid: str, from_number: str, to_number: str, now: datetime | None = None,
-    simulated: bool = False,
+    simulated: bool = False, stir_verstat: str = "",
 ) -> CallRecord:
     """Log an incoming call and decide whether it may leave a message (see CallRecord.outcome).
 
     Idempotent on call_sid: Twilio retrying the incoming webhook gets the first decision.
+    `stir_verstat` is Twilio's StirVerstat parameter; only full attestation makes a caller verified.
     """
     now = now or timezone.now()
     from_number = phone_normalize(from_number)
@@ -312,9 +373,10 @@ def call_start(
             record.save(update_fields=["events"])
             return record
         contact = caller_identify(number=from_number)
+        verified = contact is not None and (stir_verstat or "").strip() == ATTESTED
         record = CallRecord(
             call_sid=call_sid, line=line, from_number=from_number, to_number=phone_normalize(to_number),
-            started_at=now, customer_contact=contact, caller_verified=contact is not None, simulated=simulated,
+            started_at=now, customer_contact=contact, caller_verified=verified, simulated=simulated,
         )
         since = now - RATE_WINDOW
         if line is None or not line.enabled:
@@ -322,19 +384,21 @@ def call_start(
         elif BlockedNumber.objects.filter(number=from_number).exists():
             record.outcome = Outcome.BLOCKED
         elif line.max_calls_per_number_per_hour and CallRecord.objects.filter(
-            line=line, from_number=from_number, started_at__gte=since
+            line=line, from_number=from_number, started_at__gte=since, caller_verified=verified
         ).count() >= line.max_calls_per_number_per_hour:
-            # Every call counts here, refused ones included: a number that keeps dialling stays out.
+            # Every call counts here, refused ones included: a number that keeps dialling stays out. Attested
+            # calls of a known customer are counted apart, so calls spoofing their number cannot use up theirs.
             record.outcome = Outcome.RATE_LIMITED
-        elif line.max_calls_per_line_per_hour and CallRecord.objects.filter(
+        elif not verified and line.max_calls_per_line_per_hour and CallRecord.objects.filter(
             line=line, started_at__gte=since
         ).exclude(outcome__in=[Outcome.BLOCKED, Outcome.RATE_LIMITED]).count() >= line.max_calls_per_line_per_hour:
-            # Only calls that got through count: refused floods must not lock everyone else out.
+            # Only calls that got through count: refused floods must not lock everyone else out; and a
+            # known customer's attested call is never refused for the line's load.
             record.outcome = Outcome.RATE_LIMITED
-        _event(record, "incoming", now, outcome=record.outcome, from_number=from_number, to_number=to_number)
+        _event(record, "incoming", now, outcome=record.outcome, stir_verstat=(stir_verstat or "")[:40])
         if record.outcome != Outcome.IN_PROGRESS:
             record.ended_at = now
-            logger.info("Call %s from %s refused: %s", call_sid, from_number, record.outcome)
+            logger.info("Call %s refused: %s", call_sid, record.outcome)
         try:
             with transaction.atomic():
                 record.save()

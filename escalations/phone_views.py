@@ -74,7 +74,9 @@ def _voice_webhook(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.POST.get("CallSid"):
-            logger.warning("Twilio voice request to %s without CallSid: %s", request.path, dict(request.POST))
+            # Parameter names only: the values are callers' numbers and transcripts.
+            logger.warning("Twilio voice request to %s without CallSid (parameters %s)", request.path,
+                           sorted(request.POST))
             return _goodbye(None, SORRY)
         try:
             return view(request, *args, **kwargs)
@@ -93,12 +95,12 @@ def _status_webhook(view: Callable[..., None]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.POST.get("CallSid"):
-            logger.warning("Twilio callback to %s without CallSid: %s", request.path, dict(request.POST))
+            logger.warning("Twilio callback to %s without CallSid (parameters %s)", request.path, sorted(request.POST))
         else:
             try:
                 view(request, *args, **kwargs)
             except Exception:
-                logger.exception("Emergency line callback %s failed: %s", request.path, dict(request.POST))
+                logger.exception("Emergency line callback %s failed for %s", request.path, request.POST.get("CallSid"))
         return HttpResponse(status=204)
 
     return wrapper
@@ -141,7 +143,7 @@ def line_incoming(request: HttpRequest) -> HttpResponse:
     line = phone.line_for_number(number=post.get("To", ""))
     record = phone.call_start(
         line=line, call_sid=post["CallSid"], from_number=post.get("From", ""), to_number=post.get("To", ""),
-        now=timezone.now(),
+        now=timezone.now(), stir_verstat=post.get("StirVerstat", ""),
     )
     if record.outcome == Outcome.NOT_IN_SERVICE:
         return _goodbye(line, NOT_IN_SERVICE)
@@ -329,7 +331,7 @@ def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("This call has no recording.")
     # Only ever send the account credentials to Twilio (or the configured stand-in).
     if not record.recording_url.startswith(_recording_base()):
-        logger.warning("Call %s: refusing to fetch recording from %s", record.pk, record.recording_url)
+        logger.warning("Call %s: refusing to fetch a recording from outside %s", record.pk, _recording_base())
         raise Http404("Recording unavailable.")
     url = record.recording_url if record.recording_url.endswith(".mp3") else record.recording_url + ".mp3"
     try:

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from escalations import services
 from portal.jobs import job_run
@@ -31,3 +32,13 @@ def phone_sms_confirmation_send(call_id: int) -> str:
 @shared_task(name="escalations.tasks.incidents_advance", acks_late=True, ignore_result=True)
 def incidents_advance(incident_ids: list[int]) -> int:
     return services.incidents_advance(incident_ids=incident_ids)
+
+
+@shared_task(name="escalations.tasks.retention_purge", ignore_result=True)
+def retention_purge() -> int:
+    """Beat job "retention-purge": calls, recordings, outbox rows and payloads past their retention."""
+    from escalations import retention
+
+    with job_run("retention-purge"):
+        result = retention.retention_purge(now=timezone.now())
+        return result.calls + result.outbox + result.payloads

@@ -7,10 +7,11 @@ import hmac
 import logging
 import secrets
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import phonenumbers
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -54,7 +55,27 @@ def phone_normalise(value: str) -> str:
         ) from None
     if not phonenumbers.is_valid_number(number):
         raise ValidationError({"value": [f"{value.strip()} is not a valid phone number for its country."]})
+    phone_country_check(number)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_country_allowed(number: phonenumbers.PhoneNumber) -> bool:
+    """BACKSTOP_PHONE_COUNTRIES: ISO 3166 codes ("DE") or calling codes ("+49", "49"); empty allows all."""
+    allowed = [str(entry).strip().upper() for entry in settings.BACKSTOP_PHONE_COUNTRIES if str(entry).strip()]
+    if not allowed:
+        return True
+    region = phonenumbers.region_code_for_number(number) or ""
+    calling = str(number.country_code)
+    return any(entry == region or entry.lstrip("+") == calling for entry in allowed)
+
+
+def phone_country_check(number: phonenumbers.PhoneNumber) -> None:
+    # Texting or calling premium-rate destinations is how verification codes get abused for toll fraud.
+    if not phone_country_allowed(number):
+        raise ValidationError({"value": [
+            f"Numbers in {phonenumbers.region_code_for_number(number) or '+' + str(number.country_code)} "
+            "cannot be used here. Ask staff which countries Backstop may text and call."
+        ]})
 
 
 def contact_method_add(*, user: User, kind: str, value: str, label: str = "") -> ContactMethod:
@@ -69,9 +90,17 @@ def contact_method_add(*, user: User, kind: str, value: str, label: str = "") ->
             raise ValidationError({"value": [f"{value!r} is not a valid e-mail address."]}) from None
     else:
         value = phone_normalise(value)
-    if ContactMethod.objects.filter(user=user, kind=kind, value=value).exists():
-        raise ValidationError({"value": [f"You already have {Kind(kind).label} {value}."]})
-    return ContactMethod.objects.create(user=user, kind=kind, value=value, label=label.strip()[:60])
+    with transaction.atomic():
+        # Locking the person serialises their adds, so the cap holds under concurrent requests.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        if ContactMethod.objects.filter(user=user, kind=kind, value=value).exists():
+            raise ValidationError({"value": [f"You already have {Kind(kind).label} {value}."]})
+        limit = settings.BACKSTOP_MAX_CONTACT_METHODS
+        if limit and ContactMethod.objects.filter(user=user).count() >= limit:
+            raise ValidationError(
+                f"You have {limit} contact methods, the most one person may have. Delete one to add another."
+            )
+        return ContactMethod.objects.create(user=user, kind=kind, value=value, label=label.strip()[:60])
 
 
 def _code_hash(method: ContactMethod, code: str) -> str:
@@ -93,12 +122,45 @@ def _code_deliver(method: ContactMethod, code: str) -> None:
     )
 
 
+def _daily_count_take(key: str, limit: int) -> bool:
+    """Count one send against `key` (a cache counter living two days); False when over `limit`."""
+    cache.add(key, 0, timeout=2 * 24 * 3600)
+    try:
+        return cache.incr(key) <= limit
+    except ValueError:  # evicted between add and incr
+        cache.add(key, 1, timeout=2 * 24 * 3600)
+        return True
+
+
+def _verification_quota_take(method: ContactMethod, now: datetime) -> None:
+    """Each code is an SMS, a call or an e-mail someone pays for: at most so many a day per person and
+    per destination (whoever asks for it), counted in the cache shared by every process."""
+    day = now.astimezone(UTC).date().isoformat()
+    destination_digest = hashlib.sha256(method.value.encode()).hexdigest()[:32]
+    per_destination = settings.BACKSTOP_VERIFICATION_SENDS_PER_DESTINATION_PER_DAY
+    per_user = settings.BACKSTOP_VERIFICATION_SENDS_PER_USER_PER_DAY
+    if per_destination and not _daily_count_take(f"verify-sends:dest:{destination_digest}:{day}", per_destination):
+        raise ValidationError(
+            f"{method} has had {per_destination} verification codes today, the most we send to one destination "
+            "in a day. Try again tomorrow."
+        )
+    if per_user and not _daily_count_take(f"verify-sends:user:{method.user_id}:{day}", per_user):
+        raise ValidationError(
+            f"You have asked for {per_user} verification codes today, the most we send for one person in a day. "
+            "Try again tomorrow."
+        )
+
+
 def contact_method_verification_send(*, method: ContactMethod, now: datetime | None = None) -> None:
     """Send a fresh 6-digit code (valid 10 minutes, 5 attempts). Delivered after commit."""
     now = now or timezone.now()
     if method.verification_sent_at and now - method.verification_sent_at < RESEND_AFTER:
         wait = int((RESEND_AFTER - (now - method.verification_sent_at)).total_seconds()) + 1
         raise ValidationError(f"A code was just sent. Wait {wait} seconds before asking for another.")
+    if method.kind != Kind.EMAIL:
+        # The allow-list may have shrunk since the number was added.
+        phone_country_check(phonenumbers.parse(method.value, None))
+    _verification_quota_take(method, now)
     code = f"{secrets.randbelow(10**6):06d}"
     method.verification_code_hash = _code_hash(method, code)
     method.verification_sent_at = now

@@ -117,6 +117,26 @@ def insights(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/insights.html", context)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): a person's
+# e-mail address or any other text we did not choose gets a leading apostrophe, which Excel, LibreOffice
+# and Google Sheets show as text.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class _SafeCsvWriter:
+    def __init__(self, buffer: io.StringIO) -> None:
+        self._writer = csv.writer(buffer)
+
+    def writerow(self, row: list[object]) -> None:
+        self._writer.writerow([csv_cell(value) for value in row])
+
+
 @login_required
 def insights_csv(request: HttpRequest) -> HttpResponse:
     scope, days = _insights_params(request, default_all=True)
@@ -124,7 +144,7 @@ def insights_csv(request: HttpRequest) -> HttpResponse:
     users = selectors.user_emails_get(
         user_ids=set(data.pages_per_person) | set(data.oncall_hours or {}) | set(data.pages_by_band))
     buffer = io.StringIO()  # one write into the response: per-row writes cost more than the CSV itself
-    out = csv.writer(buffer)
+    out = _SafeCsvWriter(buffer)
     out.writerow(["metric", "key", "value"])
     out.writerow(["window_days", "", days])
     out.writerow(["team", "", scope.team.slug if scope.team else "all"])

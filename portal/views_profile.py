@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -64,8 +65,9 @@ def method_add(request: HttpRequest) -> HttpResponse:
     form = ContactMethodForm(request.POST)
     if form.is_valid():
         try:
-            method = services.contact_method_add(user=request.user, **form.cleaned_data)
-            services.contact_method_verification_send(method=method)
+            with transaction.atomic():  # a refused first code leaves no unverifiable method behind
+                method = services.contact_method_add(user=request.user, **form.cleaned_data)
+                services.contact_method_verification_send(method=method)
             messages.success(request, f"Added {method}. We sent a 6-digit code to it: enter it below to verify.")
             return redirect("portal:profile")
         except ValidationError as exc:

@@ -20,8 +20,21 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ("user",)
 
 
+class TeamAdminForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = ("name", "slug", "description", "time_zone", "handover_email", "escalation_policy")
+
+    def clean_name(self) -> str:
+        try:
+            return services.validate_team_name(self.cleaned_data["name"])
+        except forms.ValidationError as exc:
+            raise forms.ValidationError(exc.message_dict["name"]) from None
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    form = TeamAdminForm
     list_display = ("name", "slug", "time_zone", "escalation_policy")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}

@@ -123,6 +123,15 @@ def audit_record(
 # --------------------------------------------------------------------------- validation
 
 
+def validate_team_name(name: str) -> str:
+    """A team name goes into e-mail subjects, SMS and spoken pages: one line of printable text."""
+    if any(not ch.isprintable() for ch in name or ""):
+        raise ValidationError(
+            {"name": ["A team name is one line of text: no line breaks, tabs or control characters."]}
+        )
+    return name
+
+
 def validate_time_zone(name: str, field: str = "time_zone") -> str:
     try:
         zoneinfo.ZoneInfo(name)
@@ -256,6 +265,7 @@ def team_create(
     handover_email: str = "",
     escalation_policy=None,
 ) -> Team:
+    validate_team_name(name)
     validate_time_zone(time_zone)
     # A new team has no policies yet, so any policy named here is another team's.
     _team_policy_check(team=None, policy=escalation_policy)
@@ -288,6 +298,8 @@ def team_update(
     escalation_policy: Any = UNSET,
 ) -> Team:
     before = _team_state(team)
+    if name is not UNSET:
+        validate_team_name(name)
     if time_zone is not UNSET:
         validate_time_zone(time_zone)
     if escalation_policy is not UNSET:

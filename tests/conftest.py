@@ -10,7 +10,15 @@ def _intake_process_state():
 
     intake_views.rate_leases.reset()
     inbox.kick_debounce.reset()
+    _verification_counters_clear()
     yield
+
+
+def _verification_counters_clear() -> None:
+    """Daily verification-send counters live in the cache: each test starts with none sent."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture

@@ -169,6 +169,20 @@ TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)
 
+# --- Contact methods ----------------------------------------------------------------------
+# Verification codes cost an SMS or a call each: caps per person and per destination per day, the
+# most methods one person may keep, and the countries whose numbers may be added (ISO codes like DE
+# or calling codes like +49; empty allows every country).
+BACKSTOP_MAX_CONTACT_METHODS = env.int("MAX_CONTACT_METHODS", default=10)
+BACKSTOP_VERIFICATION_SENDS_PER_USER_PER_DAY = env.int("VERIFICATION_SENDS_PER_USER_PER_DAY", default=10)
+BACKSTOP_VERIFICATION_SENDS_PER_DESTINATION_PER_DAY = env.int("VERIFICATION_SENDS_PER_DESTINATION_PER_DAY", default=5)
+BACKSTOP_PHONE_COUNTRIES = env.list("PHONE_COUNTRIES", default=[])
+
+# --- Emergency line -----------------------------------------------------------------------
+# New incidents a phone line may open per hour for callers who are not attested known customers;
+# beyond it their voicemails join one "call flood" incident for the line (0 = no limit).
+BACKSTOP_PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR = env.int("PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR", default=10)
+
 # --- Paging -------------------------------------------------------------------------------
 # Per contact-method kind: at most `count` messages per `seconds`; pages beyond that are
 # bundled into one message when the window allows another.
@@ -259,6 +273,7 @@ CELERY_TASK_ROUTES = {
     "escalations.deliver_page": {"queue": "deliveries"},
     "escalations.deliver_pages": {"queue": "deliveries"},
     "escalations.page_reconcile": {"queue": "periodic"},
+    "escalations.tasks.retention_purge": {"queue": "periodic"},
     # The inbox drain woken by accepted events is intake's critical path, not a safety net.
     "escalations.intake_tasks.inbox_drain": {"queue": "celery"},
     "escalations.intake_tasks.*": {"queue": "periodic"},
@@ -292,6 +307,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "escalations.intake_tasks.inbox_purge",
         "schedule": 600.0,
         "options": {"expires": 500},
+    },
+    "retention-purge": {
+        "task": "escalations.tasks.retention_purge",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
     "heartbeat-check": {
         "task": "escalations.intake_tasks.heartbeats_check",
@@ -383,12 +403,19 @@ BACKSTOP_INTAKE_MAX_BYTES = env.int("INTAKE_MAX_BYTES", default=512 * 1024)
 BACKSTOP_INBOX_BATCH = env.int("INBOX_BATCH", default=500)
 BACKSTOP_INBOX_KICK_MS = env.int("INBOX_KICK_MS", default=100)
 BACKSTOP_INBOX_RETENTION = timedelta(hours=env.float("INBOX_RETENTION_HOURS", default=24))
+# Personal data kept for a while, then purged by the beat job "retention-purge" (escalations.retention):
+# emergency-line calls with their recordings at Twilio, outbox rows, alert and resolved incidents' payloads.
+BACKSTOP_CALL_RETENTION = timedelta(days=env.float("CALL_RETENTION_DAYS", default=90))
+BACKSTOP_OUTBOX_RETENTION = timedelta(days=env.float("OUTBOX_RETENTION_DAYS", default=30))
+BACKSTOP_PAYLOAD_RETENTION = timedelta(days=env.float("PAYLOAD_RETENTION_DAYS", default=180))
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Phone numbers, transcripts, recording URLs and tokens are masked in every line (config.log_redaction).
+    "filters": {"redact": {"()": "config.log_redaction.RedactFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, EMAIL_BACKEND, env
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
@@ -20,6 +20,20 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 if not CELERY_BROKER_URL or CELERY_BROKER_URL.startswith("filesystem://"):
     raise ImproperlyConfigured("Set CELERY_BROKER_URL (Redis) in production.")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Password-reset and sign-in links must never land in a log or a process's memory: a backend that
+# prints or keeps mail is for the demo and the tests, unless an operator says otherwise.
+LOG_ONLY_EMAIL_BACKENDS = {
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+}
+EMAIL_BACKEND = EMAIL_BACKEND or "django.core.mail.backends.console.EmailBackend"
+if EMAIL_BACKEND in LOG_ONLY_EMAIL_BACKENDS and not env.bool("BACKSTOP_ALLOW_CONSOLE_EMAIL", default=False):
+    raise ImproperlyConfigured(
+        f"EMAIL_BACKEND is {EMAIL_BACKEND}, which writes password-reset links to the console, memory or "
+        "a file. Set EMAIL_BACKEND (e.g. django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST), or "
+        "set BACKSTOP_ALLOW_CONSOLE_EMAIL=true to accept that."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -23,6 +23,12 @@ from escalations.channels.base import (
 )
 
 
+def subject_line(subject: str) -> str:
+    """One header line: a line break from a team name or an alert title would make Django refuse the
+    whole message (BadHeaderError) and the page would never go out."""
+    return " ".join(subject.split())
+
+
 def message_id_for(message: OutgoingMessage) -> str:
     domain = urlparse(settings.PUBLIC_BASE_URL).hostname or "backstop.local"
     if message.page_id is None:
@@ -38,7 +44,7 @@ class EmailChannel:
     def send(self, message: OutgoingMessage) -> SendResult:
         msg_id = message_id_for(message)
         email = EmailMessage(
-            subject=message.subject,
+            subject=subject_line(message.subject),
             body=message.body,
             to=[message.to],
             headers={"Message-ID": msg_id, "Auto-Submitted": "auto-generated"},

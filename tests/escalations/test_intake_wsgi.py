@@ -206,7 +206,7 @@ def test_the_kick_and_request_finished_come_after_the_response(key, monkeypatch)
     signals.request_finished.connect(finished)
     try:
         app = PagerDutyWSGI(LeanWSGIHandler())
-        env = {"REQUEST_METHOD": "POST", "PATH_INFO": URL, "wsgi.url_scheme": "http",
+        env = {"REQUEST_METHOD": "POST", "PATH_INFO": URL, "wsgi.url_scheme": "http", "HTTP_HOST": "testserver",
                "wsgi.input": io.BytesIO(_body(pdpyras_trigger(routing_key=key)))}
         env["CONTENT_LENGTH"] = str(len(env["wsgi.input"].getvalue()))
         body = app(env, lambda status, headers: events.append(status))
@@ -220,3 +220,32 @@ def test_the_kick_and_request_finished_come_after_the_response(key, monkeypatch)
         assert events == ["400 Bad Request", "finished"]  # nothing stored, nothing to drain
     finally:
         signals.request_finished.disconnect(finished)
+
+
+@override_settings(ALLOWED_HOSTS=["oncall.example.com"])
+def test_a_host_outside_allowed_hosts_is_djangos_400(key):
+    body = _body(pdpyras_trigger(routing_key=key, dedup_key="h"))
+    (bare, django), stored = both(URL, body, HTTP_HOST="evil.example.net")
+    assert bare == django and bare["status"].startswith("400") and stored == [0, 0]
+    # The other intake paths (Django's handler behind the intake middleware) refuse it too.
+    generic = call(LeanWSGIHandler(), "/integrations/generic/" + key + "/", body, HTTP_HOST="evil.example.net")
+    assert generic["status"].startswith("400")
+    (bare, django), stored = both(URL, body, HTTP_HOST="oncall.example.com")
+    assert_same(bare, django)
+    assert bare["status"].startswith("202") and stored == [1, 1]
+
+
+@override_settings(ALLOWED_HOSTS=["oncall.example.com"])
+def test_the_host_verdict_is_remembered_per_host(key, monkeypatch):
+    from django.core.handlers.wsgi import WSGIRequest
+
+    checks = []
+    real = WSGIRequest.get_host
+    monkeypatch.setattr(WSGIRequest, "get_host", lambda self: checks.append(1) or real(self))
+    app = PagerDutyWSGI(LeanWSGIHandler())
+    body = _body(pdpyras_trigger(routing_key=key, dedup_key="c"))
+    for host in ["oncall.example.com", "oncall.example.com", "evil.example.net", "evil.example.net"]:
+        call(app, URL, body, HTTP_HOST=host)
+    assert len(checks) == 2
+    with override_settings(ALLOWED_HOSTS=["evil.example.net"]):  # new settings, new verdicts
+        assert call(app, URL, body, HTTP_HOST="evil.example.net")["status"].startswith("202")

@@ -147,7 +147,7 @@ def test_hang_up_before_the_beep(client, line):
 def test_known_caller_is_named_and_verified(client, line):
     contact = CustomerContact.objects.create(organisation="Acme Retail", name="Dana Whitfield")
     CustomerPhone.objects.create(contact=contact, number=CALLER)
-    incoming(client)
+    incoming(client, StirVerstat="TN-Validation-Passed-A")
     piece(client, "recorded")
     incident = Incident.objects.get()
     assert incident.title == "Voicemail from Dana Whitfield (Acme Retail) on Emergency line"

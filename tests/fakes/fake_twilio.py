@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 _PATH_RE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<kind>Messages|Calls)\.json$")
+_RECORDING_RE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Recordings/(?P<sid>RE[0-9a-fA-F]+)\.json$")
 
 
 def _rfc2822(moment: datetime | None) -> str | None:
@@ -105,6 +106,10 @@ class FakeTwilio:
     def calls(self, to: str | None = None) -> list[dict]:
         with self.lock:
             return [c for c in self.resources["Calls"] if to is None or c["to"] == to]
+
+    def deleted_recordings(self) -> list[str]:
+        with self.lock:
+            return [r["sid"] for r in self.requests if r["method"] == "DELETE" and r.get("status") == 204]
 
     def create_requests(self, kind: str = "Messages") -> list[dict]:
         with self.lock:
@@ -254,6 +259,29 @@ class FakeTwilio:
                 entry["kind"] = match["kind"]
                 fake._record(entry)
                 self._send_json(200, fake._list(match["account"], match["kind"], query))
+
+            def do_DELETE(self) -> None:
+                """Recordings only: 204 for a recording not deleted before, 404 (Twilio's answer) after."""
+                match = _RECORDING_RE.match(urlsplit(self.path).path)
+                entry = {"method": "DELETE", "path": self.path, "kind": "Recordings", "at": time.time()}
+                if match is None:
+                    entry["status"] = 404
+                else:
+                    entry["sid"] = match["sid"]
+                    outcome = fake._outcome()
+                    gone = match["sid"] in fake.deleted_recordings()
+                    entry["status"] = 500 if outcome == "500" else 404 if gone else 204
+                fake._record(entry)
+                if entry["status"] == 204:
+                    try:
+                        self.send_response(204)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return None
+                code = {404: 20404, 500: 20500}[entry["status"]]
+                return self._send_json(entry["status"], {"code": code, "message": "x", "status": entry["status"]})
 
             def do_POST(self) -> None:
                 match, query = self._route()

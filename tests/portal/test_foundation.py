@@ -59,11 +59,18 @@ GOOD_PRODUCTION_ENV = {
     "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
     "ALLOWED_HOSTS": "oncall.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://oncall.example.com",
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
 }
 
 
 def test_production_settings_pass_check_deploy():
     result = _production_check(GOOD_PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_console_email_only_when_explicitly_allowed():
+    env = GOOD_PRODUCTION_ENV | {"EMAIL_BACKEND": "", "BACKSTOP_ALLOW_CONSOLE_EMAIL": "true"}
+    result = _production_check(env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -75,6 +82,9 @@ def test_production_settings_pass_check_deploy():
         ({"CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL"),
         ({"DEBUG": "true"}, "DEBUG"),
         ({"DATABASE_URL": "sqlite:////tmp/x.sqlite3"}, "PostgreSQL"),
+        ({"EMAIL_BACKEND": ""}, "EMAIL_BACKEND"),
+        ({"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}, "BACKSTOP_ALLOW_CONSOLE_EMAIL"),
+        ({"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}, "password-reset links"),
     ],
 )
 def test_production_settings_refuse_to_start_when_unsafe(missing, message):

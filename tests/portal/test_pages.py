@@ -238,3 +238,24 @@ def test_outbox_voice_key_acts_as_the_paged_person(login, team, role_users, inci
     login(role_users["engineer"]).post(reverse("portal:outbox_voice_key", args=[item.pk]), {"key": "1"})
     event = incident.timeline.get(kind="acknowledged")
     assert event.via == "voice" and event.actor == role_users["engineer"]
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_insights_csv_neutralises_formulas(login, team, role_users, policy, prefix):
+    import csv
+    import io
+
+    from escalations.services import incident_advance
+
+    engineer = role_users["engineer"]
+    engineer.email = f"{prefix}HYPERLINK(\"http://evil.example\";\"x\")@example.com"
+    engineer.save(update_fields=["email"])
+    from escalations.models import Page
+
+    incident_advance(incident_id=incident_trigger(team=team, title="x", severity="critical").incident.pk)
+    assert Page.objects.filter(user=engineer).update(status="sent") == 1
+    response = login(role_users["viewer"]).get(reverse("portal:insights_csv"), {"team": team.pk, "days": 7})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    keys = [row[1] for row in rows if row[0] == "pages"]
+    assert keys == ["'" + engineer.email]
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
@@ -22,7 +23,8 @@ class Command(BaseCommand):
         from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
 
         python = sys.executable
-        env = dict(os.environ)
+        # The children run with this command's settings (manage.py and Celery default to production).
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
         celery_worker = [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
                          "--pool=threads"]
         commands = {
