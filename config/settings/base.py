@@ -375,5 +375,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's line per request follows LOG_LEVEL (Django's own default prints every one).
+        "django.server": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO"),
+                          "propagate": False},
+        # An incident opened, acknowledged or resolved, a page sent (escalations.events): one line each,
+        # kept when LOG_LEVEL is WARNING.
+        "backstop.events": {"level": env.str("EVENTS_LOG_LEVEL", default="INFO")},
+    },
 }
