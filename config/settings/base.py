@@ -192,7 +192,8 @@ BACKSTOP_GAP_LOOKAHEAD_DAYS = env.int("GAP_LOOKAHEAD_DAYS", default=14)
 BACKSTOP_BEAT_STALE_AFTER = timedelta(seconds=env.int("BEAT_STALE_AFTER_SECONDS", default=120))
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
+# With a host named, kombu does not warn "No hostname was supplied" at every connection.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://localhost//"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     # Tasks are short and idempotent; redeliver an unacknowledged one after 5 minutes.
     "visibility_timeout": 300,

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
@@ -29,6 +30,9 @@ def devstack_commands(
     # The children's Django logging (config.settings.base) reads LOG_LEVEL; Celery sets its own.
     level = "INFO" if verbose else env.get("LOG_LEVEL") or "WARNING"
     env["LOG_LEVEL"] = level
+    if not verbose and getattr(settings, "EMAIL_FILE_PATH", None):
+        # The console backend would print every e-mail page in full, burying the one-line events.
+        env.setdefault("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
     celery = [python, "-m", "celery", "-A", "config", *([] if verbose else ["--quiet"])]
     celery_worker = [*celery, "worker", f"--loglevel={level}", "--concurrency=2", "--pool=threads"]
     commands = {
@@ -55,7 +59,10 @@ class Command(BaseCommand):
         procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(f"Backstop is up: http://{addr}/  (Ctrl-C stops web, workers and beat)"))
         if not verbose:
-            self.stdout.write("Console: warnings and one line per incident and page; bin/run --verbose: everything.")
+            self.stdout.write("Console: warnings, and one line per incident opened, acknowledged or resolved and "
+                              "per page sent; bin/run --verbose shows everything.")
+        if env.get("EMAIL_BACKEND", "").endswith("filebased.EmailBackend"):
+            self.stdout.write(f"E-mail is written to files in {settings.EMAIL_FILE_PATH}/")
 
         def stop(*_):
             for proc in procs.values():
