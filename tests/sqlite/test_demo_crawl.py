@@ -21,6 +21,8 @@ MAX_PAGES = 300
 
 
 def _assert_clean(results: list[RoleCrawl], call_incident: int) -> None:
+    for result in results:
+        print(f"{result.role}: {result.requests} requests, statuses {result.statuses}")
     failures = [f"{r.role}: {failure}" for r in results for failure in r.failures]
     assert not failures, "\n".join(failures[:40])
     assert not missing_details(results)
