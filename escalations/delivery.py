@@ -53,6 +53,8 @@ from escalations.channels import (
     channel_for,
     page_reference,
 )
+from escalations.channels.console import OUTBOX_PREFIX
+from escalations.events import event_log
 from escalations.models import Incident, Page, TimelineEvent
 
 logger = logging.getLogger(__name__)
@@ -503,6 +505,13 @@ def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> Non
                     )
                 )
         TimelineEvent.objects.bulk_create(events)
+        for carrier, pages, pid in sent:
+            others = {p.incident_id for p in pages} - {carrier.incident_id}
+            event_log(
+                "Paged %s by %s about incident #%s%s%s", _who(carrier), _channel_label(carrier.channel),
+                carrier.incident_id, f" (and {len(others)} more)" if others else "",
+                " — in the outbox (/outbox/)" if pid.startswith(OUTBOX_PREFIX) else "",
+            )
 
 
 def _record_temporary_failure(carrier: Page, pages: list[Page], error: str, now: datetime) -> DeliveryOutcome:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from escalations import engine
 from escalations import wakeups as wakeups_mod
+from escalations.events import event_log, short
 from escalations.models import EscalationPolicy, Incident, Page, TimelineEvent
 from escalations.targets import TargetResolver
 from portal.models import ContactMethod, NotificationRule, User
@@ -613,6 +614,8 @@ def _incident_open(*, team, title, details, severity, urgency, source, dedup_key
         message=f"Opened by {_name(actor) if actor else via}{reason}.",
         data={"source": source, "dedup_key": dedup_key, "policy": policy.name if policy else None},
     )
+    event_log("Incident #%s opened for %s (%s): %s%s", incident.pk, team.name, source, short(title),
+              " (nobody is paged)" if reason else "")
     _on_commit_advance(incident)
     return incident
 
@@ -681,6 +684,7 @@ def incident_acknowledge(*, incident: Incident, by: User | None, via: str, now: 
             message=f"Acknowledged by {_name(by)} via {TimelineEvent.Via(via).label}"
             + (f"; {canceled} pending page(s) canceled." if canceled else "."),
         )
+        event_log("Incident #%s acknowledged by %s via %s", locked.pk, _name(by), TimelineEvent.Via(via).label)
         _on_commit_advance(locked)
     _refresh(incident, locked)
     return True
@@ -703,6 +707,7 @@ def incident_resolve(
             incident=locked, kind=Kind.RESOLVED, actor=by, via=via, at=now,
             message=f"Resolved by {_name(by)} via {TimelineEvent.Via(via).label}." + (f" {note}" if note else ""),
         )
+        event_log("Incident #%s resolved by %s via %s", locked.pk, _name(by), TimelineEvent.Via(via).label)
     _refresh(incident, locked)
     return True
 

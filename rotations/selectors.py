@@ -374,10 +374,16 @@ def user_rotation_team_ids(*, user, since: datetime, until: datetime) -> set[int
     """Teams with a rotation the user is (or was) in, or takes an override of in the window.
 
     A UNION of two indexed lookups: the OR across both joins made PostgreSQL scan every rotation.
+    Neither part may carry its model's default ordering: SQLite refuses ORDER BY inside a compound
+    statement, and the result is a set anyway.
     """
-    participating = Rotation.objects.filter(eras__participant_links__user=user).values_list("team_id", flat=True)
-    overriding = Override.objects.filter(user=user, start__lt=until, end__gt=since).values_list(
-        "rotation__team_id", flat=True
+    participating = (
+        Rotation.objects.filter(eras__participant_links__user=user).order_by().values_list("team_id", flat=True)
+    )
+    overriding = (
+        Override.objects.filter(user=user, start__lt=until, end__gt=since)
+        .order_by()
+        .values_list("rotation__team_id", flat=True)
     )
     return set(participating.union(overriding))
 

@@ -214,7 +214,8 @@ BACKSTOP_GAP_LOOKAHEAD_DAYS = env.int("GAP_LOOKAHEAD_DAYS", default=14)
 BACKSTOP_BEAT_STALE_AFTER = timedelta(seconds=env.int("BEAT_STALE_AFTER_SECONDS", default=120))
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
+# With a host named, kombu does not warn "No hostname was supplied" at every connection.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://localhost//"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     # Tasks are short and idempotent; redeliver an unacknowledged one after 5 minutes.
     "visibility_timeout": 300,
@@ -417,5 +418,13 @@ LOGGING = {
     "filters": {"redact": {"()": "config.log_redaction.RedactFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's line per request follows LOG_LEVEL (Django's own default prints every one).
+        "django.server": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO"),
+                          "propagate": False},
+        # An incident opened, acknowledged or resolved, a page sent (escalations.events): one line each,
+        # kept when LOG_LEVEL is WARNING.
+        "backstop.events": {"level": env.str("EVENTS_LOG_LEVEL", default="INFO")},
+    },
 }

@@ -1,7 +1,7 @@
 """Local demo and development: SQLite and the filesystem broker unless the environment says otherwise."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import VAR_DIR, env
 
 DEBUG = env.bool("DEBUG", default=True)
 BACKSTOP_REQUIRE_STAFF_MFA = env.bool("BACKSTOP_REQUIRE_STAFF_MFA", default=False)
@@ -13,3 +13,5 @@ STORAGES = {
 # SID Twilio still counts as "not configured" (escalations.channels.twilio.twilio_configured), so
 # every page stays in the outbox.
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="") or "local-demo-auth-token"
+# Where e-mail goes when EMAIL_BACKEND is the file backend (`manage.py devstack` without --verbose).
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")

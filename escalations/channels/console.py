@@ -7,6 +7,9 @@ from datetime import datetime
 from escalations.channels.base import OutgoingMessage, SendResult
 from escalations.models import OutboxMessage
 
+# Provider ids of messages the outbox took instead of a provider.
+OUTBOX_PREFIX = "OUTBOX"
+
 
 class ConsoleChannel:
     def __init__(self, kind: str) -> None:
@@ -24,7 +27,7 @@ class ConsoleChannel:
             recipient_id=message.user_id,
             verifies_id=message.contact_method_id,
         )
-        return SendResult(provider_id=f"OUTBOX{row.pk}", status="sent")
+        return SendResult(provider_id=f"{OUTBOX_PREFIX}{row.pk}", status="sent")
 
     def find_sent(self, message: OutgoingMessage, *, since: datetime, exclude_ids: set[str]) -> str | None:
         if not message.page_id:
@@ -32,6 +35,6 @@ class ConsoleChannel:
         for pk in OutboxMessage.objects.filter(page_id=message.page_id, channel=message.channel).values_list(
             "pk", flat=True
         ):
-            if f"OUTBOX{pk}" not in exclude_ids:
-                return f"OUTBOX{pk}"
+            if f"{OUTBOX_PREFIX}{pk}" not in exclude_ids:
+                return f"{OUTBOX_PREFIX}{pk}"
         return None
