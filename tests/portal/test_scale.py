@@ -155,14 +155,16 @@ def test_schedule_override_pickers_are_scoped(login, staff):
     body = client.get(reverse("portal:schedule"), {"team": other.slug}).content.decode()
     assert f'<option value="{other_rotation.pk}"' in body and f'<option value="{other_person.pk}"' in body
     assert f'<option value="{own_rotation.pk}"' not in body and f'value="{other.slug}"' in body
-    # Staff may still take the pager in a team they are not in.
+    # Staff outside the team may hand its pager to one of its members, but never take it themselves.
     start = timezone.localtime(timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     end = timezone.localtime(timezone.now() + timedelta(days=3, hours=2)).strftime("%Y-%m-%dT%H:%M")
-    response = client.post(reverse("portal:override_create"), {
-        "rotation": other_rotation.pk, "position": "primary", "start": start, "end": end, "team": other.slug,
-    })
+    fields = {"rotation": other_rotation.pk, "position": "primary", "start": start, "end": end, "team": other.slug}
+    response = client.post(reverse("portal:override_create"), fields)
+    assert response.status_code == 400
+    assert not Override.objects.filter(rotation=other_rotation).exists()
+    response = client.post(reverse("portal:override_create"), {**fields, "taker": other_person.pk})
     assert response.status_code == 302
-    assert Override.objects.filter(rotation=other_rotation, user=staff).exists()
+    assert Override.objects.filter(rotation=other_rotation, user=other_person).exists()
 
 
 def test_override_form_error_keeps_the_chosen_rotation(login, staff):
