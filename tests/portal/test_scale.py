@@ -161,7 +161,7 @@ def test_schedule_override_pickers_are_scoped(login, staff):
     fields = {"rotation": other_rotation.pk, "position": "primary", "start": start, "end": end, "team": other.slug}
     response = client.post(reverse("portal:override_create"), fields)
     assert response.status_code == 400
-    assert not Override.objects.filter(rotation=other_rotation).exists()
+    assert not Override.objects.filter(rotation=other_rotation, user=staff).exists()
     response = client.post(reverse("portal:override_create"), {**fields, "taker": other_person.pk})
     assert response.status_code == 302
     assert Override.objects.filter(rotation=other_rotation, user=other_person).exists()
