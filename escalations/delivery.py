@@ -406,9 +406,7 @@ def _send_many(messages: list[OutgoingMessage]) -> list[SendResult | Exception]:
     """The provider calls, outside any transaction. Twilio calls are network waits, so a batch's calls
     go out together (each thread has its own HTTP client): the batch takes about as long as its slowest
     call instead of the sum of them. Other channels (outbox, e-mail) are called one by one."""
-    together = len(messages) > 1 and all(
-        getattr(channel_for(m.channel), "concurrent_sends", False) for m in messages
-    )
+    together = len(messages) > 1 and all(getattr(channel_for(m.channel), "concurrent_sends", False) for m in messages)
     if not together:
         return [_send_one(m) for m in messages]
     return list(_send_pool().map(_send_one, messages))
@@ -482,7 +480,8 @@ def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> Non
                 When(sending | Q(provider_id=""), then=provider_id), default=F("provider_id"), output_field=CharField()
             ),
             sent_at=Case(
-                When(sending, then=Value(now)), default=Coalesce(F("sent_at"), Value(now)),
+                When(sending, then=Value(now)),
+                default=Coalesce(F("sent_at"), Value(now)),
                 output_field=DateTimeField(),
             ),
         )
@@ -508,8 +507,11 @@ def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> Non
         for carrier, pages, pid in sent:
             others = {p.incident_id for p in pages} - {carrier.incident_id}
             event_log(
-                "Paged %s by %s about incident #%s%s%s", _who(carrier), _channel_label(carrier.channel),
-                carrier.incident_id, f" (and {len(others)} more)" if others else "",
+                "Paged %s by %s about incident #%s%s%s",
+                _who(carrier),
+                _channel_label(carrier.channel),
+                carrier.incident_id,
+                f" (and {len(others)} more)" if others else "",
                 " — in the outbox (/outbox/)" if pid.startswith(OUTBOX_PREFIX) else "",
             )
 

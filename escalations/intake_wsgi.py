@@ -57,12 +57,16 @@ class _HostCheck:
         self._verdicts: dict[tuple, DisallowedHost | None] = {}
 
     def __call__(self, environ: dict) -> DisallowedHost | None:
-        current = (settings.ALLOWED_HOSTS, settings.DEBUG, settings.USE_X_FORWARDED_HOST,
-                   settings.USE_X_FORWARDED_PORT)
+        current = (settings.ALLOWED_HOSTS, settings.DEBUG, settings.USE_X_FORWARDED_HOST, settings.USE_X_FORWARDED_PORT)
         if not all(a is b for a, b in zip(current, self._settings, strict=False)) or not self._settings:
             self._settings, self._verdicts = current, {}
-        key = (environ.get("HTTP_HOST"), environ.get("HTTP_X_FORWARDED_HOST"), environ.get("SERVER_NAME"),
-               environ.get("SERVER_PORT"), environ.get("HTTP_X_FORWARDED_PORT"))
+        key = (
+            environ.get("HTTP_HOST"),
+            environ.get("HTTP_X_FORWARDED_HOST"),
+            environ.get("SERVER_NAME"),
+            environ.get("SERVER_PORT"),
+            environ.get("HTTP_X_FORWARDED_PORT"),
+        )
         try:
             return self._verdicts[key]
         except KeyError:
@@ -152,10 +156,15 @@ class PagerDutyWSGI:
         except Exception as exc:
             return self._error(environ, start_response, exc)
         content = answer.content()
-        start_response(_STATUS[answer.status], [
-            ("Content-Type", "application/json"), *answer.headers, *self.security_headers(secure),
-            ("Content-Length", str(len(content))),
-        ])
+        start_response(
+            _STATUS[answer.status],
+            [
+                ("Content-Type", "application/json"),
+                *answer.headers,
+                *self.security_headers(secure),
+                ("Content-Length", str(len(content))),
+            ],
+        )
         return _Body(content, answer.accepted)
 
     def _error(self, environ, start_response, exc: Exception):

@@ -21,9 +21,11 @@ PHONE_KINDS = (ContactMethod.Kind.SMS, ContactMethod.Kind.VOICE)
 
 def outbox_verified_numbers(*, user: User, kinds: tuple[str, ...] = PHONE_KINDS) -> list[str]:
     """The person's verified phone numbers of `kinds`, each once, oldest method first."""
-    values = ContactMethod.objects.filter(user=user, kind__in=kinds, verified_at__isnull=False).order_by(
-        "pk"
-    ).values_list("value", flat=True)
+    values = (
+        ContactMethod.objects.filter(user=user, kind__in=kinds, verified_at__isnull=False)
+        .order_by("pk")
+        .values_list("value", flat=True)
+    )
     return list(dict.fromkeys(values))
 
 
@@ -32,9 +34,7 @@ def outbox_messages_visible(*, user: User) -> QuerySet[OutboxMessage]:
     codes = Q(recipient=user, verifies__user=user)
     visible = mine | codes
     if user.is_staff:
-        visible |= Q(recipient__isnull=True, verifies__isnull=True) & ~Q(
-            to__in=ContactMethod.objects.values("value")
-        )
+        visible |= Q(recipient__isnull=True, verifies__isnull=True) & ~Q(to__in=ContactMethod.objects.values("value"))
     return (
         OutboxMessage.objects.filter(visible)
         .select_related("page", "page__user", "incident")

@@ -52,8 +52,9 @@ def recording_delete(*, recording_sid: str) -> bool:
         logger.warning("Recording %s not deleted at Twilio (HTTP %s); kept for the next run", recording_sid, exc.status)
         return False
     except (TwilioException, OSError) as exc:
-        logger.warning("Recording %s not deleted at Twilio (%s); kept for the next run", recording_sid,
-                       type(exc).__name__)
+        logger.warning(
+            "Recording %s not deleted at Twilio (%s); kept for the next run", recording_sid, type(exc).__name__
+        )
         return False
     return True
 
@@ -65,8 +66,10 @@ def calls_purge(*, now: datetime, chunk: int = 1000) -> tuple[int, int, int]:
     kept_ids: set[int] = set()
     while True:
         rows = list(
-            CallRecord.objects.filter(started_at__lt=cutoff).exclude(pk__in=kept_ids)
-            .order_by("started_at").values_list("id", "recording_sid", "simulated")[:chunk]
+            CallRecord.objects.filter(started_at__lt=cutoff)
+            .exclude(pk__in=kept_ids)
+            .order_by("started_at")
+            .values_list("id", "recording_sid", "simulated")[:chunk]
         )
         if not rows:
             return deleted, recordings, kept
@@ -87,8 +90,11 @@ def outbox_purge(*, now: datetime, chunk: int = 10_000) -> int:
     cutoff = now - settings.BACKSTOP_OUTBOX_RETENTION
     deleted = 0
     while True:
-        ids = list(OutboxMessage.objects.filter(created_at__lt=cutoff).order_by("created_at")
-                   .values_list("id", flat=True)[:chunk])
+        ids = list(
+            OutboxMessage.objects.filter(created_at__lt=cutoff)
+            .order_by("created_at")
+            .values_list("id", flat=True)[:chunk]
+        )
         if not ids:
             return deleted
         deleted += OutboxMessage.objects.filter(pk__in=ids).delete()[0]
@@ -112,5 +118,10 @@ def payloads_purge(*, now: datetime, chunk: int = 10_000) -> int:
 
 def retention_purge(*, now: datetime) -> PurgeResult:
     calls, recordings, kept = calls_purge(now=now)
-    return PurgeResult(calls=calls, recordings=recordings, recordings_kept=kept, outbox=outbox_purge(now=now),
-                       payloads=payloads_purge(now=now))
+    return PurgeResult(
+        calls=calls,
+        recordings=recordings,
+        recordings_kept=kept,
+        outbox=outbox_purge(now=now),
+        payloads=payloads_purge(now=now),
+    )

@@ -25,8 +25,13 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
-        extra_kwargs = {"expires_at": {"required": True, "allow_null": False,
-                                       "help_text": "In the future, at most one year from now"}}
+        extra_kwargs = {
+            "expires_at": {
+                "required": True,
+                "allow_null": False,
+                "help_text": "In the future, at most one year from now",
+            }
+        }
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
@@ -37,12 +42,19 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 @extend_schema_view(
-    create=extend_schema(summary="Create a token (returned once; signed-in sessions only, not with a token)",
-                         responses={201: ApiTokenCreatedSerializer}),
+    create=extend_schema(
+        summary="Create a token (returned once; signed-in sessions only, not with a token)",
+        responses={201: ApiTokenCreatedSerializer},
+    ),
     destroy=extend_schema(summary="Revoke a token", responses={204: None}),
 )
-class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class ApiTokenViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """Your own personal API tokens."""
 
     serializer_class = ApiTokenSerializer
@@ -60,8 +72,11 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             )
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        token, raw = services.api_token_create(user=request.user, name=serializer.validated_data["name"],
-                                               expires_at=serializer.validated_data["expires_at"])
+        token, raw = services.api_token_create(
+            user=request.user,
+            name=serializer.validated_data["name"],
+            expires_at=serializer.validated_data["expires_at"],
+        )
         data = ApiTokenSerializer(token).data
         data["token"] = raw
         return Response(data, status=status.HTTP_201_CREATED)

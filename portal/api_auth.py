@@ -64,9 +64,9 @@ class StaffMfaSessionAuthentication(authentication.SessionAuthentication):
 
     messages = {
         StaffMfa.ENROL: "Staff accounts must set up two-factor authentication before using the API: "
-                        "enrol an authenticator app in the portal, or use an API token.",
+        "enrol an authenticator app in the portal, or use an API token.",
         StaffMfa.SIGN_IN_AGAIN: "This session did not pass two-factor authentication: sign in again "
-                                "with your authenticator code, or use an API token.",
+        "with your authenticator code, or use an API token.",
     }
 
     def authenticate(self, request):

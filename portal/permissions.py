@@ -53,9 +53,7 @@ def can_manage_team(user: User, team: Team | int) -> bool:
 
 
 def can_work_incidents(user: User, team: Team | int) -> bool:
-    return user.is_authenticated and (
-        user.is_staff or team_role_get(user=user, team=team) in (MANAGER, ENGINEER)
-    )
+    return user.is_authenticated and (user.is_staff or team_role_get(user=user, team=team) in (MANAGER, ENGINEER))
 
 
 def can_manage_exclusion_for(user: User, subject: User) -> bool:
@@ -75,8 +73,9 @@ def can_manage_exclusion_for(user: User, subject: User) -> bool:
         return False
     affected = set(Membership.objects.filter(user=subject).values_list("team_id", flat=True))
     affected |= set(
-        Rotation.objects.filter(Q(eras__participant_links__user=subject) | Q(overrides__user=subject))
-        .values_list("team_id", flat=True)
+        Rotation.objects.filter(Q(eras__participant_links__user=subject) | Q(overrides__user=subject)).values_list(
+            "team_id", flat=True
+        )
     )
     return bool(affected) and affected <= managed
 

@@ -50,8 +50,11 @@ def phone_normalise(value: str) -> str:
         number = phonenumbers.parse(value.strip(), None)
     except phonenumbers.NumberParseException:
         raise ValidationError(
-            {"value": ["Enter the number in international format with a leading + and country code, "
-                       "e.g. +4915123456789."]}
+            {
+                "value": [
+                    "Enter the number in international format with a leading + and country code, e.g. +4915123456789."
+                ]
+            }
         ) from None
     if not phonenumbers.is_valid_number(number):
         raise ValidationError({"value": [f"{value.strip()} is not a valid phone number for its country."]})
@@ -72,10 +75,14 @@ def phone_country_allowed(number: phonenumbers.PhoneNumber) -> bool:
 def phone_country_check(number: phonenumbers.PhoneNumber) -> None:
     # Texting or calling premium-rate destinations is how verification codes get abused for toll fraud.
     if not phone_country_allowed(number):
-        raise ValidationError({"value": [
-            f"Numbers in {phonenumbers.region_code_for_number(number) or '+' + str(number.country_code)} "
-            "cannot be used here. Ask staff which countries Backstop may text and call."
-        ]})
+        raise ValidationError(
+            {
+                "value": [
+                    f"Numbers in {phonenumbers.region_code_for_number(number) or '+' + str(number.country_code)} "
+                    "cannot be used here. Ask staff which countries Backstop may text and call."
+                ]
+            }
+        )
 
 
 def contact_method_add(*, user: User, kind: str, value: str, label: str = "") -> ContactMethod:
@@ -117,8 +124,15 @@ def _code_deliver(method: ContactMethod, code: str) -> None:
     from escalations.channels import OutgoingMessage, channel_for
 
     channel_for(method.kind).send(
-        OutgoingMessage(channel=method.kind, to=method.value, body=body, subject="Backstop verification code",
-                        kind="notice", user_id=method.user_id, contact_method_id=method.pk)
+        OutgoingMessage(
+            channel=method.kind,
+            to=method.value,
+            body=body,
+            subject="Backstop verification code",
+            kind="notice",
+            user_id=method.user_id,
+            contact_method_id=method.pk,
+        )
     )
 
 
@@ -184,13 +198,17 @@ def contact_method_verify(*, method: ContactMethod, code: str, now: datetime | N
             problem = "That code has expired (codes last 10 minutes). Send a new one."
         elif locked.verification_attempts >= MAX_ATTEMPTS:
             problem = "Too many wrong codes. Send a new one."
-        elif not hmac.compare_digest(locked.verification_code_hash,
-                                     _code_hash(locked, (code or "").strip().replace(" ", ""))):
+        elif not hmac.compare_digest(
+            locked.verification_code_hash, _code_hash(locked, (code or "").strip().replace(" ", ""))
+        ):
             locked.verification_attempts += 1
             locked.save(update_fields=["verification_attempts"])
             left = MAX_ATTEMPTS - locked.verification_attempts
-            problem = f"That code is not right. {left} attempt(s) left." if left else (
-                "Too many wrong codes. Send a new one.")
+            problem = (
+                f"That code is not right. {left} attempt(s) left."
+                if left
+                else ("Too many wrong codes. Send a new one.")
+            )
         else:
             locked.verified_at = now
             locked.verification_code_hash = ""
@@ -209,8 +227,9 @@ def contact_method_delete(*, method: ContactMethod) -> None:
 # --------------------------------------------------------------------- notification rules
 
 
-def notification_rule_add(*, user: User, contact_method: ContactMethod, delay: timedelta,
-                          urgency: str = NotificationRule.Urgency.ANY) -> NotificationRule:
+def notification_rule_add(
+    *, user: User, contact_method: ContactMethod, delay: timedelta, urgency: str = NotificationRule.Urgency.ANY
+) -> NotificationRule:
     if contact_method.user_id != user.pk:
         raise ValidationError({"contact_method": ["Choose one of your own contact methods."]})
     if delay < timedelta(0) or delay > timedelta(hours=2):
@@ -230,8 +249,9 @@ def notification_rule_delete(*, rule: NotificationRule) -> None:
 def notification_rule_move(*, rule: NotificationRule, direction: int) -> None:
     """Swap with the neighbour above (-1) or below (+1); renumber so orders are 0..n-1."""
     with transaction.atomic():
-        rules = list(NotificationRule.objects.select_for_update().filter(user_id=rule.user_id)
-                     .order_by("order", "delay", "id"))
+        rules = list(
+            NotificationRule.objects.select_for_update().filter(user_id=rule.user_id).order_by("order", "delay", "id")
+        )
         index = next(i for i, r in enumerate(rules) if r.pk == rule.pk)
         other = index + direction
         if 0 <= other < len(rules):
@@ -251,8 +271,9 @@ TOKEN_LIFETIME_MAX = timedelta(days=365)
 TOKEN_LIFETIME_CHOICES_DAYS = (30, 90, 365)
 
 
-def api_token_create(*, user: User, name: str, expires_at: datetime | None = None,
-                     now: datetime | None = None) -> tuple[ApiToken, str]:
+def api_token_create(
+    *, user: User, name: str, expires_at: datetime | None = None, now: datetime | None = None
+) -> tuple[ApiToken, str]:
     """Returns the row and the raw token; only the hash is stored, so show the raw token once.
 
     Callers must only offer this to an interactive session (a person signed in, staff with their
@@ -269,8 +290,9 @@ def api_token_create(*, user: User, name: str, expires_at: datetime | None = Non
     if expires_at > now + TOKEN_LIFETIME_MAX:
         raise ValidationError({"expires_at": ["A token lives at most one year."]})
     raw = token_generate()
-    token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:12], key_hash=token_hash(raw),
-                                    expires_at=expires_at)
+    token = ApiToken.objects.create(
+        user=user, name=name[:100], prefix=raw[:12], key_hash=token_hash(raw), expires_at=expires_at
+    )
     return token, raw
 
 

@@ -35,9 +35,21 @@ ROLES = {
 # The main pages, in case a role's navigation leaves one out, and pages no page links to (a team's
 # handover note and log, the account's password and two-factor pages). 4xx is fine here, never 5xx.
 SEEDS = (
-    "/", "/incidents/", "/schedule/", "/teams/", "/insights/", "/profile/", "/outbox/", "/calls/", "/api/docs/",
-    "/rosters/teams/payments/handover-note/", "/rosters/teams/platform/handovers/", "/accounts/password/change/",
-    "/accounts/email/", "/accounts/2fa/", "/accounts/2fa/totp/activate/",
+    "/",
+    "/incidents/",
+    "/schedule/",
+    "/teams/",
+    "/insights/",
+    "/profile/",
+    "/outbox/",
+    "/calls/",
+    "/api/docs/",
+    "/rosters/teams/payments/handover-note/",
+    "/rosters/teams/platform/handovers/",
+    "/accounts/password/change/",
+    "/accounts/email/",
+    "/accounts/2fa/",
+    "/accounts/2fa/totp/activate/",
 )
 SKIP = re.compile(
     r"logout|signout|/admin/|delete|revoke|remove|rotate|recording|/static/|/media/|\.ics\b|/ical/|csv"
@@ -126,8 +138,9 @@ class _Page(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "select" and self._select is not None and self._form is not None:
             name, options, chosen = self._select
-            self._form["fields"].append((name, "select", options, chosen if chosen is not None else
-                                         (options[0] if options else "")))
+            self._form["fields"].append(
+                (name, "select", options, chosen if chosen is not None else (options[0] if options else ""))
+            )
             self._select = None
         elif tag == "form" and self._form is not None:
             self._submissions(self._form)
@@ -270,8 +283,13 @@ def demo_activity() -> int:
 
     due = Page.objects.filter(status=Page.Status.PENDING, due_at__lte=datetime.now(UTC) + timedelta(seconds=5))
     pages_deliver(page_ids=list(due.values_list("pk", flat=True)))
-    record = call_simulate(line=PhoneLine.objects.get(number="+15550100999"), from_number="+15550142001",
-                           digit="1", transcript="Our checkout is down, customers cannot pay.", duration=14)
+    record = call_simulate(
+        line=PhoneLine.objects.get(number="+15550100999"),
+        from_number="+15550142001",
+        digit="1",
+        transcript="Our checkout is down, customers cannot pay.",
+        duration=14,
+    )
     assert record is not None and record.incident_id is not None, record
     return record.incident_id
 

@@ -421,8 +421,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # runserver's line per request follows LOG_LEVEL (Django's own default prints every one).
-        "django.server": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO"),
-                          "propagate": False},
+        "django.server": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO"), "propagate": False},
         # An incident opened, acknowledged or resolved, a page sent (escalations.events): one line each,
         # kept when LOG_LEVEL is WARNING.
         "backstop.events": {"level": env.str("EVENTS_LOG_LEVEL", default="INFO")},

@@ -7,10 +7,13 @@ from urllib.parse import urlsplit
 import pytest
 
 
-@pytest.mark.parametrize(("path", "rendered"), [
-    ("/api/docs/", ".swagger-ui .opblock"),
-    ("/api/redoc/", "[data-section-id^='tag/']"),
-])
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [
+        ("/api/docs/", ".swagger-ui .opblock"),
+        ("/api/redoc/", "[data-section-id^='tag/']"),
+    ],
+)
 def test_api_reference_renders_without_leaving_the_installation(browser_at, path, rendered):
     browser = browser_at("desktop")
     own = urlsplit(browser.base_url).netloc

@@ -10,16 +10,19 @@ from tests.escalations.phone_support import CALLER, call_params, make_line, page
 RECORDING = "https://api.twilio.com/2010-04-01/Accounts/AC00/Recordings/RE0123456789abcdef"
 
 
-@pytest.mark.parametrize(("text", "secret"), [
-    ("SMS to +4915123456789 failed", "+4915123456789"),
-    ("call from +1 (555) 014-2001 refused", "555"),
-    ("bare number 4915123456789", "4915123456789"),
-    (f"fetch {RECORDING} failed", "RE0123456789abcdef"),
-    ("token bst_Abcdefghijklmnop_qrstuvwx used", "bst_Abcdefghijklmnop"),
-    ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnop"),
-    ("{'TranscriptionText': ['Checkout is down, call Dana']}", "Checkout"),
-    ("reset at https://oncall.example.com/accounts/password/reset/key/3-abc-def/", "3-abc-def"),
-])
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("SMS to +4915123456789 failed", "+4915123456789"),
+        ("call from +1 (555) 014-2001 refused", "555"),
+        ("bare number 4915123456789", "4915123456789"),
+        (f"fetch {RECORDING} failed", "RE0123456789abcdef"),
+        ("token bst_Abcdefghijklmnop_qrstuvwx used", "bst_Abcdefghijklmnop"),
+        ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnop"),
+        ("{'TranscriptionText': ['Checkout is down, call Dana']}", "Checkout"),
+        ("reset at https://oncall.example.com/accounts/password/reset/key/3-abc-def/", "3-abc-def"),
+    ],
+)
 def test_redact_masks_personal_data_and_secrets(text, secret):
     assert secret not in redact(text)
 
@@ -33,8 +36,15 @@ def test_filter_rewrites_message_args_and_exception_text():
     try:
         raise ValueError("The 'To' number +15550142001 is not a valid phone number")
     except ValueError:
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "SMS to %s: %s", ("+15550142001", "x"),
-                                   exc_info=__import__("sys").exc_info())
+        record = logging.LogRecord(
+            "x",
+            logging.ERROR,
+            __file__,
+            1,
+            "SMS to %s: %s",
+            ("+15550142001", "x"),
+            exc_info=__import__("sys").exc_info(),
+        )
     assert RedactFilter().filter(record)
     assert "+1555" not in record.getMessage() and "+1555" not in record.exc_text
 
@@ -56,8 +66,12 @@ def test_a_failing_callback_logs_no_number_or_transcript(client, caplog, monkeyp
         raise RuntimeError("boom")
 
     monkeypatch.setattr(phone, "call_transcription_received", broken)
-    params = call_params("CA" + "7" * 32, TranscriptionText="Checkout is down, call Dana on +15550142099",
-                         TranscriptionStatus="completed", RecordingUrl=RECORDING)
+    params = call_params(
+        "CA" + "7" * 32,
+        TranscriptionText="Checkout is down, call Dana on +15550142099",
+        TranscriptionStatus="completed",
+        RecordingUrl=RECORDING,
+    )
     with caplog.at_level(logging.WARNING):
         assert twilio_post(client, "phone_line_transcription", params).status_code == 204
         params.pop("CallSid")

@@ -42,4 +42,3 @@ def test_devstack_children_inherit_the_chosen_settings():
     for verbose in (False, True):
         _, env = devstack.devstack_commands(addr="127.0.0.1:0", verbose=verbose, environ={})
         assert env["DJANGO_SETTINGS_MODULE"] == settings.SETTINGS_MODULE
-

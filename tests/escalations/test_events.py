@@ -31,12 +31,12 @@ def _lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "backstop.events"]
 
 
-def test_one_line_each_for_open_page_acknowledge_and_resolve(payments, caplog,
-                                                             django_capture_on_commit_callbacks):
+def test_one_line_each_for_open_page_acknowledge_and_resolve(payments, caplog, django_capture_on_commit_callbacks):
     caplog.set_level(logging.INFO, logger="backstop.events")
     with django_capture_on_commit_callbacks(execute=True):
-        incident = incident_trigger(team=payments, title="Checkout   failing\nfor everyone", source="api",
-                                    now=NOW).incident
+        incident = incident_trigger(
+            team=payments, title="Checkout   failing\nfor everyone", source="api", now=NOW
+        ).incident
     with django_capture_on_commit_callbacks(execute=True):
         incident_advance(incident_id=incident.pk, now=NOW)
         due = Page.objects.filter(incident=incident, due_at__lte=NOW)

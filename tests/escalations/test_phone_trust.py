@@ -26,11 +26,15 @@ def customer():
 
 def voicemail(client, n: int, caller: str, **incoming_extra) -> CallRecord:
     sid = f"CA{n:032d}"
-    response = twilio_post(client, "phone_line_incoming",
-                           call_params(sid, caller=caller, CallStatus="ringing", **incoming_extra))
+    response = twilio_post(
+        client, "phone_line_incoming", call_params(sid, caller=caller, CallStatus="ringing", **incoming_extra)
+    )
     assert response.status_code == 200
-    twilio_post(client, "phone_line_recorded",
-                recording_params(sid, sid=f"RE{n:032d}", duration=14, CallStatus="in-progress", Digits="#"))
+    twilio_post(
+        client,
+        "phone_line_recorded",
+        recording_params(sid, sid=f"RE{n:032d}", duration=14, CallStatus="in-progress", Digits="#"),
+    )
     return CallRecord.objects.get(call_sid=sid)
 
 

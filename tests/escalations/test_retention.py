@@ -19,8 +19,12 @@ OLD = NOW - timedelta(days=100)
 def call(n: int, *, started_at, recording: bool = True, simulated: bool = False) -> CallRecord:
     sid = f"RE{n:032x}"
     return CallRecord.objects.create(
-        call_sid=f"CA{n:032x}", from_number="+15550142001", to_number="+15550100999", started_at=started_at,
-        recording_sid=sid if recording else "", transcript="Checkout is down",
+        call_sid=f"CA{n:032x}",
+        from_number="+15550142001",
+        to_number="+15550100999",
+        started_at=started_at,
+        recording_sid=sid if recording else "",
+        transcript="Checkout is down",
         recording_url=f"https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/{sid}" if recording else "",
         simulated=simulated,
     )
@@ -28,8 +32,11 @@ def call(n: int, *, started_at, recording: bool = True, simulated: bool = False)
 
 def test_old_calls_and_their_recordings_are_deleted(fake_twilio, settings):
     settings.BACKSTOP_CALL_RETENTION = timedelta(days=90)
-    old, old_no_recording, old_simulated = call(1, started_at=OLD), call(2, started_at=OLD, recording=False), \
-        call(3, started_at=OLD, simulated=True)
+    old, old_no_recording, old_simulated = (
+        call(1, started_at=OLD),
+        call(2, started_at=OLD, recording=False),
+        call(3, started_at=OLD, simulated=True),
+    )
     recent = call(4, started_at=NOW - timedelta(days=10))
     deleted, recordings, kept = retention.calls_purge(now=NOW, chunk=2)
     assert (deleted, recordings, kept) == (3, 1, 0)
@@ -59,17 +66,24 @@ def test_old_outbox_rows_are_deleted(settings):
 def test_payloads_of_old_alerts_and_long_resolved_incidents_are_emptied(settings):
     settings.BACKSTOP_PAYLOAD_RETENTION = timedelta(days=90)
     integration = IntegrationFactory()
-    old_alert = Alert.objects.create(integration=integration, received_at=OLD, action="trigger", status="created",
-                                     payload={"caller": "+15550142001"})
-    new_alert = Alert.objects.create(integration=integration, received_at=NOW, action="trigger", status="created",
-                                     payload={"caller": "+15550142002"})
-    resolved = IncidentFactory(team=integration.team, payload={"caller": "+1"}, status=Incident.Status.RESOLVED,
-                               resolved_at=OLD)
+    old_alert = Alert.objects.create(
+        integration=integration, received_at=OLD, action="trigger", status="created", payload={"caller": "+15550142001"}
+    )
+    new_alert = Alert.objects.create(
+        integration=integration, received_at=NOW, action="trigger", status="created", payload={"caller": "+15550142002"}
+    )
+    resolved = IncidentFactory(
+        team=integration.team, payload={"caller": "+1"}, status=Incident.Status.RESOLVED, resolved_at=OLD
+    )
     open_old = IncidentFactory(team=integration.team, payload={"caller": "+2"})
     Incident.objects.filter(pk=open_old.pk).update(created_at=OLD)
     assert retention.payloads_purge(now=NOW, chunk=1) == 2
-    for obj, payload in ((old_alert, {}), (new_alert, {"caller": "+15550142002"}), (resolved, {}),
-                         (open_old, {"caller": "+2"})):
+    for obj, payload in (
+        (old_alert, {}),
+        (new_alert, {"caller": "+15550142002"}),
+        (resolved, {}),
+        (open_old, {"caller": "+2"}),
+    ):
         obj.refresh_from_db()
         assert obj.payload == payload
     assert retention.payloads_purge(now=NOW) == 0

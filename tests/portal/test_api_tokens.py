@@ -91,8 +91,11 @@ def test_garbage_token_rejected():
 def test_a_token_cannot_mint_tokens():
     user = UserFactory()
     client = api_client(user)
-    r = client.post("/api/v1/tokens/", {"name": "more", "expires_at": (timezone.now() + timedelta(days=1)).isoformat()},
-                    format="json")
+    r = client.post(
+        "/api/v1/tokens/",
+        {"name": "more", "expires_at": (timezone.now() + timedelta(days=1)).isoformat()},
+        format="json",
+    )
     assert r.status_code == 403
     assert "signed-in session" in r.json()["message"]
     assert ApiToken.objects.filter(user=user).count() == 1
@@ -110,8 +113,10 @@ def test_expired_and_revoked_tokens_are_refused_with_the_reason():
     assert r.status_code == 401 and "was revoked" in r.json()["message"]
 
 
-@pytest.mark.parametrize(("posted", "days"), [({}, 90), ({"expires_in_days": "30"}, 30),
-                                               ({"expires_in_days": "90"}, 90), ({"expires_in_days": "365"}, 365)])
+@pytest.mark.parametrize(
+    ("posted", "days"),
+    [({}, 90), ({"expires_in_days": "30"}, 30), ({"expires_in_days": "90"}, 90), ({"expires_in_days": "365"}, 365)],
+)
 def test_portal_tokens_expire_after_the_chosen_lifetime(login, posted, days):
     user = UserFactory()
     before = timezone.now()

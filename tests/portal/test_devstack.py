@@ -20,8 +20,9 @@ def test_quiet_by_default(settings):
     assert env["LOG_LEVEL"] == "WARNING"
     assert env["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend"
     # An operator's own choices stay.
-    _, env = devstack_commands(addr="127.0.0.1:8000", verbose=False,
-                               environ={"LOG_LEVEL": "ERROR", "EMAIL_BACKEND": "x.Backend"})
+    _, env = devstack_commands(
+        addr="127.0.0.1:8000", verbose=False, environ={"LOG_LEVEL": "ERROR", "EMAIL_BACKEND": "x.Backend"}
+    )
     assert (env["LOG_LEVEL"], env["EMAIL_BACKEND"]) == ("ERROR", "x.Backend")
 
 
@@ -44,10 +45,12 @@ def test_at_warning_the_event_lines_still_show(tmp_path):
         "from config.celery import app; app.send_task('escalations.tasks.sweep')  # as the web process does\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOG_LEVEL", "EVENTS_LOG"))}
-    env |= {"DJANGO_SETTINGS_MODULE": "config.settings.local", "LOG_LEVEL": "WARNING",
-            "BACKSTOP_VAR_DIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "LOG_LEVEL": "WARNING",
+        "BACKSTOP_VAR_DIR": str(tmp_path),
+    }
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "EVENT incident opened" in proc.stderr and "WARNING kept" in proc.stderr
     assert "NOISE" not in proc.stderr

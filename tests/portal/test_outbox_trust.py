@@ -92,8 +92,7 @@ def test_replying_from_a_colleagues_number_is_refused(login, role_users, inciden
     assert not ContactMethod.objects.filter(value=delivered.to, opted_out_at__isnull=False).exists()
 
 
-def test_once_verified_a_shared_number_still_acts_only_as_the_viewer(login, role_users, incident, delivered,
-                                                                    attacker):
+def test_once_verified_a_shared_number_still_acts_only_as_the_viewer(login, role_users, incident, delivered, attacker):
     """Both verify the same number (outbox mode shows the code to whoever asked): still only themselves."""
     ContactMethod.objects.filter(user=attacker).update(verified_at=delivered.created_at)
     client = login(attacker)
@@ -111,8 +110,14 @@ def test_once_verified_a_shared_number_still_acts_only_as_the_viewer(login, role
 
 def test_staff_cannot_press_a_key_on_someone_elses_call(login, role_users, incident, outbox_mode):
     page = incident.pages.get(user=role_users["engineer"])
-    item = OutboxMessage.objects.create(channel="voice", to=page.destination, body="Incident call", page=page,
-                                        incident=incident, recipient=role_users["engineer"])
+    item = OutboxMessage.objects.create(
+        channel="voice",
+        to=page.destination,
+        body="Incident call",
+        page=page,
+        incident=incident,
+        recipient=role_users["engineer"],
+    )
     response = login(role_users["staff"]).post(reverse("portal:outbox_voice_key", args=[item.pk]), {"key": "1"})
     assert response.status_code == 404
     assert not incident.timeline.filter(kind="acknowledged").exists()

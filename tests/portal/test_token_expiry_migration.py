@@ -20,8 +20,9 @@ def test_legacy_tokens_get_the_default_lifetime_from_the_migration():
     ApiToken = old.get_model("portal", "ApiToken")
     revoked_at = timezone.now() - timedelta(days=3)
     live = ApiToken.objects.create(user=user, name="cli", prefix="bst_aaaaaaaa", key_hash="a" * 64)
-    dead = ApiToken.objects.create(user=user, name="old", prefix="bst_bbbbbbbb", key_hash="b" * 64,
-                                   revoked_at=revoked_at)
+    dead = ApiToken.objects.create(
+        user=user, name="old", prefix="bst_bbbbbbbb", key_hash="b" * 64, revoked_at=revoked_at
+    )
 
     before = timezone.now()
     executor = MigrationExecutor(connection)

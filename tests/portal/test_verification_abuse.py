@@ -61,8 +61,9 @@ def test_sends_per_person_per_day_are_capped(settings):
     settings.BACKSTOP_VERIFICATION_SENDS_PER_USER_PER_DAY = 4
     t0 = timezone.now().replace(hour=1)
     user = UserFactory()
-    methods = [ContactMethodFactory(user=user, kind="sms", value=f"+49151234567{i}0", verified_at=None)
-               for i in range(3)]
+    methods = [
+        ContactMethodFactory(user=user, kind="sms", value=f"+49151234567{i}0", verified_at=None) for i in range(3)
+    ]
     _send_every_minute(methods[0], t0, 2)
     _send_every_minute(methods[1], t0, 2)
     with pytest.raises(ValidationError, match="the most we send for one person"):

@@ -28,8 +28,13 @@ API_ROLES = ("staff", "engineer", "viewer")
 
 def _bearer(user) -> dict[str, str]:
     raw = token_generate()
-    ApiToken.objects.create(user=user, name="proof", prefix=raw[:12], key_hash=token_hash(raw),
-                            expires_at=timezone.now() + timedelta(days=1))
+    ApiToken.objects.create(
+        user=user,
+        name="proof",
+        prefix=raw[:12],
+        key_hash=token_hash(raw),
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     return {"Authorization": f"Bearer {raw}"}
 
 
@@ -46,9 +51,18 @@ def api_world(db) -> tuple[dict[str, dict[str, str]], list[int]]:
     escalation_policy = EscalationPolicyFactory(team=team)
     headers = {"staff": _bearer(staff), "engineer": _bearer(engineer), "viewer": _bearer(viewer)}
     objects = [
-        staff, team, engineer, viewer, rotation, escalation_policy,
-        IncidentFactory(team=team), IntegrationFactory(team=team), HeartbeatFactory(team=team),
-        MaintenanceWindowFactory(team=team), ExclusionFactory(user=engineer),
-        OverrideFactory(rotation=rotation, user=engineer), *ApiToken.objects.all(),
+        staff,
+        team,
+        engineer,
+        viewer,
+        rotation,
+        escalation_policy,
+        IncidentFactory(team=team),
+        IntegrationFactory(team=team),
+        HeartbeatFactory(team=team),
+        MaintenanceWindowFactory(team=team),
+        ExclusionFactory(user=engineer),
+        OverrideFactory(rotation=rotation, user=engineer),
+        *ApiToken.objects.all(),
     ]
     return headers, sorted({obj.pk for obj in objects})

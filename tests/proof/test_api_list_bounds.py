@@ -14,20 +14,34 @@ from tests.proof.conftest import API_ROLES
 
 HUGE = "8243954051194522053024771102212096"
 BAD_PAGING = [
-    {"limit": HUGE}, {"offset": HUGE}, {"limit": "0"}, {"limit": "-1"}, {"offset": "-1"}, {"limit": "abc"},
-    {"offset": "1.5"}, {"limit": "1e3"}, {"limit": "1001"}, {"offset": "9" * 5000},
+    {"limit": HUGE},
+    {"offset": HUGE},
+    {"limit": "0"},
+    {"limit": "-1"},
+    {"offset": "-1"},
+    {"limit": "abc"},
+    {"offset": "1.5"},
+    {"limit": "1e3"},
+    {"limit": "1001"},
+    {"offset": "9" * 5000},
 ]
 BAD_IDS = [HUGE, "99999999999999999999", "-99999999999999999999", "0", "1.5", "1e400", "x"]
 
 SCHEMA = SchemaGenerator().get_schema(request=None, public=True)
-LIST_PATHS = sorted(path for path, ops in SCHEMA["paths"].items()
-                    if any(p["name"] == "limit" for p in ops.get("get", {}).get("parameters", [])))
+LIST_PATHS = sorted(
+    path
+    for path, ops in SCHEMA["paths"].items()
+    if any(p["name"] == "limit" for p in ops.get("get", {}).get("parameters", []))
+)
 ID_FILTERS = sorted(
-    (path, p["name"]) for path in LIST_PATHS for p in SCHEMA["paths"][path]["get"]["parameters"]
+    (path, p["name"])
+    for path in LIST_PATHS
+    for p in SCHEMA["paths"][path]["get"]["parameters"]
     if p["in"] == "query" and p["schema"].get("type") == "integer" and p["name"] not in ("limit", "offset")
 )
-DETAIL_PATHS = sorted(path for path, ops in SCHEMA["paths"].items()
-                      if "get" in ops and path.endswith("/{id}/") and path.count("{") == 1)
+DETAIL_PATHS = sorted(
+    path for path, ops in SCHEMA["paths"].items() if "get" in ops and path.endswith("/{id}/") and path.count("{") == 1
+)
 
 
 def _client(headers: dict[str, str]) -> APIClient:

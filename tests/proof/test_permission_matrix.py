@@ -59,8 +59,9 @@ def E(anonymous, outsider, viewer, engineer, manager, staff, *, other_manager=No
     default they expect what the outsider expects."""
     other_manager = outsider if other_manager is None else other_manager
     other_engineer = outsider if other_engineer is None else other_engineer
-    return dict(zip(ROLES, (anonymous, outsider, viewer, engineer, manager, staff, other_manager, other_engineer),
-                    strict=True))
+    return dict(
+        zip(ROLES, (anonymous, outsider, viewer, engineer, manager, staff, other_manager, other_engineer), strict=True)
+    )
 
 
 # Profiles used by many rows.
@@ -114,25 +115,53 @@ MATRIX: list[Row] = [
     Row("portal:incident_note", "POST", "/incidents/{incident}/note", PAGE_WORK, {"text": "Looking"}),
     Row("portal:incident_snooze", "POST", "/incidents/{incident}/snooze", PAGE_WORK, {"minutes": "60"}),
     Row("portal:schedule", "GET", "/schedule/", PAGE_ALL),
-    Row("portal:exclusion_create", "POST", "/schedule/exclusions", E("login", "ok|400", "ok|400", "ok|400",
-                                                                     "ok|400", "ok|400"),
-        {"start": "2026-05-01T09:00", "end": "2026-05-02T09:00", "kind": "vacation"}),
-    Row("portal:override_create", "POST", "/schedule/overrides", E("login", "ok|400", 403, "ok|400", "ok|400",
-                                                                   "ok|400"),
-        {"rotation": "{rotation}", "start": "2026-05-01T09:00", "end": "2026-05-01T12:00", "position": "primary"}),
+    Row(
+        "portal:exclusion_create",
+        "POST",
+        "/schedule/exclusions",
+        E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"start": "2026-05-01T09:00", "end": "2026-05-02T09:00", "kind": "vacation"},
+    ),
+    Row(
+        "portal:override_create",
+        "POST",
+        "/schedule/overrides",
+        E("login", "ok|400", 403, "ok|400", "ok|400", "ok|400"),
+        {"rotation": "{rotation}", "start": "2026-05-01T09:00", "end": "2026-05-01T12:00", "position": "primary"},
+    ),
     Row("portal:profile", "GET", "/profile/", PAGE_ALL),
-    Row("portal:method_add", "POST", "/profile/methods", E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
-        {"kind": "sms", "value": "+15550100123"}),
+    Row(
+        "portal:method_add",
+        "POST",
+        "/profile/methods",
+        E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"kind": "sms", "value": "+15550100123"},
+    ),
     Row("portal:method_send", "POST", "/profile/methods/{method}/send", PAGE_OWN),
-    Row("portal:method_verify", "POST", "/profile/methods/{method}/verify", E("login", 404, 404, "ok|400", 404, 404),
-        {"code": "000000"}),
+    Row(
+        "portal:method_verify",
+        "POST",
+        "/profile/methods/{method}/verify",
+        E("login", 404, 404, "ok|400", 404, 404),
+        {"code": "000000"},
+    ),
     Row("portal:method_delete", "POST", "/profile/methods/{method}/delete", PAGE_OWN),
-    Row("portal:rule_add", "POST", "/profile/rules", E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
-        {"contact_method": "{method}", "delay_minutes": "0"}),
+    Row(
+        "portal:rule_add",
+        "POST",
+        "/profile/rules",
+        E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"contact_method": "{method}", "delay_minutes": "0"},
+    ),
     Row("portal:rule_delete", "POST", "/profile/rules/{rule}/delete", PAGE_OWN),
     Row("portal:rule_move", "POST", "/profile/rules/{rule}/move", PAGE_OWN, {"direction": "up"}),
-    Row("portal:token_create", "POST", "/profile/tokens", E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
-        {"name": "script", "expires_in_days": "30"}),
+    Row(
+        "portal:token_create",
+        "POST",
+        "/profile/tokens",
+        E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"name": "script", "expires_in_days": "30"},
+    ),
     Row("portal:token_revoke", "POST", "/profile/tokens/{token}/revoke", PAGE_OWN),
     Row("portal:teams", "GET", "/teams/", PAGE_ALL),
     Row("portal:team_options", "GET", "/teams/options?q=a", PAGE_ALL),
@@ -144,10 +173,20 @@ MATRIX: list[Row] = [
     Row("portal:team_edit", "GET", "/teams/{team_slug}/edit", PAGE_MANAGE),
     Row("portal:team_edit", "POST", "/teams/{team_slug}/edit", PAGE_MANAGE_POST, {}),
     Row("portal:team_members", "GET", "/teams/{team_slug}/members/", PAGE_MANAGE),
-    Row("portal:team_member_add", "POST", "/teams/{team_slug}/members/add", PAGE_MANAGE_POST,
-        {"user": "{outsider}", "role": "viewer"}),
-    Row("portal:team_member_role", "POST", "/teams/{team_slug}/members/{viewer}/role", PAGE_MANAGE_POST,
-        {"role": "engineer"}),
+    Row(
+        "portal:team_member_add",
+        "POST",
+        "/teams/{team_slug}/members/add",
+        PAGE_MANAGE_POST,
+        {"user": "{outsider}", "role": "viewer"},
+    ),
+    Row(
+        "portal:team_member_role",
+        "POST",
+        "/teams/{team_slug}/members/{viewer}/role",
+        PAGE_MANAGE_POST,
+        {"role": "engineer"},
+    ),
     Row("portal:team_member_remove", "POST", "/teams/{team_slug}/members/{viewer}/remove", PAGE_MANAGE_POST, {}),
     Row("portal:calendar", "GET", "/teams/{team_slug}/calendar/", PAGE_TEAM),
     Row("portal:team_override_new", "GET", "/teams/{team_slug}/overrides/new", PAGE_TEAM),
@@ -164,14 +203,26 @@ MATRIX: list[Row] = [
     Row("portal:insights_csv", "GET", "/insights.csv", PAGE_ALL),
     # With Twilio configured (as in tests) there is no outbox: 404 for everyone signed in.
     Row("portal:outbox", "GET", "/outbox/", E("login", 404, 404, 404, 404, 404)),
-    Row("portal:outbox_sms_reply", "POST", "/outbox/sms-reply", E("login", 404, 404, 404, 404, 404),
-        {"from_number": "{method_value}", "body": "{incident}A"}),
-    Row("portal:outbox_voice_key", "POST", "/outbox/{outbox}/key", E("login", 404, 404, 404, 404, 404),
-        {"digit": "1"}),
-    Row("rotations:handover-note", "GET", "/rosters/teams/{team_slug}/handover-note/", E("login", 403, 403, "ok",
-                                                                                         "ok", "ok")),
-    Row("rotations:handover-log", "GET", "/rosters/teams/{team_slug}/handovers/", E("login", 403, "ok", "ok", "ok",
-                                                                                    "ok")),
+    Row(
+        "portal:outbox_sms_reply",
+        "POST",
+        "/outbox/sms-reply",
+        E("login", 404, 404, 404, 404, 404),
+        {"from_number": "{method_value}", "body": "{incident}A"},
+    ),
+    Row("portal:outbox_voice_key", "POST", "/outbox/{outbox}/key", E("login", 404, 404, 404, 404, 404), {"digit": "1"}),
+    Row(
+        "rotations:handover-note",
+        "GET",
+        "/rosters/teams/{team_slug}/handover-note/",
+        E("login", 403, 403, "ok", "ok", "ok"),
+    ),
+    Row(
+        "rotations:handover-log",
+        "GET",
+        "/rosters/teams/{team_slug}/handovers/",
+        E("login", 403, "ok", "ok", "ok", "ok"),
+    ),
     Row("calls:log", "GET", "/calls/", PAGE_STAFF),
     # The simulator is off outside DEBUG: staff get its 404, everyone else stops at the staff check.
     Row("calls:simulate", "GET", "/calls/simulate/", E("login", 403, 403, 403, 403, 404)),
@@ -186,95 +237,234 @@ MATRIX: list[Row] = [
     Row("team-list", "POST", "/api/v1/teams/", API_STAFF_ONLY, {"name": "New team", "time_zone": "UTC"}, api=True),
     Row("team-detail", "GET", "/api/v1/teams/{team}/", API_READ_TEAM, api=True),
     Row("team-detail", "PATCH", "/api/v1/teams/{team}/", API_MANAGE, {"description": "x"}, api=True),
-    Row("team-detail", "PUT", "/api/v1/teams/{team}/", API_MANAGE,
-        {"name": "Renamed", "slug": "{team_slug}", "time_zone": "UTC"}, api=True),
-    Row("team-members", "POST", "/api/v1/teams/{team}/members/", API_MANAGE,
-        {"user": "{outsider}", "role": "viewer"}, api=True),
+    Row(
+        "team-detail",
+        "PUT",
+        "/api/v1/teams/{team}/",
+        API_MANAGE,
+        {"name": "Renamed", "slug": "{team_slug}", "time_zone": "UTC"},
+        api=True,
+    ),
+    Row(
+        "team-members",
+        "POST",
+        "/api/v1/teams/{team}/members/",
+        API_MANAGE,
+        {"user": "{outsider}", "role": "viewer"},
+        api=True,
+    ),
     Row("team-member-remove", "DELETE", "/api/v1/teams/{team}/members/{viewer}/", API_MANAGE, api=True),
     Row("rotation-list", "GET", "/api/v1/rotations/", API_READ_ALL, api=True),
-    Row("rotation-list", "POST", "/api/v1/rotations/", API_CREATE_MANAGED,
-        {"team": "{team}", "name": "Night", "time_zone": "UTC", "start_date": "2026-03-02", "handoff_time": "09:00",
-         "participants": ["{engineer}"]}, api=True),
+    Row(
+        "rotation-list",
+        "POST",
+        "/api/v1/rotations/",
+        API_CREATE_MANAGED,
+        {
+            "team": "{team}",
+            "name": "Night",
+            "time_zone": "UTC",
+            "start_date": "2026-03-02",
+            "handoff_time": "09:00",
+            "participants": ["{engineer}"],
+        },
+        api=True,
+    ),
     Row("rotation-detail", "GET", "/api/v1/rotations/{rotation}/", API_READ_TEAM, api=True),
     Row("rotation-detail", "PATCH", "/api/v1/rotations/{rotation}/", API_MANAGE, {"name": "Renamed"}, api=True),
     Row("rotation-detail", "DELETE", "/api/v1/rotations/{rotation}/", API_MANAGE, api=True),
-    Row("rotation-definition", "POST", "/api/v1/rotations/{rotation}/definition/", API_MANAGE,
-        {"effective_from": "{next_month}", "shift_length": 2}, api=True),
+    Row(
+        "rotation-definition",
+        "POST",
+        "/api/v1/rotations/{rotation}/definition/",
+        API_MANAGE,
+        {"effective_from": "{next_month}", "shift_length": 2},
+        api=True,
+    ),
     Row("exclusion-list", "GET", "/api/v1/exclusions/", API_READ_ALL, api=True),
     # Your own exclusion: anyone signed in.
-    Row("exclusion-list", "POST", "/api/v1/exclusions/", API_READ_ALL,
-        {"start": "2026-05-01T09:00:00Z", "end": "2026-05-02T09:00:00Z"}, api=True),
+    Row(
+        "exclusion-list",
+        "POST",
+        "/api/v1/exclusions/",
+        API_READ_ALL,
+        {"start": "2026-05-01T09:00:00Z", "end": "2026-05-02T09:00:00Z"},
+        api=True,
+    ),
     Row("exclusion-detail", "GET", "/api/v1/exclusions/{exclusion}/", API_READ_TEAM, api=True),
-    Row("exclusion-detail", "PATCH", "/api/v1/exclusions/{exclusion}/", E(401, 404, 403, "ok", "ok", "ok"),
-        {"reason": "moved"}, api=True),
-    Row("exclusion-detail", "PUT", "/api/v1/exclusions/{exclusion}/", E(401, 404, 403, "ok", "ok", "ok"),
-        {"start": "2026-05-01T09:00:00Z", "end": "2026-05-03T09:00:00Z"}, api=True),
-    Row("exclusion-detail", "DELETE", "/api/v1/exclusions/{exclusion}/", E(401, 404, 403, "ok", "ok", "ok"),
-        api=True),
+    Row(
+        "exclusion-detail",
+        "PATCH",
+        "/api/v1/exclusions/{exclusion}/",
+        E(401, 404, 403, "ok", "ok", "ok"),
+        {"reason": "moved"},
+        api=True,
+    ),
+    Row(
+        "exclusion-detail",
+        "PUT",
+        "/api/v1/exclusions/{exclusion}/",
+        E(401, 404, 403, "ok", "ok", "ok"),
+        {"start": "2026-05-01T09:00:00Z", "end": "2026-05-03T09:00:00Z"},
+        api=True,
+    ),
+    Row("exclusion-detail", "DELETE", "/api/v1/exclusions/{exclusion}/", E(401, 404, 403, "ok", "ok", "ok"), api=True),
     Row("override-list", "GET", "/api/v1/overrides/", API_READ_ALL, api=True),
     # Taker defaults to the caller: engineers may take the pager themselves; viewers may not; staff
     # outside the team may not either (a taker pages for the team), nor anyone of another team.
-    Row("override-list", "POST", "/api/v1/overrides/", E(401, 400, 403, "ok", "ok", 400),
-        {"rotation": "{rotation}", "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T12:00:00Z",
-         "position": "primary"}, api=True),
+    Row(
+        "override-list",
+        "POST",
+        "/api/v1/overrides/",
+        E(401, 400, 403, "ok", "ok", 400),
+        {
+            "rotation": "{rotation}",
+            "start": "2026-05-01T09:00:00Z",
+            "end": "2026-05-01T12:00:00Z",
+            "position": "primary",
+        },
+        api=True,
+    ),
     Row("override-detail", "GET", "/api/v1/overrides/{override}/", API_READ_TEAM, api=True),
     Row("override-detail", "PATCH", "/api/v1/overrides/{override}/", API_WORK, {"reason": "swap"}, api=True),
-    Row("override-detail", "PUT", "/api/v1/overrides/{override}/", API_WORK,
-        {"rotation": "{rotation}", "user": "{engineer}", "start": "2026-05-01T09:00:00Z",
-         "end": "2026-05-01T13:00:00Z", "position": "primary"}, api=True),
+    Row(
+        "override-detail",
+        "PUT",
+        "/api/v1/overrides/{override}/",
+        API_WORK,
+        {
+            "rotation": "{rotation}",
+            "user": "{engineer}",
+            "start": "2026-05-01T09:00:00Z",
+            "end": "2026-05-01T13:00:00Z",
+            "position": "primary",
+        },
+        api=True,
+    ),
     Row("override-detail", "DELETE", "/api/v1/overrides/{override}/", API_WORK, api=True),
     Row("oncall", "GET", "/api/v1/oncall/?team={team}", API_READ_TEAM, api=True),
     Row("shifts", "GET", "/api/v1/shifts/?team={team}", API_READ_TEAM, api=True),
     # ---- API: incidents ------------------------------------------------------------------------------
     Row("incident-list", "GET", "/api/v1/incidents/", API_READ_ALL, api=True),
-    Row("incident-list", "POST", "/api/v1/incidents/", E(401, 403, 403, "ok", "ok", "ok"),
-        {"team": "{team}", "title": "Manual"}, api=True),
+    Row(
+        "incident-list",
+        "POST",
+        "/api/v1/incidents/",
+        E(401, 403, 403, "ok", "ok", "ok"),
+        {"team": "{team}", "title": "Manual"},
+        api=True,
+    ),
     Row("incident-detail", "GET", "/api/v1/incidents/{incident}/", API_READ_TEAM, api=True),
     Row("incident-acknowledge", "POST", "/api/v1/incidents/{incident}/acknowledge/", API_WORK, api=True),
     Row("incident-resolve", "POST", "/api/v1/incidents/{incident}/resolve/", API_WORK, api=True),
     Row("incident-escalate", "POST", "/api/v1/incidents/{incident}/escalate/", API_WORK, api=True),
     Row("incident-note", "POST", "/api/v1/incidents/{incident}/note/", API_WORK, {"text": "Looking"}, api=True),
     Row("incident-snooze", "POST", "/api/v1/incidents/{incident}/snooze/", API_WORK, {"minutes": 30}, api=True),
-    Row("incident-reassign", "POST", "/api/v1/incidents/{incident}/reassign/", API_WORK,
-        {"user_ids": ["{engineer}"]}, api=True),
+    Row(
+        "incident-reassign",
+        "POST",
+        "/api/v1/incidents/{incident}/reassign/",
+        API_WORK,
+        {"user_ids": ["{engineer}"]},
+        api=True,
+    ),
     # ---- API: team configuration -------------------------------------------------------------------
     Row("escalation-policy-list", "GET", "/api/v1/escalation-policies/", API_READ_ALL, api=True),
-    Row("escalation-policy-list", "POST", "/api/v1/escalation-policies/", API_CREATE_MANAGED,
-        {"team": "{team}", "name": "Night", "steps": []}, api=True),
+    Row(
+        "escalation-policy-list",
+        "POST",
+        "/api/v1/escalation-policies/",
+        API_CREATE_MANAGED,
+        {"team": "{team}", "name": "Night", "steps": []},
+        api=True,
+    ),
     Row("escalation-policy-detail", "GET", "/api/v1/escalation-policies/{policy}/", API_READ_TEAM, api=True),
-    Row("escalation-policy-detail", "PATCH", "/api/v1/escalation-policies/{policy}/", API_MANAGE,
-        {"name": "Renamed"}, api=True),
-    Row("escalation-policy-detail", "PUT", "/api/v1/escalation-policies/{policy}/", API_MANAGE,
-        {"team": "{team}", "name": "Renamed", "steps": []}, api=True),
+    Row(
+        "escalation-policy-detail",
+        "PATCH",
+        "/api/v1/escalation-policies/{policy}/",
+        API_MANAGE,
+        {"name": "Renamed"},
+        api=True,
+    ),
+    Row(
+        "escalation-policy-detail",
+        "PUT",
+        "/api/v1/escalation-policies/{policy}/",
+        API_MANAGE,
+        {"team": "{team}", "name": "Renamed", "steps": []},
+        api=True,
+    ),
     Row("escalation-policy-detail", "DELETE", "/api/v1/escalation-policies/{policy}/", API_MANAGE, api=True),
     Row("integration-list", "GET", "/api/v1/integrations/", API_READ_ALL, api=True),
-    Row("integration-list", "POST", "/api/v1/integrations/", API_CREATE_MANAGED,
-        {"team": "{team}", "name": "Prom", "kind": "alertmanager"}, api=True),
+    Row(
+        "integration-list",
+        "POST",
+        "/api/v1/integrations/",
+        API_CREATE_MANAGED,
+        {"team": "{team}", "name": "Prom", "kind": "alertmanager"},
+        api=True,
+    ),
     Row("integration-detail", "GET", "/api/v1/integrations/{integration}/", API_READ_TEAM, api=True),
-    Row("integration-detail", "PATCH", "/api/v1/integrations/{integration}/", API_MANAGE, {"name": "Renamed"},
-        api=True),
-    Row("integration-detail", "PUT", "/api/v1/integrations/{integration}/", API_MANAGE,
-        {"team": "{team}", "name": "Renamed", "kind": "pagerduty"}, api=True),
+    Row(
+        "integration-detail", "PATCH", "/api/v1/integrations/{integration}/", API_MANAGE, {"name": "Renamed"}, api=True
+    ),
+    Row(
+        "integration-detail",
+        "PUT",
+        "/api/v1/integrations/{integration}/",
+        API_MANAGE,
+        {"team": "{team}", "name": "Renamed", "kind": "pagerduty"},
+        api=True,
+    ),
     Row("integration-detail", "DELETE", "/api/v1/integrations/{integration}/", API_MANAGE, api=True),
     Row("integration-rotate-key", "POST", "/api/v1/integrations/{integration}/rotate-key/", API_MANAGE, api=True),
     Row("maintenance-window-list", "GET", "/api/v1/maintenance-windows/", API_READ_ALL, api=True),
-    Row("maintenance-window-list", "POST", "/api/v1/maintenance-windows/", API_CREATE_MANAGED,
+    Row(
+        "maintenance-window-list",
+        "POST",
+        "/api/v1/maintenance-windows/",
+        API_CREATE_MANAGED,
         {"team": "{team}", "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T10:00:00Z", "reason": "db"},
-        api=True),
+        api=True,
+    ),
     Row("maintenance-window-detail", "GET", "/api/v1/maintenance-windows/{window}/", API_READ_TEAM, api=True),
-    Row("maintenance-window-detail", "PATCH", "/api/v1/maintenance-windows/{window}/", API_MANAGE,
-        {"reason": "longer"}, api=True),
-    Row("maintenance-window-detail", "PUT", "/api/v1/maintenance-windows/{window}/", API_MANAGE,
+    Row(
+        "maintenance-window-detail",
+        "PATCH",
+        "/api/v1/maintenance-windows/{window}/",
+        API_MANAGE,
+        {"reason": "longer"},
+        api=True,
+    ),
+    Row(
+        "maintenance-window-detail",
+        "PUT",
+        "/api/v1/maintenance-windows/{window}/",
+        API_MANAGE,
         {"team": "{team}", "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T11:00:00Z", "reason": "db"},
-        api=True),
+        api=True,
+    ),
     Row("maintenance-window-detail", "DELETE", "/api/v1/maintenance-windows/{window}/", API_MANAGE, api=True),
     Row("heartbeat-list", "GET", "/api/v1/heartbeats/", API_READ_ALL, api=True),
-    Row("heartbeat-list", "POST", "/api/v1/heartbeats/", API_CREATE_MANAGED,
-        {"team": "{team}", "name": "Backup", "interval": "01:00:00"}, api=True),
+    Row(
+        "heartbeat-list",
+        "POST",
+        "/api/v1/heartbeats/",
+        API_CREATE_MANAGED,
+        {"team": "{team}", "name": "Backup", "interval": "01:00:00"},
+        api=True,
+    ),
     Row("heartbeat-detail", "GET", "/api/v1/heartbeats/{heartbeat}/", API_READ_TEAM, api=True),
     Row("heartbeat-detail", "PATCH", "/api/v1/heartbeats/{heartbeat}/", API_MANAGE, {"name": "Renamed"}, api=True),
-    Row("heartbeat-detail", "PUT", "/api/v1/heartbeats/{heartbeat}/", API_MANAGE,
-        {"team": "{team}", "name": "Renamed", "interval": "01:00:00"}, api=True),
+    Row(
+        "heartbeat-detail",
+        "PUT",
+        "/api/v1/heartbeats/{heartbeat}/",
+        API_MANAGE,
+        {"team": "{team}", "name": "Renamed", "interval": "01:00:00"},
+        api=True,
+    ),
     Row("heartbeat-detail", "DELETE", "/api/v1/heartbeats/{heartbeat}/", API_MANAGE, api=True),
     Row("heartbeat-rotate-token", "POST", "/api/v1/heartbeats/{heartbeat}/rotate-token/", API_MANAGE, api=True),
     # ---- API: people and tokens ----------------------------------------------------------------------
@@ -283,8 +473,14 @@ MATRIX: list[Row] = [
     Row("api-token-list", "GET", "/api/v1/tokens/", API_READ_ALL, api=True),
     # The matrix's API clients present bearer tokens, and a token never mints another (only an interactive
     # session may: tests/portal/test_api_tokens.py).
-    Row("api-token-list", "POST", "/api/v1/tokens/", E(401, 403, 403, 403, 403, 403),
-        {"name": "ci", "expires_at": "{in_a_week}"}, api=True),
+    Row(
+        "api-token-list",
+        "POST",
+        "/api/v1/tokens/",
+        E(401, 403, 403, 403, 403, 403),
+        {"name": "ci", "expires_at": "{in_a_week}"},
+        api=True,
+    ),
     Row("api-token-detail", "GET", "/api/v1/tokens/{token}/", API_OWN, api=True),
     Row("api-token-detail", "DELETE", "/api/v1/tokens/{token}/", API_OWN, api=True),
 ]
@@ -297,13 +493,29 @@ NOT_ROLE_CHECKED: dict[str, str] = {
     "api-docs": "public Swagger UI",
     "api-redoc": "public Redoc",
     "api-root": "format-suffix variant of the API root (the plain root is in the matrix)",
-    **{f"intake:{n}": "integration key / routing key is the credential (tests/proof/test_bad_input.py)"
-       for n in ("pagerduty-enqueue", "pagerduty-change-enqueue", "alertmanager", "generic", "heartbeat")},
-    **{f"twilio:{n}": "X-Twilio-Signature is the credential (tests/proof/test_twilio_signatures.py)"
-       for n in ("page-status", "sms-inbound", "voice-page", "voice-page-gather", "phone_line_incoming",
-                 "phone_line_menu", "phone_line_record", "phone_line_recorded", "phone_line_recording_status",
-                 "phone_line_transcription", "phone_line_status", "phone_line_dial_done", "phone_line_whisper",
-                 "phone_line_whisper_accept")},
+    **{
+        f"intake:{n}": "integration key / routing key is the credential (tests/proof/test_bad_input.py)"
+        for n in ("pagerduty-enqueue", "pagerduty-change-enqueue", "alertmanager", "generic", "heartbeat")
+    },
+    **{
+        f"twilio:{n}": "X-Twilio-Signature is the credential (tests/proof/test_twilio_signatures.py)"
+        for n in (
+            "page-status",
+            "sms-inbound",
+            "voice-page",
+            "voice-page-gather",
+            "phone_line_incoming",
+            "phone_line_menu",
+            "phone_line_record",
+            "phone_line_recorded",
+            "phone_line_recording_status",
+            "phone_line_transcription",
+            "phone_line_status",
+            "phone_line_dial_done",
+            "phone_line_whisper",
+            "phone_line_whisper_accept",
+        )
+    },
     "ical:user": "secret feed token in the URL (tests/rotations/test_ical.py)",
     "ical:team": "secret feed token in the URL (tests/rotations/test_ical.py)",
 }
@@ -332,7 +544,8 @@ def _admin_changelists() -> list[str]:
 def test_every_url_pattern_has_a_permission_decision():
     decided = {row.name for row in MATRIX} | set(NOT_ROLE_CHECKED)
     undecided = sorted(
-        name for name in _url_names()
+        name
+        for name in _url_names()
         if name not in decided
         and not name.startswith(ALLAUTH_PREFIXES)
         # The admin is staff-only as a whole: its index is in the matrix, every model's changelist below.
@@ -358,21 +571,46 @@ def world(team, role_users, mfa_user, policy, incident):
     RotationEraFactory(rotation=rotation, participants=[engineer, manager])
     method = ContactMethodFactory(user=engineer, value="+15550100777")
     rule = NotificationRuleFactory(contact_method=method)
-    token = ApiToken.objects.create(user=engineer, name="laptop", prefix="bst_xxxxxxxx", key_hash="0" * 64,
-                                    expires_at=timezone.now() + timedelta(days=30))
+    token = ApiToken.objects.create(
+        user=engineer,
+        name="laptop",
+        prefix="bst_xxxxxxxx",
+        key_hash="0" * 64,
+        expires_at=timezone.now() + timedelta(days=30),
+    )
     line = PhoneLine.objects.create(number="+15550100999", name="Emergency line", team=team)
-    call = CallRecord.objects.create(call_sid="CA" + "1" * 32, line=line, from_number="+15550142001",
-                                     to_number=line.number, started_at=T0)
+    call = CallRecord.objects.create(
+        call_sid="CA" + "1" * 32, line=line, from_number="+15550142001", to_number=line.number, started_at=T0
+    )
     page = incident.pages.get(user=engineer)
-    outbox = OutboxMessage.objects.create(channel="voice", to=method.value, body="Voice page for the engineer",
-                                          incident=incident, page=page, recipient=engineer)
+    outbox = OutboxMessage.objects.create(
+        channel="voice",
+        to=method.value,
+        body="Voice page for the engineer",
+        incident=incident,
+        page=page,
+        recipient=engineer,
+    )
     ids = SimpleNamespace(
-        team=team.pk, team_slug=team.slug, rotation=rotation.pk, policy=policy.pk, incident=incident.pk,
-        integration=IntegrationFactory(team=team).pk, heartbeat=HeartbeatFactory(team=team).pk,
-        window=MaintenanceWindowFactory(team=team).pk, exclusion=ExclusionFactory(user=engineer).pk,
-        override=OverrideFactory(rotation=rotation, user=engineer).pk, method=method.pk,
-        method_value=method.value, rule=rule.pk, token=token.pk, call=call.pk, outbox=outbox.pk,
-        engineer=engineer.pk, viewer=users["viewer"].pk, outsider=users["outsider"].pk,
+        team=team.pk,
+        team_slug=team.slug,
+        rotation=rotation.pk,
+        policy=policy.pk,
+        incident=incident.pk,
+        integration=IntegrationFactory(team=team).pk,
+        heartbeat=HeartbeatFactory(team=team).pk,
+        window=MaintenanceWindowFactory(team=team).pk,
+        exclusion=ExclusionFactory(user=engineer).pk,
+        override=OverrideFactory(rotation=rotation, user=engineer).pk,
+        method=method.pk,
+        method_value=method.value,
+        rule=rule.pk,
+        token=token.pk,
+        call=call.pk,
+        outbox=outbox.pk,
+        engineer=engineer.pk,
+        viewer=users["viewer"].pk,
+        outsider=users["outsider"].pk,
         in_a_week=(timezone.now() + timedelta(days=7)).isoformat(),
         next_month=(timezone.now() + timedelta(days=30)).isoformat(),
     )
@@ -458,10 +696,14 @@ def test_admin_is_staff_only(world, name):
 
 OUTBOX_MATRIX: list[Row] = [
     Row("portal:outbox", "GET", "/outbox/", PAGE_ALL),
-    Row("portal:outbox_sms_reply", "POST", "/outbox/sms-reply", E("login", 403, 403, "ok", 403, 403),
-        {"from_number": "{method_value}", "body": "{incident}A"}),
-    Row("portal:outbox_voice_key", "POST", "/outbox/{outbox}/key", E("login", 404, 404, "ok", 404, 404),
-        {"key": "1"}),
+    Row(
+        "portal:outbox_sms_reply",
+        "POST",
+        "/outbox/sms-reply",
+        E("login", 403, 403, "ok", 403, 403),
+        {"from_number": "{method_value}", "body": "{incident}A"},
+    ),
+    Row("portal:outbox_voice_key", "POST", "/outbox/{outbox}/key", E("login", 404, 404, "ok", 404, 404), {"key": "1"}),
 ]
 
 
@@ -513,17 +755,26 @@ def _other_policy(users) -> int:
 def test_engineer_cannot_hand_their_pager_to_a_non_paging_person(world, taker):
     users, ids = world
     before = Override.objects.count()
-    response = _api(users["engineer"]).post("/api/v1/overrides/", {
-        "rotation": ids.rotation, "user": users[taker].pk, "replaces_user": ids.engineer,
-        "start": "2026-05-01T09:00:00Z", "end": "2026-05-01T12:00:00Z"}, format="json")
+    response = _api(users["engineer"]).post(
+        "/api/v1/overrides/",
+        {
+            "rotation": ids.rotation,
+            "user": users[taker].pk,
+            "replaces_user": ids.engineer,
+            "start": "2026-05-01T09:00:00Z",
+            "end": "2026-05-01T12:00:00Z",
+        },
+        format="json",
+    )
     _refused(response, "user")
     assert Override.objects.count() == before
 
 
 def test_manager_cannot_move_an_override_to_another_teams_engineer(world):
     users, ids = world
-    response = _api(users["manager"]).patch(f"/api/v1/overrides/{ids.override}/",
-                                            {"user": users["other_engineer"].pk}, format="json")
+    response = _api(users["manager"]).patch(
+        f"/api/v1/overrides/{ids.override}/", {"user": users["other_engineer"].pk}, format="json"
+    )
     _refused(response, "user")
     assert Override.objects.get(pk=ids.override).user_id == ids.engineer
 
@@ -532,21 +783,34 @@ def test_manager_cannot_move_an_override_to_another_teams_engineer(world):
 def test_manager_cannot_put_a_non_paging_person_into_a_rotation(world, person):
     users, ids = world
     before = Rotation.objects.count()
-    response = _api(users["manager"]).post("/api/v1/rotations/", {
-        "team": ids.team, "name": "Night", "time_zone": "UTC", "start_date": "2026-03-02",
-        "handoff_time": "09:00", "participants": [ids.engineer, users[person].pk]}, format="json")
+    response = _api(users["manager"]).post(
+        "/api/v1/rotations/",
+        {
+            "team": ids.team,
+            "name": "Night",
+            "time_zone": "UTC",
+            "start_date": "2026-03-02",
+            "handoff_time": "09:00",
+            "participants": [ids.engineer, users[person].pk],
+        },
+        format="json",
+    )
     _refused(response, "participants")
     assert Rotation.objects.count() == before
-    response = _api(users["manager"]).post(f"/api/v1/rotations/{ids.rotation}/definition/", {
-        "effective_from": ids.next_month, "participants": [users[person].pk]}, format="json")
+    response = _api(users["manager"]).post(
+        f"/api/v1/rotations/{ids.rotation}/definition/",
+        {"effective_from": ids.next_month, "participants": [users[person].pk]},
+        format="json",
+    )
     _refused(response, "participants")
     assert RotationEra.objects.filter(rotation_id=ids.rotation).count() == 1
 
 
 def test_manager_cannot_point_their_team_at_another_teams_policy(world, team):
     users, ids = world
-    response = _api(users["manager"]).patch(f"/api/v1/teams/{ids.team}/",
-                                            {"escalation_policy": _other_policy(users)}, format="json")
+    response = _api(users["manager"]).patch(
+        f"/api/v1/teams/{ids.team}/", {"escalation_policy": _other_policy(users)}, format="json"
+    )
     _refused(response, "escalation_policy")
     team.refresh_from_db()
     assert team.escalation_policy_id == ids.policy
@@ -554,8 +818,11 @@ def test_manager_cannot_point_their_team_at_another_teams_policy(world, team):
 
 def test_staff_cannot_create_a_team_with_another_teams_policy(world):
     users, _ = world
-    response = _api(users["staff"]).post("/api/v1/teams/", {
-        "name": "New team", "time_zone": "UTC", "escalation_policy": _other_policy(users)}, format="json")
+    response = _api(users["staff"]).post(
+        "/api/v1/teams/",
+        {"name": "New team", "time_zone": "UTC", "escalation_policy": _other_policy(users)},
+        format="json",
+    )
     _refused(response, "escalation_policy")
 
 
@@ -563,11 +830,18 @@ def test_adding_another_teams_engineer_gives_no_say_over_their_exclusions(world)
     users, ids = world
     manager, theirs = users["manager"], users["other_engineer"]
     client = _api(manager)
-    assert client.post(f"/api/v1/teams/{ids.team}/members/", {"user": theirs.pk, "role": "engineer"},
-                       format="json").status_code == 200
+    assert (
+        client.post(
+            f"/api/v1/teams/{ids.team}/members/", {"user": theirs.pk, "role": "engineer"}, format="json"
+        ).status_code
+        == 200
+    )
     existing = ExclusionFactory(user=theirs)
-    response = client.post("/api/v1/exclusions/", {"user": theirs.pk, "start": "2026-05-01T09:00:00Z",
-                                                   "end": "2026-05-02T09:00:00Z"}, format="json")
+    response = client.post(
+        "/api/v1/exclusions/",
+        {"user": theirs.pk, "start": "2026-05-01T09:00:00Z", "end": "2026-05-02T09:00:00Z"},
+        format="json",
+    )
     assert response.status_code == 403
     assert client.delete(f"/api/v1/exclusions/{existing.pk}/").status_code == 403
     assert client.patch(f"/api/v1/exclusions/{existing.pk}/", {"reason": "x"}, format="json").status_code == 403

@@ -36,8 +36,11 @@ def errors_are_json_with_message(ctx, response, case) -> bool | None:
     """Every 4xx/5xx answers JSON carrying a human-readable `message`."""
     if response.status_code < 400:
         return None
-    content_type = response.headers.get("content-type", [""])[0] if isinstance(
-        response.headers.get("content-type"), list) else response.headers.get("content-type", "")
+    content_type = (
+        response.headers.get("content-type", [""])[0]
+        if isinstance(response.headers.get("content-type"), list)
+        else response.headers.get("content-type", "")
+    )
     assert "json" in content_type, f"{response.status_code} error is {content_type!r}, not JSON"
     try:
         data = json.loads(response.content)
@@ -79,8 +82,14 @@ def test_api_operation_never_500s_and_errors_are_json(wsgi_world, label, role):
     headers = role_headers[role]
     operation = OPERATIONS[label]
 
-    @settings(max_examples=MAX_EXAMPLES[role], deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck), print_blob=True)
+    @settings(
+        max_examples=MAX_EXAMPLES[role],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
     @given(case=_cases(operation), real_id=st.sampled_from(ids), use_real=st.booleans())
     def run(case, real_id, use_real):
         if use_real and case.path_parameters:

@@ -56,12 +56,15 @@ def test_a_client_header_set_by_the_proxy(settings, ip_rate_limit):
     a, b = UserFactory(), UserFactory()
     headers = {"REMOTE_ADDR": PROXY}
     for _ in range(BUDGET):
-        Client().post(reverse("account_login"), {"login": a.email, "password": "wrong"},
-                      HTTP_X_REAL_IP="198.51.100.7", **headers)
-    blocked = Client().post(reverse("account_login"), {"login": a.email, "password": "wrong"},
-                            HTTP_X_REAL_IP="198.51.100.7", **headers)
-    other = Client().post(reverse("account_login"), {"login": b.email, "password": "wrong"},
-                          HTTP_X_REAL_IP="203.0.113.9", **headers)
+        Client().post(
+            reverse("account_login"), {"login": a.email, "password": "wrong"}, HTTP_X_REAL_IP="198.51.100.7", **headers
+        )
+    blocked = Client().post(
+        reverse("account_login"), {"login": a.email, "password": "wrong"}, HTTP_X_REAL_IP="198.51.100.7", **headers
+    )
+    other = Client().post(
+        reverse("account_login"), {"login": b.email, "password": "wrong"}, HTTP_X_REAL_IP="203.0.113.9", **headers
+    )
     assert b"Too many failed login attempts" in blocked.content or blocked.status_code == 429
     assert b"Too many failed login attempts" not in other.content and other.status_code != 429
 
@@ -77,7 +80,10 @@ def _production_setting(env: dict, expression: str) -> str:
     base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.production"}
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", f"from django.conf import settings; print(repr(({expression})))"],
-        env=base | GOOD_PRODUCTION_ENV | env, capture_output=True, text=True, timeout=120,
+        env=base | GOOD_PRODUCTION_ENV | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]

@@ -57,8 +57,7 @@ def sign_in(client: Client, user, secret: str, next_url: str = "") -> None:
 def test_admin_password_form_does_not_sign_staff_in():
     staff, _ = enrolled_staff()
     client = Client()
-    response = client.post(reverse("admin:login"), {"username": staff.email, "password": PASSWORD,
-                                                    "next": ADMIN})
+    response = client.post(reverse("admin:login"), {"username": staff.email, "password": PASSWORD, "next": ADMIN})
     assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
     assert "_auth_user_id" not in client.session
     response = client.get(ADMIN)
@@ -105,8 +104,9 @@ def test_enrolled_staff_session_without_mfa_is_refused_by_the_api():
     response = client.get(API)
     assert response.status_code == 403
     assert "did not pass two-factor authentication" in response.json()["message"]
-    response = client.post("/api/v1/tokens/", {"name": "x", "expires_at": "2099-01-01T00:00:00Z"},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/tokens/", {"name": "x", "expires_at": "2099-01-01T00:00:00Z"}, content_type="application/json"
+    )
     assert response.status_code == 403
 
 
@@ -124,8 +124,9 @@ def test_staff_without_an_authenticator_are_refused_by_the_api():
     response = client.get(API)
     assert response.status_code == 403
     assert "two-factor authentication" in response.json()["message"]
-    response = client.post("/api/v1/tokens/", {"name": "x", "expires_at": "2099-01-01T00:00:00Z"},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/tokens/", {"name": "x", "expires_at": "2099-01-01T00:00:00Z"}, content_type="application/json"
+    )
     assert response.status_code == 403
 
 

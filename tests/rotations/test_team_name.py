@@ -36,7 +36,8 @@ def test_api_and_admin_answer_a_field_error(api, role_users, team):
 
 def test_email_subject_with_a_line_break_still_goes_out(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    message = OutgoingMessage(channel="email", to="a@example.com", subject="[Backstop #1] [Pay\nments] down\r\n",
-                              body="b", kind="page")
+    message = OutgoingMessage(
+        channel="email", to="a@example.com", subject="[Backstop #1] [Pay\nments] down\r\n", body="b", kind="page"
+    )
     EmailChannel().send(message)
     assert mail.outbox[-1].subject == "[Backstop #1] [Pay ments] down"

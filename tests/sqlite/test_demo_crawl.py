@@ -34,8 +34,12 @@ def _assert_clean(results: list[RoleCrawl], call_incident: int) -> None:
 def test_crawl_starts_the_demo_as_bin_run_does():
     """The SQLite test below repeats bin/run's set-up steps; fail here when bin/run changes them."""
     script = (ROOT / "bin" / "run").read_text()
-    for step in ("DJANGO_SETTINGS_MODULE:-config.settings.local", "manage.py migrate --noinput",
-                 "manage.py demo_seed", "manage.py devstack"):
+    for step in (
+        "DJANGO_SETTINGS_MODULE:-config.settings.local",
+        "manage.py migrate --noinput",
+        "manage.py demo_seed",
+        "manage.py devstack",
+    ):
         assert step in script, step
 
 
@@ -46,12 +50,15 @@ def test_demo_crawl_on_sqlite_as_bin_run_starts_it(tmp_path):
     # bin/run's environment, with a fresh var/ (SQLite file, broker folders) instead of the checkout's.
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env |= {"DJANGO_SETTINGS_MODULE": "config.settings.local", "BACKSTOP_VAR_DIR": str(tmp_path),
-            "LOG_LEVEL": "ERROR", "PYTHONUNBUFFERED": "1"}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "BACKSTOP_VAR_DIR": str(tmp_path),
+        "LOG_LEVEL": "ERROR",
+        "PYTHONUNBUFFERED": "1",
+    }
 
     def run(*args: str) -> str:
-        proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"{args}: {proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
         return proc.stdout
 

@@ -51,7 +51,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
         parser.add_argument(
-            "--verbose", action="store_true",
+            "--verbose",
+            action="store_true",
             help="Log everything at INFO: Celery's banners and every task and beat tick, each web request.",
         )
 
@@ -60,8 +61,10 @@ class Command(BaseCommand):
         procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(f"Backstop is up: http://{addr}/  (Ctrl-C stops web, workers and beat)"))
         if not verbose:
-            self.stdout.write("Console: warnings, and one line per incident opened, acknowledged or resolved and "
-                              "per page sent; bin/run --verbose shows everything.")
+            self.stdout.write(
+                "Console: warnings, and one line per incident opened, acknowledged or resolved and "
+                "per page sent; bin/run --verbose shows everything."
+            )
         if env.get("EMAIL_BACKEND", "").endswith("filebased.EmailBackend"):
             self.stdout.write(f"E-mail is written to files in {settings.EMAIL_FILE_PATH}/")
 
