@@ -46,12 +46,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window", type=float, default=120.0, help="seconds over which the steps fall due")
     p.add_argument("--lead", type=float, default=20.0, help="seconds from the end of seeding to the first due")
     p.add_argument("--teams", type=int, default=50)
-    p.add_argument("--layout", choices=("production", "shared"), default="production",
-                   help="production: dispatch worker + delivery worker; shared: --workers alike workers")
+    p.add_argument(
+        "--layout",
+        choices=("production", "shared"),
+        default="production",
+        help="production: dispatch worker + delivery worker; shared: --workers alike workers",
+    )
     p.add_argument("--workers", type=int, default=2, help="with --layout shared: workers (prefork, concurrency 2)")
     p.add_argument("--eta-share", type=float, default=0.5, help="share of incidents with an ETA message")
-    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                   help="a setting for every process of the stack, e.g. WAKE_GRANULARITY_MS=100 (repeatable)")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every process of the stack, e.g. WAKE_GRANULARITY_MS=100 (repeatable)",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile one sweep afterwards")
     p.add_argument("--profile-incidents", type=int, default=1000)
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
@@ -70,19 +79,25 @@ def seed_people(n_teams: int):
     now = timezone.now()
     teams = Team.objects.bulk_create([Team(name=f"Bench {t}", slug=f"bench-{t}") for t in range(n_teams)])
     users = User.objects.bulk_create(
-        [User(email=f"b{t}-{u}@bench.invalid", full_name=f"Bench {t}.{u}", password="!")
-         for t in range(n_teams) for u in range(3)]
+        [
+            User(email=f"b{t}-{u}@bench.invalid", full_name=f"Bench {t}.{u}", password="!")
+            for t in range(n_teams)
+            for u in range(3)
+        ]
     )
-    Membership.objects.bulk_create(
-        [Membership(team=teams[i // 3], user=user) for i, user in enumerate(users)]
-    )
+    Membership.objects.bulk_create([Membership(team=teams[i // 3], user=user) for i, user in enumerate(users)])
     methods = ContactMethod.objects.bulk_create(
-        [ContactMethod(user=user, kind=kind, value=f"+1555{i:06d}", verified_at=now)
-         for i, user in enumerate(users) for kind in ("sms", "voice")]
+        [
+            ContactMethod(user=user, kind=kind, value=f"+1555{i:06d}", verified_at=now)
+            for i, user in enumerate(users)
+            for kind in ("sms", "voice")
+        ]
     )
     NotificationRule.objects.bulk_create(
-        [NotificationRule(user=m.user, contact_method=m, order=k % 2, delay=timedelta(seconds=60 * (k % 2)))
-         for k, m in enumerate(methods)]
+        [
+            NotificationRule(user=m.user, contact_method=m, order=k % 2, delay=timedelta(seconds=60 * (k % 2)))
+            for k, m in enumerate(methods)
+        ]
     )
     specs = {}
     for t, team in enumerate(teams):
@@ -107,9 +122,18 @@ def seed_incidents(teams, specs, dues, *, prefix: str):
         reached = due - timedelta(seconds=30)
         rows.append(
             Incident(
-                team=team, policy_id=team.escalation_policy_id, policy_snapshot=specs[team.pk],
-                title=f"{prefix} {i}", dedup_key=f"{prefix}-{i}", created_at=reached, status="triggered",
-                cycle=0, step=0, loop=0, triggered_at=reached, next_action_at=due,
+                team=team,
+                policy_id=team.escalation_policy_id,
+                policy_snapshot=specs[team.pk],
+                title=f"{prefix} {i}",
+                dedup_key=f"{prefix}-{i}",
+                created_at=reached,
+                status="triggered",
+                cycle=0,
+                step=0,
+                loop=0,
+                triggered_at=reached,
+                next_action_at=due,
             )
         )
     created = Incident.objects.bulk_create(rows, batch_size=2000)
@@ -123,12 +147,15 @@ def measure(due_by_id: dict[int, object]):
     from escalations.models import Page, TimelineEvent
 
     at_by_id = dict(
-        TimelineEvent.objects.filter(kind="step_reached", data__step=1, incident_id__in=list(due_by_id))
-        .values_list("incident_id", "at")
+        TimelineEvent.objects.filter(kind="step_reached", data__step=1, incident_id__in=list(due_by_id)).values_list(
+            "incident_id", "at"
+        )
     )
     built_by_id = dict(
         Page.objects.filter(step=1, incident_id__in=list(due_by_id))
-        .values("incident_id").annotate(first=Min("created_at")).values_list("incident_id", "first")
+        .values("incident_id")
+        .annotate(first=Min("created_at"))
+        .values_list("incident_id", "first")
     )
     by_at = {i: (at_by_id[i] - due).total_seconds() for i, due in due_by_id.items() if i in at_by_id}
     by_actual = {i: (built_by_id[i] - due).total_seconds() for i, due in due_by_id.items() if i in built_by_id}
@@ -178,9 +205,11 @@ def profile_sweep(stack: Stack, teams, specs, n: int) -> None:
     advanced = first + services.escalations_sweep(now=timezone.now(), batch=100, max_batches=10_000)
     profiler.disable()
     elapsed = time.perf_counter() - started
-    print(f"\nProfile: one sweep advanced {advanced} incidents in {elapsed:.2f}s "
-          f"({elapsed / max(advanced, 1) * 1000:.1f} ms and {len(queries) / max(first, 1):.1f} queries "
-          f"per dispatched step)")
+    print(
+        f"\nProfile: one sweep advanced {advanced} incidents in {elapsed:.2f}s "
+        f"({elapsed / max(advanced, 1) * 1000:.1f} ms and {len(queries) / max(first, 1):.1f} queries "
+        f"per dispatched step)"
+    )
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("tottime").print_stats(18)
@@ -205,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_redis()
         # Deliveries reach a (healthy) Twilio: the fake answers on loopback, so the paging that follows
         # each dispatch costs what it costs in production instead of failing fast and retrying.
-        stack.start_fake_twilio(fail_rate=0.0, timeout_rate=0.0, hang_seconds=0.0, record=stack.dir / "twilio.jsonl",
-                                seed=1)
+        stack.start_fake_twilio(
+            fail_rate=0.0, timeout_rate=0.0, hang_seconds=0.0, record=stack.dir / "twilio.jsonl", seed=1
+        )
         stack.django_setup()
         from django.utils import timezone
 
@@ -271,11 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Machine: {machine_description()}")
         workers = (
             "dispatch worker (-Q escalations) + worker (deliveries, celery, periodic), prefork x 2 each"
-            if args.layout == "production" else f"{args.workers} worker(s) on every queue, prefork x 2 each"
+            if args.layout == "production"
+            else f"{args.workers} worker(s) on every queue, prefork x 2 each"
         )
-        print(f"{args.incidents} open incidents, step due times spread over {args.window:.0f}s "
-              f"({args.incidents / args.window:.0f} dispatches/s), {workers}, "
-              f"1 beat (sweep every 1 s), {args.teams} teams")
+        print(
+            f"{args.incidents} open incidents, step due times spread over {args.window:.0f}s "
+            f"({args.incidents / args.window:.0f} dispatches/s), {workers}, "
+            f"1 beat (sweep every 1 s), {args.teams} teams"
+        )
         print(f"Dispatched: {len(by_at)}/{len(ids)}")
         print(summary("all, by `at`", list(by_at.values())))
         print(summary("all, actual", list(by_actual.values())))
@@ -289,22 +322,31 @@ def main(argv: list[str] | None = None) -> int:
             highs = (*edges, float("inf"))
             counts = [sum(1 for v in values if lo <= v < hi) for lo, hi in zip(lows, highs, strict=True)]
             names = [f"<{hi:g}s" for hi in edges] + [f">={edges[-1]:g}s"]
-            print(f"{label + ' lateness histogram':<34}"
-                  + "  ".join(f"{name}: {count}" for name, count in zip(names, counts, strict=True)))
+            print(
+                f"{label + ' lateness histogram':<34}"
+                + "  ".join(f"{name}: {count}" for name, count in zip(names, counts, strict=True))
+            )
         sent = delivery_lateness(due_by_id)
         for channel, values in sorted(sent.items()):
             print(summary(f"delivery, {channel}", values) + "  (sent_at - due_at, step 2 pages sent)")
         if meter.first is not None:
             spent = meter.spent()
-            print(f"CPU seconds from the first due to the end ({len(by_at)} steps dispatched): "
-                  + ", ".join(f"{name} {spent[name]:.1f}" for name in sorted(spent, key=lambda n: -spent[n])
-                              if spent[name] >= 0.05)
-                  + f"; dispatch worker {spent.get('dispatch', 0.0) / max(len(by_at), 1) * 1000:.2f} ms per step")
+            print(
+                f"CPU seconds from the first due to the end ({len(by_at)} steps dispatched): "
+                + ", ".join(
+                    f"{name} {spent[name]:.1f}"
+                    for name in sorted(spent, key=lambda n: -spent[n])
+                    if spent[name] >= 0.05
+                )
+                + f"; dispatch worker {spent.get('dispatch', 0.0) / max(len(by_at), 1) * 1000:.2f} ms per step"
+            )
         from portal.models import JobRun
 
         for job in JobRun.objects.all():
-            print(f"JobRun {job.name}: runs {job.runs}, last started {job.last_started_at}, last success "
-                  f"{job.last_success_at}, last error {job.last_error[:200]!r}")
+            print(
+                f"JobRun {job.name}: runs {job.runs}, last started {job.last_started_at}, last success "
+                f"{job.last_success_at}, last error {job.last_error[:200]!r}"
+            )
         p99 = percentile(list(by_actual.values()), 99)
         print(f"Goal p99 < 1 s (actual, all): {'MET' if p99 < 1.0 else 'MISSED'} ({p99 * 1000:.0f} ms)")
         if args.profile:

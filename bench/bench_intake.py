@@ -118,9 +118,12 @@ def run_wrk(url: str, seconds: float, concurrency: int, script: str | None) -> d
     """wrk, one thread (the server needs the other CPU), `concurrency` keep-alive connections."""
     cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:.0f}s", "--timeout", "10s"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script or "function done(summary, latency, requests)\n"
-                "  io.write(string.format('WRK p50=%f p99=%f\\n', latency:percentile(50), latency:percentile(99)))\n"
-                "end\n")
+        f.write(
+            script
+            or "function done(summary, latency, requests)\n"
+            "  io.write(string.format('WRK p50=%f p99=%f\\n', latency:percentile(50), latency:percentile(99)))\n"
+            "end\n"
+        )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = subprocess.run([*cmd, "-s", f.name, url], check=True, capture_output=True, text=True).stdout
@@ -161,9 +164,12 @@ def server_pids(gunicorn_pid: int, dsn: str, db: str) -> tuple[list[int], list[i
     """gunicorn master and workers, and the PostgreSQL backends serving the bench database."""
     children = Path(f"/proc/{gunicorn_pid}/task/{gunicorn_pid}/children").read_text().split()
     with psycopg.connect(dsn) as conn:
-        backends = [r[0] for r in conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db]
-        )]
+        backends = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db]
+            )
+        ]
     return [gunicorn_pid, *map(int, children)], backends
 
 
@@ -222,7 +228,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--celery-concurrency", type=int, default=1, help="worker processes (the drain is serial)")
-    parser.add_argument("--admin-url", default=os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()
 
@@ -247,30 +255,76 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     try:
         subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        key = subprocess.run(
-            [PY, "manage.py", "shell", "-c",
-             "from rotations.models import Team; from escalations.models import Integration;"
-             "t=Team.objects.create(name='Bench', slug='bench');"
-             "print(Integration.objects.create(team=t, name='bench', kind='pagerduty').key)"],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        key = (
+            subprocess.run(
+                [
+                    PY,
+                    "manage.py",
+                    "shell",
+                    "-c",
+                    "from rotations.models import Team; from escalations.models import Integration;"
+                    "t=Team.objects.create(name='Bench', slug='bench');"
+                    "print(Integration.objects.create(team=t, name='bench', kind='pagerduty').key)",
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         # The production configuration, with the command line's overrides (gunicorn lets flags win).
         conf = runpy.run_path(str(ROOT / "config" / "gunicorn_conf.py"))
-        gunicorn = {"worker-class": args.worker_class or conf["worker_class"],
-                    "workers": args.workers or conf["workers"], "threads": args.threads or conf["threads"],
-                    "keep-alive": conf["keepalive"]}
-        cmd = [PY, "-m", "gunicorn", "-c", "config/gunicorn_conf.py", "config.wsgi",
-               "--bind", f"127.0.0.1:{args.port}", "--log-level", "warning",
-               *(f"--{name}={value}" for name, value in gunicorn.items())]
+        gunicorn = {
+            "worker-class": args.worker_class or conf["worker_class"],
+            "workers": args.workers or conf["workers"],
+            "threads": args.threads or conf["threads"],
+            "keep-alive": conf["keepalive"],
+        }
+        cmd = [
+            PY,
+            "-m",
+            "gunicorn",
+            "-c",
+            "config/gunicorn_conf.py",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--log-level",
+            "warning",
+            *(f"--{name}={value}" for name, value in gunicorn.items()),
+        ]
         server = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
         celery = [PY, "-m", "celery", "-A", "config"]
         worker = subprocess.Popen(
-            [*celery, "worker", "-P", "prefork", "-c", str(args.celery_concurrency), "-l", "WARNING",
-             "--without-gossip", "--without-mingle", "-Q", "celery,periodic,escalations,deliveries"],
-            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+            [
+                *celery,
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(args.celery_concurrency),
+                "-l",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "-Q",
+                "celery,periodic,escalations,deliveries",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
         )
-        beat = subprocess.Popen([*celery, "beat", "-l", "WARNING", "-s", str(scratch / "beat-schedule")],
-                                cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+        beat = subprocess.Popen(
+            [*celery, "beat", "-l", "WARNING", "-s", str(scratch / "beat-schedule")],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+        )
         base_url = f"http://127.0.0.1:{args.port}"
         for _ in range(100):
             try:
@@ -282,11 +336,19 @@ def main() -> int:
             raise RuntimeError("gunicorn did not start")
 
         def event(n: int) -> str:
-            return json.dumps({
-                "routing_key": key, "event_action": "trigger", "dedup_key": f"bench-{n % args.keys}",
-                "payload": {"summary": f"Bench alert {n % args.keys}", "source": "bench", "severity": "error",
-                            "custom_details": {"n": n}},
-            })
+            return json.dumps(
+                {
+                    "routing_key": key,
+                    "event_action": "trigger",
+                    "dedup_key": f"bench-{n % args.keys}",
+                    "payload": {
+                        "summary": f"Bench alert {n % args.keys}",
+                        "source": "bench",
+                        "severity": "error",
+                        "custom_details": {"n": n},
+                    },
+                }
+            )
 
         dsn = f"{base}/{db}"
 
@@ -319,11 +381,13 @@ def main() -> int:
         started = time.perf_counter()
         if args.client == "wrk":
             script = WRK_SCRIPT % {"keys": args.keys, "key": key}
-            intake = measured(lambda: run_wrk(intake_url, args.seconds, args.concurrency, script), pids_of,
-                              until=wait_drained)
+            intake = measured(
+                lambda: run_wrk(intake_url, args.seconds, args.concurrency, script), pids_of, until=wait_drained
+            )
         else:
-            intake = measured(lambda: run_load(intake_url, event, args.seconds, args.concurrency), pids_of,
-                              until=wait_drained)
+            intake = measured(
+                lambda: run_load(intake_url, event, args.seconds, args.concurrency), pids_of, until=wait_drained
+            )
         drained = intake.pop("until")
         accepted = inbox_state()[0] - first_id
         if args.skip_ceiling:
@@ -332,21 +396,27 @@ def main() -> int:
             ceiling = measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
         else:
             ceiling = measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of)
-        print(f"gunicorn {' '.join(f'--{k}={v}' for k, v in gunicorn.items())}, "
-              f"Celery worker -c {args.celery_concurrency} and beat, client {args.client} with {args.concurrency} "
-              f"connections, {args.seconds:.0f}s each, "
-              f"{os.cpu_count()} CPUs (client and server share them), load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"gunicorn {' '.join(f'--{k}={v}' for k, v in gunicorn.items())}, "
+            f"Celery worker -c {args.celery_concurrency} and beat, client {args.client} with {args.concurrency} "
+            f"connections, {args.seconds:.0f}s each, "
+            f"{os.cpu_count()} CPUs (client and server share them), load average {os.getloadavg()[0]:.1f}"
+        )
         for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
             if r is None:
                 continue
-            print(f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                  f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + worker {r['worker_cpu_ms']:.2f} ms + "
-                  f"PostgreSQL {r['pg_cpu_ms']:.2f} ms" + (f" (client wrk {r['client_cpu_ms']:.2f} ms)"
-                                                           if "client_cpu_ms" in r else "") +
-                  f"  requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}  "
-                  f"machine busy {r['machine_busy']:.0%}")
-        print(f"end to end: {accepted} events accepted, all applied {drained - started:.1f} s after the load began "
-              f"(load {args.seconds:.0f} s): {accepted / (drained - started):.0f} events/s applied")
+            print(
+                f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + worker {r['worker_cpu_ms']:.2f} ms + "
+                f"PostgreSQL {r['pg_cpu_ms']:.2f} ms"
+                + (f" (client wrk {r['client_cpu_ms']:.2f} ms)" if "client_cpu_ms" in r else "")
+                + f"  requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}  "
+                f"machine busy {r['machine_busy']:.0%}"
+            )
+        print(
+            f"end to end: {accepted} events accepted, all applied {drained - started:.1f} s after the load began "
+            f"(load {args.seconds:.0f} s): {accepted / (drained - started):.0f} events/s applied"
+        )
         with psycopg.connect(dsn) as conn:
             incidents, alerts, counted = conn.execute(
                 "SELECT (SELECT count(*) FROM escalations_incident), (SELECT count(*) FROM escalations_alert),"
@@ -400,8 +470,14 @@ def run_load_get(url: str, seconds: float, concurrency: int) -> dict:
     elapsed = time.perf_counter() - started
     flat = sorted(x for lat in latencies for x in lat)
     q = statistics.quantiles(flat, n=100)
-    return {"requests": len(flat), "per_second": len(flat) / elapsed, "p50_ms": q[49] * 1000,
-            "p99_ms": q[98] * 1000, "errors": sum(c for s, c in statuses.items() if s != 200), "statuses": statuses}
+    return {
+        "requests": len(flat),
+        "per_second": len(flat) / elapsed,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+        "errors": sum(c for s, c in statuses.items() if s != 200),
+        "statuses": statuses,
+    }
 
 
 if __name__ == "__main__":

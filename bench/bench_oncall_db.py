@@ -39,17 +39,25 @@ def seed(n_teams: int) -> list[int]:
     users = User.objects.bulk_create(
         User(email=f"bench{i}@example.com", full_name=f"Bench User {i}", password="!") for i in range(n_teams * 4)
     )
-    Membership.objects.bulk_create(
-        Membership(team=teams[i // 4], user=u, role="engineer") for i, u in enumerate(users)
-    )
+    Membership.objects.bulk_create(Membership(team=teams[i // 4], user=u, role="engineer") for i, u in enumerate(users))
     rotations = Rotation.objects.bulk_create(
-        Rotation(team=t, name="Main", time_zone=("Europe/Berlin", "America/New_York", "Asia/Tokyo")[i % 3],
-                 positions=["primary", "secondary"])
+        Rotation(
+            team=t,
+            name="Main",
+            time_zone=("Europe/Berlin", "America/New_York", "Asia/Tokyo")[i % 3],
+            positions=["primary", "secondary"],
+        )
         for i, t in enumerate(teams)
     )
     eras = RotationEra.objects.bulk_create(
-        RotationEra(rotation=r, effective_from=datetime(2026, 1, 1, tzinfo=UTC), start_date=date(2026, 1, 5),
-                    handoff_time=time(9), shift_unit="weeks", shift_length=1)
+        RotationEra(
+            rotation=r,
+            effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+            start_date=date(2026, 1, 5),
+            handoff_time=time(9),
+            shift_unit="weeks",
+            shift_length=1,
+        )
         for r in rotations
     )
     RotationParticipant.objects.bulk_create(
@@ -62,8 +70,15 @@ def seed(n_teams: int) -> list[int]:
             start = AT + timedelta(hours=-2 + 14 * k)
             exclusions.append(Exclusion(user=users[t * 4 + k % 4], start=start, end=start + timedelta(hours=6)))
             ostart = AT + timedelta(hours=-1 + 10 * k)
-            overrides.append(Override(rotation=rotation, user=users[t * 4 + (k + 2) % 4], start=ostart,
-                                      end=ostart + timedelta(hours=3), position=("primary", "secondary")[k % 2]))
+            overrides.append(
+                Override(
+                    rotation=rotation,
+                    user=users[t * 4 + (k + 2) % 4],
+                    start=ostart,
+                    end=ostart + timedelta(hours=3),
+                    position=("primary", "secondary")[k % 2],
+                )
+            )
     Exclusion.objects.bulk_create(exclusions)
     Override.objects.bulk_create(overrides)
     return [t.pk for t in teams]
@@ -95,8 +110,10 @@ def main() -> None:
                 queries = len(ctx.captured_queries)
             assert len(result) == args.teams
             # Wall time includes PostgreSQL; CPU is this process only (the honest figure on a busy box).
-            print(f"{label}: {args.teams} teams, {queries} queries, wall median {statistics.median(timings):.1f} ms "
-                  f"(min {min(timings):.1f}, max {max(timings):.1f}), CPU median {statistics.median(cpu):.1f} ms")
+            print(
+                f"{label}: {args.teams} teams, {queries} queries, wall median {statistics.median(timings):.1f} ms "
+                f"(min {min(timings):.1f}, max {max(timings):.1f}), CPU median {statistics.median(cpu):.1f} ms"
+            )
         print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         reasons = {}
         for positions in teams_oncall_get(team_ids=team_ids, at=AT).values():

@@ -46,8 +46,9 @@ def seed_incidents(team_ids: list[int], n: int, *, until: datetime | None = None
 
     until = until or datetime.now(UTC)
     members: dict[int, list[int]] = {}
-    for team_id, user_id in Membership.objects.filter(team_id__in=team_ids).order_by("pk").values_list(
-            "team_id", "user_id"):
+    for team_id, user_id in (
+        Membership.objects.filter(team_id__in=team_ids).order_by("pk").values_list("team_id", "user_id")
+    ):
         members.setdefault(team_id, []).append(user_id)
     rng = random.Random(7)
     statuses = ["resolved"] * 8 + ["acknowledged", "triggered"]
@@ -59,18 +60,32 @@ def seed_incidents(team_ids: list[int], n: int, *, until: datetime | None = None
         primary, secondary = rng.sample(members[team_id], 2)
         acked = created + timedelta(seconds=math.exp(rng.uniform(math.log(20), math.log(1800))))
         resolved = acked + timedelta(seconds=math.exp(rng.uniform(math.log(300), math.log(172800))))
-        story = {"primary": primary, "secondary": secondary if rng.random() < 0.15 else None,
-                 "reassigned": rng.random() < 0.05,
-                 "acked": acked if status != "triggered" else None,
-                 "resolved": resolved if status == "resolved" and resolved < until else None}
+        story = {
+            "primary": primary,
+            "secondary": secondary if rng.random() < 0.15 else None,
+            "reassigned": rng.random() < 0.05,
+            "acked": acked if status != "triggered" else None,
+            "resolved": resolved if status == "resolved" and resolved < until else None,
+        }
         if story["resolved"] is None and status == "resolved":
             status = "acknowledged"
-        batch.append((Incident(
-            team_id=team_id, title=f"Bench incident {i}", severity=rng.choice(["critical", "error"]),
-            source=rng.choice(["alert", "api", "phone", "manual"]), status=status, created_at=created,
-            triggered_at=created, acknowledged_at=story["acked"], resolved_at=story["resolved"],
-            resolved_by_id=(primary if rng.random() < 0.8 else secondary) if story["resolved"] else None,
-        ), story))
+        batch.append(
+            (
+                Incident(
+                    team_id=team_id,
+                    title=f"Bench incident {i}",
+                    severity=rng.choice(["critical", "error"]),
+                    source=rng.choice(["alert", "api", "phone", "manual"]),
+                    status=status,
+                    created_at=created,
+                    triggered_at=created,
+                    acknowledged_at=story["acked"],
+                    resolved_at=story["resolved"],
+                    resolved_by_id=(primary if rng.random() < 0.8 else secondary) if story["resolved"] else None,
+                ),
+                story,
+            )
+        )
         if len(batch) == 5000:
             _flush(batch, rng)
     _flush(batch, rng)
@@ -86,9 +101,22 @@ def _flush(batch: list, rng: random.Random) -> None:
         events.append(TimelineEvent(incident=incident, at=moment, kind=kind, message=f"{kind} bench", data=data))
 
     def page(incident: Incident, user_id: int, step: int, rule: int, moment: datetime, status: str) -> None:
-        pages.append(Page(incident=incident, cycle=0, step=step, loop=0, user_id=user_id, rule_index=rule,
-                          channel=("sms", "voice")[rule], destination="+15550000000", due_at=moment, status=status,
-                          sent_at=moment + timedelta(seconds=2), status_at=moment + timedelta(seconds=9)))
+        pages.append(
+            Page(
+                incident=incident,
+                cycle=0,
+                step=step,
+                loop=0,
+                user_id=user_id,
+                rule_index=rule,
+                channel=("sms", "voice")[rule],
+                destination="+15550000000",
+                due_at=moment,
+                status=status,
+                sent_at=moment + timedelta(seconds=2),
+                status_at=moment + timedelta(seconds=9),
+            )
+        )
 
     for incident, story in zip(made, (story for _, story in batch), strict=True):
         at = incident.created_at
@@ -120,8 +148,10 @@ def _measure(client: Client, label: str, who: str, path: str, repeat: int) -> No
             times.append((clock.perf_counter() - start) * 1000)
             cpu.append((clock.process_time() - start_cpu) * 1000)
         queries, status = len(ctx.captured_queries), response.status_code
-    print(f"{label:<30}{who:<10}{statistics.median(times):>10.1f}{statistics.median(cpu):>8.1f}"
-          f"{max(times):>9.1f}{queries:>9}  {status}")
+    print(
+        f"{label:<30}{who:<10}{statistics.median(times):>10.1f}{statistics.median(cpu):>8.1f}"
+        f"{max(times):>9.1f}{queries:>9}  {status}"
+    )
 
 
 def main() -> None:
@@ -154,12 +184,19 @@ def main() -> None:
         team = Team.objects.get(pk=team_ids[0])
         incident = Incident.objects.filter(team=team).order_by("-created_at").first()
         pages = [
-            ("Now", "/"), ("Incidents", "/incidents/"), ("Incidents (mine, open)", "/incidents/?status=triggered"),
-            ("Incident detail", f"/incidents/{incident.pk}/"), ("My schedule", "/schedule/"), ("Profile", "/profile/"),
-            ("Teams", "/teams/"), ("Team", f"/teams/{team.slug}/"),
+            ("Now", "/"),
+            ("Incidents", "/incidents/"),
+            ("Incidents (mine, open)", "/incidents/?status=triggered"),
+            ("Incident detail", f"/incidents/{incident.pk}/"),
+            ("My schedule", "/schedule/"),
+            ("Profile", "/profile/"),
+            ("Teams", "/teams/"),
+            ("Team", f"/teams/{team.slug}/"),
             ("Calendar (week)", f"/teams/{team.slug}/calendar/"),
-            ("Calendar (month)", f"/teams/{team.slug}/calendar/?view=month"), ("Insights 30 d", "/insights/?days=30"),
-            ("API incidents", "/api/v1/incidents/"), ("API on-call", f"/api/v1/oncall/?team={team.pk}"),
+            ("Calendar (month)", f"/teams/{team.slug}/calendar/?view=month"),
+            ("Insights 30 d", "/insights/?days=30"),
+            ("API incidents", "/api/v1/incidents/"),
+            ("API on-call", f"/api/v1/oncall/?team={team.pk}"),
             ("Insights 90 d", "/insights/?days=90"),
         ]
         # What the beat does every few minutes (portal.rollup): the first run writes every row, the
@@ -167,14 +204,19 @@ def main() -> None:
         for label in ("insights roll-up (first run)", "insights roll-up (next run)"):
             start, start_cpu = clock.perf_counter(), clock.process_time()
             run = rollup.insights_rollup_refresh(now=datetime.now(UTC))
-            print(f"{label}: {(clock.perf_counter() - start) * 1000:.0f} ms wall, "
-                  f"{(clock.process_time() - start_cpu) * 1000:.0f} ms CPU here; {run.created} rows written, "
-                  f"{run.unchanged} unchanged")
+            print(
+                f"{label}: {(clock.perf_counter() - start) * 1000:.0f} ms wall, "
+                f"{(clock.process_time() - start_cpu) * 1000:.0f} ms CPU here; {run.created} rows written, "
+                f"{run.unchanged} unchanged"
+            )
         # Wall time includes PostgreSQL; CPU is this process only (the steadier figure on a busy box).
         print(f"{'page':<30}{'as':<10}{'median ms':>10}{'cpu ms':>8}{'max ms':>9}{'queries':>9}  status")
-        staff_only = [("Insights 30 d, all teams", "/insights/?days=30&team=all"),
-                      ("Insights 90 d, all teams", "/insights/?days=90&team=all"),
-                      ("Insights CSV 90 d, all", "/insights.csv?days=90&team=all"), ("Calls (staff)", "/calls/")]
+        staff_only = [
+            ("Insights 30 d, all teams", "/insights/?days=30&team=all"),
+            ("Insights 90 d, all teams", "/insights/?days=90&team=all"),
+            ("Insights CSV 90 d, all", "/insights.csv?days=90&team=all"),
+            ("Calls (staff)", "/calls/"),
+        ]
         clients = {}
         for who, user in (("engineer", engineer), ("staff", staff)):
             clients[who] = Client()

@@ -57,9 +57,7 @@ def best_of(fn: Callable[[], object], repeat: int = 15, setup: Callable[[], obje
 def make_team(rng: random.Random, team_id: int, near_now: bool):
     tz = rng.choice(ZONES)
     users = tuple(range(team_id * 100, team_id * 100 + rng.randint(3, 8)))
-    anchor = datetime(2021, 1, 4, 9, tzinfo=ZoneInfo(tz)) + timedelta(
-        days=rng.randint(0, 1800)
-    )
+    anchor = datetime(2021, 1, 4, 9, tzinfo=ZoneInfo(tz)) + timedelta(days=rng.randint(0, 1800))
     spec = RotationSpec(
         team_id,
         team_id,
@@ -81,9 +79,7 @@ def make_team(rng: random.Random, team_id: int, near_now: bool):
     for i in range(5):
         s, e = span()
         if i % 2:
-            overrides.append(
-                Override(team_id, users[0] + 50, s, e, position="secondary", id=i)
-            )
+            overrides.append(Override(team_id, users[0] + 50, s, e, position="secondary", id=i))
         else:
             overrides.append(
                 Override(
@@ -99,9 +95,7 @@ def make_team(rng: random.Random, team_id: int, near_now: bool):
 
 
 def bench_now() -> None:
-    print(
-        "== who is on call now: 1,000 teams x 2 positions, 5 exclusions + 5 overrides each =="
-    )
+    print("== who is on call now: 1,000 teams x 2 positions, 5 exclusions + 5 overrides each ==")
     for label, near in (
         ("typical (random exclusions/overrides within +-30 days)", False),
         ("worst case (all 10 overlap now -> segment splitting)", True),
@@ -152,15 +146,11 @@ def bench_now() -> None:
             f"    team_oncall_at x1000, warm:          {t_team * 1e3:7.2f} ms ({t_team * 1e3:5.1f} us/team) target<20ms"
         )
         print(f"    oncall_at      x1000, warm:          {t_single * 1e3:7.2f} ms")
-        print(
-            f"    team_oncall_at x1000, no memo:       {t_cold_memo * 1e3:7.2f} ms  (memos cleared)"
-        )
+        print(f"    team_oncall_at x1000, no memo:       {t_cold_memo * 1e3:7.2f} ms  (memos cleared)")
         print(
             f"    team_oncall_at x1000, rebuilt specs: {t_rebuilt * 1e3:7.2f} ms  (equal specs, new objects each call)"
         )
-        print(
-            f"    team_oncall_at x1000, cold:          {t_cold * 1e3:7.2f} ms  (includes compiling 1,000 specs)"
-        )
+        print(f"    team_oncall_at x1000, cold:          {t_cold * 1e3:7.2f} ms  (includes compiling 1,000 specs)")
 
 
 def bench_year() -> None:
@@ -181,11 +171,7 @@ def bench_year() -> None:
     exs = []
     for i in range(20):
         s = since + timedelta(hours=rng.randint(0, 365 * 24))
-        exs.append(
-            Exclusion(
-                rng.choice(users), s, s + timedelta(hours=rng.randint(4, 24 * 10)), id=i
-            )
-        )
+        exs.append(Exclusion(rng.choice(users), s, s + timedelta(hours=rng.randint(4, 24 * 10)), id=i))
     n = len(rotation_shifts(spec, exs, [], since, until))
     t = best_of(lambda: rotation_shifts(spec, exs, [], since, until), 50)
     print(f"  rotation_shifts 2026: {t * 1e3:6.2f} ms for {n} segments  target < 5 ms")
@@ -207,22 +193,13 @@ def bench_scaling() -> None:
         s = NOW + timedelta(weeks=w, hours=rng.randint(0, 150))
         busy_ex.append(Exclusion(rng.randint(1, 4), s, s + timedelta(hours=30), id=w))
         s = NOW + timedelta(weeks=w, hours=rng.randint(0, 150))
-        busy_ov.append(
-            Override(1, 9, s, s + timedelta(hours=4), position="primary", id=w)
-        )
-    print(
-        "  anchor age  load            oncall_at*  "
-        + "  ".join(f"{name:>9}" for name, _ in windows)
-    )
+        busy_ov.append(Override(1, 9, s, s + timedelta(hours=4), position="primary", id=w))
+    print("  anchor age  load            oncall_at*  " + "  ".join(f"{name:>9}" for name, _ in windows))
     for age_label, age in (
         ("1 day", timedelta(days=1)),
         ("5 years", timedelta(days=5 * 365)),
     ):
-        anchor = (
-            (NOW - age)
-            .astimezone(tz)
-            .replace(hour=9, minute=0, second=0, microsecond=0)
-        )
+        anchor = (NOW - age).astimezone(tz).replace(hour=9, minute=0, second=0, microsecond=0)
         spec = RotationSpec(
             1,
             1,
@@ -248,10 +225,7 @@ def bench_scaling() -> None:
                     reps,
                 )
                 cells.append(f"{t * 1e3:7.2f}ms")
-            print(
-                f"  {age_label:<11} {load:<15} {t_now * 1e6:7.1f} us  "
-                + "  ".join(f"{c:>9}" for c in cells)
-            )
+            print(f"  {age_label:<11} {load:<15} {t_now * 1e6:7.1f} us  " + "  ".join(f"{c:>9}" for c in cells))
     print("  * oncall_at with the per-era memos cleared before every call")
     print("  per-day cost = figure / 7, 30, 365, 1825 days: flat => linear in window;")
     print("  same row for 1 day vs 5 years old => independent of rotation age")
@@ -261,15 +235,15 @@ def calibrate() -> None:
     # Machine speed reference: a bare datetime + timedelta addition.
     t, d = NOW, timedelta(hours=1)
     per = best_of(lambda: [t + d for _ in range(10_000)], 20) / 10_000
-    print(
-        f"python {sys.version.split()[0]}; calibration: datetime + timedelta = {per * 1e9:.0f} ns"
-    )
+    print(f"python {sys.version.split()[0]}; calibration: datetime + timedelta = {per * 1e9:.0f} ns")
 
 
 if __name__ == "__main__":
     calibrate()
-    print(f"clock: {'CPU (process_time)' if CLOCK is time.process_time else 'wall (perf_counter)'}; "
-          f"load average {__import__('os').getloadavg()[0]:.1f}")
+    print(
+        f"clock: {'CPU (process_time)' if CLOCK is time.process_time else 'wall (perf_counter)'}; "
+        f"load average {__import__('os').getloadavg()[0]:.1f}"
+    )
     bench_now()
     bench_year()
     bench_scaling()

@@ -131,8 +131,11 @@ def seed(plans: list[Planned]) -> None:
     now = timezone.now()
     teams = Team.objects.bulk_create([Team(name=f"Chaos {p.index}", slug=f"chaos-{p.index}") for p in plans])
     users = User.objects.bulk_create(
-        [User(email=f"c{p.index}-{s}@chaos.invalid", full_name=f"Chaos {p.index}.{s}", password="!")
-         for p in plans for s in RULES]
+        [
+            User(email=f"c{p.index}-{s}@chaos.invalid", full_name=f"Chaos {p.index}.{s}", password="!")
+            for p in plans
+            for s in RULES
+        ]
     )
     Membership.objects.bulk_create([Membership(team=teams[i // 3], user=u) for i, u in enumerate(users)])
     methods, rule_specs = [], []
@@ -141,13 +144,16 @@ def seed(plans: list[Planned]) -> None:
         plan.user_ids = [users[3 * i + s].pk for s in RULES]
         for s, rules in RULES.items():
             for order, (channel, delay) in enumerate(rules):
-                methods.append(ContactMethod(user=users[3 * i + s], kind=channel, value=phone(plan.index, s),
-                                             verified_at=now))
+                methods.append(
+                    ContactMethod(user=users[3 * i + s], kind=channel, value=phone(plan.index, s), verified_at=now)
+                )
                 rule_specs.append((users[3 * i + s], order, delay))
     methods = ContactMethod.objects.bulk_create(methods)
     NotificationRule.objects.bulk_create(
-        [NotificationRule(user=u, contact_method=m, order=order, delay=timedelta(seconds=delay))
-         for m, (u, order, delay) in zip(methods, rule_specs, strict=True)]
+        [
+            NotificationRule(user=u, contact_method=m, order=order, delay=timedelta(seconds=delay))
+            for m, (u, order, delay) in zip(methods, rule_specs, strict=True)
+        ]
     )
     pols = EscalationPolicy.objects.bulk_create(
         [EscalationPolicy(team=teams[i], name=p.policy.name, repeat=p.policy.repeat) for i, p in enumerate(plans)]
@@ -159,8 +165,11 @@ def seed(plans: list[Planned]) -> None:
             step_slots.append((i, slots))
     steps = EscalationStep.objects.bulk_create(steps)
     EscalationTarget.objects.bulk_create(
-        [EscalationTarget(step=st, kind="user", user=users[3 * i + s])
-         for st, (i, slots) in zip(steps, step_slots, strict=True) for s in slots]
+        [
+            EscalationTarget(step=st, kind="user", user=users[3 * i + s])
+            for st, (i, slots) in zip(steps, step_slots, strict=True)
+            for s in slots
+        ]
     )
     for team, pol in zip(teams, pols, strict=True):
         team.escalation_policy = pol
@@ -315,9 +324,16 @@ def compare(plans: list[Planned], created: list[dict]) -> Report:
         came = sorted(got.get(key, []), key=lambda e: e["at"])
         for r, e in zip(needed, came, strict=False):
             report.lateness.append(e["at"] - r.due)
-        for r in needed[len(came):]:
-            report.missing.append((r.incident, f"loop {r.loop + 1} step {r.step + 1}", f"slot {r.slot}", r.channel,
-                                   phone(r.incident, r.slot)))
+        for r in needed[len(came) :]:
+            report.missing.append(
+                (
+                    r.incident,
+                    f"loop {r.loop + 1} step {r.step + 1}",
+                    f"slot {r.slot}",
+                    r.channel,
+                    phone(r.incident, r.slot),
+                )
+            )
         extra = len(came) - len(needed) - maybe.get(key, 0)
         if extra > 0:
             target = report.unexpected if never.get(key) else report.duplicate
@@ -364,7 +380,7 @@ def explain_missing(plans: list[Planned], report: Report, created: list[dict]) -
         take_a = min(n_canceled, len(rows) - take_c)
         carried += take_c
         canceled += take_a
-        still.extend(rows[take_c + take_a:])
+        still.extend(rows[take_c + take_a :])
     report.carried, report.canceled_at_ack = carried, canceled
     report.missing = still
 
@@ -387,13 +403,16 @@ def stage_lateness(plans: list[Planned]) -> None:
         step_late.append(at.timestamp() - nominal)
     send_late = [
         (sent - due).total_seconds()
-        for due, sent in Page.objects.filter(incident_id__in=list(by_id), sent_at__isnull=False, bundled_into=None)
-        .values_list("due_at", "sent_at")
+        for due, sent in Page.objects.filter(
+            incident_id__in=list(by_id), sent_at__isnull=False, bundled_into=None
+        ).values_list("due_at", "sent_at")
     ]
     stages = (("engine: step reached - nominal", step_late), ("delivery: sent_at - page due_at", send_late))
     for label, values in stages:
-        print(f"  {label:<34} p50 {_fmt(percentile(values, 50))}  p99 {_fmt(percentile(values, 99))}  "
-              f"max {_fmt(max(values) if values else float('nan'))}  (n={len(values)})")
+        print(
+            f"  {label:<34} p50 {_fmt(percentile(values, 50))}  p99 {_fmt(percentile(values, 99))}  "
+            f"max {_fmt(max(values) if values else float('nan'))}  (n={len(values)})"
+        )
     statuses = dict(Page.objects.filter(incident_id__in=list(by_id)).values_list("status").annotate(n=Count("id")))
     print(f"  Page rows by status: {statuses}")
 
@@ -404,9 +423,22 @@ def diagnose(report: Report) -> None:
 
     phones = {m[4] for m in report.missing[:20]} | {d[3] for d in report.duplicate[:20]}
     for number in sorted(phones):
-        rows = Page.objects.filter(destination=number).order_by("due_at").values_list(
-            "id", "channel", "cycle", "step", "loop", "status", "attempts", "due_at", "sent_at", "bundled_into_id",
-            "error",
+        rows = (
+            Page.objects.filter(destination=number)
+            .order_by("due_at")
+            .values_list(
+                "id",
+                "channel",
+                "cycle",
+                "step",
+                "loop",
+                "status",
+                "attempts",
+                "due_at",
+                "sent_at",
+                "bundled_into_id",
+                "error",
+            )
         )
         print(f"  Page rows for {number}:")
         for row in rows:
@@ -455,8 +487,10 @@ def main(argv: list[str] | None = None) -> int:
         pol = pols["ack"] if rng.random() < args.ack_share else pols["standard"]
         plans.append(Planned(index=i, policy=pol, open_at=open_window * i / max(args.incidents - 1, 1)))
 
-    print(f"chaos: {args.incidents} incidents opened over {open_window:.0f}s, policies {sorted(pols)}, "
-          f"seed {args.seed}", flush=True)
+    print(
+        f"chaos: {args.incidents} incidents opened over {open_window:.0f}s, policies {sorted(pols)}, seed {args.seed}",
+        flush=True,
+    )
     # A Twilio timeout ties up a worker process for the whole client timeout: keep it short here.
     stack = Stack(label="chaos", keep_dir=args.keep, env_overrides={"TWILIO_HTTP_TIMEOUT": "1.5"})
     record = stack.dir / "twilio.jsonl"
@@ -465,8 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.create_database()
         stack.migrate()
         stack.start_redis()
-        stack.start_fake_twilio(fail_rate=args.fail_rate, timeout_rate=args.timeout_rate, hang_seconds=2.5,
-                                record=record, seed=args.seed)
+        stack.start_fake_twilio(
+            fail_rate=args.fail_rate, timeout_rate=args.timeout_rate, hang_seconds=2.5, record=record, seed=args.seed
+        )
         stack.start_web()
         stack.django_setup()
         seed(plans)
@@ -513,8 +548,14 @@ def run_scenario(stack, plans, args, rng, open_window, span, record, faults) -> 
         lag.append(time.monotonic() - start - at)
         if action == "open":
             now = timezone.now()
-            result = services.incident_trigger(team=teams[obj.team_id], title=f"Chaos incident {obj.index}",
-                                               dedup_key=f"chaos-{obj.index}", source="api", via="api", now=now)
+            result = services.incident_trigger(
+                team=teams[obj.team_id],
+                title=f"Chaos incident {obj.index}",
+                dedup_key=f"chaos-{obj.index}",
+                source="api",
+                via="api",
+                now=now,
+            )
             obj.trigger_epoch, obj.incident_id = now.timestamp(), result.incident.pk
         elif action == "ack":
             before = time.time()
@@ -604,20 +645,27 @@ def print_report(stack, plans, args, report: Report, stats, faults) -> None:
     print(f"Pages required: {report.required}")
     print(f"Pages received: {report.received}")
     print("Fake Twilio requests: " + ", ".join(f"{k}: {v}" for k, v in sorted(stats.items())))
-    print(f"Shortfall explained: {report.carried} carried in a combined message to the same number (overdue "
-          f"pages are bundled), {report.canceled_at_ack} overdue when their incident was acknowledged")
+    print(
+        f"Shortfall explained: {report.carried} carried in a combined message to the same number (overdue "
+        f"pages are bundled), {report.canceled_at_ack} overdue when their incident was acknowledged"
+    )
     print(f"Missing: {len(report.missing)}")
     print(f"Duplicate: {len(report.duplicate)} (same page id sent twice: {len(report.same_page_twice)})")
     print(f"Unexpected (after acknowledgement or unknown number): {len(report.unexpected)}")
     lat = report.lateness
     late = sum(1 for v in lat if v > args.late_after)
-    print(f"Lateness vs nominal due: p50 {_fmt(percentile(lat, 50))}  p99 {_fmt(percentile(lat, 99))}  "
-          f"max {_fmt(max(lat) if lat else float('nan'))}; late (> {args.late_after:.0f}s): {late}")
+    print(
+        f"Lateness vs nominal due: p50 {_fmt(percentile(lat, 50))}  p99 {_fmt(percentile(lat, 99))}  "
+        f"max {_fmt(max(lat) if lat else float('nan'))}; late (> {args.late_after:.0f}s): {late}"
+    )
     print(f"Faults injected ({len(faults)}):")
     for line in faults:
         print(f"  {line}")
-    for title, rows in (("Missing", report.missing), ("Duplicate", report.duplicate),
-                        ("Unexpected", report.unexpected)):
+    for title, rows in (
+        ("Missing", report.missing),
+        ("Duplicate", report.duplicate),
+        ("Unexpected", report.unexpected),
+    ):
         for row in rows[:30]:
             print(f"  {title}: {row}")
     if report.same_page_twice:

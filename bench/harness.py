@@ -258,9 +258,7 @@ class Stack:
 
     def migrate(self) -> None:
         started = time.monotonic()
-        subprocess.run(
-            [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env(), check=True
-        )
+        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env(), check=True)
         self.event(f"migrated ({time.monotonic() - started:.1f}s)")
 
     def drop_database(self) -> None:
@@ -308,8 +306,19 @@ class Stack:
         child = self._child(
             "redis",
             [
-                shutil.which("redis-server") or "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir),
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.dir),
             ],
         )
         child.start()
@@ -322,9 +331,21 @@ class Stack:
         child = self._child(
             "twilio",
             [
-                PYTHON, "-m", "tests.fakes.fake_twilio", "--port", str(self.twilio_port), "--fail-rate", str(fail_rate),
-                "--timeout-rate", str(timeout_rate), "--hang-seconds", str(hang_seconds), "--seed", str(seed),
-                "--record", str(record),
+                PYTHON,
+                "-m",
+                "tests.fakes.fake_twilio",
+                "--port",
+                str(self.twilio_port),
+                "--fail-rate",
+                str(fail_rate),
+                "--timeout-rate",
+                str(timeout_rate),
+                "--hang-seconds",
+                str(hang_seconds),
+                "--seed",
+                str(seed),
+                "--record",
+                str(record),
             ],
         )
         child.start()
@@ -334,8 +355,16 @@ class Stack:
     def start_web(self, workers: int = 1) -> Child:
         child = self._child(
             "web",
-            [GUNICORN, "config.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{self.web_port}",
-             "--graceful-timeout", "3"],
+            [
+                GUNICORN,
+                "config.wsgi",
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{self.web_port}",
+                "--graceful-timeout",
+                "3",
+            ],
         )
         child.start()
         _wait(lambda: _http_ok(f"{self.web_url}/healthz"), 30, "gunicorn /healthz", child)
@@ -345,9 +374,23 @@ class Stack:
         """A prefork worker; `queues` as for -Q (None: every queue)."""
         return self._child(
             name,
-            [CELERY, "-A", "config", "worker", "-P", "prefork", "-c", str(concurrency), "-n", f"{name}@%h",
-             "-l", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "--without-gossip", "--without-mingle",
-             *(["-Q", queues] if queues else [])],
+            [
+                CELERY,
+                "-A",
+                "config",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{name}@%h",
+                "-l",
+                os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
+                "--without-gossip",
+                "--without-mingle",
+                *(["-Q", queues] if queues else []),
+            ],
         )
 
     def add_production_workers(self, dispatch: str = "dispatch", worker: str = "worker") -> tuple[Child, Child]:

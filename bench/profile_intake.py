@@ -64,17 +64,24 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--profile", default="")
     parser.add_argument("--drain-profile", default="")
-    parser.add_argument("--batch", type=int, default=0,
-                        help="drain batch size (default BACKSTOP_INBOX_BATCH; under load a kick finds ~100 events)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="drain batch size (default BACKSTOP_INBOX_BATCH; under load a kick finds ~100 events)",
+    )
     args = parser.parse_args()
     connection.settings_dict["TEST"]["NAME"] = f"test_{connection.settings_dict['NAME']}_profile"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     # As in production (base settings): keep the connection across requests; Redis is the cache.
     connection.settings_dict["CONN_MAX_AGE"] = 60
-    redis_cache = {"default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": settings.CELERY_BROKER_URL,
-        "KEY_PREFIX": settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] + "profile",
-    }}
+    redis_cache = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.CELERY_BROKER_URL,
+            "KEY_PREFIX": settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] + "profile",
+        }
+    }
     try:
         from config.celery import app
         from config.wsgi import application
@@ -86,11 +93,19 @@ def main() -> None:
         key = Integration.objects.create(team=team, name="bench", kind="pagerduty").key
 
         def body(n: int) -> bytes:
-            return json.dumps({
-                "routing_key": key, "event_action": "trigger", "dedup_key": f"bench-{n % args.keys}",
-                "payload": {"summary": f"Bench alert {n % args.keys}", "source": "bench", "severity": "error",
-                            "custom_details": {"n": n}},
-            }).encode()
+            return json.dumps(
+                {
+                    "routing_key": key,
+                    "event_action": "trigger",
+                    "dedup_key": f"bench-{n % args.keys}",
+                    "payload": {
+                        "summary": f"Bench alert {n % args.keys}",
+                        "source": "bench",
+                        "severity": "error",
+                        "custom_details": {"n": n},
+                    },
+                }
+            ).encode()
 
         def start_response(status, headers):
             assert status.startswith("202"), status
@@ -98,9 +113,16 @@ def main() -> None:
         def post(n: int) -> None:
             data = body(n)
             environ = {
-                "REQUEST_METHOD": "POST", "PATH_INFO": URL, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
-                "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1", "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(data), "wsgi.errors": sys.stderr, "CONTENT_TYPE": "application/json",
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": URL,
+                "SERVER_NAME": "127.0.0.1",
+                "SERVER_PORT": "8000",
+                "SERVER_PROTOCOL": "HTTP/1.1",
+                "HTTP_HOST": "127.0.0.1",
+                "wsgi.url_scheme": "http",
+                "wsgi.input": io.BytesIO(data),
+                "wsgi.errors": sys.stderr,
+                "CONTENT_TYPE": "application/json",
                 "CONTENT_LENGTH": str(len(data)),
             }
             response = application(environ, start_response)
@@ -129,9 +151,11 @@ def main() -> None:
                 prof.disable()
             wall = time.perf_counter() - t
             c2, pg2 = _cpu(backend)
-            print(f"request: {args.events} PagerDuty triggers, {wall / args.events * 1e3:.2f} ms wall, CPU per event "
-                  f"{(c2 - c) / args.events * 1e3:.3f} ms (Python) + {(pg2 - pg) / args.events * 1e3:.3f} ms "
-                  f"(PostgreSQL); load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"request: {args.events} PagerDuty triggers, {wall / args.events * 1e3:.2f} ms wall, CPU per event "
+                f"{(c2 - c) / args.events * 1e3:.3f} ms (Python) + {(pg2 - pg) / args.events * 1e3:.3f} ms "
+                f"(PostgreSQL); load average {os.getloadavg()[0]:.1f}"
+            )
 
             batch = args.batch or settings.BACKSTOP_INBOX_BATCH
             dprof = cProfile.Profile() if args.drain_profile else None
@@ -145,9 +169,11 @@ def main() -> None:
                 dprof.disable()
             wall = time.perf_counter() - t
             c2, pg2 = _cpu(backend)
-            print(f"drain: {applied} events in {len(recorder.sql)} SQL statements, {wall / applied * 1e3:.3f} ms wall, "
-                  f"CPU per event {(c2 - c) / applied * 1e3:.3f} ms (Python) + {(pg2 - pg) / applied * 1e3:.3f} ms "
-                  f"(PostgreSQL) with batches of {batch}")
+            print(
+                f"drain: {applied} events in {len(recorder.sql)} SQL statements, {wall / applied * 1e3:.3f} ms wall, "
+                f"CPU per event {(c2 - c) / applied * 1e3:.3f} ms (Python) + {(pg2 - pg) / applied * 1e3:.3f} ms "
+                f"(PostgreSQL) with batches of {batch}"
+            )
         app.control.purge()  # the drain kicks the requests published (no worker runs here)
         for path, p in ((args.profile, prof), (args.drain_profile, dprof)):
             if p:

@@ -124,6 +124,8 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     search_fields = ("to", "subject", "body")
     date_hierarchy = "created_at"
     raw_id_fields = ("page", "incident")
+
+
 # ------------------------------------------------------------------------- emergency line
 
 
@@ -134,8 +136,16 @@ class PhoneMenuOptionInline(admin.TabularInline):
 
 @admin.register(PhoneLine)
 class PhoneLineAdmin(admin.ModelAdmin):
-    list_display = ("name", "number", "team", "policy", "menu_enabled", "connect_now_enabled", "sms_confirmation",
-                    "enabled")
+    list_display = (
+        "name",
+        "number",
+        "team",
+        "policy",
+        "menu_enabled",
+        "connect_now_enabled",
+        "sms_confirmation",
+        "enabled",
+    )
     list_filter = ("enabled", "team", "menu_enabled")
     search_fields = ("name", "number", "team__name")
     list_select_related = ("team", "policy")
@@ -182,11 +192,28 @@ class BlockedNumberAdmin(admin.ModelAdmin):
 
 @admin.register(CallRecord)
 class CallRecordAdmin(admin.ModelAdmin):
-    list_display = ("reference", "started_at", "line", "from_number", "caller_verified", "customer_contact",
-                    "menu_digit", "outcome", "recording_duration", "transcript_status", "incident", "sms_status")
+    list_display = (
+        "reference",
+        "started_at",
+        "line",
+        "from_number",
+        "caller_verified",
+        "customer_contact",
+        "menu_digit",
+        "outcome",
+        "recording_duration",
+        "transcript_status",
+        "incident",
+        "sms_status",
+    )
     list_filter = ("outcome", "transcript_status", "caller_verified", "line", "simulated")
     search_fields = (
-        "reference", "call_sid", "from_number", "to_number", "transcript", "customer_contact__organisation",
+        "reference",
+        "call_sid",
+        "from_number",
+        "to_number",
+        "transcript",
+        "customer_contact__organisation",
     )
     date_hierarchy = "started_at"
     list_select_related = ("line", "customer_contact", "incident")

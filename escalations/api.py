@@ -159,13 +159,41 @@ class IncidentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Incident
         fields = [
-            "id", "team", "policy", "title", "details", "severity", "urgency", "source", "dedup_key", "status",
-            "suppressed", "alert_count", "links", "created_at", "updated_at", "acknowledged_at",
-            "acknowledged_by", "resolved_at", "resolved_by", "assignees", "snoozed_until",
+            "id",
+            "team",
+            "policy",
+            "title",
+            "details",
+            "severity",
+            "urgency",
+            "source",
+            "dedup_key",
+            "status",
+            "suppressed",
+            "alert_count",
+            "links",
+            "created_at",
+            "updated_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "resolved_at",
+            "resolved_by",
+            "assignees",
+            "snoozed_until",
         ]
         read_only_fields = [
-            "policy", "source", "status", "suppressed", "alert_count", "created_at", "updated_at",
-            "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "snoozed_until",
+            "policy",
+            "source",
+            "status",
+            "suppressed",
+            "alert_count",
+            "created_at",
+            "updated_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "resolved_at",
+            "resolved_by",
+            "snoozed_until",
         ]
 
 
@@ -185,8 +213,9 @@ class IncidentCreateSerializer(serializers.Serializer):
     severity = serializers.ChoiceField(choices=Incident.Severity.choices, default=Incident.Severity.ERROR)
     urgency = serializers.ChoiceField(choices=Incident.Urgency.choices, default=Incident.Urgency.HIGH)
     dedup_key = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-    policy = serializers.PrimaryKeyRelatedField(queryset=EscalationPolicy.objects.all(), required=False,
-                                                allow_null=True, default=None)
+    policy = serializers.PrimaryKeyRelatedField(
+        queryset=EscalationPolicy.objects.all(), required=False, allow_null=True, default=None
+    )
 
     def validate(self, attrs):
         if attrs["policy"] is not None and attrs["policy"].team_id != attrs["team"].pk:
@@ -237,11 +266,13 @@ _action_schema = dict(request=None, responses={200: ActionResultSerializer})
 @extend_schema_view(
     list=extend_schema(summary="Incidents of your teams"),
     retrieve=extend_schema(summary="An incident with its timeline and pages", responses=IncidentDetailSerializer),
-    create=extend_schema(summary="Open a manual incident", request=IncidentCreateSerializer,
-                         responses={201: IncidentDetailSerializer}),
+    create=extend_schema(
+        summary="Open a manual incident", request=IncidentCreateSerializer, responses={201: IncidentDetailSerializer}
+    ),
 )
-class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                      viewsets.GenericViewSet):
+class IncidentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
     queryset = Incident.objects.select_related("team").prefetch_related("assignees")
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
@@ -268,13 +299,22 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         if not can_work_incidents(request.user, data["team"]):
             raise exceptions.PermissionDenied("You cannot open incidents for this team.")
         result = services.incident_trigger(
-            team=data["team"], title=data["title"], details=data["details"], severity=data["severity"],
-            urgency=data["urgency"], dedup_key=data["dedup_key"], policy=data["policy"],
-            source=Incident.Source.API, actor=request.user, via=VIA,
+            team=data["team"],
+            title=data["title"],
+            details=data["details"],
+            severity=data["severity"],
+            urgency=data["urgency"],
+            dedup_key=data["dedup_key"],
+            policy=data["policy"],
+            source=Incident.Source.API,
+            actor=request.user,
+            via=VIA,
         )
         incident = self.get_queryset().get(pk=result.incident.pk)
-        return Response(IncidentDetailSerializer(incident).data,
-                        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+        return Response(
+            IncidentDetailSerializer(incident).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
 
     def _worked(self) -> Incident:
         incident = self.get_object()
@@ -304,8 +344,9 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         incident = self._worked()
         return self._done(incident, services.incident_escalate(incident=incident, by=request.user, via=VIA))
 
-    @extend_schema(summary="Reassign to these team members", request=ReassignSerializer,
-                   responses={200: ActionResultSerializer})
+    @extend_schema(
+        summary="Reassign to these team members", request=ReassignSerializer, responses={200: ActionResultSerializer}
+    )
     @action(detail=True, methods=["post"])
     def reassign(self, request, pk=None):
         incident = self._worked()
@@ -326,14 +367,14 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         serializer = NoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            services.incident_note_add(incident=incident, by=request.user, text=serializer.validated_data["text"],
-                                       via=VIA)
+            services.incident_note_add(
+                incident=incident, by=request.user, text=serializer.validated_data["text"], via=VIA
+            )
         except ValueError as exc:
             raise serializers.ValidationError({"text": str(exc)}) from None
         return self._done(incident, True)
 
-    @extend_schema(summary="Snooze for some minutes", request=SnoozeSerializer,
-                   responses={200: ActionResultSerializer})
+    @extend_schema(summary="Snooze for some minutes", request=SnoozeSerializer, responses={200: ActionResultSerializer})
     @action(detail=True, methods=["post"])
     def snooze(self, request, pk=None):
         incident = self._worked()
@@ -382,8 +423,20 @@ class EscalationPolicySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EscalationPolicy
-        fields = ["id", "team", "name", "description", "repeat", "ack_timeout", "auto_resolve_after",
-                  "skip_empty_steps", "reassign_on_handover", "steps", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "team",
+            "name",
+            "description",
+            "repeat",
+            "ack_timeout",
+            "auto_resolve_after",
+            "skip_empty_steps",
+            "reassign_on_handover",
+            "steps",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
         validators: list = []  # (team, name) uniqueness is checked in validate() with a clear message
 
@@ -434,8 +487,13 @@ class AuditedTeamViewSet(TeamScopedViewSet):
         self.require_write(serializer.validated_data["team"])
         with transaction.atomic():
             obj = serializer.save(**self.extra_create_fields())
-            _audit(actor=self.request.user, team=self.team_of(obj), action=AuditEntry.Action.CREATE, obj=obj,
-                   changes=_json_safe(serializer.validated_data))
+            _audit(
+                actor=self.request.user,
+                team=self.team_of(obj),
+                action=AuditEntry.Action.CREATE,
+                obj=obj,
+                changes=_json_safe(serializer.validated_data),
+            )
 
     def extra_create_fields(self) -> dict:
         return {}
@@ -446,13 +504,17 @@ class AuditedTeamViewSet(TeamScopedViewSet):
             self.require_write(new_team)
         with transaction.atomic():
             obj = serializer.save()
-            _audit(actor=self.request.user, team=self.team_of(obj), action=AuditEntry.Action.UPDATE, obj=obj,
-                   changes=_json_safe(serializer.validated_data))
+            _audit(
+                actor=self.request.user,
+                team=self.team_of(obj),
+                action=AuditEntry.Action.UPDATE,
+                obj=obj,
+                changes=_json_safe(serializer.validated_data),
+            )
 
     def perform_destroy(self, instance):
         with transaction.atomic():
-            _audit(actor=self.request.user, team=self.team_of(instance), action=AuditEntry.Action.DELETE,
-                   obj=instance)
+            _audit(actor=self.request.user, team=self.team_of(instance), action=AuditEntry.Action.DELETE, obj=instance)
             instance.delete()
 
 
@@ -528,8 +590,11 @@ class IntegrationViewSet(AuditedTeamViewSet):
         self.perform_create(serializer)
         return Response(IntegrationWithKeySerializer(serializer.instance).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Replace the key; the old one stops working at once", request=None,
-                   responses={200: IntegrationWithKeySerializer})
+    @extend_schema(
+        summary="Replace the key; the old one stops working at once",
+        request=None,
+        responses={200: IntegrationWithKeySerializer},
+    )
     @action(detail=True, methods=["post"], url_path="rotate-key")
     def rotate_key(self, request, pk=None):
         integration = self.get_object()
@@ -537,8 +602,13 @@ class IntegrationViewSet(AuditedTeamViewSet):
         with transaction.atomic():
             integration.key = integration_key_new()
             integration.save(update_fields=["key"])
-            _audit(actor=request.user, team=integration.team, action=AuditEntry.Action.UPDATE, obj=integration,
-                   changes={"key": "rotated"})
+            _audit(
+                actor=request.user,
+                team=integration.team,
+                action=AuditEntry.Action.UPDATE,
+                obj=integration,
+                changes={"key": "rotated"},
+            )
         return Response(IntegrationWithKeySerializer(integration).data)
 
 
@@ -600,8 +670,19 @@ class HeartbeatSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Heartbeat
-        fields = ["id", "team", "name", "integration", "interval", "grace", "enabled", "last_ping_at", "state",
-                  "open_incident", "created_at"]
+        fields = [
+            "id",
+            "team",
+            "name",
+            "integration",
+            "interval",
+            "grace",
+            "enabled",
+            "last_ping_at",
+            "state",
+            "open_incident",
+            "created_at",
+        ]
         read_only_fields = ["id", "last_ping_at", "state", "open_incident", "created_at"]
         validators: list = []
 
@@ -658,6 +739,11 @@ class HeartbeatViewSet(AuditedTeamViewSet):
         with transaction.atomic():
             heartbeat.token = integration_key_new()
             heartbeat.save(update_fields=["token"])
-            _audit(actor=request.user, team=heartbeat.team, action=AuditEntry.Action.UPDATE, obj=heartbeat,
-                   changes={"token": "rotated"})
+            _audit(
+                actor=request.user,
+                team=heartbeat.team,
+                action=AuditEntry.Action.UPDATE,
+                obj=heartbeat,
+                changes={"token": "rotated"},
+            )
         return Response(HeartbeatWithTokenSerializer(heartbeat).data)

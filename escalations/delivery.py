@@ -403,9 +403,7 @@ def _send_many(messages: list[OutgoingMessage]) -> list[SendResult | Exception]:
     """The provider calls, outside any transaction. Twilio calls are network waits, so a batch's calls
     go out together (each thread has its own HTTP client): the batch takes about as long as its slowest
     call instead of the sum of them. Other channels (outbox, e-mail) are called one by one."""
-    together = len(messages) > 1 and all(
-        getattr(channel_for(m.channel), "concurrent_sends", False) for m in messages
-    )
+    together = len(messages) > 1 and all(getattr(channel_for(m.channel), "concurrent_sends", False) for m in messages)
     if not together:
         return [_send_one(m) for m in messages]
     return list(_send_pool().map(_send_one, messages))
@@ -479,7 +477,8 @@ def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> Non
                 When(sending | Q(provider_id=""), then=provider_id), default=F("provider_id"), output_field=CharField()
             ),
             sent_at=Case(
-                When(sending, then=Value(now)), default=Coalesce(F("sent_at"), Value(now)),
+                When(sending, then=Value(now)),
+                default=Coalesce(F("sent_at"), Value(now)),
                 output_field=DateTimeField(),
             ),
         )

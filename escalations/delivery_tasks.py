@@ -39,7 +39,7 @@ def page_enqueue(page_ids: Iterable[int], eta_by_id: Mapping[int, datetime] | No
     )
     for eta, ids in groups.items():
         for start in range(0, len(ids), ENQUEUE_CHUNK):
-            chunk = ids[start:start + ENQUEUE_CHUNK]
+            chunk = ids[start : start + ENQUEUE_CHUNK]
             try:
                 if len(chunk) == 1:
                     deliver_page.apply_async(args=[chunk[0]], eta=eta)

@@ -502,9 +502,7 @@ def advance(policy: PolicySpec, state: EngineState, now: datetime, targets: Targ
     return _escalate(policy, state, now, targets, (), why=_why_due(state, now))
 
 
-def _advance_acknowledged(
-    policy: PolicySpec, state: EngineState, now: datetime, targets: Targets
-) -> Decision:
+def _advance_acknowledged(policy: PolicySpec, state: EngineState, now: datetime, targets: Targets) -> Decision:
     if state.snoozed_until is not None:
         if state.snoozed_until <= now:
             reason = TriggerReason.SNOOZE_ENDED
@@ -524,9 +522,7 @@ def _advance_acknowledged(
     retriggered = Retriggered(
         cycle=fresh.cycle,
         reason=reason,
-        explain=(
-            f"Re-triggered at {_fmt(now)} ({detail}); escalation restarts at step 1 in cycle {fresh.cycle}."
-        ),
+        explain=(f"Re-triggered at {_fmt(now)} ({detail}); escalation restarts at step 1 in cycle {fresh.cycle}."),
     )
     return _escalate(policy, fresh, now, targets, (retriggered,), why=f"re-triggered ({reason})")
 
@@ -603,13 +599,10 @@ def _escalate(
                 if skipped
                 else ""
             )
-            explain = (
-                f"{label[0].upper()}{label[1:]}: {why}.{skipped_note} "
-                + (
-                    f"Next escalation at {_fmt(next_at)} ({_fmt_td(wait)} after this page) unless acknowledged."
-                    if next_at is not None
-                    else "No further escalation is scheduled."
-                )
+            explain = f"{label[0].upper()}{label[1:]}: {why}.{skipped_note} " + (
+                f"Next escalation at {_fmt(next_at)} ({_fmt_td(wait)} after this page) unless acknowledged."
+                if next_at is not None
+                else "No further escalation is scheduled."
             )
             notified = replace(state, step=step, loop=loop, exhausted=False, next_action_at=next_at)
             notify = NotifyStep(state.cycle, step, loop, users, now, explain)
@@ -623,9 +616,7 @@ def _escalate(
                 f"Waiting this step's {_fmt_td(spec.delay)} delay: next escalation at {_fmt(next_at)}."
             )
             empty = replace(state, step=step, loop=loop, exhausted=False, next_action_at=next_at)
-            return Decision(
-                empty, (*lead, StepSkipped(state.cycle, step, loop, SkipReason.NOBODY_ON_CALL, explain))
-            )
+            return Decision(empty, (*lead, StepSkipped(state.cycle, step, loop, SkipReason.NOBODY_ON_CALL, explain)))
 
         carried += spec.delay
         skipped.append((step, loop, label))

@@ -104,8 +104,7 @@ def inbox_accept(
     db = connections[DEFAULT_DB_ALIAS]  # `connection` is a proxy: every attribute looks it up again
     params = [kind, action, dedup_key, payload, db.ops.adapt_datetimefield_value(now), key, integration_kind]
     try:
-        if (db.vendor == "postgresql" and not db.in_atomic_block and not db.queries_logged
-                and not db.execute_wrappers):
+        if db.vendor == "postgresql" and not db.in_atomic_block and not db.queries_logged and not db.execute_wrappers:
             # The web request's case: autocommit, and nobody watching the queries (Django's query log
             # and execute wrappers only see statements sent through its own cursors).
             row = _insert_prepared(db, params)
@@ -118,8 +117,9 @@ def inbox_accept(
                 row = cursor.fetchone()
     except DataError:
         # Anything else (a lost connection…) is a 500, and the sender retries.
-        raise EventInvalid(["The event contains values that cannot be stored (NUL characters, NaN or "
-                            "unpaired surrogates)"]) from None
+        raise EventInvalid(
+            ["The event contains values that cannot be stored (NUL characters, NaN or unpaired surrogates)"]
+        ) from None
     if row is None:
         enabled = Integration.objects.filter(key=key, kind=integration_kind).values_list("enabled", flat=True).first()
         raise InboxRefused("unknown" if enabled is None else "disabled")
@@ -182,8 +182,9 @@ def inbox_kick(*, now: float | None = None) -> None:
     try:
         claimed = kick_claim(caches["default"])
     except Exception:  # the cache being down must not fail an accepted event
-        logger.warning("Intake inbox kick unavailable (cache error); the periodic drain will apply events",
-                       exc_info=True)
+        logger.warning(
+            "Intake inbox kick unavailable (cache error); the periodic drain will apply events", exc_info=True
+        )
         return
     if claimed:
         inbox_kick_publish()
@@ -302,7 +303,8 @@ def _claim(limit: int) -> list[_Row]:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DRAIN_LOCK])
     # SQLite (the local demo) needs no lock: its transactions take the database's write lock.
     rows = (
-        InboxEvent.objects.filter(processed_at__isnull=True).order_by("id")
+        InboxEvent.objects.filter(processed_at__isnull=True)
+        .order_by("id")
         .annotate(text=Cast("payload", TextField()))
         .values_list("id", "integration_id", "kind", "action", "dedup_key", "text", "received_at")[:limit]
     )
@@ -340,8 +342,9 @@ class _Batch:
         team_ids = {i.team_id for i in self.integrations.values()}
         times = [r.received_at for r in self.rows]
         return list(
-            MaintenanceWindow.objects.filter(team_id__in=team_ids, start__lte=max(times), end__gt=min(times))
-            .values_list("team_id", "integration_id", "start", "end")
+            MaintenanceWindow.objects.filter(
+                team_id__in=team_ids, start__lte=max(times), end__gt=min(times)
+            ).values_list("team_id", "integration_id", "start", "end")
         )
 
     def _open_locked(self) -> dict[tuple[int, str], _Locked]:
@@ -381,14 +384,19 @@ class _Batch:
                 self.generic(row, integration)
             elif row.kind == Kind.CHANGE:
                 change = intake.pagerduty_change_parse(row.payload)
-                self.changes.append(intake.change_event_build(integration=integration, change=change,
-                                                              now=row.received_at))
+                self.changes.append(
+                    intake.change_event_build(integration=integration, change=change, now=row.received_at)
+                )
             elif row.kind == Kind.ALERTMANAGER:
                 message = intake.alertmanager_parse(row.payload)
                 # The Alertmanager path keeps its own per-fingerprint bookkeeping; forget what we knew.
                 self.open.pop((integration.team_id, message.dedup_key), None)
-                intake.alertmanager_apply(integration=integration, message=message, now=row.received_at,
-                                          suppressed=self.suppressed(integration, row.received_at))
+                intake.alertmanager_apply(
+                    integration=integration,
+                    message=message,
+                    now=row.received_at,
+                    suppressed=self.suppressed(integration, row.received_at),
+                )
             else:
                 raise ValueError(f"unknown inbox event kind {row.kind!r}")
         self.flush()
@@ -399,21 +407,35 @@ class _Batch:
         event = intake.pagerduty_event_parse(row.payload)
         if event.action == "trigger":
             # The incident's fields are built only if the trigger opens one (a repeat just counts).
-            self.trigger(row, integration, title=event.summary, summary=event.summary, opening=lambda: {
-                "details": intake.pagerduty_details(event), "severity": event.severity,
-                "payload": {"integration": integration.pk, "pagerduty": row.payload},
-                "links": intake.pagerduty_links(event),
-            })
+            self.trigger(
+                row,
+                integration,
+                title=event.summary,
+                summary=event.summary,
+                opening=lambda: {
+                    "details": intake.pagerduty_details(event),
+                    "severity": event.severity,
+                    "payload": {"integration": integration.pk, "pagerduty": row.payload},
+                    "links": intake.pagerduty_links(event),
+                },
+            )
         else:
             self.action(row, integration, summary=intake.summary_of(row.payload))
 
     def generic(self, row: _Row, integration: Integration) -> None:
         event = intake.generic_parse(row.payload)
         if event.action == "trigger":
-            self.trigger(row, integration, title=event.summary, summary=event.summary, opening=lambda: {
-                "details": event.details, "severity": event.severity,
-                "payload": {"integration": integration.pk, "generic": row.payload},
-            })
+            self.trigger(
+                row,
+                integration,
+                title=event.summary,
+                summary=event.summary,
+                opening=lambda: {
+                    "details": event.details,
+                    "severity": event.severity,
+                    "payload": {"integration": integration.pk, "generic": row.payload},
+                },
+            )
         else:
             self.action(row, integration, summary=event.summary)
 
@@ -427,20 +449,28 @@ class _Batch:
             count = self.counts.setdefault(incident.pk, [0, at])
             count[0] += 1
             count[1] = max(count[1], at)
-            self.timeline.append((
-                incident.pk, at, str(TimelineEvent.Kind.ALERT), str(VIA),
-                f"Another alert for this incident: {(title or '').strip()[:1024] or '(no summary)'}",
-                f'{{"integration": {integration.pk}}}',
-            ))
+            self.timeline.append(
+                (
+                    incident.pk,
+                    at,
+                    str(TimelineEvent.Kind.ALERT),
+                    str(VIA),
+                    f"Another alert for this incident: {(title or '').strip()[:1024] or '(no summary)'}",
+                    f'{{"integration": {integration.pk}}}',
+                )
+            )
         else:
             result, suppressed = intake._trigger(
-                integration=integration, now=at, suppressed=suppressed, title=title, dedup_key=row.dedup_key,
+                integration=integration,
+                now=at,
+                suppressed=suppressed,
+                title=title,
+                dedup_key=row.dedup_key,
                 **opening(),
             )
             incident = result.incident
             self.open[cache_key] = incident
-        self.alert(row, integration, incident, Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
-                   summary)
+        self.alert(row, integration, incident, Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING, summary)
 
     def action(self, row: _Row, integration: Integration, *, summary: str) -> None:
         cache_key = (integration.team_id, row.dedup_key)
@@ -453,15 +483,25 @@ class _Batch:
             incident = Incident.objects.get(pk=incident.pk)  # locked by this transaction already
         status = intake.action_apply(incident=incident, action=row.action, now=row.received_at)
         # After acknowledge/resolve the row is locked by this transaction (or resolved): cacheable.
-        self.open[cache_key] = incident if incident is not None and incident.status != Incident.Status.RESOLVED \
-            else None
+        self.open[cache_key] = (
+            incident if incident is not None and incident.status != Incident.Status.RESOLVED else None
+        )
         self.alert(row, integration, incident, status, summary)
 
     def alert(self, row: _Row, integration: Integration, incident: Incident | None, status: str, summary: str) -> None:
-        self.alerts.append((
-            integration.pk, incident.pk if incident is not None else None, row.received_at, row.action,
-            row.dedup_key, "", str(status), summary[: intake.SUMMARY_MAX], row.text,
-        ))
+        self.alerts.append(
+            (
+                integration.pk,
+                incident.pk if incident is not None else None,
+                row.received_at,
+                row.action,
+                row.dedup_key,
+                "",
+                str(status),
+                summary[: intake.SUMMARY_MAX],
+                row.text,
+            )
+        )
 
     def flush(self) -> None:
         if self.counts:
@@ -505,8 +545,17 @@ def _counts_add(counts: dict[int, list]) -> None:
 
 # Rows as tuples of these columns (JSON columns as JSON text): written with COPY on PostgreSQL.
 _TIMELINE_FIELDS = ("incident_id", "at", "kind", "via", "message", "data")
-_ALERT_FIELDS = ("integration_id", "incident_id", "received_at", "action", "dedup_key", "fingerprint", "status",
-                 "summary", "payload")
+_ALERT_FIELDS = (
+    "integration_id",
+    "incident_id",
+    "received_at",
+    "action",
+    "dedup_key",
+    "fingerprint",
+    "status",
+    "summary",
+    "payload",
+)
 
 
 def _insert_rows(model, fields: tuple[str, ...], rows: list[tuple]) -> None:
@@ -515,16 +564,19 @@ def _insert_rows(model, fields: tuple[str, ...], rows: list[tuple]) -> None:
     if not rows:
         return
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {model._meta.db_table} ({', '.join(fields)}) FROM STDIN"
-        ) as copy:
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {model._meta.db_table} ({', '.join(fields)}) FROM STDIN") as copy,
+        ):
             for row in rows:
                 copy.write_row(row)
         return
     json_fields = {f.attname for f in model._meta.concrete_fields if f.get_internal_type() == "JSONField"}
     model.objects.bulk_create(
-        [model(**{f: json.loads(v) if f in json_fields else v for f, v in zip(fields, row, strict=True)})
-         for row in rows],
+        [
+            model(**{f: json.loads(v) if f in json_fields else v for f, v in zip(fields, row, strict=True)})
+            for row in rows
+        ],
         batch_size=500,
     )
 
@@ -538,7 +590,8 @@ def inbox_purge(*, now: datetime, chunk: int = 10_000) -> int:
     deleted = 0
     while True:
         ids = list(
-            InboxEvent.objects.filter(processed_at__lt=cutoff, error="").order_by("processed_at")
+            InboxEvent.objects.filter(processed_at__lt=cutoff, error="")
+            .order_by("processed_at")
             .values_list("id", flat=True)[:chunk]
         )
         if not ids:

@@ -208,7 +208,9 @@ def _integration_get(
             in_maintenance=Exists(
                 MaintenanceWindow.objects.filter(
                     Q(integration__isnull=True) | Q(integration=OuterRef("pk")),
-                    team=OuterRef("team"), start__lte=maintenance_at, end__gt=maintenance_at,
+                    team=OuterRef("team"),
+                    start__lte=maintenance_at,
+                    end__gt=maintenance_at,
                 )
             )
         )
@@ -236,7 +238,11 @@ def _services():
 
 
 def _trigger(
-    *, integration: Integration, now: datetime, suppressed: bool | None = None, source: str = Incident.Source.ALERT,
+    *,
+    integration: Integration,
+    now: datetime,
+    suppressed: bool | None = None,
+    source: str = Incident.Source.ALERT,
     **kwargs,
 ):
     if suppressed is None:
@@ -297,16 +303,23 @@ def pagerduty_event_parse(body: Any) -> PagerDutyEvent:
         errors.append("'event_action' is missing or blank")
     elif action not in ACTIONS:
         errors.append("'event_action' is invalid (must be one of trigger, acknowledge, resolve)")
-    dedup_key = _str(body, "dedup_key", errors, name="dedup_key", required=action in ("acknowledge", "resolve"),
-                     max_len=DEDUP_KEY_MAX)
+    dedup_key = _str(
+        body,
+        "dedup_key",
+        errors,
+        name="dedup_key",
+        required=action in ("acknowledge", "resolve"),
+        max_len=DEDUP_KEY_MAX,
+    )
     client = _str(body, "client", errors, name="client", required=False, max_len=255)
     client_url = _str(body, "client_url", errors, name="client_url", required=False, max_len=2048)
     if action != "trigger":
         # PagerDuty ignores the payload of acknowledge/resolve; Alertmanager sends a full one anyway.
         if errors:
             raise EventInvalid(errors)
-        return PagerDutyEvent(routing_key=body["routing_key"], action=action, dedup_key=dedup_key,
-                              client=client, client_url=client_url)
+        return PagerDutyEvent(
+            routing_key=body["routing_key"], action=action, dedup_key=dedup_key, client=client, client_url=client_url
+        )
 
     payload = body.get("payload")
     if not isinstance(payload, dict):
@@ -373,7 +386,11 @@ def pagerduty_event_process(*, integration_key: str | None, body: Any, now: date
     )
     dedup_key = event.dedup_key or (uuid.uuid4().hex if trigger else "")
     return pagerduty_apply(
-        integration=integration, event=event, raw=body, dedup_key=dedup_key, now=now,
+        integration=integration,
+        event=event,
+        raw=body,
+        dedup_key=dedup_key,
+        now=now,
         suppressed=integration.in_maintenance if trigger else False,
     )
 
@@ -403,9 +420,14 @@ def pagerduty_apply(
                 links=pagerduty_links(event),
             )
             _alert_record(
-                integration=integration, incident=result.incident, now=now, action=Alert.Action.TRIGGER,
-                dedup_key=dedup_key, status=Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
-                summary=event.summary, payload=raw,
+                integration=integration,
+                incident=result.incident,
+                now=now,
+                action=Alert.Action.TRIGGER,
+                dedup_key=dedup_key,
+                status=Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
+                summary=event.summary,
+                payload=raw,
             )
             return PagerDutyResult(dedup_key, "trigger", result.incident, result.created, suppressed)
 
@@ -413,8 +435,14 @@ def pagerduty_apply(
         incident = services.incident_open_get(team=integration.team, dedup_key=dedup_key)
         status = action_apply(incident=incident, action=event.action, now=now)
         _alert_record(
-            integration=integration, incident=incident, now=now, action=event.action, dedup_key=dedup_key,
-            status=status, summary=summary_of(raw), payload=raw,
+            integration=integration,
+            incident=incident,
+            now=now,
+            action=event.action,
+            dedup_key=dedup_key,
+            status=status,
+            summary=summary_of(raw),
+            payload=raw,
         )
         return PagerDutyResult(dedup_key, event.action, incident, False)
 
@@ -431,12 +459,27 @@ def action_apply(*, incident: Incident | None, action: str, now: datetime) -> st
     return Alert.Status.RESOLVED
 
 
-def _alert_record(*, integration: Integration, incident, now: datetime, action: str, dedup_key: str, status: str,
-                  summary: str, payload: dict) -> Alert:
+def _alert_record(
+    *,
+    integration: Integration,
+    incident,
+    now: datetime,
+    action: str,
+    dedup_key: str,
+    status: str,
+    summary: str,
+    payload: dict,
+) -> Alert:
     """The raw record of one received event, whatever it did."""
     return Alert.objects.create(
-        integration=integration, incident=incident, received_at=now, action=action, dedup_key=dedup_key,
-        status=status, summary=summary, payload=payload,
+        integration=integration,
+        incident=incident,
+        received_at=now,
+        action=action,
+        dedup_key=dedup_key,
+        status=status,
+        summary=summary,
+        payload=payload,
     )
 
 
@@ -725,9 +768,7 @@ def alertmanager_apply(
                     "updated_at": now,
                 },
             )
-        still_firing = AlertGroupMember.objects.filter(
-            incident=incident, status=AlertGroupMember.Status.FIRING
-        ).count()
+        still_firing = AlertGroupMember.objects.filter(incident=incident, status=AlertGroupMember.Status.FIRING).count()
         # With truncated alerts we have not seen every member: trust only the group's own status.
         all_resolved = still_firing == 0 and (message.truncated_alerts == 0 or message.status == "resolved")
         resolved = False
@@ -767,8 +808,7 @@ def generic_parse(data: Any) -> GenericEvent:
     action = data.get("action") or "trigger"
     if action not in ACTIONS:
         errors.append("'action' must be one of trigger, acknowledge, resolve")
-    dedup_key = _str(data, "dedup_key", errors, name="dedup_key", required=action != "trigger",
-                     max_len=DEDUP_KEY_MAX)
+    dedup_key = _str(data, "dedup_key", errors, name="dedup_key", required=action != "trigger", max_len=DEDUP_KEY_MAX)
     summary = _str(data, "summary", errors, name="summary", required=action == "trigger", max_len=SUMMARY_MAX)
     details = data.get("details", "")
     if details is None:
@@ -800,16 +840,27 @@ def generic_apply(
                 payload={"integration": integration.pk, "generic": event.raw},
             )
             _alert_record(
-                integration=integration, incident=result.incident, now=now, action=Alert.Action.TRIGGER,
-                dedup_key=dedup_key, status=Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
-                summary=event.summary, payload=event.raw,
+                integration=integration,
+                incident=result.incident,
+                now=now,
+                action=Alert.Action.TRIGGER,
+                dedup_key=dedup_key,
+                status=Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING,
+                summary=event.summary,
+                payload=event.raw,
             )
             return GenericResult(dedup_key, "trigger", result.incident, result.created)
         incident = _services().incident_open_get(team=integration.team, dedup_key=dedup_key)
         status = action_apply(incident=incident, action=event.action, now=now)
         _alert_record(
-            integration=integration, incident=incident, now=now, action=event.action, dedup_key=dedup_key,
-            status=status, summary=event.summary, payload=event.raw,
+            integration=integration,
+            incident=incident,
+            now=now,
+            action=event.action,
+            dedup_key=dedup_key,
+            status=status,
+            summary=event.summary,
+            payload=event.raw,
         )
         return GenericResult(dedup_key, event.action, incident, False)
 
@@ -829,9 +880,7 @@ def heartbeat_ping(*, heartbeat: Heartbeat, now: datetime | None = None) -> bool
         was_down = hb.state == Heartbeat.State.DOWN
         incident = hb.open_incident
         if incident is not None and incident.status != Incident.Status.RESOLVED:
-            _services().incident_resolve(
-                incident=incident, by=None, via=VIA, now=now, note="Heartbeat received again"
-            )
+            _services().incident_resolve(incident=incident, by=None, via=VIA, now=now, note="Heartbeat received again")
         if hb.last_ping_at is None or now > hb.last_ping_at:
             hb.last_ping_at = now
         hb.state = Heartbeat.State.UP

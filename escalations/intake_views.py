@@ -27,8 +27,18 @@ from escalations.models import Heartbeat, InboxEvent, Integration
 
 logger = logging.getLogger(__name__)
 
-_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
-            "d": 86400, "day": 86400}
+_PERIODS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
 # This process's share of every integration's rate budget (escalations.intake_rate).
 rate_leases = intake_rate.RateLeases()
 
@@ -64,8 +74,9 @@ def throttle_exceeded(key: str, *, now: float | None = None) -> bool:
         return client.pipeline(transaction=False).incrby(redis_key, n).expire(redis_key, period + 5).execute()[0]
 
     try:
-        return not rate_leases.admit(key, limit=limit, period=period, now=time.time() if now is None else now,
-                                     take=take)
+        return not rate_leases.admit(
+            key, limit=limit, period=period, now=time.time() if now is None else now, take=take
+        )
     except Exception:  # the cache being down must not stop alerts
         logger.warning("Intake rate limit unavailable (cache error)", exc_info=True)
         return False
@@ -141,15 +152,23 @@ def _pd_invalid(errors: list[str], message: str = "Event object is invalid") -> 
 
 def _pd_too_large() -> Answer:
     limit = settings.BACKSTOP_INTAKE_MAX_BYTES
-    return Answer(413, {"status": "invalid event", "message": "Request entity too large",
-                        "errors": [f"Request body exceeds {limit} bytes"]})
+    return Answer(
+        413,
+        {
+            "status": "invalid event",
+            "message": "Request entity too large",
+            "errors": [f"Request body exceeds {limit} bytes"],
+        },
+    )
 
 
 _PD_THROTTLED = Answer(
     429,
-    {"status": "throttle exceeded",
-     "message": "Requests for this service are arriving too quickly. Please retry later.",
-     "errors": ["Rate limit exceeded"]},
+    {
+        "status": "throttle exceeded",
+        "message": "Requests for this service are arriving too quickly. Please retry later.",
+        "errors": ["Rate limit exceeded"],
+    },
     (("Retry-After", "1"),),
 )
 
@@ -157,8 +176,13 @@ _PD_THROTTLED = Answer(
 def _accept(*, key: str, integration_kind: str, kind: str, action: str, dedup_key: str, payload: str) -> None:
     """Store the validated event: one INSERT, committed when this returns."""
     inbox.inbox_accept(
-        key=key, integration_kind=integration_kind, kind=kind, action=action, dedup_key=dedup_key,
-        payload=payload, now=timezone.now(),
+        key=key,
+        integration_kind=integration_kind,
+        kind=kind,
+        action=action,
+        dedup_key=dedup_key,
+        payload=payload,
+        now=timezone.now(),
     )
 
 
@@ -182,9 +206,14 @@ def pagerduty_answer(body: bytes | None, *, change: bool) -> Answer:
             event = intake.pagerduty_event_parse(data)
             action = event.action
             dedup_key = event.dedup_key or (inbox.dedup_key_new() if action == "trigger" else "")
-        _accept(key=event.routing_key, integration_kind=Integration.Kind.PAGERDUTY,
-                kind=InboxEvent.Kind.CHANGE if change else InboxEvent.Kind.PAGERDUTY, action=action,
-                dedup_key=dedup_key, payload=inbox.payload_text(body, data))
+        _accept(
+            key=event.routing_key,
+            integration_kind=Integration.Kind.PAGERDUTY,
+            kind=InboxEvent.Kind.CHANGE if change else InboxEvent.Kind.PAGERDUTY,
+            action=action,
+            dedup_key=dedup_key,
+            payload=inbox.payload_text(body, data),
+        )
     except intake.EventInvalid as exc:
         return _pd_invalid(exc.errors, exc.message)
     except inbox.InboxRefused as exc:
@@ -286,8 +315,9 @@ def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, parse, st
     except inbox.InboxRefused as exc:
         return _refused(exc.reason)
     # Applied by the drain a moment later: the incident is not known yet when we answer.
-    return _response(Answer(status, {"status": "success", "message": "Event accepted", "dedup_key": dedup_key},
-                            accepted=True))
+    return _response(
+        Answer(status, {"status": "success", "message": "Event accepted", "dedup_key": dedup_key}, accepted=True)
+    )
 
 
 def _read_json(request: HttpRequest, body: bytes):
@@ -303,8 +333,9 @@ def _alertmanager_parse(data) -> tuple[str, str]:
 @require_http_methods(["POST"])
 def alertmanager_webhook(request: HttpRequest, key: str) -> HttpResponse:
     """Prometheus Alertmanager webhook_configs url: /integrations/alertmanager/<key>/."""
-    return _keyed_webhook(request, key, Integration.Kind.ALERTMANAGER, read=_read_json, parse=_alertmanager_parse,
-                          status=200)
+    return _keyed_webhook(
+        request, key, Integration.Kind.ALERTMANAGER, read=_read_json, parse=_alertmanager_parse, status=200
+    )
 
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -333,8 +364,7 @@ def _generic_parse(data) -> tuple[str, str]:
 @require_http_methods(["POST"])
 def generic_webhook(request: HttpRequest, key: str) -> HttpResponse:
     """Generic webhook: JSON or form `{summary, details, severity, dedup_key, action}`."""
-    return _keyed_webhook(request, key, Integration.Kind.GENERIC, read=_form_or_json, parse=_generic_parse,
-                          status=202)
+    return _keyed_webhook(request, key, Integration.Kind.GENERIC, read=_form_or_json, parse=_generic_parse, status=202)
 
 
 @csrf_exempt

@@ -112,10 +112,15 @@ class PagerDutyWSGI:
         except Exception as exc:
             return self._error(environ, start_response, exc)
         content = answer.content()
-        start_response(_STATUS[answer.status], [
-            ("Content-Type", "application/json"), *answer.headers, *self.security_headers(secure),
-            ("Content-Length", str(len(content))),
-        ])
+        start_response(
+            _STATUS[answer.status],
+            [
+                ("Content-Type", "application/json"),
+                *answer.headers,
+                *self.security_headers(secure),
+                ("Content-Length", str(len(content))),
+            ],
+        )
         return _Body(content, answer.accepted)
 
     def _error(self, environ, start_response, exc: Exception):

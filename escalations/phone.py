@@ -171,8 +171,13 @@ def _incident_details(record: CallRecord) -> str:
     if record.menu_digit is not None:
         option = _menu_option(record)
         lines.append(f"Menu choice: {record.menu_digit}" + (f" ({option.label})" if option else ""))
-    lines += ["", "Transcript:", _transcript_text(record), "",
-              f"Recording ({record.recording_duration} s): {settings.PUBLIC_BASE_URL}{call_recording_path(record)}"]
+    lines += [
+        "",
+        "Transcript:",
+        _transcript_text(record),
+        "",
+        f"Recording ({record.recording_duration} s): {settings.PUBLIC_BASE_URL}{call_recording_path(record)}",
+    ]
     return "\n".join(lines)
 
 
@@ -191,7 +196,8 @@ def _incident_payload(record: CallRecord) -> dict[str, Any]:
         "line": {"id": record.line_id, "name": record.line.name, "number": record.line.number},
         "menu": (
             {"digit": record.menu_digit, "label": option.label if option else "", "team": record.menu_team_id}
-            if record.menu_digit is not None else None
+            if record.menu_digit is not None
+            else None
         ),
         "recording": {"sid": record.recording_sid, "duration": record.recording_duration},
         "transcript_status": record.transcript_status,
@@ -211,11 +217,17 @@ def _repeat_call_record(record: CallRecord, incident: Incident, now: datetime) -
     record.incident = incident
     record.incident_created = False
     services.timeline_record(
-        incident=incident, kind=TimelineEvent.Kind.CALL, at=now,
+        incident=incident,
+        kind=TimelineEvent.Kind.CALL,
+        at=now,
         message=f"Another call from {caller_label(record)} ({record.from_number}), reference "
         f"{record.reference}: {record.recording_duration} s voicemail. Transcript: {_transcript_text(record)}",
-        data={"call_id": record.pk, "call_sid": record.call_sid, "reference": record.reference,
-              "recording_path": call_recording_path(record)},
+        data={
+            "call_id": record.pk,
+            "call_sid": record.call_sid,
+            "reference": record.reference,
+            "recording_path": call_recording_path(record),
+        },
     )
     incident.refresh_from_db()
     if (
@@ -226,7 +238,9 @@ def _repeat_call_record(record: CallRecord, incident: Incident, now: datetime) -
         # The customer is still waiting long after someone said they were on it: page again
         # from the first step rather than escalating past the person who acknowledged.
         services.incident_retrigger(
-            incident=incident, via=TimelineEvent.Via.SYSTEM, now=now,
+            incident=incident,
+            via=TimelineEvent.Via.SYSTEM,
+            now=now,
             reason=f"Re-triggered: {caller_label(record)} called again (reference {record.reference}) "
             f"{int((now - incident.acknowledged_at).total_seconds() // 60)} min after the acknowledgement.",
         )
@@ -286,7 +300,9 @@ def _incident_refresh(record: CallRecord, now: datetime) -> None:
         payload = {**(incident.payload or {}), **_incident_payload(record)}
         Incident.objects.filter(pk=incident.pk).update(details=_incident_details(record), payload=payload)
     services.timeline_record(
-        incident=incident, kind=TimelineEvent.Kind.CALL, at=now,
+        incident=incident,
+        kind=TimelineEvent.Kind.CALL,
+        at=now,
         message=f"Transcript of call {record.reference}: {_transcript_text(record)}",
         data={"call_id": record.pk, "transcript_status": record.transcript_status},
     )
@@ -296,7 +312,12 @@ def _incident_refresh(record: CallRecord, now: datetime) -> None:
 
 
 def call_start(
-    *, line: PhoneLine | None, call_sid: str, from_number: str, to_number: str, now: datetime | None = None,
+    *,
+    line: PhoneLine | None,
+    call_sid: str,
+    from_number: str,
+    to_number: str,
+    now: datetime | None = None,
     simulated: bool = False,
 ) -> CallRecord:
     """Log an incoming call and decide whether it may leave a message (see CallRecord.outcome).
@@ -313,22 +334,34 @@ def call_start(
             return record
         contact = caller_identify(number=from_number)
         record = CallRecord(
-            call_sid=call_sid, line=line, from_number=from_number, to_number=phone_normalize(to_number),
-            started_at=now, customer_contact=contact, caller_verified=contact is not None, simulated=simulated,
+            call_sid=call_sid,
+            line=line,
+            from_number=from_number,
+            to_number=phone_normalize(to_number),
+            started_at=now,
+            customer_contact=contact,
+            caller_verified=contact is not None,
+            simulated=simulated,
         )
         since = now - RATE_WINDOW
         if line is None or not line.enabled:
             record.outcome = Outcome.NOT_IN_SERVICE
         elif BlockedNumber.objects.filter(number=from_number).exists():
             record.outcome = Outcome.BLOCKED
-        elif line.max_calls_per_number_per_hour and CallRecord.objects.filter(
-            line=line, from_number=from_number, started_at__gte=since
-        ).count() >= line.max_calls_per_number_per_hour:
+        elif (
+            line.max_calls_per_number_per_hour
+            and CallRecord.objects.filter(line=line, from_number=from_number, started_at__gte=since).count()
+            >= line.max_calls_per_number_per_hour
+        ):
             # Every call counts here, refused ones included: a number that keeps dialling stays out.
             record.outcome = Outcome.RATE_LIMITED
-        elif line.max_calls_per_line_per_hour and CallRecord.objects.filter(
-            line=line, started_at__gte=since
-        ).exclude(outcome__in=[Outcome.BLOCKED, Outcome.RATE_LIMITED]).count() >= line.max_calls_per_line_per_hour:
+        elif (
+            line.max_calls_per_line_per_hour
+            and CallRecord.objects.filter(line=line, started_at__gte=since)
+            .exclude(outcome__in=[Outcome.BLOCKED, Outcome.RATE_LIMITED])
+            .count()
+            >= line.max_calls_per_line_per_hour
+        ):
             # Only calls that got through count: refused floods must not lock everyone else out.
             record.outcome = Outcome.RATE_LIMITED
         _event(record, "incoming", now, outcome=record.outcome, from_number=from_number, to_number=to_number)
@@ -372,8 +405,14 @@ def _parse_duration(value: Any) -> int | None:
 
 
 def call_recording_received(
-    *, call_sid: str, recording_sid: str, recording_url: str, duration: int | str | None,
-    now: datetime | None = None, status: str = "completed", source: str = "action",
+    *,
+    call_sid: str,
+    recording_sid: str,
+    recording_url: str,
+    duration: int | str | None,
+    now: datetime | None = None,
+    status: str = "completed",
+    source: str = "action",
 ) -> CallRecord | None:
     """The <Record> action or the recording status callback: store it, open the incident if due."""
     now = now or timezone.now()
@@ -410,8 +449,13 @@ def call_recording_received(
 
 
 def call_transcription_received(
-    *, call_sid: str, text: str, status: str, now: datetime | None = None,
-    recording_sid: str = "", recording_url: str = "",
+    *,
+    call_sid: str,
+    text: str,
+    status: str,
+    now: datetime | None = None,
+    recording_sid: str = "",
+    recording_url: str = "",
 ) -> CallRecord | None:
     now = now or timezone.now()
     status = (status or "").lower()
@@ -437,7 +481,11 @@ def call_transcription_received(
 
 
 def call_status_received(
-    *, call_sid: str, call_status: str, now: datetime | None = None, duration: int | str | None = None,
+    *,
+    call_sid: str,
+    call_status: str,
+    now: datetime | None = None,
+    duration: int | str | None = None,
 ) -> CallRecord | None:
     now = now or timezone.now()
     call_status = (call_status or "").lower()
@@ -482,7 +530,8 @@ def call_connect_targets(*, record: CallRecord, now: datetime | None = None) -> 
                 continue
             method = (
                 ContactMethod.objects.filter(user=user, kind=ContactMethod.Kind.VOICE, verified_at__isnull=False)
-                .order_by("id").first()
+                .order_by("id")
+                .first()
             )
             if method is not None:
                 seen.add(user.pk)
@@ -527,7 +576,8 @@ def twilio_client():
     from twilio.rest import Client
 
     client = Client(
-        settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN,
+        settings.TWILIO_ACCOUNT_SID,
+        settings.TWILIO_AUTH_TOKEN,
         http_client=TwilioHttpClient(timeout=settings.TWILIO_HTTP_TIMEOUT),
     )
     if settings.TWILIO_API_BASE_URL:
@@ -541,9 +591,7 @@ def call_sms_confirmation_send(*, call_id: int) -> str:
     from escalations.channels import ChannelError, OutgoingMessage, channel_for
 
     with transaction.atomic():
-        record = (
-            CallRecord.objects.select_for_update(of=("self",)).select_related("line").filter(pk=call_id).first()
-        )
+        record = CallRecord.objects.select_for_update(of=("self",)).select_related("line").filter(pk=call_id).first()
         if record is None or record.sms_status != "queued":
             return record.sms_status if record else "missing"
         record.sms_status = "sending"
@@ -553,7 +601,11 @@ def call_sms_confirmation_send(*, call_id: int) -> str:
         f"Your reference is {record.reference}."
     )
     message = OutgoingMessage(
-        channel="sms", to=record.from_number, body=body, incident_id=record.incident_id, kind="notice",
+        channel="sms",
+        to=record.from_number,
+        body=body,
+        incident_id=record.incident_id,
+        kind="notice",
         extra={"from_number": record.line.number},
     )
     status, sid = "failed", ""
@@ -577,7 +629,10 @@ def demo_phone_line_seed(teams: dict[str, Team], users: dict[str, User]) -> None
     line, created = PhoneLine.objects.get_or_create(
         number="+15550100999",
         defaults={
-            "name": "Emergency line", "team": payments, "menu_enabled": True, "sms_confirmation": True,
+            "name": "Emergency line",
+            "team": payments,
+            "menu_enabled": True,
+            "sms_confirmation": True,
             "business_hours": [{"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "18:00"}],
             "time_zone": "Europe/Berlin",
             "business_hours_message": "Our office is closed. This line still reaches the engineer on call.",

@@ -46,8 +46,14 @@ def call_simulate(
         f"{(settings.TWILIO_API_BASE_URL or 'https://api.twilio.com').rstrip('/')}"
         f"/2010-04-01/Accounts/{account}/Recordings/{recording_sid}"
     )
-    base = {"CallSid": call_sid, "AccountSid": account, "From": from_number, "To": line.number,
-            "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    base = {
+        "CallSid": call_sid,
+        "AccountSid": account,
+        "From": from_number,
+        "To": line.number,
+        "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
 
     def post(name: str, **params: str) -> None:
         data = {**base, **{k: str(v) for k, v in params.items()}}
@@ -62,11 +68,22 @@ def call_simulate(
         post("phone_line_menu", CallStatus="in-progress", Digits=digit)
     recording = {"RecordingSid": recording_sid, "RecordingUrl": recording_url, "RecordingDuration": duration}
     post("phone_line_recorded", CallStatus="in-progress", Digits="#", **recording)
-    post("phone_line_recording_status", RecordingStatus="completed", RecordingChannels="1",
-         RecordingSource="RecordVerb", **recording)
+    post(
+        "phone_line_recording_status",
+        RecordingStatus="completed",
+        RecordingChannels="1",
+        RecordingSource="RecordVerb",
+        **recording,
+    )
     if transcript:
-        post("phone_line_transcription", TranscriptionSid=_sid("TR"), TranscriptionStatus="completed",
-             TranscriptionText=transcript, RecordingSid=recording_sid, RecordingUrl=recording_url,
-             CallStatus="completed")
+        post(
+            "phone_line_transcription",
+            TranscriptionSid=_sid("TR"),
+            TranscriptionStatus="completed",
+            TranscriptionText=transcript,
+            RecordingSid=recording_sid,
+            RecordingUrl=recording_url,
+            CallStatus="completed",
+        )
     post("phone_line_status", CallStatus="completed", CallDuration=str(duration + 12))
     return CallRecord.objects.filter(call_sid=call_sid).first()

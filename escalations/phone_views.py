@@ -140,7 +140,10 @@ def line_incoming(request: HttpRequest) -> HttpResponse:
     post = request.POST
     line = phone.line_for_number(number=post.get("To", ""))
     record = phone.call_start(
-        line=line, call_sid=post["CallSid"], from_number=post.get("From", ""), to_number=post.get("To", ""),
+        line=line,
+        call_sid=post["CallSid"],
+        from_number=post.get("From", ""),
+        to_number=post.get("To", ""),
         now=timezone.now(),
     )
     if record.outcome == Outcome.NOT_IN_SERVICE:
@@ -193,9 +196,12 @@ def line_record(request: HttpRequest) -> HttpResponse:
 def line_recorded(request: HttpRequest) -> HttpResponse:
     post = request.POST
     record = phone.call_recording_received(
-        call_sid=post["CallSid"], recording_sid=post.get("RecordingSid", ""),
-        recording_url=post.get("RecordingUrl", ""), duration=post.get("RecordingDuration"),
-        now=timezone.now(), source="action",
+        call_sid=post["CallSid"],
+        recording_sid=post.get("RecordingSid", ""),
+        recording_url=post.get("RecordingUrl", ""),
+        duration=post.get("RecordingDuration"),
+        now=timezone.now(),
+        source="action",
     )
     line = record.line if record else None
     if record is not None and record.outcome == Outcome.TOO_SHORT:
@@ -209,9 +215,13 @@ def line_recorded(request: HttpRequest) -> HttpResponse:
 def line_recording_status(request: HttpRequest) -> None:
     post = request.POST
     phone.call_recording_received(
-        call_sid=post["CallSid"], recording_sid=post.get("RecordingSid", ""),
-        recording_url=post.get("RecordingUrl", ""), duration=post.get("RecordingDuration"),
-        status=post.get("RecordingStatus", "completed").lower(), now=timezone.now(), source="status",
+        call_sid=post["CallSid"],
+        recording_sid=post.get("RecordingSid", ""),
+        recording_url=post.get("RecordingUrl", ""),
+        duration=post.get("RecordingDuration"),
+        status=post.get("RecordingStatus", "completed").lower(),
+        now=timezone.now(),
+        source="status",
     )
 
 
@@ -219,9 +229,12 @@ def line_recording_status(request: HttpRequest) -> None:
 def line_transcription(request: HttpRequest) -> None:
     post = request.POST
     phone.call_transcription_received(
-        call_sid=post["CallSid"], text=post.get("TranscriptionText", ""),
-        status=post.get("TranscriptionStatus", ""), recording_sid=post.get("RecordingSid", ""),
-        recording_url=post.get("RecordingUrl", ""), now=timezone.now(),
+        call_sid=post["CallSid"],
+        text=post.get("TranscriptionText", ""),
+        status=post.get("TranscriptionStatus", ""),
+        recording_sid=post.get("RecordingSid", ""),
+        recording_url=post.get("RecordingUrl", ""),
+        now=timezone.now(),
     )
 
 
@@ -229,7 +242,9 @@ def line_transcription(request: HttpRequest) -> None:
 def line_status(request: HttpRequest) -> None:
     post = request.POST
     phone.call_status_received(
-        call_sid=post["CallSid"], call_status=post.get("CallStatus", ""), duration=post.get("CallDuration"),
+        call_sid=post["CallSid"],
+        call_status=post.get("CallStatus", ""),
+        duration=post.get("CallDuration"),
         now=timezone.now(),
     )
 
@@ -248,13 +263,14 @@ def _connect_twiml(response: VoiceResponse, record: CallRecord, *, attempt: int)
         _say(response, line, "Connecting you to the engineer on call. Please hold.")
     target = targets[attempt]
     dial = response.dial(
-        action=_abs("phone_line_dial_done", attempt=attempt), method="POST",
-        timeout=line.connect_timeout_seconds, caller_id=line.number, answer_on_bridge=True,
+        action=_abs("phone_line_dial_done", attempt=attempt),
+        method="POST",
+        timeout=line.connect_timeout_seconds,
+        caller_id=line.number,
+        answer_on_bridge=True,
     )
     # The whisper asks the engineer to press 1, so their own voicemail cannot take the call.
-    dial.number(
-        target.number, url=_abs("phone_line_whisper", call=record.call_sid, user=target.user.pk), method="POST"
-    )
+    dial.number(target.number, url=_abs("phone_line_whisper", call=record.call_sid, user=target.user.pk), method="POST")
     return response
 
 
@@ -286,11 +302,16 @@ def line_whisper(request: HttpRequest) -> HttpResponse:
         response.hangup()
         return _twiml(response)
     gather = response.gather(
-        num_digits=1, timeout=8, method="POST",
+        num_digits=1,
+        timeout=8,
+        method="POST",
         action=_abs("phone_line_whisper_accept", call=record.call_sid, user=request.GET.get("user", "")),
     )
-    _say(gather, record.line, f"Emergency call from {phone.caller_label(record)} on {record.line.name}. "
-         "Press 1 to accept.")
+    _say(
+        gather,
+        record.line,
+        f"Emergency call from {phone.caller_label(record)} on {record.line.name}. Press 1 to accept.",
+    )
     response.hangup()
     return _twiml(response)
 
@@ -334,7 +355,9 @@ def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
     url = record.recording_url if record.recording_url.endswith(".mp3") else record.recording_url + ".mp3"
     try:
         upstream = requests.get(
-            url, auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN), stream=True,
+            url,
+            auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN),
+            stream=True,
             timeout=settings.TWILIO_HTTP_TIMEOUT,
         )
     except requests.RequestException as exc:
@@ -344,6 +367,7 @@ def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
         upstream.close()
         logger.warning("Call %s: recording fetch returned %s", record.pk, upstream.status_code)
         return HttpResponse("Recording unavailable.", status=502, content_type="text/plain")
+
     def chunks():
         try:
             yield from upstream.iter_content(RECORDING_CHUNK)
@@ -403,8 +427,11 @@ def call_simulate(request: HttpRequest) -> HttpResponse:
         else:
             data = form.cleaned_data
             record = simulate(
-                line=data["line"], from_number=data["from_number"], digit=data["digit"],
-                transcript=data["transcript"], duration=data["duration"],
+                line=data["line"],
+                from_number=data["from_number"],
+                digit=data["digit"],
+                transcript=data["transcript"],
+                duration=data["duration"],
             )
             if record is not None:
                 messages.success(request, f"Simulated call {record.reference}: {record.get_outcome_display()}.")

@@ -42,8 +42,10 @@ def _state(policy: EscalationPolicy) -> dict[str, Any]:
         "skip_empty_steps": policy.skip_empty_steps,
         "reassign_on_handover": policy.reassign_on_handover,
         "steps": [
-            {"delay": s.delay.total_seconds(),
-             "targets": [{"kind": t.kind, "position": t.position, "user": t.user_id} for t in s.targets.all()]}
+            {
+                "delay": s.delay.total_seconds(),
+                "targets": [{"kind": t.kind, "position": t.position, "user": t.user_id} for t in s.targets.all()],
+            }
             for s in policy.steps.order_by("order").prefetch_related("targets")
         ],
     }
@@ -53,8 +55,9 @@ def _diff(before: dict, after: dict) -> dict[str, list]:
     return {k: [before.get(k), after.get(k)] for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
 
 
-def _validate(team: Team, *, name: str, repeat: int | None, ack_timeout, auto_resolve_after,
-              steps: Sequence[StepInput]) -> None:
+def _validate(
+    team: Team, *, name: str, repeat: int | None, ack_timeout, auto_resolve_after, steps: Sequence[StepInput]
+) -> None:
     errors: dict[str, list[str]] = {}
     if not (name or "").strip():
         errors["name"] = ["Give the policy a name."]
@@ -71,18 +74,22 @@ def _validate(team: Team, *, name: str, repeat: int | None, ack_timeout, auto_re
             step_errors.append(f"Step {index}: the delay cannot be negative.")
         if not step.targets:
             step_errors.append(
-                f"Step {index}: choose at least one target (a position, a person, the team or its managers).")
+                f"Step {index}: choose at least one target (a position, a person, the team or its managers)."
+            )
         for t in step.targets:
             if t.kind == EscalationTarget.Kind.POSITION and positions and t.position not in positions:
-                step_errors.append(f"Step {index}: no rotation of {team} has a position {t.position!r} "
-                                   f"(positions: {', '.join(sorted(positions))}).")
+                step_errors.append(
+                    f"Step {index}: no rotation of {team} has a position {t.position!r} "
+                    f"(positions: {', '.join(sorted(positions))})."
+                )
             if t.kind == EscalationTarget.Kind.USER and (t.user is None or t.user.pk not in members):
                 step_errors.append(f"Step {index}: {t.user} is not a member of {team}.")
     if step_errors:
         errors["steps"] = step_errors
     if repeat is None and steps and all(s.delay == timedelta(0) for s in steps):
         errors.setdefault("repeat", []).append(
-            "Repeating until acknowledged needs at least one step with a delay, or it would page non-stop.")
+            "Repeating until acknowledged needs at least one step with a delay, or it would page non-stop."
+        )
     if errors:
         raise ValidationError(errors)
 
@@ -92,8 +99,12 @@ def _steps_write(policy: EscalationPolicy, steps: Sequence[StepInput]) -> None:
     for order, step in enumerate(steps):
         row = EscalationStep.objects.create(policy=policy, order=order, delay=step.delay)
         EscalationTarget.objects.bulk_create(
-            EscalationTarget(step=row, kind=t.kind, position=t.position if t.kind == "position" else "",
-                             user=t.user if t.kind == "user" else None)
+            EscalationTarget(
+                step=row,
+                kind=t.kind,
+                position=t.position if t.kind == "position" else "",
+                user=t.user if t.kind == "user" else None,
+            )
             for t in step.targets
         )
     # The engine must accept what we stored (it is what incidents will freeze).
@@ -106,23 +117,45 @@ def _steps_write(policy: EscalationPolicy, steps: Sequence[StepInput]) -> None:
 
 
 def _audit(*, actor, team: Team, action: str, policy: EscalationPolicy, changes: dict) -> None:
-    AuditEntry.objects.create(actor=actor, team=team, action=action, object_type="escalationpolicy",
-                              object_id=str(policy.pk), object_repr=str(policy)[:200], changes=changes)
+    AuditEntry.objects.create(
+        actor=actor,
+        team=team,
+        action=action,
+        object_type="escalationpolicy",
+        object_id=str(policy.pk),
+        object_repr=str(policy)[:200],
+        changes=changes,
+    )
 
 
 @transaction.atomic
 def policy_create(
-    *, team: Team, name: str, steps: Sequence[StepInput], actor, description: str = "", repeat: int | None = 0,
-    ack_timeout: timedelta | None = None, auto_resolve_after: timedelta | None = None,
-    skip_empty_steps: bool = False, reassign_on_handover: bool = True, make_default: bool = False,
+    *,
+    team: Team,
+    name: str,
+    steps: Sequence[StepInput],
+    actor,
+    description: str = "",
+    repeat: int | None = 0,
+    ack_timeout: timedelta | None = None,
+    auto_resolve_after: timedelta | None = None,
+    skip_empty_steps: bool = False,
+    reassign_on_handover: bool = True,
+    make_default: bool = False,
 ) -> EscalationPolicy:
-    _validate(team, name=name, repeat=repeat, ack_timeout=ack_timeout, auto_resolve_after=auto_resolve_after,
-              steps=steps)
+    _validate(
+        team, name=name, repeat=repeat, ack_timeout=ack_timeout, auto_resolve_after=auto_resolve_after, steps=steps
+    )
     if EscalationPolicy.objects.filter(team=team, name=name.strip()).exists():
         raise ValidationError({"name": [f"{team} already has a policy called {name.strip()!r}."]})
     policy = EscalationPolicy.objects.create(
-        team=team, name=name.strip(), description=description, repeat=repeat, ack_timeout=ack_timeout,
-        auto_resolve_after=auto_resolve_after, skip_empty_steps=skip_empty_steps,
+        team=team,
+        name=name.strip(),
+        description=description,
+        repeat=repeat,
+        ack_timeout=ack_timeout,
+        auto_resolve_after=auto_resolve_after,
+        skip_empty_steps=skip_empty_steps,
         reassign_on_handover=reassign_on_handover,
     )
     _steps_write(policy, steps)
@@ -135,14 +168,24 @@ def policy_create(
 
 @transaction.atomic
 def policy_update(
-    *, policy: EscalationPolicy, name: str, steps: Sequence[StepInput], actor, description: str = "",
-    repeat: int | None = 0, ack_timeout: timedelta | None = None, auto_resolve_after: timedelta | None = None,
-    skip_empty_steps: bool = False, reassign_on_handover: bool = True, make_default: bool = False,
+    *,
+    policy: EscalationPolicy,
+    name: str,
+    steps: Sequence[StepInput],
+    actor,
+    description: str = "",
+    repeat: int | None = 0,
+    ack_timeout: timedelta | None = None,
+    auto_resolve_after: timedelta | None = None,
+    skip_empty_steps: bool = False,
+    reassign_on_handover: bool = True,
+    make_default: bool = False,
 ) -> EscalationPolicy:
     policy = EscalationPolicy.objects.select_for_update().select_related("team").get(pk=policy.pk)
     team = policy.team
-    _validate(team, name=name, repeat=repeat, ack_timeout=ack_timeout, auto_resolve_after=auto_resolve_after,
-              steps=steps)
+    _validate(
+        team, name=name, repeat=repeat, ack_timeout=ack_timeout, auto_resolve_after=auto_resolve_after, steps=steps
+    )
     if EscalationPolicy.objects.filter(team=team, name=name.strip()).exclude(pk=policy.pk).exists():
         raise ValidationError({"name": [f"{team} already has a policy called {name.strip()!r}."]})
     before = _state(policy)
@@ -161,9 +204,7 @@ def policy_update(
 
 def policy_spec_check(steps: Sequence[StepInput], repeat: int | None) -> None:
     """Raise ValueError if the engine would reject this shape (used by forms before saving)."""
-    engine.PolicySpec(
-        steps=tuple(engine.StepSpec(delay=s.delay, targets=()) for s in steps), repeat=repeat
-    )
+    engine.PolicySpec(steps=tuple(engine.StepSpec(delay=s.delay, targets=()) for s in steps), repeat=repeat)
 
 
 def policy_state_get(*, policy_id: int) -> dict[str, Any] | None:
@@ -180,5 +221,12 @@ def policy_change_record(*, policy: EscalationPolicy, before: dict[str, Any] | N
     if not changes:
         return None
     action = AuditEntry.Action.CREATE if before is None else AuditEntry.Action.UPDATE
-    return AuditEntry.objects.create(actor=actor, team=policy.team, action=action, object_type="escalationpolicy",
-                                     object_id=str(policy.pk), object_repr=str(policy)[:200], changes=changes)
+    return AuditEntry.objects.create(
+        actor=actor,
+        team=policy.team,
+        action=action,
+        object_type="escalationpolicy",
+        object_id=str(policy.pk),
+        object_repr=str(policy)[:200],
+        changes=changes,
+    )

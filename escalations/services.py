@@ -94,7 +94,14 @@ def _state_of(incident: Incident) -> engine.EngineState:
 
 
 ENGINE_FIELDS = [
-    "status", "cycle", "step", "loop", "next_action_at", "triggered_at", "acknowledged_at", "snoozed_until",
+    "status",
+    "cycle",
+    "step",
+    "loop",
+    "next_action_at",
+    "triggered_at",
+    "acknowledged_at",
+    "snoozed_until",
     "exhausted",
 ]
 
@@ -125,7 +132,12 @@ def timeline_record(
     at: datetime | None = None,
 ) -> TimelineEvent:
     return TimelineEvent.objects.create(
-        incident=incident, kind=kind, message=message, actor=actor, via=via, data=data or {},
+        incident=incident,
+        kind=kind,
+        message=message,
+        actor=actor,
+        via=via,
+        data=data or {},
         at=at or timezone.now(),
     )
 
@@ -196,8 +208,9 @@ class _Batch:
 
     def event(self, incident: Incident, kind: str, message: str, **data: Any) -> None:
         self.timeline.append(
-            TimelineEvent(incident=incident, kind=kind, message=message, via=TimelineEvent.Via.SYSTEM, data=data,
-                          at=self.now)
+            TimelineEvent(
+                incident=incident, kind=kind, message=message, via=TimelineEvent.Via.SYSTEM, data=data, at=self.now
+            )
         )
 
     def write_pages(self) -> None:
@@ -217,14 +230,25 @@ class _Batch:
                 )
                 if not planned:
                     self.event(
-                        incident, Kind.PAGE_FAILED,
+                        incident,
+                        Kind.PAGE_FAILED,
                         f"{_name(self.users.get(user_id))} has no verified contact method and cannot be paged.",
                         user_id=user_id,
                     )
                 for plan in planned:
                     pages.append(
-                        (incident.pk, notify.cycle, notify.step, notify.loop, user_id, plan.rule_index,
-                         plan.channel, plan.contact_method_id, destinations[plan.contact_method_id], plan.due_at)
+                        (
+                            incident.pk,
+                            notify.cycle,
+                            notify.step,
+                            notify.loop,
+                            user_id,
+                            plan.rule_index,
+                            plan.channel,
+                            plan.contact_method_id,
+                            destinations[plan.contact_method_id],
+                            plan.due_at,
+                        )
                     )
         if not pages:
             return
@@ -366,9 +390,22 @@ def _incidents_store(incidents: Sequence[Incident]) -> None:
     bulk_update builds a CASE expression per field and row, which costs seconds for a large batch."""
     moment = connection.ops.adapt_datetimefield_value  # the backend's own encoding (SQLite stores text)
     rows = [
-        (i.status, i.cycle, i.step, i.loop, moment(i.next_action_at), moment(i.triggered_at),
-         moment(i.acknowledged_at), moment(i.snoozed_until), i.exhausted, moment(i.resolved_at), i.resolved_by_id,
-         i.acknowledged_by_id, moment(i.updated_at), i.pk)
+        (
+            i.status,
+            i.cycle,
+            i.step,
+            i.loop,
+            moment(i.next_action_at),
+            moment(i.triggered_at),
+            moment(i.acknowledged_at),
+            moment(i.snoozed_until),
+            i.exhausted,
+            moment(i.resolved_at),
+            i.resolved_by_id,
+            i.acknowledged_by_id,
+            moment(i.updated_at),
+            i.pk,
+        )
         for i in incidents
     ]
     with connection.cursor() as cursor:
@@ -382,14 +419,25 @@ def _apply_actions(batch: _Batch, incident: Incident, actions: Sequence[engine.A
             names = ", ".join(_name(batch.users.get(uid)) for uid in action.user_ids)
             batch.notifies.append(_Notify(incident, action.cycle, action.step, action.loop, action.user_ids, now))
             batch.event(
-                incident, Kind.STEP_REACHED,
+                incident,
+                Kind.STEP_REACHED,
                 f"Paging {names}. {action.explain}",
-                cycle=action.cycle, step=action.step, loop=action.loop, user_ids=list(action.user_ids),
+                cycle=action.cycle,
+                step=action.step,
+                loop=action.loop,
+                user_ids=list(action.user_ids),
             )
             batch.assign[incident.pk] = action.user_ids
         elif isinstance(action, engine.StepSkipped):
-            batch.event(incident, Kind.STEP_SKIPPED, action.explain, cycle=action.cycle, step=action.step,
-                        loop=action.loop, reason=str(action.reason))
+            batch.event(
+                incident,
+                Kind.STEP_SKIPPED,
+                action.explain,
+                cycle=action.cycle,
+                step=action.step,
+                loop=action.loop,
+                reason=str(action.reason),
+            )
         elif isinstance(action, engine.PolicyExhausted):
             batch.event(incident, Kind.EXHAUSTED, action.explain, cycle=action.cycle, loop=action.loop)
         elif isinstance(action, engine.Retriggered):
@@ -568,8 +616,12 @@ def incident_trigger(
     title = (title or "").strip()[:1024] or "(no summary)"
     for _ in range(3):
         existing = _alert_append(
-            team=team, dedup_key=dedup_key, title=title,
-            data=alert_data if alert_data is not None else {"payload": payload or {}}, via=via, now=now,
+            team=team,
+            dedup_key=dedup_key,
+            title=title,
+            data=alert_data if alert_data is not None else {"payload": payload or {}},
+            via=via,
+            now=now,
         )
         if existing is not None:
             return TriggerResult(existing, False)
@@ -577,9 +629,20 @@ def incident_trigger(
             with transaction.atomic():
                 return TriggerResult(
                     _incident_open(
-                        team=team, title=title, details=details, severity=severity, urgency=urgency,
-                        source=source, dedup_key=dedup_key, payload=payload, links=links, policy=policy,
-                        suppressed=suppressed, actor=actor, via=via, now=now,
+                        team=team,
+                        title=title,
+                        details=details,
+                        severity=severity,
+                        urgency=urgency,
+                        source=source,
+                        dedup_key=dedup_key,
+                        payload=payload,
+                        links=links,
+                        policy=policy,
+                        suppressed=suppressed,
+                        actor=actor,
+                        via=via,
+                        now=now,
                     ),
                     True,
                 )
@@ -589,14 +652,25 @@ def incident_trigger(
     raise RuntimeError(f"could not open or find the incident for dedup key {dedup_key!r}")
 
 
-def _incident_open(*, team, title, details, severity, urgency, source, dedup_key, payload, links, policy,
-                   suppressed, actor, via, now) -> Incident:
+def _incident_open(
+    *, team, title, details, severity, urgency, source, dedup_key, payload, links, policy, suppressed, actor, via, now
+) -> Incident:
     policy = policy or team.escalation_policy
     spec = policy_spec_build(policy) if policy is not None else None
     incident = Incident(
-        team=team, policy=policy, policy_snapshot=spec.to_json() if spec else {}, title=title, details=details,
-        severity=severity, urgency=urgency, source=source, dedup_key=dedup_key, payload=payload or {},
-        links=links or [], suppressed=suppressed, created_at=now,
+        team=team,
+        policy=policy,
+        policy_snapshot=spec.to_json() if spec else {},
+        title=title,
+        details=details,
+        severity=severity,
+        urgency=urgency,
+        source=source,
+        dedup_key=dedup_key,
+        payload=payload or {},
+        links=links or [],
+        suppressed=suppressed,
+        created_at=now,
     )
     if spec is not None and spec.steps and not suppressed:
         _store_state(incident, engine.trigger(spec, now))
@@ -609,7 +683,11 @@ def _incident_open(*, team, title, details, severity, urgency, source, dedup_key
     elif spec is None or not spec.steps:
         reason = f": {team} has no escalation policy with steps, nobody is paged"
     timeline_record(
-        incident=incident, kind=Kind.CREATED, actor=actor, via=via, at=now,
+        incident=incident,
+        kind=Kind.CREATED,
+        actor=actor,
+        via=via,
+        at=now,
         message=f"Opened by {_name(actor) if actor else via}{reason}.",
         data={"source": source, "dedup_key": dedup_key, "policy": policy.name if policy else None},
     )
@@ -629,13 +707,27 @@ def _alert_append(
     if not dedup_key:
         return None
     with transaction.atomic(savepoint=False):
-        incident = next(iter(Incident.objects.raw(_ALERT_APPEND_SQL, [
-            connection.ops.adapt_datetimefield_value(now), team.pk, dedup_key, Status.RESOLVED,
-        ])), None)
+        incident = next(
+            iter(
+                Incident.objects.raw(
+                    _ALERT_APPEND_SQL,
+                    [
+                        connection.ops.adapt_datetimefield_value(now),
+                        team.pk,
+                        dedup_key,
+                        Status.RESOLVED,
+                    ],
+                )
+            ),
+            None,
+        )
         if incident is None:
             return None
         timeline_record(
-            incident=incident, kind=Kind.ALERT, via=via, at=now,
+            incident=incident,
+            kind=Kind.ALERT,
+            via=via,
+            at=now,
             message=f"Another alert for this incident: {title}",
             data=data,
         )
@@ -677,7 +769,11 @@ def incident_acknowledge(*, incident: Incident, by: User | None, via: str, now: 
         locked.save(update_fields=[*ENGINE_FIELDS, "acknowledged_by", "updated_at"])
         canceled = _pages_cancel(locked, now)
         timeline_record(
-            incident=locked, kind=Kind.ACKNOWLEDGED, actor=by, via=via, at=now,
+            incident=locked,
+            kind=Kind.ACKNOWLEDGED,
+            actor=by,
+            via=via,
+            at=now,
             message=f"Acknowledged by {_name(by)} via {TimelineEvent.Via(via).label}"
             + (f"; {canceled} pending page(s) canceled." if canceled else "."),
         )
@@ -700,7 +796,11 @@ def incident_resolve(
         locked.save(update_fields=[*ENGINE_FIELDS, "resolved_at", "resolved_by", "updated_at"])
         _pages_cancel(locked, now)
         timeline_record(
-            incident=locked, kind=Kind.RESOLVED, actor=by, via=via, at=now,
+            incident=locked,
+            kind=Kind.RESOLVED,
+            actor=by,
+            via=via,
+            at=now,
             message=f"Resolved by {_name(by)} via {TimelineEvent.Via(via).label}." + (f" {note}" if note else ""),
         )
     _refresh(incident, locked)
@@ -719,7 +819,11 @@ def incident_escalate(*, incident: Incident, by: User | None, via: str, now: dat
         locked.acknowledged_by = None
         locked.save(update_fields=[*ENGINE_FIELDS, "acknowledged_by", "updated_at"])
         timeline_record(
-            incident=locked, kind=Kind.ESCALATED, actor=by, via=via, at=now,
+            incident=locked,
+            kind=Kind.ESCALATED,
+            actor=by,
+            via=via,
+            at=now,
             message=f"Escalated to the next step by {_name(by)} via {TimelineEvent.Via(via).label}.",
         )
         _advance_locked(locked, now)
@@ -737,14 +841,23 @@ def incident_reassign(
         locked.assignees.set(to_users)
         names = ", ".join(u.display_name for u in to_users) or "nobody"
         timeline_record(
-            incident=locked, kind=Kind.REASSIGNED, actor=by, via=via, at=now,
-            message=f"Reassigned to {names} by {_name(by)}.", data={"user_ids": [u.pk for u in to_users]},
+            incident=locked,
+            kind=Kind.REASSIGNED,
+            actor=by,
+            via=via,
+            at=now,
+            message=f"Reassigned to {names} by {_name(by)}.",
+            data={"user_ids": [u.pk for u in to_users]},
         )
         if locked.status == Status.TRIGGERED and to_users and not locked.suppressed:
             sequence = locked.timeline.filter(kind=Kind.REASSIGNED).count()
             _pages_create(
-                incident=locked, cycle=locked.cycle, step=MANUAL_STEP, loop=sequence,
-                user_ids=[u.pk for u in to_users], reached_at=now,
+                incident=locked,
+                cycle=locked.cycle,
+                step=MANUAL_STEP,
+                loop=sequence,
+                user_ids=[u.pk for u in to_users],
+                reached_at=now,
             )
 
 
@@ -777,7 +890,11 @@ def incident_snooze(
         locked.save(update_fields=[*ENGINE_FIELDS, "acknowledged_by", "updated_at"])
         _pages_cancel(locked, now)
         timeline_record(
-            incident=locked, kind=Kind.SNOOZED, actor=by, via=via, at=now,
+            incident=locked,
+            kind=Kind.SNOOZED,
+            actor=by,
+            via=via,
+            at=now,
             message=f"Snoozed by {_name(by)} until {until.isoformat(timespec='minutes')}.",
             data={"until": until.isoformat()},
         )
@@ -808,7 +925,9 @@ def incident_retrigger(*, incident: Incident, via: str, reason: str, now: dateti
 
 def incidents_open_count_by_team(team_ids: Iterable[int]) -> dict[int, int]:
     rows = (
-        Incident.objects.filter(team_id__in=list(team_ids)).exclude(status=Status.RESOLVED)
-        .values("team_id").annotate(n=Count("id"))
+        Incident.objects.filter(team_id__in=list(team_ids))
+        .exclude(status=Status.RESOLVED)
+        .values("team_id")
+        .annotate(n=Count("id"))
     )
     return {row["team_id"]: row["n"] for row in rows}

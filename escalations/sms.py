@@ -19,9 +19,15 @@ from portal.models import ContactMethod, User
 from portal.permissions import can_work_incidents
 
 ACTIONS = {
-    "a": "acknowledge", "ack": "acknowledge", "acknowledge": "acknowledge",
-    "r": "resolve", "res": "resolve", "resolve": "resolve",
-    "e": "escalate", "esc": "escalate", "escalate": "escalate",
+    "a": "acknowledge",
+    "ack": "acknowledge",
+    "acknowledge": "acknowledge",
+    "r": "resolve",
+    "res": "resolve",
+    "resolve": "resolve",
+    "e": "escalate",
+    "esc": "escalate",
+    "escalate": "escalate",
 }
 STOP_WORDS = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit"}
 START_WORDS = {"start", "yes", "unstop"}

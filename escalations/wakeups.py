@@ -48,4 +48,4 @@ def eta_groups(
 
 def chunks(ids: list[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+        yield ids[start : start + size]

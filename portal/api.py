@@ -51,8 +51,13 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
     create=extend_schema(summary="Create a token (returned once)", responses={201: ApiTokenCreatedSerializer}),
     destroy=extend_schema(summary="Revoke a token", responses={204: None}),
 )
-class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class ApiTokenViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """Your own personal API tokens."""
 
     serializer_class = ApiTokenSerializer

@@ -8,8 +8,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 
-def bar_chart(items: Sequence[tuple[str, float]], *, title: str, unit: str = "", width: int = 480,
-              css_class: str = "bar") -> SafeString:
+def bar_chart(
+    items: Sequence[tuple[str, float]], *, title: str, unit: str = "", width: int = 480, css_class: str = "bar"
+) -> SafeString:
     """Horizontal bars, one row per (label, value)."""
     row, label_w, pad = 24, 150, 50
     height = max(row * len(items), row)

@@ -40,12 +40,24 @@ PEOPLE = [
 
 # team name, time zone, manager, engineers (rotation order)
 TEAMS = [
-    ("Payments", "Europe/Berlin", "maria@example.com",
-     ["jonas@example.com", "aisha@example.com", "tom@example.com", "lena@example.com"]),
-    ("Platform", "America/Chicago", "carlos@example.com",
-     ["emily@example.com", "noah@example.com", "olivia@example.com", "tom@example.com"]),
-    ("Customer Support", "Europe/London", "aisha@example.com",
-     ["lena@example.com", "jonas@example.com", "noah@example.com"]),
+    (
+        "Payments",
+        "Europe/Berlin",
+        "maria@example.com",
+        ["jonas@example.com", "aisha@example.com", "tom@example.com", "lena@example.com"],
+    ),
+    (
+        "Platform",
+        "America/Chicago",
+        "carlos@example.com",
+        ["emily@example.com", "noah@example.com", "olivia@example.com", "tom@example.com"],
+    ),
+    (
+        "Customer Support",
+        "Europe/London",
+        "aisha@example.com",
+        ["lena@example.com", "jonas@example.com", "noah@example.com"],
+    ),
 ]
 
 
@@ -83,9 +95,14 @@ def demo_integrations_seed(teams: dict[str, Team], now: datetime) -> list[tuple[
     if platform is not None:
         # A day's interval: the demo does not open a "missed heartbeat" incident on its own within minutes.
         hb, _ = Heartbeat.objects.get_or_create(
-            team=platform, name="Nightly backup",
-            defaults={"interval": timedelta(days=1), "grace": timedelta(hours=1), "last_ping_at": now,
-                      "created_at": now},
+            team=platform,
+            name="Nightly backup",
+            defaults={
+                "interval": timedelta(days=1),
+                "grace": timedelta(hours=1),
+                "last_ping_at": now,
+                "created_at": now,
+            },
         )
         out.append(("Platform", "Heartbeat: Nightly backup", _url(reverse("intake:heartbeat", args=[hb.token]))))
     return out
@@ -109,44 +126,74 @@ def demo_incidents_seed(teams: dict[str, Team], users: dict[str, User], now: dat
         intake.alertmanager_process(
             integration=Integration.objects.get(team=payments, kind=Integration.Kind.ALERTMANAGER),
             body={
-                "version": "4", "groupKey": f"{DEMO_DEDUP}checkout-latency", "status": "firing",
-                "receiver": "backstop", "groupLabels": {"alertname": "CheckoutLatencyHigh"},
-                "alerts": [{
-                    "status": "firing", "startsAt": fired.isoformat(),
-                    "labels": {"alertname": "CheckoutLatencyHigh", "severity": "critical", "service": "checkout"},
-                    "annotations": {"summary": "Checkout p99 latency above 2 s for 5 minutes",
-                                    "runbook_url": "https://runbooks.example.com/checkout-latency"},
-                }],
+                "version": "4",
+                "groupKey": f"{DEMO_DEDUP}checkout-latency",
+                "status": "firing",
+                "receiver": "backstop",
+                "groupLabels": {"alertname": "CheckoutLatencyHigh"},
+                "alerts": [
+                    {
+                        "status": "firing",
+                        "startsAt": fired.isoformat(),
+                        "labels": {"alertname": "CheckoutLatencyHigh", "severity": "critical", "service": "checkout"},
+                        "annotations": {
+                            "summary": "Checkout p99 latency above 2 s for 5 minutes",
+                            "runbook_url": "https://runbooks.example.com/checkout-latency",
+                        },
+                    }
+                ],
             },
             now=fired,
         )
     if platform is not None:
         started = now - timedelta(minutes=50)
         pd = Integration.objects.get(team=platform, kind=Integration.Kind.PAGERDUTY)
-        intake.pagerduty_event_process(integration_key=None, body={
-            "routing_key": pd.key, "event_action": "trigger", "dedup_key": f"{DEMO_DEDUP}db-disk",
-            "payload": {"summary": "Disk 91% full on db-2 (/var/lib/postgresql)", "source": "db-2",
-                        "severity": "warning", "component": "postgresql"},
-        }, now=started)
+        intake.pagerduty_event_process(
+            integration_key=None,
+            body={
+                "routing_key": pd.key,
+                "event_action": "trigger",
+                "dedup_key": f"{DEMO_DEDUP}db-disk",
+                "payload": {
+                    "summary": "Disk 91% full on db-2 (/var/lib/postgresql)",
+                    "source": "db-2",
+                    "severity": "warning",
+                    "component": "postgresql",
+                },
+            },
+            now=started,
+        )
         incident = Incident.objects.get(team=platform, dedup_key=f"{DEMO_DEDUP}db-disk")
         engineer = users["emily@example.com"]
         incidents.incident_acknowledge(incident=incident, by=engineer, via="web", now=started + timedelta(minutes=4))
         incidents.incident_note_add(
-            incident=incident, by=engineer, via="web", now=started + timedelta(minutes=12),
+            incident=incident,
+            by=engineer,
+            via="web",
+            now=started + timedelta(minutes=12),
             text="WAL archive is lagging; cleared 40 GB of old base backups. Watching until the archiver catches up.",
         )
     if support is not None:
         raised = datetime.combine(now.date() - timedelta(days=1), time(14, 5), tzinfo=UTC)
         manager = users["aisha@example.com"]
         incident = incidents.incident_trigger(
-            team=support, title="Help-desk e-mails not arriving", severity="error", source="manual",
-            dedup_key=f"{DEMO_DEDUP}helpdesk-mail", details="Customers report no ticket confirmations since 13:40.",
-            actor=manager, via="web", now=raised,
+            team=support,
+            title="Help-desk e-mails not arriving",
+            severity="error",
+            source="manual",
+            dedup_key=f"{DEMO_DEDUP}helpdesk-mail",
+            details="Customers report no ticket confirmations since 13:40.",
+            actor=manager,
+            via="web",
+            now=raised,
         ).incident
         responder = users["lena@example.com"]
         incidents.incident_acknowledge(incident=incident, by=responder, via="sms", now=raised + timedelta(minutes=6))
         incidents.incident_resolve(
-            incident=incident, by=responder, via="web", now=raised + timedelta(hours=1, minutes=5),
+            incident=incident,
+            by=responder,
+            via="web",
+            now=raised + timedelta(hours=1, minutes=5),
             note="The mail relay's TLS certificate had expired; renewed and the queue drained.",
         )
 
@@ -167,16 +214,16 @@ def demo_seed(*, today: date | None = None, now: datetime | None = None) -> Demo
             user.save()
             verified = now
             sms = ContactMethod.objects.create(user=user, kind="sms", value=_phone_for(index), verified_at=verified)
-            voice = ContactMethod.objects.create(
-                user=user, kind="voice", value=_phone_for(index), verified_at=verified
-            )
+            voice = ContactMethod.objects.create(user=user, kind="voice", value=_phone_for(index), verified_at=verified)
             mail = ContactMethod.objects.create(user=user, kind="email", value=email, verified_at=verified)
             NotificationRule.objects.create(user=user, contact_method=sms, delay=timedelta(0), order=0)
             NotificationRule.objects.create(user=user, contact_method=mail, delay=timedelta(0), order=1)
             NotificationRule.objects.create(user=user, contact_method=voice, delay=timedelta(minutes=2), order=2)
             # Shift notices by SMS too, so handovers and reminders show up in the demo's outbox.
             NotificationPreference.objects.create(
-                user=user, reminder_kinds=["email", "sms"], handover_kinds=["email", "sms"],
+                user=user,
+                reminder_kinds=["email", "sms"],
+                handover_kinds=["email", "sms"],
                 roster_change_kinds=["email", "sms"],
             )
         users[email] = user
@@ -210,8 +257,11 @@ def demo_seed(*, today: date | None = None, now: datetime | None = None) -> Demo
             team=team, name="Default", repeat=2, ack_timeout=timedelta(hours=4), skip_empty_steps=True
         )
         for order, (delay, kind, position) in enumerate(
-            [(timedelta(minutes=5), "position", "primary"), (timedelta(minutes=5), "position", "secondary"),
-             (timedelta(minutes=10), "managers", "")]
+            [
+                (timedelta(minutes=5), "position", "primary"),
+                (timedelta(minutes=5), "position", "secondary"),
+                (timedelta(minutes=10), "managers", ""),
+            ]
         ):
             step = EscalationStep.objects.create(policy=policy, order=order, delay=delay)
             EscalationTarget.objects.create(step=step, kind=kind, position=position)

@@ -45,12 +45,12 @@ class IncidentFilter(django_filters.FilterSet):
     team = TeamKeyFilter(queryset=Team.objects.none(), empty_label="All my teams", widget=PlainSelect)
     severity = django_filters.ChoiceFilter(choices=Incident.Severity.choices, empty_label="Any severity")
     source = django_filters.ChoiceFilter(choices=Incident.Source.choices, empty_label="Any source")
-    mine = django_filters.BooleanFilter(
-        method="filter_mine", label="Assigned to me", widget=forms.CheckboxInput
-    )
+    mine = django_filters.BooleanFilter(method="filter_mine", label="Assigned to me", widget=forms.CheckboxInput)
     range = django_filters.ChoiceFilter(
         choices=[("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("90d", "Last 90 days")],
-        method="filter_range", empty_label="Any time", label="Time range",
+        method="filter_range",
+        empty_label="Any time",
+        label="Time range",
     )
 
     class Meta:
@@ -65,12 +65,18 @@ class IncidentFilter(django_filters.FilterSet):
         teams = Team.objects.all() if team_ids is None else Team.objects.filter(pk__in=team_ids)
         self.filters["team"].queryset = teams.order_by("name")
         if team_ids is None or len(team_ids) > TEAM_SELECT_MAX:
-            self.filters["team"].extra["widget"] = forms.TextInput(attrs={
-                "type": "search", "list": "incident-team-options", "placeholder": "Any team: type a name",
-                "autocomplete": "off", "hx-get": reverse("portal:team_options"),
-                "hx-trigger": "focus once, input changed delay:250ms", "hx-target": "#incident-team-options",
-                "hx-swap": "innerHTML",
-            })
+            self.filters["team"].extra["widget"] = forms.TextInput(
+                attrs={
+                    "type": "search",
+                    "list": "incident-team-options",
+                    "placeholder": "Any team: type a name",
+                    "autocomplete": "off",
+                    "hx-get": reverse("portal:team_options"),
+                    "hx-trigger": "focus once, input changed delay:250ms",
+                    "hx-target": "#incident-team-options",
+                    "hx-swap": "innerHTML",
+                }
+            )
 
     def filter_status(self, queryset, name, value):
         if value == "open":

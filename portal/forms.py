@@ -30,21 +30,30 @@ def apply_errors(form: forms.Form, error: ValidationError) -> None:
 
 class ProfileForm(forms.Form):
     full_name = forms.CharField(max_length=150, required=False, label="Full name")
-    time_zone = forms.ChoiceField(choices=timezone_choices, label="Time zone", widget=PlainSelect,
-                                  help_text="Every time in Backstop is shown in this zone.")
+    time_zone = forms.ChoiceField(
+        choices=timezone_choices,
+        label="Time zone",
+        widget=PlainSelect,
+        help_text="Every time in Backstop is shown in this zone.",
+    )
 
 
 class ContactMethodForm(forms.Form):
     kind = forms.ChoiceField(choices=ContactMethod.Kind.choices, label="Type")
-    value = forms.CharField(max_length=254, label="Number or address",
-                            help_text="Phone numbers in international format, e.g. +4915123456789")
+    value = forms.CharField(
+        max_length=254,
+        label="Number or address",
+        help_text="Phone numbers in international format, e.g. +4915123456789",
+    )
     label = forms.CharField(max_length=60, required=False, label="Label", help_text="e.g. work mobile")
 
 
 class VerifyForm(forms.Form):
-    code = forms.CharField(max_length=8, label="6-digit code",
-                           widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code",
-                                                         "pattern": "[0-9 ]*"}))
+    code = forms.CharField(
+        max_length=8,
+        label="6-digit code",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "pattern": "[0-9 ]*"}),
+    )
 
 
 class NotificationRuleForm(forms.Form):

@@ -22,21 +22,24 @@ class TeamForm(forms.Form):
     slug = forms.SlugField(max_length=100, required=False, help_text="Used in links; empty = made from the name")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     time_zone = forms.ChoiceField(choices=timezone_choices, initial="UTC", widget=PlainSelect)
-    handover_email = forms.EmailField(required=False, label="Handover e-mail",
-                                      help_text="Also send handover summaries here")
+    handover_email = forms.EmailField(
+        required=False, label="Handover e-mail", help_text="Also send handover summaries here"
+    )
 
 
 class RotationForm(forms.Form):
     name = forms.CharField(max_length=100)
-    time_zone = forms.ChoiceField(choices=timezone_choices, widget=PlainSelect,
-                                  help_text="Handoffs happen at this zone's wall-clock time")
+    time_zone = forms.ChoiceField(
+        choices=timezone_choices, widget=PlainSelect, help_text="Handoffs happen at this zone's wall-clock time"
+    )
     positions = forms.CharField(initial="primary, secondary", help_text="Comma-separated, e.g. primary, secondary")
     start_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="First handoff date")
     handoff_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), initial="09:00")
     shift_unit = forms.ChoiceField(choices=RotationEra.Unit.choices, initial="weeks", label="Shift unit")
     shift_length = forms.IntegerField(min_value=1, max_value=365, initial=1, label="Shift length")
-    effective_from = LocalDateTimeField(required=False, label="Changes take effect from",
-                                        help_text="Edits only: past shifts never change")
+    effective_from = LocalDateTimeField(
+        required=False, label="Changes take effect from", help_text="Edits only: past shifts never change"
+    )
 
     def __init__(self, *args, members: list[Membership], editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,25 +71,39 @@ class RotationForm(forms.Form):
 class PolicyForm(forms.Form):
     name = forms.CharField(max_length=100)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    repeat = forms.IntegerField(min_value=0, required=False, initial=0,
-                                help_text="Extra passes through all steps; empty = repeat until acknowledged")
-    ack_timeout_minutes = forms.IntegerField(min_value=1, required=False, label="Re-trigger after ack (minutes)",
-                                             help_text="Empty = never")
-    auto_resolve_minutes = forms.IntegerField(min_value=1, required=False, label="Auto-resolve after (minutes)",
-                                              help_text="Empty = never")
+    repeat = forms.IntegerField(
+        min_value=0,
+        required=False,
+        initial=0,
+        help_text="Extra passes through all steps; empty = repeat until acknowledged",
+    )
+    ack_timeout_minutes = forms.IntegerField(
+        min_value=1, required=False, label="Re-trigger after ack (minutes)", help_text="Empty = never"
+    )
+    auto_resolve_minutes = forms.IntegerField(
+        min_value=1, required=False, label="Auto-resolve after (minutes)", help_text="Empty = never"
+    )
     skip_empty_steps = forms.BooleanField(required=False, help_text="Skip a step that reaches nobody")
-    reassign_on_handover = forms.BooleanField(required=False, initial=True,
-                                              help_text="Open incidents follow the rotation to the next person")
-    make_default = forms.BooleanField(required=False, label="Team default",
-                                      help_text="Use for incidents that name no policy")
+    reassign_on_handover = forms.BooleanField(
+        required=False, initial=True, help_text="Open incidents follow the rotation to the next person"
+    )
+    make_default = forms.BooleanField(
+        required=False, label="Team default", help_text="Use for incidents that name no policy"
+    )
 
 
 class StepForm(forms.Form):
-    delay_minutes = forms.IntegerField(min_value=0, max_value=1440, initial=5, label="Wait (minutes)",
-                                       help_text="Before the next step if nobody acknowledges")
+    delay_minutes = forms.IntegerField(
+        min_value=0,
+        max_value=1440,
+        initial=5,
+        label="Wait (minutes)",
+        help_text="Before the next step if nobody acknowledges",
+    )
     positions = forms.CharField(required=False, label="On-call positions", help_text="e.g. primary")
-    users = forms.ModelMultipleChoiceField(queryset=User.objects.none(), required=False, label="People",
-                                           widget=forms.SelectMultiple(attrs={"size": 4}))
+    users = forms.ModelMultipleChoiceField(
+        queryset=User.objects.none(), required=False, label="People", widget=forms.SelectMultiple(attrs={"size": 4})
+    )
     whole_team = forms.BooleanField(required=False, label="Whole team")
     managers = forms.BooleanField(required=False, label="Team managers")
 
@@ -126,6 +143,7 @@ class BaseStepFormSet(forms.BaseFormSet):
 
     def steps_in_order(self) -> list[tuple[forms.Form, int | None]]:
         """Forms as the person arranged them (by posted order), each with its step number; removed ones get None."""
+
         def posted_order(pair):
             index, form = pair
             raw = form["ORDER"].value() if form.is_bound else None
@@ -144,13 +162,25 @@ class BaseStepFormSet(forms.BaseFormSet):
         return out
 
 
-StepFormSet = formset_factory(StepForm, formset=BaseStepFormSet, extra=1, can_delete=True, can_order=True,
-                              min_num=1, validate_min=True, max_num=50, validate_max=True)
+StepFormSet = formset_factory(
+    StepForm,
+    formset=BaseStepFormSet,
+    extra=1,
+    can_delete=True,
+    can_order=True,
+    min_num=1,
+    validate_min=True,
+    max_num=50,
+    validate_max=True,
+)
 
 
 class MemberAddForm(forms.Form):
-    user = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True), widget=forms.HiddenInput,
-                                  error_messages={"invalid_choice": "That person no longer exists or is deactivated."})
+    user = forms.ModelChoiceField(
+        queryset=User.objects.filter(is_active=True),
+        widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "That person no longer exists or is deactivated."},
+    )
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ENGINEER, label="Role")
 
 

@@ -56,12 +56,22 @@ class ExclusionForm(_SpanForm):
 
 class OverrideForm(_SpanForm):
     rotation = forms.ModelChoiceField(queryset=Rotation.objects.none(), label="Rotation", widget=PlainSelect)
-    position = forms.CharField(max_length=40, required=False, label="Take position",
-                               help_text="e.g. primary — or leave empty and pick a person below")
-    replaces_user = forms.ModelChoiceField(queryset=User.objects.none(), required=False,
-                                           label="…or take the shifts of", widget=PlainSelect)
-    taker = forms.ModelChoiceField(queryset=User.objects.none(), required=False, label="Who takes the pager",
-                                   help_text="Empty: you", widget=PlainSelect)
+    position = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Take position",
+        help_text="e.g. primary — or leave empty and pick a person below",
+    )
+    replaces_user = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, label="…or take the shifts of", widget=PlainSelect
+    )
+    taker = forms.ModelChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        label="Who takes the pager",
+        help_text="Empty: you",
+        widget=PlainSelect,
+    )
     start = LocalDateTimeField(label="From")
     end = LocalDateTimeField(label="Until")
     reason = forms.CharField(max_length=200, required=False, label="Reason")
@@ -103,6 +113,8 @@ class OverrideForm(_SpanForm):
             self.add_error("replaces_user", "Take either a position or a person's shifts, not both.")
         rotation = data.get("rotation")
         if rotation and data.get("position") and data["position"] not in rotation.positions:
-            self.add_error("position", f"{rotation.name} has no position {data['position']!r}; "
-                                       f"it has {', '.join(rotation.positions)}.")
+            self.add_error(
+                "position",
+                f"{rotation.name} has no position {data['position']!r}; it has {', '.join(rotation.positions)}.",
+            )
         return data

@@ -113,10 +113,7 @@ def first_responder_share(incidents: Sequence[IncidentFacts]) -> float | None:
     resolved = [i for i in incidents if i.resolved_at is not None and i.first_paged_user_ids]
     if not resolved:
         return None
-    alone = [
-        i for i in resolved
-        if i.max_step == 0 and not i.reassigned and i.resolved_by_id in i.first_paged_user_ids
-    ]
+    alone = [i for i in resolved if i.max_step == 0 and not i.reassigned and i.resolved_by_id in i.first_paged_user_ids]
     return len(alone) / len(resolved)
 
 
@@ -216,8 +213,9 @@ def histogram_percentile(histogram: Mapping[int, int], p: float) -> float | None
 
 
 def _histogram_percentiles(histogram: Mapping[int, int]) -> Percentiles:
-    return Percentiles(count=sum(histogram.values()), p50=histogram_percentile(histogram, 50),
-                       p95=histogram_percentile(histogram, 95))
+    return Percentiles(
+        count=sum(histogram.values()), p50=histogram_percentile(histogram, 50), p95=histogram_percentile(histogram, 95)
+    )
 
 
 BAND_INDEX = {band: k for k, band in enumerate(BANDS)}
@@ -241,8 +239,13 @@ class Tally:
 
     def add(self, other: Tally) -> Tally:
         self.incidents += other.incidents
-        for mine, theirs in ((self.by_source, other.by_source), (self.by_severity, other.by_severity),
-                             (self.per_day, other.per_day), (self.ack, other.ack), (self.fix, other.fix)):
+        for mine, theirs in (
+            (self.by_source, other.by_source),
+            (self.by_severity, other.by_severity),
+            (self.per_day, other.per_day),
+            (self.ack, other.ack),
+            (self.fix, other.fix),
+        ):
             mine.update(theirs)
         self.paged += other.paged
         self.secondary += other.secondary
@@ -262,22 +265,33 @@ class Tally:
 
     def to_json(self) -> dict:
         return {
-            "incidents": self.incidents, "source": dict(self.by_source), "severity": dict(self.by_severity),
+            "incidents": self.incidents,
+            "source": dict(self.by_source),
+            "severity": dict(self.by_severity),
             "day": {d.isoformat(): n for d, n in self.per_day.items()},
-            "ack": {str(b): n for b, n in self.ack.items()}, "fix": {str(b): n for b, n in self.fix.items()},
-            "paged": self.paged, "secondary": self.secondary, "resolved_paged": self.resolved_paged,
-            "alone": self.alone, "people": [[uid, *bands] for uid, bands in sorted(self.people.items())],
+            "ack": {str(b): n for b, n in self.ack.items()},
+            "fix": {str(b): n for b, n in self.fix.items()},
+            "paged": self.paged,
+            "secondary": self.secondary,
+            "resolved_paged": self.resolved_paged,
+            "alone": self.alone,
+            "people": [[uid, *bands] for uid, bands in sorted(self.people.items())],
         }
 
     @classmethod
     def from_json(cls, data: Mapping) -> Tally:
         return cls(
-            incidents=data["incidents"], by_source=Counter(data["source"]), by_severity=Counter(data["severity"]),
+            incidents=data["incidents"],
+            by_source=Counter(data["source"]),
+            by_severity=Counter(data["severity"]),
             per_day=Counter({date.fromisoformat(d): n for d, n in data["day"].items()}),
             ack=Counter({int(b): n for b, n in data["ack"].items()}),
             fix=Counter({int(b): n for b, n in data["fix"].items()}),
-            paged=data["paged"], secondary=data["secondary"], resolved_paged=data["resolved_paged"],
-            alone=data["alone"], people={row[0]: row[1:] for row in data["people"]},
+            paged=data["paged"],
+            secondary=data["secondary"],
+            resolved_paged=data["resolved_paged"],
+            alone=data["alone"],
+            people={row[0]: row[1:] for row in data["people"]},
         )
 
 
@@ -286,14 +300,19 @@ def insights_from_tally(tally: Tally, *, since: datetime, now: datetime, days: i
     totals = sorted({uid: sum(bands) for uid, bands in tally.people.items()}.items())
     people = [(uid, tally.people[uid]) for uid, _ in sorted(totals, key=itemgetter(1), reverse=True)]  # stable
     return Insights(
-        since=since, until=now, incidents=tally.incidents,
-        mtta=_histogram_percentiles(tally.ack), mttr=_histogram_percentiles(tally.fix),
-        by_source=_most_common(tally.by_source), by_severity=_most_common(tally.by_severity),
+        since=since,
+        until=now,
+        incidents=tally.incidents,
+        mtta=_histogram_percentiles(tally.ack),
+        mttr=_histogram_percentiles(tally.fix),
+        by_source=_most_common(tally.by_source),
+        by_severity=_most_common(tally.by_severity),
         secondary_rate=tally.secondary / tally.paged if tally.paged else None,
         first_responder_share=tally.alone / tally.resolved_paged if tally.resolved_paged else None,
         pages_per_person={uid: sum(bands) for uid, bands in people},
         pages_by_band={uid: {"business": b, "evening": e, "sleep": s} for uid, (b, e, s) in people},
-        oncall_hours=None, per_day=[tally.per_day.get(first + timedelta(days=k), 0) for k in range(days + 1)],
+        oncall_hours=None,
+        per_day=[tally.per_day.get(first + timedelta(days=k), 0) for k in range(days + 1)],
         approximate=True,
     )
 
@@ -305,8 +324,13 @@ def facts_build(incidents: list[dict], events: list[dict]) -> list[IncidentFacts
     """Fold timeline rows (kind, data, at, incident_id) into per-incident facts."""
     by_id = {
         row["id"]: IncidentFacts(
-            id=row["id"], team_id=row["team_id"], created_at=row["created_at"], source=row["source"],
-            severity=row["severity"], resolved_at=row["resolved_at"], resolved_by_id=row["resolved_by_id"],
+            id=row["id"],
+            team_id=row["team_id"],
+            created_at=row["created_at"],
+            source=row["source"],
+            severity=row["severity"],
+            resolved_at=row["resolved_at"],
+            resolved_by_id=row["resolved_by_id"],
         )
         for row in incidents
     }
@@ -335,9 +359,7 @@ def facts_build(incidents: list[dict], events: list[dict]) -> list[IncidentFacts
 ONCALL_TEAMS_MAX = 25  # on-call hours resolve every shift of every team in scope: only for a few teams
 
 
-def insights_load(
-    *, team_ids: Iterable[int] | None, now: datetime, days: int, with_oncall: bool = True
-) -> Insights:
+def insights_load(*, team_ids: Iterable[int] | None, now: datetime, days: int, with_oncall: bool = True) -> Insights:
     """Everything the Insights page shows, for the teams given (None: every team).
 
     On PostgreSQL the closed days come from the roll-up when it has been made for today (portal.rollup:
@@ -383,27 +405,43 @@ def insights_from_rows(*, team_ids: list[int] | None, since: datetime, now: date
     from escalations.models import Page, TimelineEvent
 
     scope = _scope(team_ids).filter(created_at__gte=since, created_at__lt=now)
-    incidents = list(scope.values("id", "team_id", "created_at", "source", "severity", "resolved_at",
-                                  "resolved_by_id"))
+    incidents = list(scope.values("id", "team_id", "created_at", "source", "severity", "resolved_at", "resolved_by_id"))
     ids = [row["id"] for row in incidents]
-    events = list(
-        TimelineEvent.objects.filter(incident__in=scope, kind__in=["acknowledged", "step_reached", "reassigned"])
-        .values("id", "incident_id", "kind", "data", "at")
-    ) if ids else []
+    events = (
+        list(
+            TimelineEvent.objects.filter(
+                incident__in=scope, kind__in=["acknowledged", "step_reached", "reassigned"]
+            ).values("id", "incident_id", "kind", "data", "at")
+        )
+        if ids
+        else []
+    )
     facts = facts_build(incidents, events)
-    pages = [
-        PageFacts(user_id=uid, at=sent or due, status=status)
-        for uid, sent, due, status in Page.objects.filter(incident__in=scope)
-        .values_list("user_id", "sent_at", "due_at", "status")
-    ] if ids else []
+    pages = (
+        [
+            PageFacts(user_id=uid, at=sent or due, status=status)
+            for uid, sent, due, status in Page.objects.filter(incident__in=scope).values_list(
+                "user_id", "sent_at", "due_at", "status"
+            )
+        ]
+        if ids
+        else []
+    )
     zones = _zones({p.user_id for p in pages})
     return Insights(
-        since=since, until=now, incidents=len(facts),
-        mtta=time_to_acknowledge(facts), mttr=time_to_resolve(facts),
-        by_source=count_by(facts, "source"), by_severity=count_by(facts, "severity"),
-        secondary_rate=secondary_page_rate(facts), first_responder_share=first_responder_share(facts),
-        pages_per_person=pages_per_person(pages), pages_by_band=pages_by_band(pages, zones),
-        oncall_hours=None, per_day=incidents_per_day(facts, since, days),
+        since=since,
+        until=now,
+        incidents=len(facts),
+        mtta=time_to_acknowledge(facts),
+        mttr=time_to_resolve(facts),
+        by_source=count_by(facts, "source"),
+        by_severity=count_by(facts, "severity"),
+        secondary_rate=secondary_page_rate(facts),
+        first_responder_share=first_responder_share(facts),
+        pages_per_person=pages_per_person(pages),
+        pages_by_band=pages_by_band(pages, zones),
+        oncall_hours=None,
+        per_day=incidents_per_day(facts, since, days),
     )
 
 
@@ -416,11 +454,14 @@ WITH scope AS (
 )
 """
 
-_COUNTS_SQL = _SCOPE_SQL + """
+_COUNTS_SQL = (
+    _SCOPE_SQL
+    + """
 SELECT GROUPING(source), GROUPING(severity), source, severity, day, count(*)
 FROM (SELECT source, severity, (created_at AT TIME ZONE 'UTC')::date - %(since_day)s AS day FROM scope) x
 GROUP BY GROUPING SETS ((source), (severity), (day))
 """
+)
 
 # One pass over the scope's timeline: per incident the first acknowledgement, the highest policy
 # step reached (manual reassign pages left out), who the first step paged and whether it was
@@ -445,9 +486,15 @@ _FACT_FLAGS = """s.resolved_at IS NOT NULL AND jsonb_typeof(ev.first_users) = 'a
                AND jsonb_array_length(ev.first_users) > 0 AS resolved_paged,
            ev.max_step = 0 AND NOT ev.reassigned AND ev.first_users @> to_jsonb(s.resolved_by_id) AS alone"""
 
-_FACTS_SQL = _SCOPE_SQL + ", " + _EV_CTE + """, facts AS (
+_FACTS_SQL = (
+    _SCOPE_SQL
+    + ", "
+    + _EV_CTE
+    + """, facts AS (
     SELECT s.created_at, s.resolved_at, ev.first_ack, ev.max_step,
-           """ + _FACT_FLAGS + """
+           """
+    + _FACT_FLAGS
+    + """
     FROM scope s LEFT JOIN ev ON ev.incident_id = s.id
 )
 SELECT count(first_ack),
@@ -462,15 +509,19 @@ SELECT count(first_ack),
        count(*) FILTER (WHERE resolved_paged AND alone)
 FROM facts
 """
+)
 
 # Pages per person in 15-minute buckets: every zone's offset is a multiple of 15 minutes and the
 # hour bands change on whole local hours, so a bucket falls in exactly one band.
-_PAGES_SQL = _SCOPE_SQL + """
+_PAGES_SQL = (
+    _SCOPE_SQL
+    + """
 SELECT p.user_id, u.time_zone, floor(date_part('epoch', COALESCE(p.sent_at, p.due_at)) / 900)::bigint, count(*)
 FROM scope s JOIN escalations_page p ON p.incident_id = s.id JOIN portal_user u ON u.id = p.user_id
 WHERE p.status = ANY(%(counted)s::text[])
 GROUP BY 1, 2, 3
 """
+)
 
 
 def _insights_aggregated(*, team_ids: list[int] | None, since: datetime, now: datetime, days: int) -> Insights:
@@ -478,8 +529,12 @@ def _insights_aggregated(*, team_ids: list[int] | None, since: datetime, now: da
     from django.db import connection, transaction
 
     params = {
-        "since": since, "until": now, "all_teams": team_ids is None, "team_ids": team_ids or [],
-        "manual_step": MANUAL_STEP, "counted": sorted(COUNTED_PAGE_STATUSES),
+        "since": since,
+        "until": now,
+        "all_teams": team_ids is None,
+        "team_ids": team_ids or [],
+        "manual_step": MANUAL_STEP,
+        "counted": sorted(COUNTED_PAGE_STATUSES),
         "since_day": since.astimezone(UTC).date(),
     }
     with transaction.atomic(), connection.cursor() as cursor:
@@ -507,15 +562,19 @@ def _insights_aggregated(*, team_ids: list[int] | None, since: datetime, now: da
             band = band_of[(zone, quarter)] = hour_band(datetime.fromtimestamp(quarter * 900, UTC), zone)
         bands[uid][band] += n
     return Insights(
-        since=since, until=now, incidents=sum(by_source.values()),
+        since=since,
+        until=now,
+        incidents=sum(by_source.values()),
         mtta=Percentiles(count=ack_n, p50=ack_50, p95=ack_95),
         mttr=Percentiles(count=fix_n, p50=fix_50, p95=fix_95),
-        by_source=_most_common(by_source), by_severity=_most_common(by_severity),
+        by_source=_most_common(by_source),
+        by_severity=_most_common(by_severity),
         secondary_rate=secondary / paged if paged else None,
         first_responder_share=alone / resolved_paged if resolved_paged else None,
         pages_per_person=dict(sorted(sorted(per_person.items()), key=itemgetter(1), reverse=True)),  # as the roll-up
         pages_by_band={u: dict(b) for u, b in bands.items()},
-        oncall_hours=None, per_day=per_day,
+        oncall_hours=None,
+        per_day=per_day,
     )
 
 

@@ -28,7 +28,14 @@ class StaffMfaRequiredMiddleware:
     """Staff must enrol TOTP before using the portal or the admin."""
 
     allowed_prefixes = (
-        "/accounts/", "/static/", "/healthz", "/readyz", "/api/", "/integrations/", "/twilio/", "/ical/",
+        "/accounts/",
+        "/static/",
+        "/healthz",
+        "/readyz",
+        "/api/",
+        "/integrations/",
+        "/twilio/",
+        "/ical/",
     )
 
     def __init__(self, get_response):

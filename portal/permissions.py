@@ -53,9 +53,7 @@ def can_manage_team(user: User, team: Team | int) -> bool:
 
 
 def can_work_incidents(user: User, team: Team | int) -> bool:
-    return user.is_authenticated and (
-        user.is_staff or team_role_get(user=user, team=team) in (MANAGER, ENGINEER)
-    )
+    return user.is_authenticated and (user.is_staff or team_role_get(user=user, team=team) in (MANAGER, ENGINEER))
 
 
 def can_manage_exclusion_for(user: User, subject: User, team_ids: set[int] | None = None) -> bool:

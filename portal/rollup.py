@@ -60,11 +60,21 @@ _EPOCH = date(2000, 1, 1)  # days travel as small integers
 # severities, days and duration buckets as arrays (Counter counts them in C; building the maps in
 # SQL sorts a row per incident, window and key, several times slower). A window is a range of days,
 # or one hour of one day; an incident counts in every window that holds it.
-_TALLY_SQL = _SCOPE_CTE + ", " + metrics._EV_CTE + """, facts AS (
+_TALLY_SQL = (
+    _SCOPE_CTE
+    + ", "
+    + metrics._EV_CTE
+    + """, facts AS (
     SELECT s.team_id, s.day, s.hour, s.source, s.severity, ev.max_step,
-           """ + _BUCKET.format(x="date_part('epoch', ev.first_ack - s.created_at)") + """ AS ack_b,
-           """ + _BUCKET.format(x="date_part('epoch', s.resolved_at - s.created_at)") + """ AS fix_b,
-           """ + metrics._FACT_FLAGS + """
+           """
+    + _BUCKET.format(x="date_part('epoch', ev.first_ack - s.created_at)")
+    + """ AS ack_b,
+           """
+    + _BUCKET.format(x="date_part('epoch', s.resolved_at - s.created_at)")
+    + """ AS fix_b,
+           """
+    + metrics._FACT_FLAGS
+    + """
     FROM scope s LEFT JOIN ev ON ev.incident_id = s.id
 ), windowed AS (
     SELECT w.wkey, f.* FROM facts f
@@ -82,17 +92,21 @@ SELECT wkey, {team}, count(*), array_agg(source), array_agg(severity), array_agg
 FROM windowed
 GROUP BY {sets}
 """
+)
 _PER_TEAM = ("team_id", "GROUPING SETS ((wkey, team_id), (wkey))")
 _ALL = ("NULL::bigint", "wkey")
 
 # Counted pages per team, day, hour, person (with their zone) and 15-minute bucket (as metrics._PAGES_SQL).
-_PEOPLE_SQL = _SCOPE_CTE + """
+_PEOPLE_SQL = (
+    _SCOPE_CTE
+    + """
 SELECT s.team_id, s.day, s.hour, p.user_id, u.time_zone,
        floor(date_part('epoch', COALESCE(p.sent_at, p.due_at)) / 900)::bigint, count(*)
 FROM scope s JOIN escalations_page p ON p.incident_id = s.id JOIN portal_user u ON u.id = p.user_id
 WHERE p.status = ANY(%(counted)s::text[])
 GROUP BY 1, 2, 3, 4, 5, 6
 """
+)
 
 
 @dataclass(frozen=True)
@@ -115,15 +129,24 @@ def _midnight(day: date) -> datetime:
 def _tally_from_row(row: tuple) -> Tally:
     n, sources, severities, days, acks, fixes, paged, secondary, resolved_paged, alone = row
     return Tally(
-        incidents=n, by_source=Counter(sources), by_severity=Counter(severities),
+        incidents=n,
+        by_source=Counter(sources),
+        by_severity=Counter(severities),
         per_day=Counter({_EPOCH + timedelta(days=d): k for d, k in Counter(days).items()}),
-        ack=Counter(acks or ()), fix=Counter(fixes or ()),
-        paged=paged, secondary=secondary, resolved_paged=resolved_paged, alone=alone,
+        ack=Counter(acks or ()),
+        fix=Counter(fixes or ()),
+        paged=paged,
+        secondary=secondary,
+        resolved_paged=resolved_paged,
+        alone=alone,
     )
 
 
 def tallies_compute(
-    *, team_ids: Sequence[int] | None, ranges: Sequence[tuple[datetime, datetime]], windows: Sequence[Window],
+    *,
+    team_ids: Sequence[int] | None,
+    ranges: Sequence[tuple[datetime, datetime]],
+    windows: Sequence[Window],
     per_team: bool,
 ) -> dict[tuple[int, int | None], Tally]:
     """Tallies of the incidents opened in `ranges` (one or two [from, until)) by window and, if
@@ -133,11 +156,21 @@ def tallies_compute(
     days = [w for w in windows if w.hour is None]
     hours = [w for w in windows if w.hour is not None]
     params = {
-        "from1": from1, "until1": until1, "from2": from2, "until2": until2,
-        "all_teams": team_ids is None, "team_ids": list(team_ids or []),
-        "manual_step": MANUAL_STEP, "ratio": metrics.HISTOGRAM_RATIO, "counted": sorted(COUNTED_PAGE_STATUSES),
-        "d_keys": [w.key for w in days], "d_first": [w.first for w in days], "d_last": [w.last for w in days],
-        "h_keys": [w.key for w in hours], "h_day": [w.first for w in hours], "h_hour": [w.hour for w in hours],
+        "from1": from1,
+        "until1": until1,
+        "from2": from2,
+        "until2": until2,
+        "all_teams": team_ids is None,
+        "team_ids": list(team_ids or []),
+        "manual_step": MANUAL_STEP,
+        "ratio": metrics.HISTOGRAM_RATIO,
+        "counted": sorted(COUNTED_PAGE_STATUSES),
+        "d_keys": [w.key for w in days],
+        "d_first": [w.first for w in days],
+        "d_last": [w.last for w in days],
+        "h_keys": [w.key for w in hours],
+        "h_day": [w.first for w in hours],
+        "h_hour": [w.hour for w in hours],
         "epoch": _EPOCH,
     }
     out: dict[tuple[int, int | None], Tally] = {(w.key, None): Tally() for w in windows}
@@ -155,11 +188,13 @@ def tallies_compute(
         band = band_of.get((zone, quarter))
         if band is None:
             band = band_of[(zone, quarter)] = BAND_INDEX[
-                metrics.hour_band(datetime.fromtimestamp(quarter * 900, UTC), zone)]
+                metrics.hour_band(datetime.fromtimestamp(quarter * 900, UTC), zone)
+            ]
         keys = keys_of.get((day, hour))
         if keys is None:
             keys = keys_of[(day, hour)] = [
-                w.key for w in windows if w.first <= day <= w.last and w.hour in (None, hour)]
+                w.key for w in windows if w.first <= day <= w.last and w.hour in (None, hour)
+            ]
         for key in keys:
             targets = [out[(key, None)]]
             if per_team:
@@ -194,8 +229,15 @@ def insights_rolled_load(*, team_ids: list[int] | None, now: datetime, days: int
         return None
     since = now - timedelta(days=days)
     with connection.cursor() as cursor:
-        cursor.execute(_ROWS_SQL, {"as_of": now.astimezone(UTC).date(), "days": days,
-                                   "all_teams": team_ids is None, "team_ids": team_ids or []})
+        cursor.execute(
+            _ROWS_SQL,
+            {
+                "as_of": now.astimezone(UTC).date(),
+                "days": days,
+                "all_teams": team_ids is None,
+                "team_ids": team_ids or [],
+            },
+        )
         rows = cursor.fetchall()
     covers_until = next((until for team_id, until, _, _ in rows if team_id is None), None)
     if covers_until is None:
@@ -214,8 +256,10 @@ def insights_rolled_load(*, team_ids: list[int] | None, now: datetime, days: int
             if _midnight(day0) + timedelta(hours=int(hour)) >= first_hour:
                 parts.append(Tally.from_json(part))
     live = tallies_compute(
-        team_ids=team_ids, ranges=[(since, first_hour), (max(covers_until, first_hour), now)],
-        windows=[Window(0, *ALL_TIME)], per_team=False,
+        team_ids=team_ids,
+        ranges=[(since, first_hour), (max(covers_until, first_hour), now)],
+        windows=[Window(0, *ALL_TIME)],
+        per_team=False,
     )
     parts.append(live[(0, None)])
     tally = parts[0]  # the largest (every team's, or a team's) is added to, not copied
@@ -266,8 +310,7 @@ def insights_rollup_refresh(*, now: datetime) -> RollupRun:
                 run.skipped = True
                 return run
             cursor.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
-        tallies = tallies_compute(team_ids=None, ranges=[(start, max(until.values()))], windows=windows,
-                                  per_team=True)
+        tallies = tallies_compute(team_ids=None, ranges=[(start, max(until.values()))], windows=windows, per_team=True)
         fresh: dict[tuple[date, int, int | None], dict] = {}
         for (key, team_id), tally in tallies.items():
             as_of, days, hour = meaning[key]
@@ -278,13 +321,20 @@ def insights_rollup_refresh(*, now: datetime) -> RollupRun:
                 row["hours"][str(hour)] = tally.to_json()
         _rows_write(fresh, until=until, now=now, run=run)
         run.deleted += InsightsRollup.objects.filter(as_of__lt=today).delete()[0]
-    log.info("insights roll-up for %s: %d created, %d updated, %d deleted, %d unchanged",
-             ", ".join(map(str, as_ofs)), run.created, run.updated, run.deleted, run.unchanged)
+    log.info(
+        "insights roll-up for %s: %d created, %d updated, %d deleted, %d unchanged",
+        ", ".join(map(str, as_ofs)),
+        run.created,
+        run.updated,
+        run.deleted,
+        run.unchanged,
+    )
     return run
 
 
-def _rows_write(fresh: dict[tuple[date, int, int | None], dict], *, until: dict[date, datetime], now: datetime,
-                run: RollupRun) -> None:
+def _rows_write(
+    fresh: dict[tuple[date, int, int | None], dict], *, until: dict[date, datetime], now: datetime, run: RollupRun
+) -> None:
     """Write only what changed: from one run to the next, most teams' rows stay the same."""
     stale, changed = [], []
     for row in InsightsRollup.objects.filter(as_of__in=list(until)).defer("computed_at"):
@@ -293,15 +343,30 @@ def _rows_write(fresh: dict[tuple[date, int, int | None], dict], *, until: dict[
             stale.append(row.pk)
         elif (new["tally"], new["hours"], until[row.as_of]) != (row.tally, row.hours, row.covers_until):
             row.tally, row.hours, row.covers_until, row.computed_at = (
-                new["tally"], new["hours"], until[row.as_of], now)
+                new["tally"],
+                new["hours"],
+                until[row.as_of],
+                now,
+            )
             changed.append(row)
         else:
             run.unchanged += 1
     InsightsRollup.objects.bulk_update(changed, ["tally", "hours", "covers_until", "computed_at"], batch_size=500)
     InsightsRollup.objects.bulk_create(
-        [InsightsRollup(as_of=as_of, days=days, team_id=team_id, tally=new["tally"], hours=new["hours"],
-                        covers_until=until[as_of], computed_at=now)
-         for (as_of, days, team_id), new in fresh.items()], batch_size=500)
+        [
+            InsightsRollup(
+                as_of=as_of,
+                days=days,
+                team_id=team_id,
+                tally=new["tally"],
+                hours=new["hours"],
+                covers_until=until[as_of],
+                computed_at=now,
+            )
+            for (as_of, days, team_id), new in fresh.items()
+        ],
+        batch_size=500,
+    )
     if stale:
         run.deleted += InsightsRollup.objects.filter(pk__in=stale).delete()[0]
     run.created, run.updated = len(fresh), len(changed)

@@ -176,8 +176,9 @@ def incident_version_get(*, pk: int) -> tuple[int, str]:
             calls_n=Subquery(calls.annotate(v=Count("id")).values("v")),
             calls_saved=Subquery(calls.annotate(v=Max("updated_at")).values("v")),
         )
-        .values_list("team_id", "last_event", "updated_at", "pages_n", "pages_status", "pages_claimed",
-                     "calls_n", "calls_saved")
+        .values_list(
+            "team_id", "last_event", "updated_at", "pages_n", "pages_status", "pages_claimed", "calls_n", "calls_saved"
+        )
         .get()
     )
     team_id, last_event, *rest = row
@@ -290,11 +291,7 @@ def _successor(spec: engine.PolicySpec, step: int, loop: int) -> tuple[int, int]
 
 
 def team_policies_get(*, team: Team) -> list[EscalationPolicy]:
-    return list(
-        EscalationPolicy.objects.filter(team=team)
-        .prefetch_related("steps__targets__user")
-        .order_by("name")
-    )
+    return list(EscalationPolicy.objects.filter(team=team).prefetch_related("steps__targets__user").order_by("name"))
 
 
 @dataclass

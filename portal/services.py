@@ -49,8 +49,11 @@ def phone_normalise(value: str) -> str:
         number = phonenumbers.parse(value.strip(), None)
     except phonenumbers.NumberParseException:
         raise ValidationError(
-            {"value": ["Enter the number in international format with a leading + and country code, "
-                       "e.g. +4915123456789."]}
+            {
+                "value": [
+                    "Enter the number in international format with a leading + and country code, e.g. +4915123456789."
+                ]
+            }
         ) from None
     if not phonenumbers.is_valid_number(number):
         raise ValidationError({"value": [f"{value.strip()} is not a valid phone number for its country."]})
@@ -88,8 +91,9 @@ def _code_deliver(method: ContactMethod, code: str) -> None:
     from escalations.channels import OutgoingMessage, channel_for
 
     channel_for(method.kind).send(
-        OutgoingMessage(channel=method.kind, to=method.value, body=body, subject="Backstop verification code",
-                        kind="notice")
+        OutgoingMessage(
+            channel=method.kind, to=method.value, body=body, subject="Backstop verification code", kind="notice"
+        )
     )
 
 
@@ -122,13 +126,17 @@ def contact_method_verify(*, method: ContactMethod, code: str, now: datetime | N
             problem = "That code has expired (codes last 10 minutes). Send a new one."
         elif locked.verification_attempts >= MAX_ATTEMPTS:
             problem = "Too many wrong codes. Send a new one."
-        elif not hmac.compare_digest(locked.verification_code_hash,
-                                     _code_hash(locked, (code or "").strip().replace(" ", ""))):
+        elif not hmac.compare_digest(
+            locked.verification_code_hash, _code_hash(locked, (code or "").strip().replace(" ", ""))
+        ):
             locked.verification_attempts += 1
             locked.save(update_fields=["verification_attempts"])
             left = MAX_ATTEMPTS - locked.verification_attempts
-            problem = f"That code is not right. {left} attempt(s) left." if left else (
-                "Too many wrong codes. Send a new one.")
+            problem = (
+                f"That code is not right. {left} attempt(s) left."
+                if left
+                else ("Too many wrong codes. Send a new one.")
+            )
         else:
             locked.verified_at = now
             locked.verification_code_hash = ""
@@ -147,8 +155,9 @@ def contact_method_delete(*, method: ContactMethod) -> None:
 # --------------------------------------------------------------------- notification rules
 
 
-def notification_rule_add(*, user: User, contact_method: ContactMethod, delay: timedelta,
-                          urgency: str = NotificationRule.Urgency.ANY) -> NotificationRule:
+def notification_rule_add(
+    *, user: User, contact_method: ContactMethod, delay: timedelta, urgency: str = NotificationRule.Urgency.ANY
+) -> NotificationRule:
     if contact_method.user_id != user.pk:
         raise ValidationError({"contact_method": ["Choose one of your own contact methods."]})
     if delay < timedelta(0) or delay > timedelta(hours=2):
@@ -168,8 +177,9 @@ def notification_rule_delete(*, rule: NotificationRule) -> None:
 def notification_rule_move(*, rule: NotificationRule, direction: int) -> None:
     """Swap with the neighbour above (-1) or below (+1); renumber so orders are 0..n-1."""
     with transaction.atomic():
-        rules = list(NotificationRule.objects.select_for_update().filter(user_id=rule.user_id)
-                     .order_by("order", "delay", "id"))
+        rules = list(
+            NotificationRule.objects.select_for_update().filter(user_id=rule.user_id).order_by("order", "delay", "id")
+        )
         index = next(i for i, r in enumerate(rules) if r.pk == rule.pk)
         other = index + direction
         if 0 <= other < len(rules):
@@ -189,8 +199,9 @@ def api_token_create(*, user: User, name: str, expires_at: datetime | None = Non
     if not name:
         raise ValidationError({"name": ["Name the token after where it is used, e.g. 'laptop CLI'."]})
     raw = token_generate()
-    token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:12], key_hash=token_hash(raw),
-                                    expires_at=expires_at)
+    token = ApiToken.objects.create(
+        user=user, name=name[:100], prefix=raw[:12], key_hash=token_hash(raw), expires_at=expires_at
+    )
     return token, raw
 
 

@@ -22,8 +22,11 @@ from rotations import selectors as roster_selectors
 from rotations.models import Membership
 
 WEB = TimelineEvent.Via.WEB
-SNOOZE_CHOICES = {"15": ("15 minutes", timedelta(minutes=15)), "60": ("1 hour", timedelta(hours=1)),
-                  "240": ("4 hours", timedelta(hours=4))}
+SNOOZE_CHOICES = {
+    "15": ("15 minutes", timedelta(minutes=15)),
+    "60": ("1 hour", timedelta(hours=1)),
+    "240": ("4 hours", timedelta(hours=4)),
+}
 
 
 # ----------------------------------------------------------------------------------- Now
@@ -44,15 +47,19 @@ def now(request: HttpRequest) -> HttpResponse:
     # Staff outside any team watch every team's incidents; everyone else their own teams'.
     incident_teams = None if user.is_staff and not teams else Membership.objects.filter(user=user).values("team_id")
     shifts = roster_selectors.user_shift_rows_get(user=user, since=at, until=at + timedelta(days=30))
-    return render(request, "portal/now.html", {
-        "teams": [(t, oncall.get(t.pk, [])) for t in teams],
-        "more_teams": more_teams,
-        "all_teams": all_teams,
-        "rows": cards,
-        "incidents": selectors.my_open_incidents_get(user=user, team_ids=incident_teams),
-        "next_shifts": shifts[:5],
-        "now": at,
-    })
+    return render(
+        request,
+        "portal/now.html",
+        {
+            "teams": [(t, oncall.get(t.pk, [])) for t in teams],
+            "more_teams": more_teams,
+            "all_teams": all_teams,
+            "rows": cards,
+            "incidents": selectors.my_open_incidents_get(user=user, team_ids=incident_teams),
+            "next_shifts": shifts[:5],
+            "now": at,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- incidents
@@ -196,7 +203,8 @@ def incident_reassign(request: HttpRequest, pk: int) -> HttpResponse:
     wanted = {n for n in map(small_uint, request.POST.getlist("users")) if n is not None}
     allowed = set(
         Membership.objects.filter(team_id=incident.team_id, user_id__in=wanted)
-        .exclude(role=Membership.Role.VIEWER).values_list("user_id", flat=True)
+        .exclude(role=Membership.Role.VIEWER)
+        .values_list("user_id", flat=True)
     )
     if not wanted or wanted - allowed:
         messages.error(request, "Choose one or more engineers or managers of this team to reassign to.")
@@ -212,8 +220,9 @@ def incident_reassign(request: HttpRequest, pk: int) -> HttpResponse:
 def incident_note(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _workable_incident(request, pk)
     try:
-        incident_services.incident_note_add(incident=incident, by=request.user, text=request.POST.get("text", ""),
-                                            via=WEB)
+        incident_services.incident_note_add(
+            incident=incident, by=request.user, text=request.POST.get("text", ""), via=WEB
+        )
     except ValueError as exc:
         messages.error(request, str(exc))
         return _acted(request, incident)

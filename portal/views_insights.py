@@ -83,8 +83,14 @@ def _top(values: dict, n: int = TOP_PEOPLE) -> list:
 @login_required
 def insights(request: HttpRequest) -> HttpResponse:
     scope, days = _insights_params(request)
-    context = {"scope": scope, "team": scope.team, "days": days, "day_choices": DAYS,
-               "query": request.GET.urlencode(), "top_people": TOP_PEOPLE}
+    context = {
+        "scope": scope,
+        "team": scope.team,
+        "days": days,
+        "day_choices": DAYS,
+        "query": request.GET.urlencode(),
+        "top_people": TOP_PEOPLE,
+    }
     if not scope.chosen:
         return render(request, "portal/insights.html", context)
     data = _load(scope, days, timezone.now())
@@ -97,16 +103,24 @@ def insights(request: HttpRequest) -> HttpResponse:
         "data": data,
         "secondary_ok": metrics.in_band(data.secondary_rate, metrics.SECONDARY_BAND),
         "first_ok": metrics.in_band(data.first_responder_share, metrics.FIRST_RESPONDER_BAND),
-        "secondary_pct": _pct(data.secondary_rate), "first_pct": _pct(data.first_responder_share),
+        "secondary_pct": _pct(data.secondary_rate),
+        "first_pct": _pct(data.first_responder_share),
         "chart_source": charts.bar_chart(
             [(Incident.Source(k).label if k in Incident.Source.values else k, v) for k, v in data.by_source.items()],
-            title="Incidents by source"),
+            title="Incidents by source",
+        ),
         "chart_severity": charts.bar_chart(
-            [(k.title(), v) for k, v in data.by_severity.items()], title="Incidents by severity", css_class="bar alt"),
+            [(k.title(), v) for k, v in data.by_severity.items()], title="Incidents by severity", css_class="bar alt"
+        ),
         "chart_pages": charts.bar_chart([(name(u), n) for u, n in pages_top], title="Pages per person"),
         "chart_hours": charts.bar_chart(
-            [(name(u), round(h, 1)) for u, h in hours_top], title="On-call hours per person",
-            unit=" h", css_class="bar alt") if data.oncall_hours is not None else None,
+            [(name(u), round(h, 1)) for u, h in hours_top],
+            title="On-call hours per person",
+            unit=" h",
+            css_class="bar alt",
+        )
+        if data.oncall_hours is not None
+        else None,
         "oncall_skipped": data.oncall_hours is None,
         "more_people": max(len(data.pages_per_person), len(data.oncall_hours or {})) > TOP_PEOPLE,
         "spark": charts.sparkline(data.per_day, title=f"Incidents per UTC day, last {days} days"),
@@ -121,7 +135,8 @@ def insights_csv(request: HttpRequest) -> HttpResponse:
     scope, days = _insights_params(request, default_all=True)
     data = _load(scope, days, timezone.now())
     users = selectors.user_emails_get(
-        user_ids=set(data.pages_per_person) | set(data.oncall_hours or {}) | set(data.pages_by_band))
+        user_ids=set(data.pages_per_person) | set(data.oncall_hours or {}) | set(data.pages_by_band)
+    )
     buffer = io.StringIO()  # one write into the response: per-row writes cost more than the CSV itself
     out = csv.writer(buffer)
     out.writerow(["metric", "key", "value"])
@@ -136,8 +151,9 @@ def insights_csv(request: HttpRequest) -> HttpResponse:
     for k, v in data.by_severity.items():
         out.writerow(["incidents_by_severity", k, v])
     out.writerow(["secondary_page_rate", "", "" if data.secondary_rate is None else f"{data.secondary_rate:.4f}"])
-    out.writerow(["first_responder_share", "",
-                  "" if data.first_responder_share is None else f"{data.first_responder_share:.4f}"])
+    out.writerow(
+        ["first_responder_share", "", "" if data.first_responder_share is None else f"{data.first_responder_share:.4f}"]
+    )
     label = lambda uid: users.get(uid, str(uid))  # noqa: E731
     for uid, n in data.pages_per_person.items():
         out.writerow(["pages", label(uid), n])
@@ -166,9 +182,14 @@ def _outbox_visible(request: HttpRequest):
 def outbox(request: HttpRequest) -> HttpResponse:
     if _twilio_configured():
         raise Http404("Twilio is configured: messages go out for real, there is no outbox.")
-    return render(request, "portal/outbox.html", {
-        "items": list(_outbox_visible(request)[:100]), "reply": request.session.pop("outbox_reply", None),
-    })
+    return render(
+        request,
+        "portal/outbox.html",
+        {
+            "items": list(_outbox_visible(request)[:100]),
+            "reply": request.session.pop("outbox_reply", None),
+        },
+    )
 
 
 @login_required
@@ -189,9 +210,11 @@ def outbox_sms_reply(request: HttpRequest) -> HttpResponse:
 
 
 # The same digits the real voice page offers (escalations/twilio_views.py).
-KEYS = {"1": ("acknowledge", incident_services.incident_acknowledge),
-        "2": ("escalate", incident_services.incident_escalate),
-        "3": ("resolve", incident_services.incident_resolve)}
+KEYS = {
+    "1": ("acknowledge", incident_services.incident_acknowledge),
+    "2": ("escalate", incident_services.incident_escalate),
+    "3": ("resolve", incident_services.incident_resolve),
+}
 
 
 @login_required
@@ -216,6 +239,9 @@ def outbox_voice_key(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"{paged.display_name} may not act on #{incident.pk}.")
         return redirect("portal:outbox")
     changed = action(incident=incident, by=paged, via=TimelineEvent.Via.VOICE)
-    messages.success(request, f"#{incident.pk}: {label} {'done' if changed else 'changed nothing'} "
-                              f"(as {paged.display_name}, by phone keypress).")
+    messages.success(
+        request,
+        f"#{incident.pk}: {label} {'done' if changed else 'changed nothing'} "
+        f"(as {paged.display_name}, by phone keypress).",
+    )
     return redirect("portal:outbox")

@@ -47,9 +47,17 @@ def team_create(request: HttpRequest) -> HttpResponse:
             return redirect("portal:team", slug=team.slug)
         except ValidationError as exc:
             apply_errors(form, exc)
-    return render(request, "portal/form_page.html", {
-        "title": "New team", "form": form, "submit": "Create team", "back": ("portal:teams", None),
-    }, status=400 if form.errors else 200)
+    return render(
+        request,
+        "portal/form_page.html",
+        {
+            "title": "New team",
+            "form": form,
+            "submit": "Create team",
+            "back": ("portal:teams", None),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required
@@ -65,9 +73,17 @@ def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("portal:team", slug=team.slug)
         except ValidationError as exc:
             apply_errors(form, exc)
-    return render(request, "portal/form_page.html", {
-        "title": f"Edit {team.name}", "form": form, "submit": "Save", "team": team,
-    }, status=400 if form.errors else 200)
+    return render(
+        request,
+        "portal/form_page.html",
+        {
+            "title": f"Edit {team.name}",
+            "form": form,
+            "submit": "Save",
+            "team": team,
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 # ------------------------------------------------------------------------------ rotations
@@ -76,11 +92,18 @@ def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
 def _rotation_page(request, *, team, form, rotation=None, order=None, status=200):
     members = [m for m in selectors.team_members_get(team=team) if m.role != Membership.Role.VIEWER]
     order = order or {}
-    rows = sorted(members, key=lambda m: (order.get(m.user_id) is None, order.get(m.user_id) or 0,
-                                          m.user.display_name))
-    return render(request, "portal/rotation_form.html", {
-        "team": team, "form": form, "rotation": rotation, "rows": [(m, order.get(m.user_id)) for m in rows],
-    }, status=status)
+    rows = sorted(members, key=lambda m: (order.get(m.user_id) is None, order.get(m.user_id) or 0, m.user.display_name))
+    return render(
+        request,
+        "portal/rotation_form.html",
+        {
+            "team": team,
+            "form": form,
+            "rotation": rotation,
+            "rows": [(m, order.get(m.user_id)) for m in rows],
+        },
+        status=status,
+    )
 
 
 def _posted_order(request) -> dict[int, int]:
@@ -106,16 +129,24 @@ def rotation_create(request: HttpRequest, slug: str) -> HttpResponse:
             data = form.cleaned_data
             try:
                 rotation_services.rotation_create(
-                    team=team, name=data["name"], time_zone=data["time_zone"], positions=data["positions"],
-                    start_date=data["start_date"], handoff_time=data["handoff_time"], shift_unit=data["shift_unit"],
-                    shift_length=data["shift_length"], participants=people, actor=request.user,
+                    team=team,
+                    name=data["name"],
+                    time_zone=data["time_zone"],
+                    positions=data["positions"],
+                    start_date=data["start_date"],
+                    handoff_time=data["handoff_time"],
+                    shift_unit=data["shift_unit"],
+                    shift_length=data["shift_length"],
+                    participants=people,
+                    actor=request.user,
                 )
                 messages.success(request, f"Created rotation {data['name']}.")
                 return redirect("portal:team", slug=team.slug)
             except ValidationError as exc:
                 apply_errors(form, exc)
-    return _rotation_page(request, team=team, form=form, order=_posted_order(request),
-                          status=400 if form.errors else 200)
+    return _rotation_page(
+        request, team=team, form=form, order=_posted_order(request), status=400 if form.errors else 200
+    )
 
 
 @login_required
@@ -129,12 +160,20 @@ def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
     at = timezone.now()
     eras = list(rotation.eras.prefetch_related("participant_links").order_by("effective_from"))
     current = next((e for e in reversed(eras) if e.effective_from <= at), eras[0] if eras else None)
-    initial = {"name": rotation.name, "time_zone": rotation.time_zone, "positions": ", ".join(rotation.positions),
-               "effective_from": timezone.localtime(at).replace(second=0, microsecond=0)}
+    initial = {
+        "name": rotation.name,
+        "time_zone": rotation.time_zone,
+        "positions": ", ".join(rotation.positions),
+        "effective_from": timezone.localtime(at).replace(second=0, microsecond=0),
+    }
     order = {}
     if current is not None:
-        initial.update(start_date=current.start_date, handoff_time=current.handoff_time,
-                       shift_unit=current.shift_unit, shift_length=current.shift_length)
+        initial.update(
+            start_date=current.start_date,
+            handoff_time=current.handoff_time,
+            shift_unit=current.shift_unit,
+            shift_length=current.shift_length,
+        )
         order = {link.user_id: link.order + 1 for link in current.participant_links.all()}
     form = RotationForm(request.POST or None, members=members, initial=initial, editing=True)
     if request.method == "POST":
@@ -146,19 +185,26 @@ def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 form.add_error(None, "Number at least one person (1, 2, 3…) to keep in the rotation.")
             else:
                 try:
-                    rotation_services.rotation_update(rotation=rotation, actor=request.user, name=data["name"],
-                                             positions=data["positions"])
+                    rotation_services.rotation_update(
+                        rotation=rotation, actor=request.user, name=data["name"], positions=data["positions"]
+                    )
                     rotation_services.rotation_definition_change(
-                        rotation=rotation, effective_from=data.get("effective_from") or at, actor=request.user,
-                        participants=people, shift_unit=data["shift_unit"], shift_length=data["shift_length"],
-                        handoff_time=data["handoff_time"], start_date=data["start_date"],
+                        rotation=rotation,
+                        effective_from=data.get("effective_from") or at,
+                        actor=request.user,
+                        participants=people,
+                        shift_unit=data["shift_unit"],
+                        shift_length=data["shift_length"],
+                        handoff_time=data["handoff_time"],
+                        start_date=data["start_date"],
                     )
                     messages.success(request, f"Saved {rotation.name}; shifts before the change stay as they were.")
                     return redirect("portal:team", slug=team.slug)
                 except ValidationError as exc:
                     apply_errors(form, exc)
-    return _rotation_page(request, team=team, form=form, rotation=rotation, order=order,
-                          status=400 if form.errors else 200)
+    return _rotation_page(
+        request, team=team, form=form, rotation=rotation, order=order, status=400 if form.errors else 200
+    )
 
 
 # ------------------------------------------------------------------------------- policies
@@ -166,23 +212,29 @@ def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _policy_initial(policy: EscalationPolicy) -> tuple[dict, list[dict]]:
     head = {
-        "name": policy.name, "description": policy.description, "repeat": policy.repeat,
+        "name": policy.name,
+        "description": policy.description,
+        "repeat": policy.repeat,
         "ack_timeout_minutes": int(policy.ack_timeout.total_seconds() // 60) if policy.ack_timeout else None,
         "auto_resolve_minutes": int(policy.auto_resolve_after.total_seconds() // 60)
-        if policy.auto_resolve_after else None,
-        "skip_empty_steps": policy.skip_empty_steps, "reassign_on_handover": policy.reassign_on_handover,
+        if policy.auto_resolve_after
+        else None,
+        "skip_empty_steps": policy.skip_empty_steps,
+        "reassign_on_handover": policy.reassign_on_handover,
         "make_default": policy.team.escalation_policy_id == policy.pk,
     }
     steps = []
     for step in policy.steps.order_by("order").prefetch_related("targets"):
         targets = list(step.targets.all())
-        steps.append({
-            "delay_minutes": int(step.delay.total_seconds() // 60),
-            "positions": ", ".join(t.position for t in targets if t.kind == "position"),
-            "users": [t.user_id for t in targets if t.kind == "user"],
-            "whole_team": any(t.kind == "team" for t in targets),
-            "managers": any(t.kind == "managers" for t in targets),
-        })
+        steps.append(
+            {
+                "delay_minutes": int(step.delay.total_seconds() // 60),
+                "positions": ", ".join(t.position for t in targets if t.kind == "position"),
+                "users": [t.user_id for t in targets if t.kind == "user"],
+                "whole_team": any(t.kind == "team" for t in targets),
+                "managers": any(t.kind == "managers" for t in targets),
+            }
+        )
     return head, steps
 
 
@@ -191,8 +243,10 @@ def _steps_from(formset) -> list[tuple[object, policy_services.StepInput]]:
     steps = []
     for f in formset.ordered_forms:
         d = f.cleaned_data
-        targets = [policy_services.TargetInput(kind=EscalationTarget.Kind.POSITION, position=p)
-                   for p in _comma_list(d.get("positions", ""))]
+        targets = [
+            policy_services.TargetInput(kind=EscalationTarget.Kind.POSITION, position=p)
+            for p in _comma_list(d.get("positions", ""))
+        ]
         targets += [policy_services.TargetInput(kind=EscalationTarget.Kind.USER, user=u) for u in d.get("users", [])]
         if d.get("whole_team"):
             targets.append(policy_services.TargetInput(kind=EscalationTarget.Kind.TEAM))
@@ -235,18 +289,27 @@ def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | No
     head, steps = _policy_initial(policy) if policy else ({"make_default": team.escalation_policy_id is None}, [])
     form = PolicyForm(request.POST or None, initial=head)
     # Bound: the posted steps are the whole truth (they may be reordered), so no per-index initial data.
-    formset = StepFormSet(request.POST or None, initial=None if request.method == "POST" else (steps or None),
-                          prefix="steps", form_kwargs={"team": team})
+    formset = StepFormSet(
+        request.POST or None,
+        initial=None if request.method == "POST" else (steps or None),
+        prefix="steps",
+        form_kwargs={"team": team},
+    )
     step_errors: list[str] = []
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         d = form.cleaned_data
         arranged = _steps_from(formset)
         kwargs = dict(
-            name=d["name"], description=d["description"], repeat=d["repeat"], actor=request.user,
+            name=d["name"],
+            description=d["description"],
+            repeat=d["repeat"],
+            actor=request.user,
             ack_timeout=timedelta(minutes=d["ack_timeout_minutes"]) if d["ack_timeout_minutes"] else None,
             auto_resolve_after=timedelta(minutes=d["auto_resolve_minutes"]) if d["auto_resolve_minutes"] else None,
-            skip_empty_steps=d["skip_empty_steps"], reassign_on_handover=d["reassign_on_handover"],
-            make_default=d["make_default"], steps=[step for _, step in arranged],
+            skip_empty_steps=d["skip_empty_steps"],
+            reassign_on_handover=d["reassign_on_handover"],
+            make_default=d["make_default"],
+            steps=[step for _, step in arranged],
         )
         try:
             if policy is None:
@@ -267,10 +330,19 @@ def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | No
                 form.add_error(None, exc.messages)
     failed = request.method == "POST"
     steps_shown = formset.steps_in_order()
-    return render(request, "portal/policy_form.html", {
-        "team": team, "policy": policy, "form": form, "formset": formset, "steps": steps_shown,
-        "step_errors": _step_error_summary(steps_shown, step_errors) if failed else [],
-    }, status=400 if failed else 200)
+    return render(
+        request,
+        "portal/policy_form.html",
+        {
+            "team": team,
+            "policy": policy,
+            "form": form,
+            "formset": formset,
+            "steps": steps_shown,
+            "step_errors": _step_error_summary(steps_shown, step_errors) if failed else [],
+        },
+        status=400 if failed else 200,
+    )
 
 
 @login_required
@@ -330,17 +402,29 @@ def team_calendar(request: HttpRequest, slug: str) -> HttpResponse:
     by_key: dict[tuple, dict] = {}
     for line in roster_selectors.team_shift_rows_get(team=team, since=since, until=until):
         key = (line.rotation_name, line.position)
-        row = by_key.setdefault(key, {"label": f"{line.rotation_name} · {line.position}", "bars": [],
-                                      "rotation_id": line.rotation_id, "position": line.position})
+        row = by_key.setdefault(
+            key,
+            {
+                "label": f"{line.rotation_name} · {line.position}",
+                "bars": [],
+                "rotation_id": line.rotation_id,
+                "position": line.position,
+            },
+        )
         left = _pct(line.start, since, until)
-        row["bars"].append({
-            "line": line, "left": left, "width": max(_pct(line.until, since, until) - left, 0.3),
-            "css": line.reason,
-        })
+        row["bars"].append(
+            {
+                "line": line,
+                "left": left,
+                "width": max(_pct(line.until, since, until) - left, 0.3),
+                "css": line.reason,
+            }
+        )
     rows = [by_key[k] for k in sorted(by_key)]
     members = [m.user for m in selectors.team_members_get(team=team)]
     exclusions = list(
-        Exclusion.objects.filter(user__in=members, start__lt=until, end__gt=since).select_related("user")
+        Exclusion.objects.filter(user__in=members, start__lt=until, end__gt=since)
+        .select_related("user")
         .order_by("start")
     )
     away = []
@@ -352,25 +436,42 @@ def team_calendar(request: HttpRequest, slug: str) -> HttpResponse:
     if view == "month":
         prev_start = prev_start.replace(day=1)
     next_start = (since + step).date().replace(day=1) if view == "month" else (since + step).date()
-    return render(request, "portal/calendar.html", {
-        "team": team, "view": view, "since": since, "until": until, "ticks": ticks, "rows": rows, "away": away,
-        "now_left": _pct(now, since, until) if since <= now < until else None,
-        "prev_start": prev_start.isoformat(), "next_start": next_start.isoformat(),
-        "can_manage": can_manage_team(request.user, team),
-    })
+    return render(
+        request,
+        "portal/calendar.html",
+        {
+            "team": team,
+            "view": view,
+            "since": since,
+            "until": until,
+            "ticks": ticks,
+            "rows": rows,
+            "away": away,
+            "now_left": _pct(now, since, until) if since <= now < until else None,
+            "prev_start": prev_start.isoformat(),
+            "next_start": next_start.isoformat(),
+            "can_manage": can_manage_team(request.user, team),
+        },
+    )
 
 
 @login_required
 def team_override_new(request: HttpRequest, slug: str) -> HttpResponse:
     """The override form, prefilled from a calendar bar (rotation, position or person, window)."""
     team = _team_or_404(request, slug)
-    initial = {k: request.GET.get(k) for k in ("rotation", "position", "replaces_user", "start", "end")
-               if request.GET.get(k)}
+    initial = {
+        k: request.GET.get(k) for k in ("rotation", "position", "replaces_user", "start", "end") if request.GET.get(k)
+    }
     form = OverrideForm(initial=initial, user=request.user, team=team)
-    return render(request, "portal/override_form.html", {
-        "team": team, "form": form,
-        "next": f"/teams/{team.slug}/calendar/",
-    })
+    return render(
+        request,
+        "portal/override_form.html",
+        {
+            "team": team,
+            "form": form,
+            "next": f"/teams/{team.slug}/calendar/",
+        },
+    )
 
 
 @login_required
@@ -378,7 +479,12 @@ def team_exclusion_new(request: HttpRequest, slug: str) -> HttpResponse:
     team = _team_or_404(request, slug)
     initial = {k: request.GET.get(k) for k in ("user", "start", "end") if request.GET.get(k)}
     form = ExclusionForm(initial=initial)
-    return render(request, "portal/exclusion_form.html", {
-        "team": team, "form": form,
-        "next": f"/teams/{team.slug}/calendar/",
-    })
+    return render(
+        request,
+        "portal/exclusion_form.html",
+        {
+            "team": team,
+            "form": form,
+            "next": f"/teams/{team.slug}/calendar/",
+        },
+    )

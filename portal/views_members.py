@@ -46,8 +46,10 @@ def _search(team: Team, q: str) -> list[User]:
     if len(q) < SEARCH_MIN_CHARS:
         return []
     return list(
-        User.objects.filter(is_active=True).filter(Q(full_name__icontains=q) | Q(email__icontains=q))
-        .exclude(memberships__team=team).order_by("full_name", "email")[:SEARCH_LIMIT]
+        User.objects.filter(is_active=True)
+        .filter(Q(full_name__icontains=q) | Q(email__icontains=q))
+        .exclude(memberships__team=team)
+        .order_by("full_name", "email")[:SEARCH_LIMIT]
     )
 
 
@@ -58,8 +60,12 @@ def _errors(exc: ValidationError) -> list[str]:
 def _page(request: HttpRequest, team: Team, *, status: int = 200) -> HttpResponse:
     q = (request.GET.get("q") or "").strip()[:100]
     context = {
-        "team": team, "q": q, "results": _search(team, q), "searched": len(q) >= SEARCH_MIN_CHARS,
-        "min_chars": SEARCH_MIN_CHARS, "roles": Membership.Role.choices,
+        "team": team,
+        "q": q,
+        "results": _search(team, q),
+        "searched": len(q) >= SEARCH_MIN_CHARS,
+        "min_chars": SEARCH_MIN_CHARS,
+        "roles": Membership.Role.choices,
         "default_role": Membership.Role.ENGINEER,
     }
     if request.htmx and request.method == "GET":

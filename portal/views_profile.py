@@ -31,8 +31,9 @@ def _render(request: HttpRequest, status: int = 200, **forms) -> HttpResponse:
         "token_form": forms.get("token_form") or ApiTokenForm(),
         "verify_errors": forms.get("verify_errors") or {},
         "methods": list(ContactMethod.objects.filter(user=user).order_by("kind", "id")),
-        "rules": list(NotificationRule.objects.filter(user=user).select_related("contact_method")
-                      .order_by("order", "delay", "id")),
+        "rules": list(
+            NotificationRule.objects.filter(user=user).select_related("contact_method").order_by("order", "delay", "id")
+        ),
         "tokens": list(ApiToken.objects.filter(user=user).order_by("-created_at")),
         "new_token": forms.get("new_token"),
     }
@@ -45,8 +46,11 @@ def profile(request: HttpRequest) -> HttpResponse:
         form = ProfileForm(request.POST)
         if form.is_valid():
             try:
-                services.profile_update(user=request.user, full_name=form.cleaned_data["full_name"],
-                                        time_zone=form.cleaned_data["time_zone"])
+                services.profile_update(
+                    user=request.user,
+                    full_name=form.cleaned_data["full_name"],
+                    time_zone=form.cleaned_data["time_zone"],
+                )
                 messages.success(request, "Profile saved.")
                 return redirect("portal:profile")
             except ValidationError as exc:
@@ -116,8 +120,12 @@ def rule_add(request: HttpRequest) -> HttpResponse:
     form = NotificationRuleForm(request.POST, user=request.user)
     if form.is_valid():
         try:
-            services.notification_rule_add(user=request.user, contact_method=form.cleaned_data["contact_method"],
-                                           delay=form.delay, urgency=form.cleaned_data["urgency"])
+            services.notification_rule_add(
+                user=request.user,
+                contact_method=form.cleaned_data["contact_method"],
+                delay=form.delay,
+                urgency=form.cleaned_data["urgency"],
+            )
             messages.success(request, "Notification rule added.")
             return redirect("portal:profile")
         except ValidationError as exc:

@@ -45,7 +45,8 @@ def teams(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:100]
     page = selectors.teams_page_get(user=request.user, q=q, page=request.GET.get("page"))
     context = {
-        "page": page, "q": q,
+        "page": page,
+        "q": q,
         "rows": selectors.team_cards_get(teams=list(page.object_list), at=timezone.now()),
         "can_create": request.user.is_staff,
         # The grid is also embedded in staff's "Now": paging there must not move the address bar.
@@ -85,19 +86,23 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         era = eras[-1] if eras else next(iter(rotation.eras.all()), None)
         rotation.current_era = era
         rotation.people = [link.user for link in era.participant_links.all()] if era else []
-    return render(request, "portal/team_detail.html", {
-        "team": team,
-        "members": selectors.team_members_get(team=team),
-        "rotations": rotations,
-        "policies": selectors.team_policies_get(team=team),
-        "oncall": oncall.get(team.pk, []),
-        "audit": list(AuditEntry.objects.filter(team=team).select_related("actor")[:15]),
-        "handovers": _handover_log(team),
-        "integrations": _integrations(team),
-        "can_manage": can_manage_team(request.user, team),
-        "team_ical_url": request.build_absolute_uri(reverse("ical:team", kwargs={"token": team.ical_token})),
-        "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
-    })
+    return render(
+        request,
+        "portal/team_detail.html",
+        {
+            "team": team,
+            "members": selectors.team_members_get(team=team),
+            "rotations": rotations,
+            "policies": selectors.team_policies_get(team=team),
+            "oncall": oncall.get(team.pk, []),
+            "audit": list(AuditEntry.objects.filter(team=team).select_related("actor")[:15]),
+            "handovers": _handover_log(team),
+            "integrations": _integrations(team),
+            "can_manage": can_manage_team(request.user, team),
+            "team_ical_url": request.build_absolute_uri(reverse("ical:team", kwargs={"token": team.ical_token})),
+            "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
+        },
+    )
 
 
 # ------------------------------------------------------------------------------ schedule
@@ -119,16 +124,24 @@ def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form
     from rotations.models import Exclusion, Override
 
     scope = _override_scope(request, request.POST if override_form is not None else request.GET)
-    return render(request, "portal/schedule.html", {
-        "shifts": shifts,
-        "exclusion_form": exclusion_form or ExclusionForm(),
-        "override_form": override_form or OverrideForm(user=request.user, team=scope),
-        "scope_team": scope,
-        "exclusions": list(Exclusion.objects.filter(user=request.user, end__gt=at).order_by("start")),
-        "overrides": list(Override.objects.filter(user=request.user, end__gt=at)
-                          .select_related("rotation__team", "replaces_user").order_by("start")),
-        "ical_url": _ical_url(request),
-    }, status=status)
+    return render(
+        request,
+        "portal/schedule.html",
+        {
+            "shifts": shifts,
+            "exclusion_form": exclusion_form or ExclusionForm(),
+            "override_form": override_form or OverrideForm(user=request.user, team=scope),
+            "scope_team": scope,
+            "exclusions": list(Exclusion.objects.filter(user=request.user, end__gt=at).order_by("start")),
+            "overrides": list(
+                Override.objects.filter(user=request.user, end__gt=at)
+                .select_related("rotation__team", "replaces_user")
+                .order_by("start")
+            ),
+            "ical_url": _ical_url(request),
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -166,8 +179,14 @@ def exclusion_create(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("You can only add exclusions for yourself or members of teams you manage.")
         try:
             data = form.cleaned_data
-            rotation_services.exclusion_create(user=subject, start=data["start"], end=data["end"],
-                                               kind=data["kind"], reason=data["reason"], actor=request.user)
+            rotation_services.exclusion_create(
+                user=subject,
+                start=data["start"],
+                end=data["end"],
+                kind=data["kind"],
+                reason=data["reason"],
+                actor=request.user,
+            )
             messages.success(request, "Time off saved. The roster routes around it.")
             return redirect(_safe_next(request))
         except ValidationError as exc:
@@ -188,9 +207,14 @@ def override_create(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("You can only create overrides you take part in, unless you manage the team.")
         try:
             rotation_services.override_create(
-                rotation=rotation, user=taker, start=data["start"], end=data["end"],
-                position=data.get("position") or None, replaces_user=data.get("replaces_user"),
-                reason=data.get("reason", ""), actor=request.user,
+                rotation=rotation,
+                user=taker,
+                start=data["start"],
+                end=data["end"],
+                position=data.get("position") or None,
+                replaces_user=data.get("replaces_user"),
+                reason=data.get("reason", ""),
+                actor=request.user,
             )
             messages.success(request, f"{taker.display_name} has the pager for that window.")
             return redirect(_safe_next(request))
@@ -201,9 +225,8 @@ def override_create(request: HttpRequest) -> HttpResponse:
 
 def _safe_next(request: HttpRequest) -> str:
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return reverse("portal:schedule")
-
-

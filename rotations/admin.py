@@ -63,17 +63,32 @@ class RotationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.save()
-            services.audit_record(actor=request.user, team=obj.team, action=AuditEntry.Action.CREATE, obj=obj,
-                                  changes={"name": [None, obj.name], "time_zone": [None, obj.time_zone],
-                                           "positions": [None, obj.positions]})
+            services.audit_record(
+                actor=request.user,
+                team=obj.team,
+                action=AuditEntry.Action.CREATE,
+                obj=obj,
+                changes={
+                    "name": [None, obj.name],
+                    "time_zone": [None, obj.time_zone],
+                    "positions": [None, obj.positions],
+                },
+            )
             return
         original = Rotation.objects.get(pk=obj.pk)
         if original.time_zone != obj.time_zone or original.team_id != obj.team_id:
             # Staff-only corrections (admin): recorded, not routed through rotation_update which forbids them.
             Rotation.objects.filter(pk=obj.pk).update(time_zone=obj.time_zone, team=obj.team)
-            services.audit_record(actor=request.user, team=obj.team, action=AuditEntry.Action.UPDATE, obj=obj,
-                                  changes=services.diff({"time_zone": original.time_zone, "team": original.team_id},
-                                                         {"time_zone": obj.time_zone, "team": obj.team_id}))
+            services.audit_record(
+                actor=request.user,
+                team=obj.team,
+                action=AuditEntry.Action.UPDATE,
+                obj=obj,
+                changes=services.diff(
+                    {"time_zone": original.time_zone, "team": original.team_id},
+                    {"time_zone": obj.time_zone, "team": obj.team_id},
+                ),
+            )
             original.refresh_from_db()
         services.rotation_update(rotation=original, actor=request.user, name=obj.name, positions=obj.positions)
 
@@ -147,8 +162,12 @@ class OverrideAdminForm(forms.ModelForm):
         if self.errors:
             return data
         services.override_conflicts_check(
-            rotation=data["rotation"], user=data["user"], start=data["start"], end=data["end"],
-            position=data.get("position") or None, replaces_user=data.get("replaces_user"),
+            rotation=data["rotation"],
+            user=data["user"],
+            start=data["start"],
+            end=data["end"],
+            position=data.get("position") or None,
+            replaces_user=data.get("replaces_user"),
             exclude_pk=self.instance.pk,
         )
         return data
@@ -165,8 +184,14 @@ class OverrideAdmin(admin.ModelAdmin):
     form = OverrideAdminForm
 
     def save_model(self, request, obj, form, change):
-        fields = {"user": obj.user, "start": obj.start, "end": obj.end, "position": obj.position or None,
-                  "replaces_user": obj.replaces_user, "reason": obj.reason}
+        fields = {
+            "user": obj.user,
+            "start": obj.start,
+            "end": obj.end,
+            "position": obj.position or None,
+            "replaces_user": obj.replaces_user,
+            "reason": obj.reason,
+        }
         if change:
             services.override_update(override=Override.objects.get(pk=obj.pk), actor=request.user, **fields)
         else:

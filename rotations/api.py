@@ -79,8 +79,16 @@ class EraSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RotationEra
-        fields = ["id", "effective_from", "start_date", "handoff_time", "shift_unit", "shift_length",
-                  "restrictions", "participants"]
+        fields = [
+            "id",
+            "effective_from",
+            "start_date",
+            "handoff_time",
+            "shift_unit",
+            "shift_length",
+            "restrictions",
+            "participants",
+        ]
 
 
 class RotationSerializer(serializers.ModelSerializer):
@@ -147,8 +155,18 @@ class OverrideSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Override
-        fields = ["id", "rotation", "user", "start", "end", "position", "replaces_user", "reason", "created_by",
-                  "created_at"]
+        fields = [
+            "id",
+            "rotation",
+            "user",
+            "start",
+            "end",
+            "position",
+            "replaces_user",
+            "reason",
+            "created_by",
+            "created_at",
+        ]
         read_only_fields = ["created_by", "created_at"]
 
 
@@ -250,7 +268,10 @@ def _ical_link(request, name: str, token: str) -> str:
 
 
 class TeamViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
     """Teams you can see, with members and their roles. Staff create; managers update their teams."""
@@ -297,8 +318,9 @@ class TeamViewSet(
         if membership is None:
             membership = services.membership_create(team=team, user=user, role=role, actor=request.user)
         else:
-            membership = services.membership_update(membership=membership, role=role, actor=request.user,
-                                                    now=timezone.now())
+            membership = services.membership_update(
+                membership=membership, role=role, actor=request.user, now=timezone.now()
+            )
         return Response(MemberSerializer(membership).data, status=status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=IcalLinkSerializer)
@@ -507,8 +529,11 @@ class OverrideViewSet(viewsets.ModelViewSet):
         if "rotation" in data and data.pop("rotation").pk != override.rotation_id:
             raise serializers.ValidationError({"rotation": ["An override cannot move to another rotation."]})
         self._check(rotation=override.rotation, taker=override.user, replaced=override.replaces_user)
-        self._check(rotation=override.rotation, taker=data.get("user", override.user),
-                    replaced=data.get("replaces_user", override.replaces_user))
+        self._check(
+            rotation=override.rotation,
+            taker=data.get("user", override.user),
+            replaced=data.get("replaces_user", override.replaces_user),
+        )
         serializer.instance = services.override_update(override=override, actor=self.request.user, **data)
 
     def perform_destroy(self, instance):
@@ -575,18 +600,20 @@ class ShiftsView(APIView):
             covering = None
             if s.reason in ("cover", "override") and s.scheduled_user_id not in (None, s.user_id):
                 covering = users.get(s.scheduled_user_id)
-            out.append({
-                "team": data.rotation_team[s.rotation_id],
-                "rotation": {"id": s.rotation_id, "name": data.rotation_names[s.rotation_id]},
-                "era": data.era_ids[(s.rotation_id, s.era_index)],
-                "shift_index": s.shift_index,
-                "position": s.position,
-                "user": users.get(s.user_id) if s.user_id is not None else None,
-                "start": s.start,
-                "end": s.end,
-                "reason": str(s.reason),
-                "covering": covering,
-                "override_id": s.override_id,
-                "exclusion_id": s.exclusion_id,
-            })
+            out.append(
+                {
+                    "team": data.rotation_team[s.rotation_id],
+                    "rotation": {"id": s.rotation_id, "name": data.rotation_names[s.rotation_id]},
+                    "era": data.era_ids[(s.rotation_id, s.era_index)],
+                    "shift_index": s.shift_index,
+                    "position": s.position,
+                    "user": users.get(s.user_id) if s.user_id is not None else None,
+                    "start": s.start,
+                    "end": s.end,
+                    "reason": str(s.reason),
+                    "covering": covering,
+                    "override_id": s.override_id,
+                    "exclusion_id": s.exclusion_id,
+                }
+            )
         return Response(ShiftSerializer(out, many=True).data)

@@ -109,8 +109,9 @@ def _incidents_hand(
     return [i.pk for i in incidents]
 
 
-def _rotation_record(*, ts: TeamRoster, rotation: Rotation, now: datetime, lookback: timedelta,
-                     result: HandoverRunResult) -> None:
+def _rotation_record(
+    *, ts: TeamRoster, rotation: Rotation, now: datetime, lookback: timedelta, result: HandoverRunResult
+) -> None:
     spec = ts.spec(rotation.pk)
     with transaction.atomic():
         cursor, _ = HandoverCursor.objects.select_for_update().get_or_create(
@@ -127,9 +128,15 @@ def _rotation_record(*, ts: TeamRoster, rotation: Rotation, now: datetime, lookb
             after = _holders_at(ts, h.at)
             stays = h.outgoing_user_id is not None and any(h.outgoing_user_id in ids for ids in after.values())
             row = Handover(
-                rotation=rotation, team_id=rotation.team_id, position=h.position, at=h.at,
-                outgoing_user_id=h.outgoing_user_id, incoming_user_id=h.incoming_user_id,
-                outgoing_stays_on_call=stays, due_at=h.at, created_at=now,
+                rotation=rotation,
+                team_id=rotation.team_id,
+                position=h.position,
+                at=h.at,
+                outgoing_user_id=h.outgoing_user_id,
+                incoming_user_id=h.incoming_user_id,
+                outgoing_stays_on_call=stays,
+                due_at=h.at,
+                created_at=now,
             )
             if insert_ignore(row) is None:
                 continue  # another run recorded it
@@ -146,9 +153,15 @@ def _rotation_record(*, ts: TeamRoster, rotation: Rotation, now: datetime, lookb
             if (h.position, h.at) in seen:
                 continue
             row = Handover(
-                rotation=rotation, team_id=rotation.team_id, position=h.position, at=h.at,
-                outgoing_user_id=h.outgoing_user_id, incoming_user_id=h.incoming_user_id,
-                due_at=h.at, created_at=now, canceled_by_override=True,
+                rotation=rotation,
+                team_id=rotation.team_id,
+                position=h.position,
+                at=h.at,
+                outgoing_user_id=h.outgoing_user_id,
+                incoming_user_id=h.incoming_user_id,
+                due_at=h.at,
+                created_at=now,
+                canceled_by_override=True,
             )
             if insert_ignore(row) is not None:
                 result.canceled += 1
@@ -268,10 +281,14 @@ def _handover_send(h: Handover, now: datetime, result: HandoverRunResult) -> str
             result.messages += 1
     if team.handover_email:
         tz = team.time_zone
-        subject = f"Handover {team.name} {h.position}: {outgoing.display_name if outgoing else 'nobody'} → " \
-                  f"{incoming.display_name if incoming else 'nobody'}"
-        summary = [f"{subject} at {local(h.at, tz)}{' (sent late)' if late else ''}.",
-                   f"{len(handed)} incident(s) handed over."]
+        subject = (
+            f"Handover {team.name} {h.position}: {outgoing.display_name if outgoing else 'nobody'} → "
+            f"{incoming.display_name if incoming else 'nobody'}"
+        )
+        summary = [
+            f"{subject} at {local(h.at, tz)}{' (sent late)' if late else ''}.",
+            f"{len(handed)} incident(s) handed over.",
+        ]
         summary.extend(f"Note: {n.text}" for n in notes)
         team_message_send(address=team.handover_email, subject=subject, body="\n".join(summary))
         result.messages += 1
@@ -282,9 +299,12 @@ def _send_pending(*, now: datetime, result: HandoverRunResult) -> None:
     stale = now - CLAIM_STALE
     unclaimed = Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale)
     pending = (
-        Handover.objects.filter(sent_at__isnull=True, canceled_by_override=False, due_at__lte=now,
-                                due_at__gt=now - MAX_CATCH_UP)
-        .filter(unclaimed).order_by("due_at", "pk").values_list("pk", flat=True)
+        Handover.objects.filter(
+            sent_at__isnull=True, canceled_by_override=False, due_at__lte=now, due_at__gt=now - MAX_CATCH_UP
+        )
+        .filter(unclaimed)
+        .order_by("due_at", "pk")
+        .values_list("pk", flat=True)
     )
     for pk in list(pending):
         # The conditional UPDATE is the claim: of two concurrent runs exactly one gets rowcount 1.
@@ -308,9 +328,13 @@ def handovers_run(*, now: datetime, lookback: timedelta = timedelta(hours=6)) ->
     result = HandoverRunResult(errors=[])
     rotations = list(Rotation.objects.select_related("team").order_by("pk"))
     team_ids = {r.team_id for r in rotations}
-    specs = rotation_specs_for_teams(
-        team_ids=team_ids, since=now - MAX_CATCH_UP - timedelta(days=1), until=now + timedelta(days=1)
-    ).teams if rotations else {}
+    specs = (
+        rotation_specs_for_teams(
+            team_ids=team_ids, since=now - MAX_CATCH_UP - timedelta(days=1), until=now + timedelta(days=1)
+        ).teams
+        if rotations
+        else {}
+    )
     for rotation in rotations:
         try:
             _rotation_record(ts=specs[rotation.team_id], rotation=rotation, now=now, lookback=lookback, result=result)
@@ -324,11 +348,22 @@ def handovers_run(*, now: datetime, lookback: timedelta = timedelta(hours=6)) ->
 
 
 def handover_note_add(
-    *, team: Team, author: User, text: str, position: str = "", rotation: Rotation | None = None,
-    for_shift_end: datetime | None = None, now: datetime,
+    *,
+    team: Team,
+    author: User,
+    text: str,
+    position: str = "",
+    rotation: Rotation | None = None,
+    for_shift_end: datetime | None = None,
+    now: datetime,
 ) -> HandoverNote:
     return HandoverNote.objects.create(
-        team=team, rotation=rotation, position=position, author=author, text=text.strip(), created_at=now,
+        team=team,
+        rotation=rotation,
+        position=position,
+        author=author,
+        text=text.strip(),
+        created_at=now,
         for_shift_end=for_shift_end,
     )
 

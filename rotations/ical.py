@@ -39,7 +39,12 @@ def _label(shift: Shift, users: dict, *, with_holder: bool, rotation_name: str) 
 
 
 def calendar_build(
-    *, name: str, shifts: list[Shift], data: selectors.RosterData, with_holder: bool, alarm_minutes: int | None,
+    *,
+    name: str,
+    shifts: list[Shift],
+    data: selectors.RosterData,
+    with_holder: bool,
+    alarm_minutes: int | None,
     now: datetime,
 ) -> bytes:
     user_ids = {u for s in shifts for u in (s.user_id, s.scheduled_user_id) if u is not None}
@@ -101,8 +106,9 @@ def user_feed(request: HttpRequest, token: str) -> HttpResponse:
     data, shifts = selectors.user_shifts_with_roster_get(
         user=user, since=now - PAST, until=now + FUTURE, unclipped=True
     )
-    body = calendar_build(name=f"On call: {user.display_name}", shifts=shifts, data=data, with_holder=False,
-                          alarm_minutes=alarm, now=now)
+    body = calendar_build(
+        name=f"On call: {user.display_name}", shifts=shifts, data=data, with_holder=False, alarm_minutes=alarm, now=now
+    )
     return _response(body, "oncall.ics")
 
 
@@ -116,6 +122,7 @@ def team_feed(request: HttpRequest, token: str) -> HttpResponse:
         return alarm
     now = timezone.now()
     data, shifts = selectors.teams_shifts_get(team_ids=[team.pk], since=now - PAST, until=now + FUTURE, unclipped=True)
-    body = calendar_build(name=f"On call: {team.name}", shifts=shifts, data=data, with_holder=True,
-                          alarm_minutes=alarm, now=now)
+    body = calendar_build(
+        name=f"On call: {team.name}", shifts=shifts, data=data, with_holder=True, alarm_minutes=alarm, now=now
+    )
     return _response(body, f"{team.slug}.ics")

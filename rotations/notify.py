@@ -33,7 +33,7 @@ def sms_text(subject: str, body: str) -> str:
     text = f"Backstop: {subject}"
     rest = body.strip()
     if rest.startswith(subject):
-        rest = rest[len(subject):].lstrip(". \n")
+        rest = rest[len(subject) :].lstrip(". \n")
     if rest:
         text += "\n" + rest
     if len(text) > SMS_MAX_CHARS:
@@ -43,9 +43,13 @@ def sms_text(subject: str, body: str) -> str:
 
 def sms_numbers(user: User) -> list[str]:
     """The person's verified, not opted-out SMS numbers (each once)."""
-    values = ContactMethod.objects.filter(
-        user=user, kind=ContactMethod.Kind.SMS, verified_at__isnull=False, opted_out_at__isnull=True
-    ).order_by("pk").values_list("value", flat=True)
+    values = (
+        ContactMethod.objects.filter(
+            user=user, kind=ContactMethod.Kind.SMS, verified_at__isnull=False, opted_out_at__isnull=True
+        )
+        .order_by("pk")
+        .values_list("value", flat=True)
+    )
     return list(dict.fromkeys(values))
 
 
@@ -64,8 +68,9 @@ def handover_message_send(*, user: User, subject: str, body: str, kinds: Sequenc
     for kind in dict.fromkeys(kinds or ("email",)):
         if kind == "email":
             if user.email and _send(
-                OutgoingMessage(channel="email", to=user.email, subject=SUBJECT_PREFIX + subject, body=body,
-                                kind="notice"),
+                OutgoingMessage(
+                    channel="email", to=user.email, subject=SUBJECT_PREFIX + subject, body=body, kind="notice"
+                ),
                 user.pk,
             ):
                 sent.append(kind)

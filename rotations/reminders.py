@@ -83,8 +83,14 @@ def reminders_run(*, now: datetime) -> ReminderRunResult:
             for lead in due:
                 due_at = hold.start - timedelta(minutes=lead)
                 row = ShiftReminder(
-                    user_id=hold.user_id, rotation=rotation, position=hold.position, shift_start=hold.start,
-                    lead_minutes=lead, due_at=due_at, sent_at=now, late=now - due_at > LATE_AFTER,
+                    user_id=hold.user_id,
+                    rotation=rotation,
+                    position=hold.position,
+                    shift_start=hold.start,
+                    lead_minutes=lead,
+                    due_at=due_at,
+                    sent_at=now,
+                    late=now - due_at > LATE_AFTER,
                     delivered=lead == min(due),
                 )
                 if insert_ignore(row) is not None:
@@ -97,15 +103,15 @@ def reminders_run(*, now: datetime) -> ReminderRunResult:
         late = now - (hold.start - timedelta(minutes=lead)) > LATE_AFTER
         user = users[hold.user_id]
         tz = user.time_zone
-        subject = (
-            f"Reminder: you are {hold.position} for {rotation.team.name} from {local(hold.start, tz)}"
+        subject = f"Reminder: you are {hold.position} for {rotation.team.name} from {local(hold.start, tz)}"
+        body = "\n".join(
+            [
+                f"Your {hold.position} shift for {rotation.team.name} ({rotation.name}) "
+                f"starts in {span(hold.start - now)}:",
+                f"{local(hold.start, tz)} until {local(hold.end, tz)}.",
+                *(["(This reminder is late.)"] if late else []),
+            ]
         )
-        body = "\n".join([
-            f"Your {hold.position} shift for {rotation.team.name} ({rotation.name}) "
-            f"starts in {span(hold.start - now)}:",
-            f"{local(hold.start, tz)} until {local(hold.end, tz)}.",
-            *(["(This reminder is late.)"] if late else []),
-        ])
         kinds = pref.reminder_kinds if pref is not None and pref.reminder_kinds else ["email"]
         handover_message_send(user=user, subject=subject, body=body, kinds=kinds)
         result.sent += 1
@@ -120,8 +126,11 @@ def reminders_run(*, now: datetime) -> ReminderRunResult:
 
 def _hold_key(rotation: Rotation, hold: Hold) -> dict:
     return {
-        "rotation_id": rotation.pk, "team": rotation.team.name, "position": hold.position,
-        "start": hold.start.isoformat(), "end": hold.end.isoformat(),
+        "rotation_id": rotation.pk,
+        "team": rotation.team.name,
+        "position": hold.position,
+        "start": hold.start.isoformat(),
+        "end": hold.end.isoformat(),
     }
 
 
@@ -146,9 +155,7 @@ def roster_changes_notify(*, now: datetime, horizon_days: int = 14) -> int:
     for rotation, hold in _upcoming_holds(now=now, until=window_end):
         per_user.setdefault(hold.user_id, []).append(_hold_key(rotation, hold))
     # People with nothing upcoming any more still need to hear that their shifts went away.
-    watched = set(
-        RosterChangeNotice.objects.filter(window_end__gt=now).values_list("user_id", flat=True).distinct()
-    )
+    watched = set(RosterChangeNotice.objects.filter(window_end__gt=now).values_list("user_id", flat=True).distinct())
     sent = 0
     for user_id in sorted(set(per_user) | watched):
         current = sorted(per_user.get(user_id, []), key=lambda i: (i["start"], i["position"], i["rotation_id"]))
@@ -160,8 +167,13 @@ def roster_changes_notify(*, now: datetime, horizon_days: int = 14) -> int:
             last = RosterChangeNotice.objects.filter(user_id=user_id).order_by("-created_at", "-id").first()
             if last is not None and last.digest == digest:
                 continue
-            fields = {"digest": digest, "shifts": current, "window_start": now, "window_end": window_end,
-                      "created_at": now}
+            fields = {
+                "digest": digest,
+                "shifts": current,
+                "window_start": now,
+                "window_end": window_end,
+                "created_at": now,
+            }
             if last is None:
                 RosterChangeNotice.objects.create(user=user, **fields)
                 continue

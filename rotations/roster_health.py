@@ -36,10 +36,16 @@ def _problems(ts: TeamRoster, since: datetime, until: datetime) -> list[GapAlert
         for x in by_user.get(hold.user_id, ()):
             start, end = max(hold.start, x.start), min(hold.end, x.end)
             if start < end and end > since and start < until:
-                found.append(GapAlert(
-                    team_id=ts.team_id, position=hold.position, start=start, end=end,
-                    kind=GapAlert.Kind.EXCLUDED, user_id=hold.user_id,
-                ))
+                found.append(
+                    GapAlert(
+                        team_id=ts.team_id,
+                        position=hold.position,
+                        start=start,
+                        end=end,
+                        kind=GapAlert.Kind.EXCLUDED,
+                        user_id=hold.user_id,
+                    )
+                )
     return found
 
 
@@ -81,11 +87,10 @@ def gaps_check_team(*, team: Team, now: datetime, days: int | None = None) -> li
         lines = [f"Coverage problems in {team.name}'s on-call schedule:"]
         lines += [_describe(a, manager.time_zone, names) for a in new]
         lines += ["", "Add an override or change the rotation to cover them."]
-        handover_message_send(
-            user=manager, subject=f"On-call gaps in {team.name}", body="\n".join(lines), kinds=kinds
-        )
-    GapAlert.objects.filter(pk__in=[a.pk for a in new]).update(message="\n".join(_describe(a, team.time_zone, names)
-                                                                              for a in new))
+        handover_message_send(user=manager, subject=f"On-call gaps in {team.name}", body="\n".join(lines), kinds=kinds)
+    GapAlert.objects.filter(pk__in=[a.pk for a in new]).update(
+        message="\n".join(_describe(a, team.time_zone, names) for a in new)
+    )
     return new
 
 
@@ -145,8 +150,15 @@ def fairness_report(*, team: Team, now: datetime, days: int = 90) -> list[Fairne
             row[3] += (hold.end - max(hold.start, now)).total_seconds() / 3600
     names = {u.pk: u.display_name for u in User.objects.filter(pk__in={k[0] for k in stats})}
     rows = [
-        FairnessRow(user_id=u, name=names.get(u, "?"), position=p, past_shifts=int(v[0]), past_hours=round(v[1], 2),
-                    upcoming_shifts=int(v[2]), upcoming_hours=round(v[3], 2))
+        FairnessRow(
+            user_id=u,
+            name=names.get(u, "?"),
+            position=p,
+            past_shifts=int(v[0]),
+            past_hours=round(v[1], 2),
+            upcoming_shifts=int(v[2]),
+            upcoming_hours=round(v[3], 2),
+        )
         for (u, p), v in stats.items()
     ]
     rows.sort(key=lambda r: (position_order.get(r.position, 99), r.name.lower(), r.user_id))

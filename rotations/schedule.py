@@ -295,9 +295,7 @@ class _CEra:
         "windows",
     )
 
-    def __init__(
-        self, index: int, era: Era, tz: ZoneInfo, k: int, end: datetime
-    ) -> None:
+    def __init__(self, index: int, era: Era, tz: ZoneInfo, k: int, end: datetime) -> None:
         if era.unit not in UNITS:
             raise ValueError(f"unknown unit {era.unit!r}")
         if era.length < 1:
@@ -347,9 +345,7 @@ class _CEra:
         )
         # Last plain-rotation answer of oncall_at: (start, end, shifts).  Shifts
         # last hours to weeks, so repeated "who is on call now" queries hit it.
-        self.memo: tuple[datetime, datetime, int, tuple[Shift, ...] | None] | None = (
-            None
-        )
+        self.memo: tuple[datetime, datetime, int, tuple[Shift, ...] | None] | None = None
         # Last exclusion/override-affected answer, keyed by the relevant
         # records themselves: (exs, ovs, valid_from, valid_until, shifts).
         self.seg_memo: tuple[list, list, datetime, datetime, tuple] | None = None
@@ -447,9 +443,7 @@ class _CEra:
             e = self.bound(i + 1)
         return i, s, e
 
-    def window_intervals(
-        self, lo: datetime, hi: datetime
-    ) -> list[tuple[datetime, datetime]]:
+    def window_intervals(self, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
         """Restriction windows as merged UTC intervals clipped to [lo, hi)."""
         tz = self.tz
         first = lo.astimezone(tz).toordinal() - 1
@@ -639,9 +633,7 @@ def _relevant(
     return exs, ovs
 
 
-def _keys_at(
-    ce: _CEra, i: int, base: tuple, p: datetime, exs: Sequence, ovs: Sequence
-) -> list[tuple]:
+def _keys_at(ce: _CEra, i: int, base: tuple, p: datetime, exs: Sequence, ovs: Sequence) -> list[tuple]:
     """Per position (user, reason, override_id, exclusion_id) at instant p."""
     k = len(base)
     excluded: dict[int, int | None] | None = None
@@ -751,9 +743,7 @@ def _emit_piece(
             if cur is not None:
                 if cur[0] == key:
                     continue
-                _close(
-                    out, rid, positions[j], j, base[j], i, era_index, cur[0], cur[1], p
-                )
+                _close(out, rid, positions[j], j, base[j], i, era_index, cur[0], cur[1], p)
             open_[j] = (key, p)
     for j, cur in enumerate(open_):
         _close(out, rid, positions[j], j, base[j], i, era_index, cur[0], cur[1], b)
@@ -816,9 +806,7 @@ def _segments_at(
     out: list[Shift] = []
     for j in range(k):
         user, reason, oid, xid = keys[j]
-        out.append(
-            _mk_shift(rid, positions[j], j, user, starts[j], ends[j], reason, base[j], i, era_index, oid, xid)
-        )
+        out.append(_mk_shift(rid, positions[j], j, user, starts[j], ends[j], reason, base[j], i, era_index, oid, xid))
     return out
 
 
@@ -881,20 +869,14 @@ def _override_holder(mine: list, p: datetime) -> tuple | None:
 
 def _close(out, rid, position, j, sched, i, era_index, key, start, end) -> None:
     user, reason, oid, xid = key
-    out.append(
-        _mk_shift(
-            rid, position, j, user, start, end, reason, sched, i, era_index, oid, xid
-        )
-    )
+    out.append(_mk_shift(rid, position, j, user, start, end, reason, sched, i, era_index, oid, xid))
 
 
 def _sort_key(sh: Shift) -> tuple[datetime, int]:
     return sh.start, sh.position_index
 
 
-def _rotation_shifts(
-    cs: _CSpec, exs_all: list, ovs_all: list, since: datetime, until: datetime
-) -> list[Shift]:
+def _rotation_shifts(cs: _CSpec, exs_all: list, ovs_all: list, since: datetime, until: datetime) -> list[Shift]:
     out: list[Shift] = []
     for ce in cs.eras:
         lo = max(ce.start, since)
@@ -1058,9 +1040,7 @@ def team_oncall_at(
     Gap segments are included (a consumer wanting people filters on
     ``user_id is not None``); rotations appear in the order given.
     """
-    exclusions = (
-        exclusions if isinstance(exclusions, (list, tuple)) else list(exclusions)
-    )
+    exclusions = exclusions if isinstance(exclusions, (list, tuple)) else list(exclusions)
     overrides = overrides if isinstance(overrides, (list, tuple)) else list(overrides)
     result: dict[str, list[Shift]] = {}
     for spec in specs:
@@ -1090,11 +1070,7 @@ def team_shifts(
     out: list[Shift] = []
     for spec in specs:
         cs = _compile(spec)
-        out.extend(
-            _rotation_shifts(
-                cs, exs, _norm_overrides(cs, overrides, since, until), since, until
-            )
-        )
+        out.extend(_rotation_shifts(cs, exs, _norm_overrides(cs, overrides, since, until), since, until))
     out.sort(key=lambda sh: (sh.start, sh.position_index, sh.rotation_id))
     return out
 
@@ -1168,16 +1144,12 @@ def handoffs(
             if prev is not None and prev.end < sh.start:
                 # Position went empty between prev and sh.
                 if prev.user_id is not None and prev.end <= until:
-                    out.append(
-                        Handoff(rid, prev.position, prev.end, prev.user_id, None, prev)
-                    )
+                    out.append(Handoff(rid, prev.position, prev.end, prev.user_id, None, prev))
                 prev = None
             if sh.start > since and sh.start <= until:
                 outgoing = prev.user_id if prev is not None else None
                 if outgoing != sh.user_id:
-                    out.append(
-                        Handoff(rid, sh.position, sh.start, outgoing, sh.user_id, sh)
-                    )
+                    out.append(Handoff(rid, sh.position, sh.start, outgoing, sh.user_id, sh))
             prev = sh
         if prev is not None and prev.user_id is not None and prev.end <= until:
             out.append(Handoff(rid, prev.position, prev.end, prev.user_id, None, prev))

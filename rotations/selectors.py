@@ -181,8 +181,16 @@ def _specs_load(team_ids: Iterable[int]) -> tuple[RosterData, dict[int, list[Rot
     era_rows = (
         RotationEra.objects.filter(rotation_id__in=_ids(rotation_ids))
         .order_by("rotation_id", "effective_from")
-        .values_list("pk", "rotation_id", "effective_from", "start_date", "handoff_time", "shift_unit",
-                     "shift_length", "restrictions")
+        .values_list(
+            "pk",
+            "rotation_id",
+            "effective_from",
+            "start_date",
+            "handoff_time",
+            "shift_unit",
+            "shift_length",
+            "restrictions",
+        )
     )
     for row in era_rows:
         eras_by_rotation[row[1]].append(row)
@@ -201,7 +209,10 @@ def _specs_load(team_ids: Iterable[int]) -> tuple[RosterData, dict[int, list[Rot
         # The same rows give the same spec: reusing the very object lets the resolver find its
         # compiled form (and memos) by identity instead of hashing and comparing a new spec.
         key = (
-            pk, team_id, tz, tuple(positions),
+            pk,
+            team_id,
+            tz,
+            tuple(positions),
             tuple((row[2], row[3], row[4], row[5], row[6], repr(row[7]) if row[7] else "") for row in rows),
             tuple(tuple(participants.get(row[0], ())) for row in rows),
         )
@@ -270,13 +281,19 @@ def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, w
         for pk, rotation_id, user_id, start, end, position, replaces in _tuples(
             Override.objects.filter(rotation_id__in=_ids(rotation_ids), start__lt=until, end__gt=since)
             .order_by("start", "pk")
-            .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position",
-                         "replaces_user_id")
+            .values_list("pk", "rotation_id", "user_id", _epoch("start"), _epoch("end"), "position", "replaces_user_id")
         ):
             override_users[data.rotation_team[rotation_id]].add(user_id)
             overrides_by_team[data.rotation_team[rotation_id]].append(
-                _override_make(rotation_id, user_id, _fromtimestamp(start, UTC), _fromtimestamp(end, UTC),
-                               position or None, replaces, pk)
+                _override_make(
+                    rotation_id,
+                    user_id,
+                    _fromtimestamp(start, UTC),
+                    _fromtimestamp(end, UTC),
+                    position or None,
+                    replaces,
+                    pk,
+                )
             )
 
     exclusions_by_user: dict[int, list[schedule.Exclusion]] = defaultdict(list)
@@ -361,9 +378,7 @@ def teams_shifts_get(
     data = _roster_load(team_ids, since, until, widen=unclipped)
     shifts: list[Shift] = []
     for roster in data.teams.values():
-        shifts.extend(
-            schedule.team_shifts(roster.specs, roster.exclusions, roster.overrides, data.since, data.until)
-        )
+        shifts.extend(schedule.team_shifts(roster.specs, roster.exclusions, roster.overrides, data.since, data.until))
     if unclipped:
         shifts = [sh for sh in shifts if sh.start < until and sh.end > since]
     shifts.sort(key=lambda sh: (sh.start, sh.position_index, sh.rotation_id))
@@ -386,9 +401,7 @@ def user_shifts_get(
     *, user, since: datetime, until: datetime, team_ids: set[int] | None = None, unclipped: bool = False
 ) -> list[Shift]:
     """The user's segments in [since, until) across every rotation (optionally only `team_ids`)."""
-    return user_shifts_with_roster_get(
-        user=user, since=since, until=until, team_ids=team_ids, unclipped=unclipped
-    )[1]
+    return user_shifts_with_roster_get(user=user, since=since, until=until, team_ids=team_ids, unclipped=unclipped)[1]
 
 
 def user_shifts_with_roster_get(
@@ -448,13 +461,14 @@ def shift_rows_describe(*, shifts: Iterable[Shift], data: RosterData, team_names
     override_ids = {sh.override_id for sh in shifts if sh.override_id}
     users = get_user_model().objects.in_bulk(user_ids) if user_ids else {}
     exclusions = (
-        {pk: (kind, reason) for pk, kind, reason in
-         Exclusion.objects.filter(pk__in=exclusion_ids).values_list("pk", "kind", "reason")}
-        if exclusion_ids else {}
+        {
+            pk: (kind, reason)
+            for pk, kind, reason in Exclusion.objects.filter(pk__in=exclusion_ids).values_list("pk", "kind", "reason")
+        }
+        if exclusion_ids
+        else {}
     )
-    overrides = (
-        dict(Override.objects.filter(pk__in=override_ids).values_list("pk", "reason")) if override_ids else {}
-    )
+    overrides = dict(Override.objects.filter(pk__in=override_ids).values_list("pk", "reason")) if override_ids else {}
     names: dict[int, str] = {}
     if team_names and shifts:
         team_ids = {data.rotation_team[sh.rotation_id] for sh in shifts}
@@ -464,13 +478,23 @@ def shift_rows_describe(*, shifts: Iterable[Shift], data: RosterData, team_names
         user = users.get(sh.user_id) if sh.user_id is not None else None
         scheduled = users.get(sh.scheduled_user_id) if sh.scheduled_user_id is not None else None
         team_id = data.rotation_team[sh.rotation_id]
-        rows.append(OncallRow(
-            team_id=team_id, position=sh.position, rotation_id=sh.rotation_id,
-            rotation_name=data.rotation_names[sh.rotation_id], user=user, start=sh.start, until=sh.end,
-            reason=str(sh.reason), scheduled_user=scheduled, override_id=sh.override_id,
-            exclusion_id=sh.exclusion_id, note=_shift_note(sh, user, scheduled, exclusions, overrides),
-            team_name=names.get(team_id, ""),
-        ))
+        rows.append(
+            OncallRow(
+                team_id=team_id,
+                position=sh.position,
+                rotation_id=sh.rotation_id,
+                rotation_name=data.rotation_names[sh.rotation_id],
+                user=user,
+                start=sh.start,
+                until=sh.end,
+                reason=str(sh.reason),
+                scheduled_user=scheduled,
+                override_id=sh.override_id,
+                exclusion_id=sh.exclusion_id,
+                note=_shift_note(sh, user, scheduled, exclusions, overrides),
+                team_name=names.get(team_id, ""),
+            )
+        )
     return rows
 
 

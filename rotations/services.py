@@ -73,8 +73,9 @@ def roster_changed(*, team_ids) -> None:
 def _user_roster_team_ids(user_id: int) -> set[int]:
     """Teams whose schedule can depend on this person: in one of their rotations, or taking an override."""
     return set(
-        Rotation.objects.filter(Q(eras__participant_links__user_id=user_id) | Q(overrides__user_id=user_id))
-        .values_list("team_id", flat=True)
+        Rotation.objects.filter(
+            Q(eras__participant_links__user_id=user_id) | Q(overrides__user_id=user_id)
+        ).values_list("team_id", flat=True)
     )
 
 
@@ -105,9 +106,7 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
     return out
 
 
-def audit_record(
-    *, actor, team: Team | None, action: str, obj: models.Model, changes: dict[str, list]
-) -> AuditEntry:
+def audit_record(*, actor, team: Team | None, action: str, obj: models.Model, changes: dict[str, list]) -> AuditEntry:
     """Append one audit row. `changes` is {field: [old, new]} (JSON-able; model instances become ids)."""
     return AuditEntry.objects.create(
         actor=actor if actor is not None and actor.is_authenticated else None,
@@ -127,9 +126,7 @@ def validate_time_zone(name: str, field: str = "time_zone") -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValidationError(
-            {field: [f"Unknown time zone {name!r} (use an IANA name like Europe/Berlin)."]}
-        ) from None
+        raise ValidationError({field: [f"Unknown time zone {name!r} (use an IANA name like Europe/Berlin)."]}) from None
     return name
 
 
@@ -240,9 +237,7 @@ def team_create(
     )
     team.full_clean(exclude=["ical_token"])
     team.save()
-    audit_record(
-        actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=team, changes=diff({}, _team_state(team))
-    )
+    audit_record(actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=team, changes=diff({}, _team_state(team)))
     return team
 
 
@@ -284,8 +279,13 @@ def team_ical_token_rotate(*, team: Team, actor) -> str:
     """Invalidate the team's feed URL; returns the new token."""
     team.ical_token = new_token()
     team.save(update_fields=["ical_token"])
-    audit_record(actor=actor, team=team, action=AuditEntry.Action.UPDATE, obj=team,
-                 changes={"ical_token": ["(old)", "(rotated)"]})
+    audit_record(
+        actor=actor,
+        team=team,
+        action=AuditEntry.Action.UPDATE,
+        obj=team,
+        changes={"ical_token": ["(old)", "(rotated)"]},
+    )
     return team.ical_token
 
 
@@ -294,8 +294,13 @@ def user_ical_token_rotate(*, user, actor) -> str:
     """Invalidate the user's personal feed URL; returns the new token."""
     user.ical_token = new_token()
     user.save(update_fields=["ical_token"])
-    audit_record(actor=actor, team=None, action=AuditEntry.Action.UPDATE, obj=user,
-                 changes={"ical_token": ["(old)", "(rotated)"]})
+    audit_record(
+        actor=actor,
+        team=None,
+        action=AuditEntry.Action.UPDATE,
+        obj=user,
+        changes={"ical_token": ["(old)", "(rotated)"]},
+    )
     return user.ical_token
 
 
@@ -316,8 +321,17 @@ def _era_state(era: RotationEra, participants: list | None = None) -> dict[str, 
     }
 
 
-def _era_save(*, rotation: Rotation, effective_from: datetime, start_date: date, handoff_time: time,
-              shift_unit: str, shift_length: int, restrictions: list, participants: list) -> RotationEra:
+def _era_save(
+    *,
+    rotation: Rotation,
+    effective_from: datetime,
+    start_date: date,
+    handoff_time: time,
+    shift_unit: str,
+    shift_length: int,
+    restrictions: list,
+    participants: list,
+) -> RotationEra:
     era = RotationEra.objects.create(
         rotation=rotation,
         effective_from=effective_from,
@@ -404,8 +418,13 @@ def rotation_update(
 
 @transaction.atomic
 def rotation_delete(*, rotation: Rotation, actor) -> None:
-    audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.DELETE, obj=rotation,
-                 changes={"name": [rotation.name, None]})
+    audit_record(
+        actor=actor,
+        team=rotation.team,
+        action=AuditEntry.Action.DELETE,
+        obj=rotation,
+        changes={"name": [rotation.name, None]},
+    )
     roster_changed(team_ids=[rotation.team_id])
     rotation.delete()
 
@@ -501,8 +520,13 @@ def exclusion_create(
     exclusion = Exclusion.objects.create(
         user=user, start=start, end=end, kind=kind, reason=reason or "", created_by=actor
     )
-    _audit_for_user_teams(user_id=user.pk, actor=actor, action=AuditEntry.Action.CREATE, obj=exclusion,
-                          changes=diff({}, _exclusion_state(exclusion)))
+    _audit_for_user_teams(
+        user_id=user.pk,
+        actor=actor,
+        action=AuditEntry.Action.CREATE,
+        obj=exclusion,
+        changes=diff({}, _exclusion_state(exclusion)),
+    )
     roster_changed(team_ids=_user_roster_team_ids(user.pk))
     return exclusion
 
@@ -527,16 +551,22 @@ def exclusion_update(
     changes = diff(before, _exclusion_state(exclusion))
     if changes:
         exclusion.save()
-        _audit_for_user_teams(user_id=exclusion.user_id, actor=actor, action=AuditEntry.Action.UPDATE,
-                              obj=exclusion, changes=changes)
+        _audit_for_user_teams(
+            user_id=exclusion.user_id, actor=actor, action=AuditEntry.Action.UPDATE, obj=exclusion, changes=changes
+        )
         roster_changed(team_ids=_user_roster_team_ids(exclusion.user_id))
     return exclusion
 
 
 @transaction.atomic
 def exclusion_delete(*, exclusion: Exclusion, actor) -> None:
-    _audit_for_user_teams(user_id=exclusion.user_id, actor=actor, action=AuditEntry.Action.DELETE,
-                          obj=exclusion, changes=diff(_exclusion_state(exclusion), {}))
+    _audit_for_user_teams(
+        user_id=exclusion.user_id,
+        actor=actor,
+        action=AuditEntry.Action.DELETE,
+        obj=exclusion,
+        changes=diff(_exclusion_state(exclusion), {}),
+    )
     roster_changed(team_ids=_user_roster_team_ids(exclusion.user_id))
     exclusion.delete()
 
@@ -591,19 +621,27 @@ def override_conflicts_check(
     for other in others:
         span = _span_text(max(start, other.start), min(end, other.end), tz)
         if position and other.position == position:
-            raise ValidationError({"position": [
-                f"{other.user} already holds {position} for {rotation.name} {span} via override #{other.pk}."
-            ]})
+            raise ValidationError(
+                {
+                    "position": [
+                        f"{other.user} already holds {position} for {rotation.name} {span} via override #{other.pk}."
+                    ]
+                }
+            )
         if replaces_user is not None and other.replaces_user_id == replaces_user.pk:
-            raise ValidationError({"replaces_user": [
-                f"{other.user} already takes {replaces_user}'s shifts in {rotation.name} {span} "
-                f"via override #{other.pk}."
-            ]})
+            raise ValidationError(
+                {
+                    "replaces_user": [
+                        f"{other.user} already takes {replaces_user}'s shifts in {rotation.name} {span} "
+                        f"via override #{other.pk}."
+                    ]
+                }
+            )
         if user is not None and other.user_id == user.pk:
             what = other.position or f"{other.replaces_user}'s shifts"
-            raise ValidationError({"user": [
-                f"{user} already takes {what} in {rotation.name} {span} via override #{other.pk}."
-            ]})
+            raise ValidationError(
+                {"user": [f"{user} already takes {what} in {rotation.name} {span} via override #{other.pk}."]}
+            )
 
 
 def _override_state(o: Override) -> dict[str, Any]:
@@ -645,8 +683,13 @@ def override_create(
         reason=reason or "",
         created_by=actor,
     )
-    audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.CREATE, obj=override,
-                 changes=diff({}, _override_state(override)))
+    audit_record(
+        actor=actor,
+        team=rotation.team,
+        action=AuditEntry.Action.CREATE,
+        obj=override,
+        changes=diff({}, _override_state(override)),
+    )
     roster_changed(team_ids=[rotation.team_id])
     return override
 
@@ -666,29 +709,43 @@ def override_update(
     rotation = override.rotation
     Rotation.objects.select_for_update().filter(pk=rotation.pk).first()
     before = _override_state(override)
-    for attr, value in (("user", user), ("start", start), ("end", end), ("replaces_user", replaces_user),
-                        ("reason", reason)):
+    for attr, value in (
+        ("user", user),
+        ("start", start),
+        ("end", end),
+        ("replaces_user", replaces_user),
+        ("reason", reason),
+    ):
         if value is not UNSET:
             setattr(override, attr, value)
     if position is not UNSET:
         override.position = position or ""
     override_conflicts_check(
-        rotation=rotation, user=override.user, start=override.start, end=override.end,
-        position=override.position or None, replaces_user=override.replaces_user, exclude_pk=override.pk,
+        rotation=rotation,
+        user=override.user,
+        start=override.start,
+        end=override.end,
+        position=override.position or None,
+        replaces_user=override.replaces_user,
+        exclude_pk=override.pk,
     )
     changes = diff(before, _override_state(override))
     if changes:
         override.save()
-        audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.UPDATE, obj=override,
-                     changes=changes)
+        audit_record(actor=actor, team=rotation.team, action=AuditEntry.Action.UPDATE, obj=override, changes=changes)
         roster_changed(team_ids=[rotation.team_id])
     return override
 
 
 @transaction.atomic
 def override_delete(*, override: Override, actor) -> None:
-    audit_record(actor=actor, team=override.rotation.team, action=AuditEntry.Action.DELETE, obj=override,
-                 changes=diff(_override_state(override), {}))
+    audit_record(
+        actor=actor,
+        team=override.rotation.team,
+        action=AuditEntry.Action.DELETE,
+        obj=override,
+        changes=diff(_override_state(override), {}),
+    )
     override.delete()
     roster_changed(team_ids=[override.rotation.team_id])
 
@@ -727,18 +784,29 @@ def membership_dependents(*, team: Team, user, now: datetime) -> list[str]:
             current[rotation_id] = (effective_from, era_id)
     relevant |= {era_id for _, era_id in current.values()}
     out = []
-    rotations = sorted(set(
-        RotationParticipant.objects.filter(era_id__in=relevant, user=user).values_list("era__rotation__name", flat=True)
-    ))
+    rotations = sorted(
+        set(
+            RotationParticipant.objects.filter(era_id__in=relevant, user=user).values_list(
+                "era__rotation__name", flat=True
+            )
+        )
+    )
     out += [f"rotation {name}" for name in rotations]
-    overrides = sorted(set(
-        Override.objects.filter(rotation__team=team, user=user, end__gt=now).values_list("rotation__name", flat=True)
-    ))
+    overrides = sorted(
+        set(
+            Override.objects.filter(rotation__team=team, user=user, end__gt=now).values_list(
+                "rotation__name", flat=True
+            )
+        )
+    )
     out += [f"an override in rotation {name} that has not ended" for name in overrides]
-    steps = sorted(set(
-        EscalationTarget.objects.filter(step__policy__team=team, kind=EscalationTarget.Kind.USER, user=user)
-        .values_list("step__policy__name", "step__order")
-    ))
+    steps = sorted(
+        set(
+            EscalationTarget.objects.filter(
+                step__policy__team=team, kind=EscalationTarget.Kind.USER, user=user
+            ).values_list("step__policy__name", "step__order")
+        )
+    )
     out += [f"escalation policy {name}, step {order + 1}" for name, order in steps]
     return out
 
@@ -749,24 +817,33 @@ def _last_manager_check(*, membership: Membership, verb: str) -> None:
         return
     # Lock the team's managers so two managers demoting each other at once cannot both succeed.
     managers = list(
-        Membership.objects.select_for_update().filter(team_id=membership.team_id, role=Membership.Role.MANAGER)
+        Membership.objects.select_for_update()
+        .filter(team_id=membership.team_id, role=Membership.Role.MANAGER)
         .values_list("pk", flat=True)
     )
     others = Membership.objects.filter(team_id=membership.team_id).exclude(pk=membership.pk).exists()
     if managers == [membership.pk] and others:
-        raise ValidationError({"role": [
-            f"{membership.user.display_name} is the last manager of {membership.team}: make someone else a "
-            f"manager before you {verb} them, or the team is left with nobody to manage it."
-        ]})
+        raise ValidationError(
+            {
+                "role": [
+                    f"{membership.user.display_name} is the last manager of {membership.team}: make someone else a "
+                    f"manager before you {verb} them, or the team is left with nobody to manage it."
+                ]
+            }
+        )
 
 
 def _dependents_check(*, membership: Membership, now: datetime, verb: str) -> None:
     needs = membership_dependents(team=membership.team, user=membership.user, now=now)
     if needs:
-        raise ValidationError({"user": [
-            f"Cannot {verb} {membership.user.display_name}: {membership.team} still depends on them in "
-            f"{'; '.join(needs)}. Change that first."
-        ]})
+        raise ValidationError(
+            {
+                "user": [
+                    f"Cannot {verb} {membership.user.display_name}: {membership.team} still depends on them in "
+                    f"{'; '.join(needs)}. Change that first."
+                ]
+            }
+        )
 
 
 @transaction.atomic
@@ -778,18 +855,27 @@ def membership_create(*, team: Team, user, role: str, actor) -> Membership:
         raise ValidationError({"user": [f"{user.display_name} is deactivated and cannot join a team."]})
     existing = Membership.objects.filter(team=team, user=user).first()
     if existing is not None:
-        raise ValidationError({"user": [
-            f"{user.display_name} is already in {team} as {_role_label(existing.role).lower()}; change their role "
-            f"in the list instead."
-        ]})
+        raise ValidationError(
+            {
+                "user": [
+                    f"{user.display_name} is already in {team} as {_role_label(existing.role).lower()}; change their role "
+                    f"in the list instead."
+                ]
+            }
+        )
     try:
         # Savepoint: a concurrent add of the same person wins the unique constraint; this one is told, not a 500.
         with transaction.atomic():
             membership = Membership.objects.create(team=team, user=user, role=role)
     except IntegrityError:
         raise ValidationError({"user": [f"{user.display_name} was just added to {team} by someone else."]}) from None
-    audit_record(actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=membership,
-                 changes={"user": [None, user.pk], "role": [None, role]})
+    audit_record(
+        actor=actor,
+        team=team,
+        action=AuditEntry.Action.CREATE,
+        obj=membership,
+        changes={"user": [None, user.pk], "role": [None, role]},
+    )
     roster_changed(team_ids=[team.pk])
     return membership
 
@@ -799,9 +885,7 @@ def membership_update(*, membership: Membership, role: str, actor, now: datetime
     """Change a member's role, keeping a manager and never making an on-call person a viewer."""
     if role not in Membership.Role.values:
         raise ValidationError({"role": [f"Choose one of {', '.join(Membership.Role.values)}."]})
-    membership = (
-        Membership.objects.select_for_update(of=("self",)).select_related("team", "user").get(pk=membership.pk)
-    )
+    membership = Membership.objects.select_for_update(of=("self",)).select_related("team", "user").get(pk=membership.pk)
     old = membership.role
     if old == role:
         return membership
@@ -812,8 +896,13 @@ def membership_update(*, membership: Membership, role: str, actor, now: datetime
         _dependents_check(membership=membership, now=now, verb="make a viewer of")
     membership.role = role
     membership.save(update_fields=["role"])
-    audit_record(actor=actor, team=membership.team, action=AuditEntry.Action.UPDATE, obj=membership,
-                 changes={"role": [old, role]})
+    audit_record(
+        actor=actor,
+        team=membership.team,
+        action=AuditEntry.Action.UPDATE,
+        obj=membership,
+        changes={"role": [old, role]},
+    )
     roster_changed(team_ids=[membership.team_id])  # a new manager hears about gaps from now on
     return membership
 
@@ -821,12 +910,15 @@ def membership_update(*, membership: Membership, role: str, actor, now: datetime
 @transaction.atomic
 def membership_delete(*, membership: Membership, actor, now: datetime) -> None:
     """Take a member out of the team, unless the team would lose its last manager or still depends on them."""
-    membership = (
-        Membership.objects.select_for_update(of=("self",)).select_related("team", "user").get(pk=membership.pk)
-    )
+    membership = Membership.objects.select_for_update(of=("self",)).select_related("team", "user").get(pk=membership.pk)
     _last_manager_check(membership=membership, verb="remove")
     _dependents_check(membership=membership, now=now, verb="remove")
-    audit_record(actor=actor, team=membership.team, action=AuditEntry.Action.DELETE, obj=membership,
-                 changes={"user": [membership.user_id, None], "role": [membership.role, None]})
+    audit_record(
+        actor=actor,
+        team=membership.team,
+        action=AuditEntry.Action.DELETE,
+        obj=membership,
+        changes={"user": [membership.user_id, None], "role": [membership.role, None]},
+    )
     roster_changed(team_ids=[membership.team_id])
     membership.delete()

@@ -36,8 +36,11 @@ def handover_note(request: HttpRequest, slug: str) -> HttpResponse:
     form = HandoverNoteForm(request.POST or None, team=team)
     if request.method == "POST" and form.is_valid():
         handover_note_add(
-            team=team, author=request.user, text=form.cleaned_data["text"],
-            position=form.cleaned_data["position"], now=timezone.now(),
+            team=team,
+            author=request.user,
+            text=form.cleaned_data["text"],
+            position=form.cleaned_data["position"],
+            now=timezone.now(),
         )
         messages.success(request, "Handover note saved; it goes out with your next handover.")
         return redirect("rotations:handover-note", slug=team.slug)

@@ -74,8 +74,9 @@ def celery_worker():
 def pytest_configure(config):
     # Registered here, not in pyproject.toml: a pyproject change makes every checkout's bin/test
     # reinstall into the shared virtualenv.
-    config.addinivalue_line("markers", "sqlite: needs the local demo's SQLite database "
-                                       "(--ds=config.settings.test_sqlite)")
+    config.addinivalue_line(
+        "markers", "sqlite: needs the local demo's SQLite database (--ds=config.settings.test_sqlite)"
+    )
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -83,5 +84,9 @@ def pytest_terminal_summary(terminalreporter):
     from tests.browser.conftest import chromium_path
 
     if chromium_path() is None:
-        terminalreporter.write_sep("!", "browser tests SKIPPED: no chromium binary (apt-get install chromium, "
-                                        "or set BACKSTOP_CHROMIUM)", red=True, bold=True)
+        terminalreporter.write_sep(
+            "!",
+            "browser tests SKIPPED: no chromium binary (apt-get install chromium, or set BACKSTOP_CHROMIUM)",
+            red=True,
+            bold=True,
+        )

@@ -177,6 +177,8 @@ class PageFactory(factory.django.DjangoModelFactory):
     channel = factory.SelfAttribute("contact_method.kind")
     destination = factory.SelfAttribute("contact_method.value")
     due_at = factory.LazyFunction(timezone.now)
+
+
 class IntegrationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Integration

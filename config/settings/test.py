@@ -12,11 +12,7 @@ _slot = f"{_checkout}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-" + "x" * 20
-DATABASES = {
-    "default": env.db(
-        "TEST_DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/backstop_{_checkout}"
-    )
-}
+DATABASES = {"default": env.db("TEST_DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/backstop_{_checkout}")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300, "global_keyprefix": f"backstop-test-{_slot}:"}

@@ -83,9 +83,7 @@ class Incident(models.Model):
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["next_action_at"], condition=~Q(status="resolved"), name="incident_due_idx"
-            ),
+            models.Index(fields=["next_action_at"], condition=~Q(status="resolved"), name="incident_due_idx"),
             models.Index(fields=["team", "status", "-created_at"], name="incident_team_status_idx"),
             models.Index(fields=["status", "-created_at"], name="incident_status_idx"),
         ]
@@ -154,16 +152,16 @@ class Page(models.Model):
         EMAIL = "email", "E-mail"
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"          # waiting for due_at
-        SENDING = "sending", "Sending"          # claimed by a worker; provider being called
-        SENT = "sent", "Sent"                   # provider accepted it
+        PENDING = "pending", "Pending"  # waiting for due_at
+        SENDING = "sending", "Sending"  # claimed by a worker; provider being called
+        SENT = "sent", "Sent"  # provider accepted it
         DELIVERED = "delivered", "Delivered"
         ANSWERED = "answered", "Answered"
         FAILED = "failed", "Failed"
         NO_ANSWER = "no_answer", "No answer"
         BUSY = "busy", "Busy"
-        CANCELED = "canceled", "Canceled"        # incident acknowledged/resolved before it was due
-        BUNDLED = "bundled", "Bundled"          # carried by another page's message (throttling)
+        CANCELED = "canceled", "Canceled"  # incident acknowledged/resolved before it was due
+        BUNDLED = "bundled", "Bundled"  # carried by another page's message (throttling)
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="pages")
     cycle = models.PositiveIntegerField()
@@ -197,9 +195,7 @@ class Page(models.Model):
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["due_at"], condition=Q(status__in=["pending", "sending"]), name="page_due_idx"
-            ),
+            models.Index(fields=["due_at"], condition=Q(status__in=["pending", "sending"]), name="page_due_idx"),
             models.Index(fields=["contact_method", "sent_at"], name="page_contact_sent_idx"),
             # Delivery works per destination: the pending pages to bundle and the recent claims to
             # throttle. Without these, both scanned every pending page or every page ever claimed.
@@ -207,7 +203,8 @@ class Page(models.Model):
                 fields=["destination", "channel"], condition=Q(status="pending"), name="page_pending_dest_idx"
             ),
             models.Index(
-                fields=["destination", "channel", "claimed_at"], condition=Q(claimed_at__isnull=False),
+                fields=["destination", "channel", "claimed_at"],
+                condition=Q(claimed_at__isnull=False),
                 name="page_dest_claimed_idx",
             ),
         ]

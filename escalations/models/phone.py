@@ -22,7 +22,11 @@ class PhoneLine(models.Model):
     name = models.CharField(max_length=100)
     team = models.ForeignKey("rotations.Team", on_delete=models.PROTECT, related_name="phone_lines")
     policy = models.ForeignKey(
-        "escalations.EscalationPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "escalations.EscalationPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="Empty: the team's default policy",
     )
     greeting = models.TextField(
@@ -35,7 +39,8 @@ class PhoneLine(models.Model):
     language = models.CharField(max_length=10, default="en-US")
     voice = models.CharField(max_length=40, default="Polly.Joanna", help_text="e.g. Polly.Joanna or alice")
     max_recording_seconds = models.PositiveSmallIntegerField(
-        default=120, validators=[MinValueValidator(5), MaxValueValidator(3600)],
+        default=120,
+        validators=[MinValueValidator(5), MaxValueValidator(3600)],
         help_text="Twilio only transcribes recordings of 2 to 120 seconds",
     )
     # Said after the greeting when the call arrives outside the windows below (if any).
@@ -44,7 +49,8 @@ class PhoneLine(models.Model):
         help_text="Said outside business hours, e.g. 'Our office is closed; this line pages the engineer on call.'",
     )
     business_hours = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text='Windows in the line\'s time zone: [{"days": [0,1,2,3,4], "start": "08:00", "end": "18:00"}] '
         "(0 = Monday). Empty: always business hours.",
     )
@@ -159,9 +165,7 @@ class CallRecord(models.Model):
     recording_sid = models.CharField(max_length=64, blank=True)
     recording_url = models.URLField(max_length=500, blank=True)
     recording_duration = models.PositiveIntegerField(null=True, blank=True)
-    transcript_status = models.CharField(
-        max_length=10, choices=TranscriptStatus.choices, default=TranscriptStatus.NONE
-    )
+    transcript_status = models.CharField(max_length=10, choices=TranscriptStatus.choices, default=TranscriptStatus.NONE)
     transcript = models.TextField(blank=True)
     caller_verified = models.BooleanField(default=False)
     customer_contact = models.ForeignKey(

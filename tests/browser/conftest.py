@@ -23,8 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 
@@ -41,8 +47,9 @@ def chromium_path() -> str | None:
 @pytest.fixture(scope="session")
 def playwright_sync():
     if chromium_path() is None:
-        pytest.skip("No chromium binary found (apt-get install chromium, or set BACKSTOP_CHROMIUM): "
-                    "browser tests skipped.")
+        pytest.skip(
+            "No chromium binary found (apt-get install chromium, or set BACKSTOP_CHROMIUM): browser tests skipped."
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -90,9 +97,15 @@ def browser_at(playwright_sync, live_server, tmp_path, request) -> Iterator[Call
     def make(viewport: str = "desktop") -> Browser:
         profile = tmp_path / f"profile-{viewport}-{len(contexts)}"
         context = playwright_sync.chromium.launch_persistent_context(
-            str(profile), executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS,
-            viewport=VIEWPORTS[viewport], locale="en-GB", timezone_id="Europe/Berlin",
-            is_mobile=viewport == "phone", has_touch=viewport == "phone",
+            str(profile),
+            executable_path=chromium_path(),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORTS[viewport],
+            locale="en-GB",
+            timezone_id="Europe/Berlin",
+            is_mobile=viewport == "phone",
+            has_touch=viewport == "phone",
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

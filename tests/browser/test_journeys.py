@@ -57,8 +57,12 @@ def test_acknowledge_and_resolve_an_incident(browser_at, demo):
 
     payments = demo["payments"]
     engineer = primary_now(payments)
-    incident = incident_trigger(team=payments, title="Checkout is down", source="alert",
-                                payload={"labels": {"alertname": "CheckoutDown", "severity": "critical"}}).incident
+    incident = incident_trigger(
+        team=payments,
+        title="Checkout is down",
+        source="alert",
+        payload={"labels": {"alertname": "CheckoutDown", "severity": "critical"}},
+    ).incident
     incident_advance(incident_id=incident.pk)  # step 1 pages the primary now, not on a worker's schedule
 
     b = browser_at("phone")
@@ -205,8 +209,12 @@ def test_staff_signs_in_with_totp_and_plays_a_voicemail(browser_at, demo, record
     from escalations.phone_simulator import call_simulate
 
     line = PhoneLine.objects.get()
-    record = call_simulate(line=line, from_number="+15550142001", duration=14,
-                           transcript="Our checkout is down, customers cannot pay. Please call back.")
+    record = call_simulate(
+        line=line,
+        from_number="+15550142001",
+        duration=14,
+        transcript="Our checkout is down, customers cannot pay. Please call back.",
+    )
     assert record is not None and record.incident_id is not None
     staff = User.objects.get(email="staff@example.com")
     secret = generate_totp_secret()
@@ -229,11 +237,14 @@ def test_staff_signs_in_with_totp_and_plays_a_voicemail(browser_at, demo, record
     audio = b.page.locator("audio")
     expect(audio).to_have_attribute("src", f"/calls/{record.pk}/recording")
     # preload="none" keeps the page light; load it as pressing play would, and wait for the outcome.
-    state = b.page.evaluate("""(a) => new Promise((done) => {
+    state = b.page.evaluate(
+        """(a) => new Promise((done) => {
         a.addEventListener("loadedmetadata", () => done({ok: true, duration: a.duration}));
         a.addEventListener("error", () => done({ok: false, code: a.error && a.error.code}));
         a.preload = "auto"; a.load();
-    })""", audio.element_handle())
+    })""",
+        audio.element_handle(),
+    )
     assert state["ok"], f"audio element failed to load: {state}"
     assert 0.5 < state["duration"] < 2
     assert b.page.evaluate("(a) => a.readyState", audio.element_handle()) >= 1

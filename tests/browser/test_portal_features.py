@@ -57,7 +57,8 @@ def test_add_remove_and_reorder_policy_steps(browser_at, demo):  # noqa: F811
     b.sign_in("maria@example.com", DEMO_PASSWORD)
     b.goto(f"/teams/{payments.slug}/")
     b.page.locator("article", has=b.page.get_by_role("heading", name=re.compile("Default"))).get_by_role(
-        "link", name="Edit").click()
+        "link", name="Edit"
+    ).click()
     expect(b.page.get_by_role("heading", level=1)).to_have_text("Edit Default")
     steps = b.page.locator("[data-step-list] > fieldset:visible")
     expect(steps).to_have_count(3)  # primary, secondary, managers; the no-JS spare step is put away
@@ -84,14 +85,17 @@ def test_add_remove_and_reorder_policy_steps(browser_at, demo):  # noqa: F811
     article = b.page.locator("article", has=b.page.get_by_role("heading", name=re.compile("Default")))
     expect(article.locator("li").first).to_contain_text(re.compile("team", re.I))
     b.shot("policy-saved")
-    saved = [(s.delay.total_seconds() / 60, [t.kind for t in s.targets.all()])
-             for s in policy.steps.order_by("order").prefetch_related("targets")]
+    saved = [
+        (s.delay.total_seconds() / 60, [t.kind for t in s.targets.all()])
+        for s in policy.steps.order_by("order").prefetch_related("targets")
+    ]
     assert saved == [(2, ["team"]), (5, ["position"]), (10, ["managers"])]
     assert list(policy.steps.get(order=1).targets.values_list("position", flat=True)) == ["primary"]
 
     # A step added and left empty comes back with the reason next to it.
     b.page.locator("article", has=b.page.get_by_role("heading", name=re.compile("Default"))).get_by_role(
-        "link", name="Edit").click()
+        "link", name="Edit"
+    ).click()
     b.page.get_by_role("button", name="Add step").click()
     b.page.locator("[data-step-list] > fieldset:visible").last.get_by_label("Wait (minutes)").fill("7")
     b.page.get_by_role("button", name="Save policy").click()

@@ -41,4 +41,3 @@ def test_a_task_run_eagerly_leaves_its_callers_connection_and_transaction_alone(
         assert connection.connection is backend and connection.in_atomic_block
     finally:
         app.conf.task_always_eager = False
-

@@ -48,4 +48,3 @@ def test_every_task_and_beat_entry_lands_on_a_queue_the_layout_consumes():
         assert _queue(name) in consumed, name
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         assert _queue(entry["task"]) in consumed, entry["task"]
-

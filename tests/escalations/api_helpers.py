@@ -12,7 +12,12 @@ def api_client(user=None) -> APIClient:
     client = APIClient()
     if user is not None:
         raw = token_generate()
-        ApiToken.objects.create(user=user, name="tests", prefix=raw[:12], key_hash=token_hash(raw),
-                                expires_at=timezone.now() + timedelta(days=1))
+        ApiToken.objects.create(
+            user=user,
+            name="tests",
+            prefix=raw[:12],
+            key_hash=token_hash(raw),
+            expires_at=timezone.now() + timedelta(days=1),
+        )
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client

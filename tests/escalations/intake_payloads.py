@@ -6,8 +6,15 @@ import copy
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
 
 
-def pdpyras_trigger(routing_key=ROUTING_KEY, summary="Disk full on db-1", source="db-1", dedup_key=None,
-                    severity="critical", custom_details=None, links=None):
+def pdpyras_trigger(
+    routing_key=ROUTING_KEY,
+    summary="Disk full on db-1",
+    source="db-1",
+    dedup_key=None,
+    severity="critical",
+    custom_details=None,
+    links=None,
+):
     # pdpyras EventsAPISession.trigger(): payload {summary, source, severity}, dedup_key only if a str,
     # then post() adds routing_key to the JSON body.
     event = {"event_action": "trigger", "payload": {"summary": summary, "source": source, "severity": severity}}
@@ -26,8 +33,14 @@ def pdpyras_action(action, dedup_key, routing_key=ROUTING_KEY):
     return {"event_action": action, "dedup_key": dedup_key, "routing_key": routing_key}
 
 
-def pdpyras_change(routing_key=ROUTING_KEY, summary="Deployed v1.2.3", source="ci", timestamp="2026-03-02T09:00:00Z",
-                   custom_details=None, links=None):
+def pdpyras_change(
+    routing_key=ROUTING_KEY,
+    summary="Deployed v1.2.3",
+    source="ci",
+    timestamp="2026-03-02T09:00:00Z",
+    custom_details=None,
+    links=None,
+):
     event = {"routing_key": routing_key, "payload": {"summary": summary, "timestamp": timestamp}}
     if source:
         event["payload"]["source"] = source

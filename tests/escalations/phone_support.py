@@ -28,8 +28,15 @@ def sign(url: str, params: dict) -> str:
     return RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(url, params)
 
 
-def twilio_post(client, name: str, params: dict, *, query: dict | None = None, signature: str | None = None,
-                sign_url: str | None = None):
+def twilio_post(
+    client,
+    name: str,
+    params: dict,
+    *,
+    query: dict | None = None,
+    signature: str | None = None,
+    sign_url: str | None = None,
+):
     """POST form-encoded like Twilio, signed over PUBLIC_BASE_URL + path (as the proxy hides it)."""
     path = reverse(name if ":" in name else f"twilio:{name}") + (f"?{urlencode(query)}" if query else "")
     if signature is None:
@@ -39,8 +46,15 @@ def twilio_post(client, name: str, params: dict, *, query: dict | None = None, s
 
 
 def call_params(call_sid: str = "CA" + "1" * 32, *, caller: str = CALLER, to: str = LINE_NUMBER, **extra) -> dict:
-    return {"CallSid": call_sid, "AccountSid": ACCOUNT, "From": caller, "To": to, "ApiVersion": "2010-04-01",
-            "Direction": "inbound", **{k: str(v) for k, v in extra.items()}}
+    return {
+        "CallSid": call_sid,
+        "AccountSid": ACCOUNT,
+        "From": caller,
+        "To": to,
+        "ApiVersion": "2010-04-01",
+        "Direction": "inbound",
+        **{k: str(v) for k, v in extra.items()},
+    }
 
 
 def recording_params(call_sid: str, *, sid: str = "RE" + "a" * 32, duration: int | str = 14, **extra) -> dict:
@@ -54,8 +68,7 @@ def paged_team(name: str = "Payments"):
     engineer = MembershipFactory(team=team, role="engineer").user
     NotificationRuleFactory(contact_method=ContactMethodFactory(user=engineer))
     policy = EscalationPolicyFactory(team=team, name="Default")
-    EscalationTargetFactory(step=EscalationStepFactory(policy=policy, order=0), kind="user", position="",
-                            user=engineer)
+    EscalationTargetFactory(step=EscalationStepFactory(policy=policy, order=0), kind="user", position="", user=engineer)
     team.escalation_policy = policy
     team.save(update_fields=["escalation_policy"])
     return team, engineer

@@ -21,10 +21,17 @@ def admin_client_mfa(client, mfa_user):
 
 def _policy_form(policy, steps):
     data = {
-        "team": policy.team_id, "name": policy.name, "description": "", "repeat": policy.repeat,
-        "ack_timeout": "", "auto_resolve_after": "", "reassign_on_handover": "on",
-        "steps-TOTAL_FORMS": len(steps), "steps-INITIAL_FORMS": sum(1 for s in steps if s.get("id")),
-        "steps-MIN_NUM_FORMS": 0, "steps-MAX_NUM_FORMS": 1000,
+        "team": policy.team_id,
+        "name": policy.name,
+        "description": "",
+        "repeat": policy.repeat,
+        "ack_timeout": "",
+        "auto_resolve_after": "",
+        "reassign_on_handover": "on",
+        "steps-TOTAL_FORMS": len(steps),
+        "steps-INITIAL_FORMS": sum(1 for s in steps if s.get("id")),
+        "steps-MIN_NUM_FORMS": 0,
+        "steps-MAX_NUM_FORMS": 1000,
     }
     for i, step in enumerate(steps):
         for key, value in step.items():

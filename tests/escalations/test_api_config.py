@@ -34,14 +34,21 @@ def test_policy_crud_nested_and_audited(team, role_users):
     assert r.status_code == 201, r.content
     policy = EscalationPolicy.objects.get()
     assert [(s.order, s.delay.total_seconds(), s.targets.count()) for s in policy.steps.all()] == [
-        (0, 300, 1), (1, 900, 2)]
-    r = client.patch(f"/api/v1/escalation-policies/{policy.pk}/",
-                     {"steps": [{"delay": "00:01:00", "targets": [{"kind": "team"}]}]}, format="json")
+        (0, 300, 1),
+        (1, 900, 2),
+    ]
+    r = client.patch(
+        f"/api/v1/escalation-policies/{policy.pk}/",
+        {"steps": [{"delay": "00:01:00", "targets": [{"kind": "team"}]}]},
+        format="json",
+    )
     assert r.status_code == 200 and len(r.json()["steps"]) == 1
     assert client.delete(f"/api/v1/escalation-policies/{policy.pk}/").status_code == 204
     assert list(AuditEntry.objects.order_by("id").values_list("action", "object_type")) == [
-        ("create", "escalations.EscalationPolicy"), ("update", "escalations.EscalationPolicy"),
-        ("delete", "escalations.EscalationPolicy")]
+        ("create", "escalations.EscalationPolicy"),
+        ("update", "escalations.EscalationPolicy"),
+        ("delete", "escalations.EscalationPolicy"),
+    ]
     assert AuditEntry.objects.filter(actor=role_users["manager"], team=team).count() == 3
 
 
@@ -56,7 +63,8 @@ def test_policy_crud_nested_and_audited(team, role_users):
 )
 def test_policy_validation(team, role_users, steps):
     r = api_client(role_users["manager"]).post(
-        "/api/v1/escalation-policies/", {"team": team.pk, "name": "p", "steps": steps}, format="json")
+        "/api/v1/escalation-policies/", {"team": team.pk, "name": "p", "steps": steps}, format="json"
+    )
     assert r.status_code == 400 and r.json()["errors"]
     assert EscalationPolicy.objects.count() == 0 and AuditEntry.objects.count() == 0
 
@@ -116,15 +124,17 @@ def test_config_permission_matrix(team, role_users, endpoint, role):
 
 def test_manager_cannot_create_for_another_team(role_users):
     other = TeamFactory()
-    r = api_client(role_users["manager"]).post("/api/v1/integrations/", {"team": other.pk, "name": "x",
-                                                                        "kind": "generic"}, format="json")
+    r = api_client(role_users["manager"]).post(
+        "/api/v1/integrations/", {"team": other.pk, "name": "x", "kind": "generic"}, format="json"
+    )
     assert r.status_code == 403 and Integration.objects.count() == 0
 
 
 def test_integration_key_shown_on_create_and_rotate_only(team, role_users):
     client = api_client(role_users["manager"])
-    r = client.post("/api/v1/integrations/", {"team": team.pk, "name": "Prometheus", "kind": "alertmanager"},
-                    format="json")
+    r = client.post(
+        "/api/v1/integrations/", {"team": team.pk, "name": "Prometheus", "kind": "alertmanager"}, format="json"
+    )
     assert r.status_code == 201
     key = r.json()["key"]
     assert len(key) == 32 and Integration.objects.get().key == key
@@ -142,22 +152,25 @@ def test_integration_key_shown_on_create_and_rotate_only(team, role_users):
 def test_integration_policy_of_other_team_rejected(team, role_users):
     foreign = EscalationPolicyFactory()
     r = api_client(role_users["staff"]).post(
-        "/api/v1/integrations/", {"team": team.pk, "name": "x", "kind": "pagerduty", "policy": foreign.pk},
-        format="json")
+        "/api/v1/integrations/",
+        {"team": team.pk, "name": "x", "kind": "pagerduty", "policy": foreign.pk},
+        format="json",
+    )
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "policy"
 
 
 def test_maintenance_window_end_after_start(team, role_users):
     r = api_client(role_users["manager"]).post(
         "/api/v1/maintenance-windows/",
-        {"team": team.pk, "start": "2026-03-02T11:00:00Z", "end": "2026-03-02T09:00:00Z"}, format="json")
+        {"team": team.pk, "start": "2026-03-02T11:00:00Z", "end": "2026-03-02T09:00:00Z"},
+        format="json",
+    )
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "end"
 
 
 def test_heartbeat_token_on_create_and_rotate(team, role_users):
     client = api_client(role_users["manager"])
-    r = client.post("/api/v1/heartbeats/", {"team": team.pk, "name": "backup", "interval": "01:00:00"},
-                    format="json")
+    r = client.post("/api/v1/heartbeats/", {"team": team.pk, "name": "backup", "interval": "01:00:00"}, format="json")
     assert r.status_code == 201 and r.json()["ping_url"].endswith(f"/{r.json()['token']}/")
     pk = r.json()["id"]
     assert "token" not in client.get(f"/api/v1/heartbeats/{pk}/").json()
@@ -165,8 +178,9 @@ def test_heartbeat_token_on_create_and_rotate(team, role_users):
 
 
 @pytest.mark.parametrize("body", [b"{", b"[]", b'"x"', b"null"])
-@pytest.mark.parametrize("endpoint", ["incidents", "escalation-policies", "integrations", "maintenance-windows",
-                                      "heartbeats", "tokens"])
+@pytest.mark.parametrize(
+    "endpoint", ["incidents", "escalation-policies", "integrations", "maintenance-windows", "heartbeats", "tokens"]
+)
 def test_garbage_bodies_are_400_json(role_users, endpoint, body):
     r = api_client(role_users["staff"]).post(f"/api/v1/{endpoint}/", body, content_type="application/json")
     assert r.status_code == 400 and r["Content-Type"].startswith("application/json")
@@ -175,8 +189,12 @@ def test_garbage_bodies_are_400_json(role_users, endpoint, body):
 def test_schema_generates_without_warnings(tmp_path):
     call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yaml"))
     text = (tmp_path / "schema.yaml").read_text()
-    for path in ("/api/v1/incidents/{id}/acknowledge/", "/api/v1/integrations/{id}/rotate-key/",
-                 "/api/v1/tokens/", "/api/v1/heartbeats/{id}/rotate-token/"):
+    for path in (
+        "/api/v1/incidents/{id}/acknowledge/",
+        "/api/v1/integrations/{id}/rotate-key/",
+        "/api/v1/tokens/",
+        "/api/v1/heartbeats/{id}/rotate-token/",
+    ):
         assert path in text
 
 

@@ -32,8 +32,9 @@ def clients(role_users):
 @pytest.fixture
 def incident(team, role_users):
     policy = EscalationPolicyFactory(team=team)
-    EscalationTargetFactory(step=EscalationStepFactory(policy=policy, order=0), kind="user", position="",
-                            user=role_users["engineer"])
+    EscalationTargetFactory(
+        step=EscalationStepFactory(policy=policy, order=0), kind="user", position="", user=role_users["engineer"]
+    )
     EscalationStepFactory(policy=policy, order=1)
     team.escalation_policy = policy
     team.save()
@@ -61,15 +62,26 @@ def test_list_filters_and_ordering(team, role_users):
     assert ids(severity="critical", team=team.pk) == [a.pk]
     assert ids(source="alert") == [a.pk]
     assert ids(assigned_to_me="true") == [c.pk]
-    assert ids(created_after=(T0 + timedelta(hours=1)).isoformat(), created_before=(
-        T0 + timedelta(days=1, hours=1)).isoformat()) == [b.pk]
+    assert ids(
+        created_after=(T0 + timedelta(hours=1)).isoformat(),
+        created_before=(T0 + timedelta(days=1, hours=1)).isoformat(),
+    ) == [b.pk]
     assert ids(ordering="created_at") == [a.pk, b.pk, c.pk]
     page = client.get("/api/v1/incidents/", {"limit": 1, "offset": 1}).json()
     assert page["count"] == 3 and [r["id"] for r in page["results"]] == [b.pk]
 
 
-@pytest.mark.parametrize("params", [{"status": "nope"}, {"created_after": "yesterday"}, {"team": "x"},
-                                    {"limit": "-1"}, {"ordering": "password"}, {"assigned_to_me": "maybe"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "nope"},
+        {"created_after": "yesterday"},
+        {"team": "x"},
+        {"limit": "-1"},
+        {"ordering": "password"},
+        {"assigned_to_me": "maybe"},
+    ],
+)
 def test_bad_query_params_never_500(team, role_users, params):
     r = api_client(role_users["engineer"]).get("/api/v1/incidents/", params)
     assert r.status_code in (200, 400)
@@ -110,8 +122,8 @@ def test_actions(incident, role_users):
 
 def test_create_manual_incident(team, role_users):
     r = api_client(role_users["engineer"]).post(
-        "/api/v1/incidents/", {"team": team.pk, "title": "Customers report 502s", "severity": "critical"},
-        format="json")
+        "/api/v1/incidents/", {"team": team.pk, "title": "Customers report 502s", "severity": "critical"}, format="json"
+    )
     assert r.status_code == 201, r.content
     incident = Incident.objects.get(pk=r.json()["id"])
     assert (incident.source, incident.severity, incident.team) == ("api", "critical", team)

@@ -105,9 +105,7 @@ def test_connection_refused_is_temporary_not_unknown(settings):
 
 def test_page_enqueue_uses_short_etas_and_leaves_long_waits_to_the_sweep(monkeypatch):
     calls = []
-    monkeypatch.setattr(
-        delivery_tasks.deliver_page, "apply_async", lambda args, eta=None: calls.append((args[0], eta))
-    )
+    monkeypatch.setattr(delivery_tasks.deliver_page, "apply_async", lambda args, eta=None: calls.append((args[0], eta)))
     monkeypatch.setattr(
         delivery_tasks.deliver_pages, "apply_async", lambda args, eta=None: calls.append((tuple(args[0]), eta))
     )

@@ -106,9 +106,7 @@ def test_temporary_failures_give_up_after_max_attempts_and_move_to_next_rule(fak
     now = timezone.now()
     page = _page(due_at=now, rule_index=0)
     voice = ContactMethodFactory(user=page.user, kind=ContactMethod.Kind.VOICE)
-    later = _page(
-        incident=page.incident, contact_method=voice, rule_index=1, due_at=now + timedelta(minutes=5)
-    )
+    later = _page(incident=page.incident, contact_method=voice, rule_index=1, due_at=now + timedelta(minutes=5))
     fake_twilio.plan("500", "500")
     assert page_deliver(page_id=page.pk, now=now).result == "retry"
     outcome = page_deliver(page_id=page.pk, now=now + timedelta(seconds=15))
@@ -182,9 +180,7 @@ def test_reconcile_of_a_stuck_call_finds_it_by_number_and_time(fake_twilio):
 def test_five_pages_to_one_phone_go_out_as_one_bundled_sms(fake_twilio):
     team = TeamFactory(name="Payments")
     cm = ContactMethodFactory()
-    pages = [
-        _page(incident=IncidentFactory(team=team, title=f"Problem {i}"), contact_method=cm) for i in range(5)
-    ]
+    pages = [_page(incident=IncidentFactory(team=team, title=f"Problem {i}"), contact_method=cm) for i in range(5)]
     outcome = page_deliver(page_id=pages[2].pk)
     assert outcome.result == "sent"
     [msg] = fake_twilio.messages()

@@ -56,9 +56,7 @@ def test_temporary_twilio_errors_are_retried_by_the_worker(worker, fake_twilio, 
     assert len(fake_twilio.create_requests()) == 3
 
 
-def test_worker_dying_between_claim_and_send_is_reconciled_to_exactly_one_message(
-    worker, fake_twilio, monkeypatch
-):
+def test_worker_dying_between_claim_and_send_is_reconciled_to_exactly_one_message(worker, fake_twilio, monkeypatch):
     """The task is claimed, then the worker 'dies' (the channel raises BaseException-like death
     before or after Twilio got the request); reconcile decides, the resend happens at most once."""
     sent_before_death = PageFactory(contact_method=ContactMethodFactory())

@@ -26,14 +26,21 @@ def integration(team):
 def send(client, integration, body):
     data = body if isinstance(body, bytes) else json.dumps(body)
     return post_and_drain(
-        client, f"/integrations/alertmanager/{integration.key}/", data=data, content_type="application/json",
+        client,
+        f"/integrations/alertmanager/{integration.key}/",
+        data=data,
+        content_type="application/json",
         HTTP_USER_AGENT="Alertmanager/0.27.0",
     )
 
 
 def counts():
-    return (Incident.objects.count(), Alert.objects.count(), TimelineEvent.objects.count(),
-            AlertGroupMember.objects.count())
+    return (
+        Incident.objects.count(),
+        Alert.objects.count(),
+        TimelineEvent.objects.count(),
+        AlertGroupMember.objects.count(),
+    )
 
 
 def test_group_lifecycle(client, integration):
@@ -45,8 +52,7 @@ def test_group_lifecycle(client, integration):
     assert incident.group_members.filter(status="firing").count() == 2
     assert (incident.title, incident.severity, incident.status) == ("HighLatency", "critical", "triggered")
     assert incident.payload["alertmanager"]["commonLabels"]["job"] == "api"
-    assert [a["labels"]["instance"] for a in incident.payload["alertmanager"]["alerts"]] == [
-        "api-1:9100", "api-2:9100"]
+    assert [a["labels"]["instance"] for a in incident.payload["alertmanager"]["alerts"]] == ["api-1:9100", "api-2:9100"]
     assert {"href": "http://alertmanager:9093", "text": "Alertmanager"} in incident.links
 
     # Alertmanager re-sends the whole group: one resolved, one still firing -> still open.
@@ -54,7 +60,9 @@ def test_group_lifecycle(client, integration):
     incident.refresh_from_db()
     assert incident.status == "triggered" and Incident.objects.count() == 1
     assert dict(incident.group_members.values_list("fingerprint", "status")) == {
-        "a1b2c3d4e5f60718": "resolved", "b1b2c3d4e5f60718": "firing"}
+        "a1b2c3d4e5f60718": "resolved",
+        "b1b2c3d4e5f60718": "firing",
+    }
 
     r = send(client, integration, am_message(("resolved", "resolved")))
     assert r.status_code == 200 and not incident.group_members.filter(status="firing").exists()

@@ -32,22 +32,32 @@ def url(integration):
 
 
 def test_generic_json_trigger_and_resolve(client, integration):
-    r = post_and_drain(client, url(integration), data=json.dumps(
-        {"summary": "Backup failed", "details": {"rc": 2}, "severity": "warning", "dedup_key": "backup"}),
-        content_type="application/json")
+    r = post_and_drain(
+        client,
+        url(integration),
+        data=json.dumps(
+            {"summary": "Backup failed", "details": {"rc": 2}, "severity": "warning", "dedup_key": "backup"}
+        ),
+        content_type="application/json",
+    )
     assert r.status_code == 202 and r.json()["dedup_key"] == "backup"
     incident = Incident.objects.get()
     assert (incident.title, incident.severity, incident.dedup_key) == ("Backup failed", "warning", "backup")
-    r = post_and_drain(client, url(integration), data=json.dumps({"action": "resolve", "dedup_key": "backup"}),
-                    content_type="application/json")
+    r = post_and_drain(
+        client,
+        url(integration),
+        data=json.dumps({"action": "resolve", "dedup_key": "backup"}),
+        content_type="application/json",
+    )
     assert r.status_code == 202
     incident.refresh_from_db()
     assert incident.status == "resolved"
 
 
 def test_generic_form(client, integration):
-    r = post_and_drain(client, url(integration),
-                       data={"summary": "Disk 91%", "severity": "critical", "dedup_key": "disk"})
+    r = post_and_drain(
+        client, url(integration), data={"summary": "Disk 91%", "severity": "critical", "dedup_key": "disk"}
+    )
     assert r.status_code == 202
     assert Incident.objects.get().title == "Disk 91%"
     r = post_and_drain(client, url(integration), data={"action": "acknowledge", "dedup_key": "disk"})
@@ -78,7 +88,10 @@ def test_heartbeat_missed_opens_one_incident_and_ping_resolves(team, client):
     assert len(opened) == 1
     incident = opened[0]
     assert (incident.source, incident.severity, incident.title) == (
-        "heartbeat", "critical", f"Missed heartbeat: {hb.name}")
+        "heartbeat",
+        "critical",
+        f"Missed heartbeat: {hb.name}",
+    )
     # Idempotent: further checks open nothing more.
     assert intake.heartbeats_check(now=T0 + 30 * MIN) == []
     assert intake.heartbeats_check(now=T0 + 60 * MIN) == []

@@ -59,7 +59,12 @@ def test_accepting_is_one_statement_and_applies_nothing_yet(client, integration,
     assert r.json() == {"status": "success", "message": "Event processed", "dedup_key": "k"}
     row = InboxEvent.objects.get()
     assert (row.integration, row.kind, row.action, row.dedup_key, row.processed_at) == (
-        integration, "pagerduty", "trigger", "k", None)
+        integration,
+        "pagerduty",
+        "trigger",
+        "k",
+        None,
+    )
     assert row.payload == pdpyras_trigger(routing_key=integration.key, dedup_key="k")  # stored as received
     assert Incident.objects.count() == 0 and Alert.objects.count() == 0
     assert drain() == 1
@@ -86,8 +91,9 @@ def test_a_generated_dedup_key_is_stored_with_the_event(client, integration, kic
 def test_malformed_events_are_400_and_leave_no_inbox_row(client, integration, url, body, kicks):
     if isinstance(body, dict) and "routing_key" in body:
         body["routing_key"] = integration.key
-    response = client.post(url, data=body if isinstance(body, str) else json.dumps(body),
-                           content_type="application/json")
+    response = client.post(
+        url, data=body if isinstance(body, str) else json.dumps(body), content_type="application/json"
+    )
     assert response.status_code == 400 and response.json()["status"] == "invalid event"
     assert InboxEvent.objects.count() == 0
 
@@ -118,8 +124,7 @@ def test_disabled_and_unknown_keys_store_nothing(client, team, kicks):
     assert InboxEvent.objects.count() == 0
 
 
-def test_an_accepted_event_is_applied_even_if_the_integration_is_disabled_before_the_drain(
-        client, integration, kicks):
+def test_an_accepted_event_is_applied_even_if_the_integration_is_disabled_before_the_drain(client, integration, kicks):
     accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     integration.enabled = False
     integration.save()
@@ -136,25 +141,38 @@ def test_trigger_then_resolve_of_one_key_in_one_batch_ends_resolved(client, inte
     incident = Incident.objects.get()
     assert (incident.status, incident.alert_count) == ("resolved", 2)
     assert list(Alert.objects.order_by("id").values_list("action", "status", "incident")) == [
-        ("trigger", "firing", incident.pk), ("trigger", "firing", incident.pk), ("resolve", "resolved", incident.pk)]
+        ("trigger", "firing", incident.pk),
+        ("trigger", "firing", incident.pk),
+        ("resolve", "resolved", incident.pk),
+    ]
 
 
 def test_trigger_resolve_trigger_in_one_batch_opens_a_second_incident(client, integration, kicks):
     key = integration.key
-    for body in (pdpyras_trigger(routing_key=key, dedup_key="k"), pdpyras_action("acknowledge", "k", routing_key=key),
-                 pdpyras_trigger(routing_key=key, dedup_key="k"), pdpyras_action("resolve", "k", routing_key=key),
-                 pdpyras_trigger(routing_key=key, dedup_key="k"), pdpyras_trigger(routing_key=key, dedup_key="k")):
+    for body in (
+        pdpyras_trigger(routing_key=key, dedup_key="k"),
+        pdpyras_action("acknowledge", "k", routing_key=key),
+        pdpyras_trigger(routing_key=key, dedup_key="k"),
+        pdpyras_action("resolve", "k", routing_key=key),
+        pdpyras_trigger(routing_key=key, dedup_key="k"),
+        pdpyras_trigger(routing_key=key, dedup_key="k"),
+    ):
         accept(client, body)
     drain()
     first, second = Incident.objects.order_by("id")
     assert (first.status, first.alert_count, second.status, second.alert_count) == ("resolved", 2, "triggered", 2)
     assert second.timeline.filter(kind="alert").count() == 1
     assert list(first.timeline.values_list("kind", flat=True)) == [  # in time order
-        "created", "acknowledged", "alert", "resolved"]
+        "created",
+        "acknowledged",
+        "alert",
+        "resolved",
+    ]
 
 
 def test_repeated_triggers_of_an_open_incident_collapse_into_few_statements(
-        client, integration, django_assert_max_num_queries, kicks):
+    client, integration, django_assert_max_num_queries, kicks
+):
     accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     drain()
     for _ in range(50):
@@ -168,16 +186,20 @@ def test_repeated_triggers_of_an_open_incident_collapse_into_few_statements(
     assert all(row.data == {"integration": integration.pk} for row in incident.timeline.filter(kind="alert"))
 
 
-def test_an_incident_open_before_the_batch_is_counted_then_acknowledged_and_resolved_in_it(
-        client, integration, kicks):
+def test_an_incident_open_before_the_batch_is_counted_then_acknowledged_and_resolved_in_it(client, integration, kicks):
     key = integration.key
     accept(client, pdpyras_trigger(routing_key=key, dedup_key="k"))
     other = accept(client, pdpyras_trigger(routing_key=key, dedup_key="other"))
     assert other.status_code == 202
     drain()
-    for body in (pdpyras_trigger(routing_key=key, dedup_key="k"), pdpyras_trigger(routing_key=key, dedup_key="other"),
-                 pdpyras_action("acknowledge", "k", routing_key=key), pdpyras_trigger(routing_key=key, dedup_key="k"),
-                 pdpyras_action("resolve", "k", routing_key=key), pdpyras_trigger(routing_key=key, dedup_key="other")):
+    for body in (
+        pdpyras_trigger(routing_key=key, dedup_key="k"),
+        pdpyras_trigger(routing_key=key, dedup_key="other"),
+        pdpyras_action("acknowledge", "k", routing_key=key),
+        pdpyras_trigger(routing_key=key, dedup_key="k"),
+        pdpyras_action("resolve", "k", routing_key=key),
+        pdpyras_trigger(routing_key=key, dedup_key="other"),
+    ):
         accept(client, body)
     latest = InboxEvent.objects.filter(dedup_key="other").latest("id").received_at
     assert drain() == 6
@@ -249,13 +271,15 @@ def test_change_alertmanager_and_generic_events_go_through_the_inbox(client, tea
     r = client.post(f"/integrations/generic/{generic.key}/", data={"summary": "Disk 91%", "dedup_key": "disk"})
     assert r.status_code == 202 and r.json()["dedup_key"] == "disk"
     assert list(InboxEvent.objects.values_list("kind", "action")) == [
-        ("change", ""), ("alertmanager", "firing"), ("generic", "trigger")]
+        ("change", ""),
+        ("alertmanager", "firing"),
+        ("generic", "trigger"),
+    ]
     assert InboxEvent.objects.get(kind="generic").payload == {"summary": "Disk 91%", "dedup_key": "disk"}
     assert (ChangeEvent.objects.count(), Incident.objects.count()) == (0, 0)
     drain()
     assert ChangeEvent.objects.get().summary == "Deployed v1.2.3"
-    assert sorted(Incident.objects.values_list("source", "title")) == [
-        ("alert", "Disk 91%"), ("alert", "HighLatency")]
+    assert sorted(Incident.objects.values_list("source", "title")) == [("alert", "Disk 91%"), ("alert", "HighLatency")]
 
 
 def test_one_kick_per_debounce_window(client, integration, kicks, settings):
@@ -275,7 +299,8 @@ def test_one_kick_per_debounce_window(client, integration, kicks, settings):
 
 
 def test_only_stored_events_kick_and_a_process_asks_the_cache_once_per_window(
-        client, team, integration, kicks, monkeypatch):
+    client, team, integration, kicks, monkeypatch
+):
     claims = []
     real_claim = inbox.kick_claim
     monkeypatch.setattr(inbox, "kick_claim", lambda backend: claims.append(1) or real_claim(backend))
@@ -296,8 +321,9 @@ def test_kick_debounce_windows():
 
 
 def test_a_kick_is_sent_after_the_response_and_a_cache_outage_is_harmless(client, integration, kicks, monkeypatch):
-    response = client.post(URL, data=json.dumps(pdpyras_trigger(routing_key=integration.key)),
-                           content_type="application/json")
+    response = client.post(
+        URL, data=json.dumps(pdpyras_trigger(routing_key=integration.key)), content_type="application/json"
+    )
     assert response.status_code == 202 and kicks == [1]  # the test client closes the response, as servers do
     inbox.kick_debounce.reset()
     cache.clear()
@@ -351,9 +377,16 @@ def test_the_lean_wsgi_path_serves_intake_and_the_portal_keeps_its_middleware(in
     def call(path, method="GET", body=b""):
         seen = {}
         environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "testserver", "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "CONTENT_TYPE": "application/json",
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "testserver",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "CONTENT_TYPE": "application/json",
             "CONTENT_LENGTH": str(len(body)),
         }
         chunks = application(environ, lambda status, headers: seen.update(status=status, headers=dict(headers)))

@@ -62,7 +62,12 @@ def test_trigger_ack_resolve_by_dedup_key(client, integration):
     assert r.json() == {"status": "success", "message": "Event processed", "dedup_key": "disk-db-1"}
     incident = Incident.objects.get()
     assert (incident.title, incident.severity, incident.source, incident.dedup_key, incident.team) == (
-        "Disk full on db-1", "critical", "alert", "disk-db-1", integration.team)
+        "Disk full on db-1",
+        "critical",
+        "alert",
+        "disk-db-1",
+        integration.team,
+    )
     assert '"free": "3%"' in incident.details
 
     assert post(client, pdpyras_action("acknowledge", "disk-db-1", routing_key=key)).status_code == 202
@@ -75,7 +80,10 @@ def test_trigger_ack_resolve_by_dedup_key(client, integration):
     incident.refresh_from_db()
     assert incident.status == "resolved"
     assert list(Alert.objects.order_by("id").values_list("action", "status")) == [
-        ("trigger", "firing"), ("acknowledge", "acknowledged"), ("resolve", "resolved")]
+        ("trigger", "firing"),
+        ("acknowledge", "acknowledged"),
+        ("resolve", "resolved"),
+    ]
 
 
 def test_trigger_without_dedup_key_gets_one_returned(client, integration):
@@ -180,7 +188,8 @@ def test_maintenance_window_scoped_to_another_integration_does_not_apply(team, i
 def test_trigger_checks_maintenance_scope_and_sees_a_new_window_at_once(team, integration):
     def trigger(minutes, key):
         return intake.pagerduty_event_process(
-            integration_key=None, body=pdpyras_trigger(routing_key=integration.key, dedup_key=key),
+            integration_key=None,
+            body=pdpyras_trigger(routing_key=integration.key, dedup_key=key),
             now=T0 + timedelta(minutes=minutes),
         )
 
@@ -197,12 +206,19 @@ def test_trigger_checks_maintenance_scope_and_sees_a_new_window_at_once(team, in
 
 def test_change_event_recorded_never_pages(client, integration):
     before = counts()
-    r = post(client, pdpyras_change(routing_key=integration.key, links=[{"href": "https://ci/1", "text": "Build"}]),
-             url=CHANGE_URL)
+    r = post(
+        client,
+        pdpyras_change(routing_key=integration.key, links=[{"href": "https://ci/1", "text": "Build"}]),
+        url=CHANGE_URL,
+    )
     assert r.status_code == 202 and r.json() == {"status": "success", "message": "Change event processed"}
     change = ChangeEvent.objects.get()
     assert (change.team, change.summary, change.source, change.links) == (
-        integration.team, "Deployed v1.2.3", "ci", [{"href": "https://ci/1", "text": "Build"}])
+        integration.team,
+        "Deployed v1.2.3",
+        "ci",
+        [{"href": "https://ci/1", "text": "Build"}],
+    )
     assert counts()[:3] == before[:3]
     assert Page.objects.count() == 0
 
@@ -221,8 +237,10 @@ def assert_invalid(response, expected_error=None):
     [
         ({"payload": {"source": "x", "severity": "info"}}, "'payload.summary' is missing or blank"),
         ({"payload": {"summary": "x", "severity": "info"}}, "'payload.source' is missing or blank"),
-        ({"payload": {"summary": "x", "source": "y", "severity": "sev1"}},
-         "'payload.severity' is invalid (must be one of critical, error, warning, info)"),
+        (
+            {"payload": {"summary": "x", "source": "y", "severity": "sev1"}},
+            "'payload.severity' is invalid (must be one of critical, error, warning, info)",
+        ),
         ({"routing_key": "abc"}, "Length of 'routing_key' is incorrect (should be 32 characters)"),
         ({"payload": {"summary": ["x"], "source": 1, "severity": None}}, "'payload.summary' must be a string"),
         ({"event_action": None}, "'event_action' is missing or blank"),
@@ -238,8 +256,15 @@ def test_invalid_events_400_and_nothing_stored(client, integration, body, error)
 
 @pytest.mark.parametrize(
     "raw",
-    [b"this is not json", b'{"routing_key": "abc", "event_action": "trig', b"", b"\xff\xfe\x00", b"[1, 2]",
-     b"null", b'"string"'],
+    [
+        b"this is not json",
+        b'{"routing_key": "abc", "event_action": "trig',
+        b"",
+        b"\xff\xfe\x00",
+        b"[1, 2]",
+        b"null",
+        b'"string"',
+    ],
 )
 def test_non_json_truncated_and_non_object_bodies(client, integration, raw):
     before = counts()
@@ -290,11 +315,13 @@ def test_413_for_huge_body_by_content_length_and_by_size(client, integration):
     assert counts() == before
 
 
-REDIS_CACHE = {"default": {
-    "BACKEND": "django.core.cache.backends.redis.RedisCache",
-    "LOCATION": settings.CELERY_BROKER_URL,
-    "KEY_PREFIX": settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] + "throttle-test",
-}}
+REDIS_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": settings.CELERY_BROKER_URL,
+        "KEY_PREFIX": settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] + "throttle-test",
+    }
+}
 
 
 @pytest.mark.parametrize("caches", [None, REDIS_CACHE], ids=["locmem", "redis"])

@@ -22,7 +22,11 @@ def errors_of(fn, body):
 def test_pdpyras_trigger_parses():
     event = intake.pagerduty_event_parse(pdpyras_trigger(custom_details={"free": "3%"}, dedup_key="disk-db-1"))
     assert (event.action, event.summary, event.source, event.severity) == (
-        "trigger", "Disk full on db-1", "db-1", "critical")
+        "trigger",
+        "Disk full on db-1",
+        "db-1",
+        "critical",
+    )
     assert event.dedup_key == "disk-db-1"
     assert event.custom_details == {"free": "3%"}
 
@@ -50,15 +54,19 @@ def test_alertmanager_resolve_with_full_payload_parses():
         (lambda b: b["payload"].update(summary="   "), "'payload.summary' is missing or blank"),
         (lambda b: b["payload"].update(summary="x" * 1025), "'payload.summary' is too long (maximum 1024 characters)"),
         (lambda b: b["payload"].pop("source"), "'payload.source' is missing or blank"),
-        (lambda b: b["payload"].update(severity="fatal"),
-         "'payload.severity' is invalid (must be one of critical, error, warning, info)"),
+        (
+            lambda b: b["payload"].update(severity="fatal"),
+            "'payload.severity' is invalid (must be one of critical, error, warning, info)",
+        ),
         (lambda b: b["payload"].pop("severity"), "'payload.severity' is missing or blank"),
         (lambda b: b.update(routing_key="short"), "Length of 'routing_key' is incorrect (should be 32 characters)"),
         (lambda b: b.update(routing_key="-" * 32), "'routing_key' cannot contain non-alphanumeric characters."),
         (lambda b: b.pop("routing_key"), "'routing_key' is missing or blank"),
         (lambda b: b.update(routing_key=12345), "'routing_key' must be a string"),
-        (lambda b: b.update(event_action="explode"),
-         "'event_action' is invalid (must be one of trigger, acknowledge, resolve)"),
+        (
+            lambda b: b.update(event_action="explode"),
+            "'event_action' is invalid (must be one of trigger, acknowledge, resolve)",
+        ),
         (lambda b: b.update(payload="text"), "'payload' is missing or not an object"),
         (lambda b: b["payload"].update(summary=42), "'payload.summary' must be a string"),
         (lambda b: b["payload"].update(timestamp="yesterday"), "'payload.timestamp' is not a valid ISO 8601 timestamp"),
@@ -154,4 +162,5 @@ def test_generic_parse():
     assert "'summary' is missing or blank" in errors_of(intake.generic_parse, {"details": "x"})
     assert "'dedup_key' is missing or blank" in errors_of(intake.generic_parse, {"action": "resolve"})
     assert "'severity' must be one of critical, error, warning, info" in errors_of(
-        intake.generic_parse, {"summary": "s", "severity": "meh"})
+        intake.generic_parse, {"summary": "s", "severity": "meh"}
+    )

@@ -42,8 +42,9 @@ def test_never_more_than_the_limit_across_processes_and_few_round_trips():
     rng = random.Random(7)
     limit, admitted = 10_000, 0
     for i in range(12_000):
-        admitted += rng.choice(processes).admit("k", limit=limit, period=1, now=5.0 + i / 100_000,
-                                                take=counter.take("k"))
+        admitted += rng.choice(processes).admit(
+            "k", limit=limit, period=1, now=5.0 + i / 100_000, take=counter.take("k")
+        )
     assert admitted <= limit
     # Stranded tokens: at most (lease cap - 1) per other process.
     assert admitted >= limit - 3 * (lease_cap(limit) - 1)

@@ -37,10 +37,19 @@ def _quiet(monkeypatch):
 def call(app, path, body: bytes = b"", method="POST", **environ):
     seen = {}
     env = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "testserver", "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)), **environ,
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        **environ,
     }
     chunks = app(env, lambda status, headers: seen.update(status=status, headers=headers))
     try:
@@ -91,8 +100,11 @@ CASES = {
     "bad_action": lambda k: (URL, {"routing_key": k, "event_action": "explode"}, 0),
     "short_key": lambda k: (URL, pdpyras_trigger(routing_key="abc"), 0),
     "unknown_key": lambda k: (URL, pdpyras_trigger(routing_key="f" * 32), 0),
-    "nan": lambda k: (URL, json.dumps(pdpyras_trigger(routing_key=k, custom_details={"x": 1})).replace("1}", "NaN}"),
-                      0),
+    "nan": lambda k: (
+        URL,
+        json.dumps(pdpyras_trigger(routing_key=k, custom_details={"x": 1})).replace("1}", "NaN}"),
+        0,
+    ),
     "nul_escape": lambda k: (URL, pdpyras_trigger(routing_key=k, summary="a\u0000b"), 0),
     "invalid_utf8": lambda k: (URL, json.dumps(pdpyras_trigger(routing_key=k)).encode()[:-1] + b"\xff}", 0),
     "deep": lambda k: (URL, "[" * 100_000 + "]" * 100_000, 0),
@@ -132,8 +144,11 @@ def test_size_limit_by_content_length_by_body_and_a_lying_length(key):
     (bare, django), stored = both(URL, big)
     assert_same(bare, django)
     assert bare["status"] == "413 Request Entity Too Large" and stored == [0, 0]
-    assert json.loads(bare["body"]) == {"status": "invalid event", "message": "Request entity too large",
-                                        "errors": ["Request body exceeds 2048 bytes"]}
+    assert json.loads(bare["body"]) == {
+        "status": "invalid event",
+        "message": "Request entity too large",
+        "errors": ["Request body exceeds 2048 bytes"],
+    }
     # Content-Length says 100: only 100 bytes are read (not JSON: 400); missing: nothing is read.
     for length in ("100", "", "nonsense", "-5"):
         (bare, django), stored = both(URL, big, CONTENT_LENGTH=length)
@@ -163,8 +178,12 @@ def test_other_methods_and_paths_go_to_django(key):
     assert bare == django and stored == [0, 0]  # a PagerDuty key is not a generic integration: 404
 
 
-@override_settings(SECURE_SSL_REDIRECT=True, SECURE_HSTS_SECONDS=3600, SECURE_HSTS_PRELOAD=True,
-                   SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"))
+@override_settings(
+    SECURE_SSL_REDIRECT=True,
+    SECURE_HSTS_SECONDS=3600,
+    SECURE_HSTS_PRELOAD=True,
+    SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+)
 def test_https_redirect_and_hsts_as_security_middleware(key):
     body = _body(pdpyras_trigger(routing_key=key, dedup_key="s"))
     (bare, django), stored = both(URL, body)  # plain HTTP: redirected, nothing stored
@@ -178,9 +197,14 @@ def test_https_redirect_and_hsts_as_security_middleware(key):
 def test_is_secure_reads_the_proxy_header_as_django_does():
     from django.core.handlers.wsgi import WSGIRequest
 
-    for environ in ({}, {"HTTP_X_FORWARDED_PROTO": "https"}, {"HTTP_X_FORWARDED_PROTO": "https, http"},
-                    {"HTTP_X_FORWARDED_PROTO": " http"}, {"wsgi.url_scheme": "https"},
-                    {"wsgi.url_scheme": "https", "HTTP_X_FORWARDED_PROTO": "http"}):
+    for environ in (
+        {},
+        {"HTTP_X_FORWARDED_PROTO": "https"},
+        {"HTTP_X_FORWARDED_PROTO": "https, http"},
+        {"HTTP_X_FORWARDED_PROTO": " http"},
+        {"wsgi.url_scheme": "https"},
+        {"wsgi.url_scheme": "https", "HTTP_X_FORWARDED_PROTO": "http"},
+    ):
         full = {"REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http", **environ}
         assert is_secure(full) == WSGIRequest(full).is_secure(), environ
 
@@ -206,8 +230,12 @@ def test_the_kick_and_request_finished_come_after_the_response(key, monkeypatch)
     signals.request_finished.connect(finished)
     try:
         app = PagerDutyWSGI(LeanWSGIHandler())
-        env = {"REQUEST_METHOD": "POST", "PATH_INFO": URL, "wsgi.url_scheme": "http",
-               "wsgi.input": io.BytesIO(_body(pdpyras_trigger(routing_key=key)))}
+        env = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": URL,
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(_body(pdpyras_trigger(routing_key=key))),
+        }
         env["CONTENT_LENGTH"] = str(len(env["wsgi.input"].getvalue()))
         body = app(env, lambda status, headers: events.append(status))
         assert events == ["202 Accepted"]

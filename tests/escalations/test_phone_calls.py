@@ -51,15 +51,24 @@ def incoming(client, call_sid=SID, **kw):
 
 def piece(client, kind, call_sid=SID, duration=14, transcript=TRANSCRIPT, transcript_status="completed"):
     if kind == "recorded":
-        return twilio_post(client, "phone_line_recorded",
-                           recording_params(call_sid, duration=duration, CallStatus="in-progress", Digits="#"))
+        return twilio_post(
+            client,
+            "phone_line_recorded",
+            recording_params(call_sid, duration=duration, CallStatus="in-progress", Digits="#"),
+        )
     if kind == "recording_status":
-        return twilio_post(client, "phone_line_recording_status",
-                           recording_params(call_sid, duration=duration, RecordingStatus="completed",
-                                            RecordingSource="RecordVerb"))
+        return twilio_post(
+            client,
+            "phone_line_recording_status",
+            recording_params(call_sid, duration=duration, RecordingStatus="completed", RecordingSource="RecordVerb"),
+        )
     if kind == "transcription":
-        params = recording_params(call_sid, TranscriptionSid="TR" + "2" * 32, TranscriptionStatus=transcript_status,
-                                  TranscriptionText=transcript if transcript_status == "completed" else "")
+        params = recording_params(
+            call_sid,
+            TranscriptionSid="TR" + "2" * 32,
+            TranscriptionStatus=transcript_status,
+            TranscriptionText=transcript if transcript_status == "completed" else "",
+        )
         params.pop("RecordingDuration")  # Twilio's transcription callback does not carry it
         return twilio_post(client, "phone_line_transcription", params)
     if kind == "completed":
@@ -76,8 +85,9 @@ def twiml(response) -> ET.Element:
 # --------------------------------------------------------------------- any order, retried
 
 
-@pytest.mark.parametrize("order", list(itertools.permutations(["recorded", "recording_status", "transcription",
-                                                               "completed"])))
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["recorded", "recording_status", "transcription", "completed"]))
+)
 def test_every_callback_order_with_retries_makes_exactly_one_incident(client, line, team_engineer, order):
     team, engineer = team_engineer
     assert incoming(client).status_code == 200
@@ -224,8 +234,9 @@ def test_repeat_call_retriggers_a_stale_acknowledgement(client, line, team_engin
     incoming(client)
     piece(client, "recorded")
     incident = Incident.objects.get()
-    services.incident_acknowledge(incident=incident, by=engineer, via="web",
-                                  now=timezone.now() - timedelta(hours=5))  # policy: no ack_timeout -> 30 min
+    services.incident_acknowledge(
+        incident=incident, by=engineer, via="web", now=timezone.now() - timedelta(hours=5)
+    )  # policy: no ack_timeout -> 30 min
     second = "CA" + "2" * 32
     incoming(client, call_sid=second)
     piece(client, "recorded", call_sid=second)

@@ -74,12 +74,24 @@ def test_nobody_accepts_rings_primary_then_secondary_then_voicemail(client, line
     leg = call_params("CA" + "7" * 32, CallStatus="in-progress")
     root = twiml(twilio_post(client, "phone_line_whisper", leg, query=whisper_query))
     assert "Press 1" in root.find("Gather/Say").text and root.find("Hangup") is not None
-    root = twiml(twilio_post(client, "phone_line_dial_done", call_params(SID, DialCallStatus="completed"),
-                             query=query_of(dial.get("action"))))
+    root = twiml(
+        twilio_post(
+            client,
+            "phone_line_dial_done",
+            call_params(SID, DialCallStatus="completed"),
+            query=query_of(dial.get("action")),
+        )
+    )
     dial, number = dial_of(root)
     assert number.text == secondary.contact_methods.get(kind="voice").value
-    root = twiml(twilio_post(client, "phone_line_dial_done", call_params(SID, DialCallStatus="no-answer"),
-                             query=query_of(dial.get("action"))))
+    root = twiml(
+        twilio_post(
+            client,
+            "phone_line_dial_done",
+            call_params(SID, DialCallStatus="no-answer"),
+            query=query_of(dial.get("action")),
+        )
+    )
     assert root.find("Record") is not None
     assert CallRecord.objects.get().outcome == "in_progress"
 
@@ -90,11 +102,23 @@ def test_engineer_presses_1_and_the_call_is_connected(client, line, oncall):
     dial, number = dial_of(twiml(twilio_post(client, "phone_line_menu", call_params(SID, Digits="0"))))
     leg = call_params("CA" + "7" * 32, CallStatus="in-progress")
     whisper = twiml(twilio_post(client, "phone_line_whisper", leg, query=query_of(number.get("url"))))
-    accept = twiml(twilio_post(client, "phone_line_whisper_accept", {**leg, "Digits": "1"},
-                               query=query_of(whisper.find("Gather").get("action"))))
+    accept = twiml(
+        twilio_post(
+            client,
+            "phone_line_whisper_accept",
+            {**leg, "Digits": "1"},
+            query=query_of(whisper.find("Gather").get("action")),
+        )
+    )
     assert accept.find("Hangup") is None  # TwiML ends: Twilio bridges the two legs
-    root = twiml(twilio_post(client, "phone_line_dial_done", call_params(SID, DialCallStatus="completed"),
-                             query=query_of(dial.get("action"))))
+    root = twiml(
+        twilio_post(
+            client,
+            "phone_line_dial_done",
+            call_params(SID, DialCallStatus="completed"),
+            query=query_of(dial.get("action")),
+        )
+    )
     assert [child.tag for child in root] == ["Hangup"]
     record = CallRecord.objects.get()
     assert record.outcome == "connected" and record.connected_to == primary

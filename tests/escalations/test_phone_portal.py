@@ -53,8 +53,13 @@ class FakeTwilio(BaseHTTPRequestHandler):
         body = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
         self.requests.append(("POST", self.path, body))
         status = 201 if self._authorised() else 401
-        payload = {"sid": "SM" + "f" * 32, "status": "queued", "to": body.get("To", [""])[0],
-                   "from": body.get("From", [""])[0], "body": body.get("Body", [""])[0]}
+        payload = {
+            "sid": "SM" + "f" * 32,
+            "status": "queued",
+            "to": body.get("To", [""])[0],
+            "from": body.get("From", [""])[0],
+            "body": body.get("Body", [""])[0],
+        }
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -85,19 +90,32 @@ def line():
 def voicemail(client, line, base_url: str, call_sid: str = "CA" + "1" * 32) -> CallRecord:
     twilio_post(client, "phone_line_incoming", call_params(call_sid, CallStatus="ringing"))
     sid = "RE" + "a" * 32
-    twilio_post(client, "phone_line_recorded", call_params(
-        call_sid, RecordingSid=sid, RecordingDuration="9",
-        RecordingUrl=f"{base_url}/2010-04-01/Accounts/{ACCOUNT}/Recordings/{sid}",
-    ))
+    twilio_post(
+        client,
+        "phone_line_recorded",
+        call_params(
+            call_sid,
+            RecordingSid=sid,
+            RecordingDuration="9",
+            RecordingUrl=f"{base_url}/2010-04-01/Accounts/{ACCOUNT}/Recordings/{sid}",
+        ),
+    )
     return CallRecord.objects.get(call_sid=call_sid)
 
 
 # ----------------------------------------------------------------------- recording proxy
 
 
-@pytest.mark.parametrize(("role", "status"), [
-    ("staff", 200), ("manager", 200), ("engineer", 200), ("viewer", 200), ("outsider", 403),
-])
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("staff", 200),
+        ("manager", 200),
+        ("engineer", 200),
+        ("viewer", 200),
+        ("outsider", 403),
+    ],
+)
 def test_recording_playback_streams_through_the_portal(client, fake_twilio, line, role, status, mfa_user):
     record = voicemail(client, line, fake_twilio)
     users = {"staff": mfa_user(paged_team("Other")[1])}
@@ -142,9 +160,17 @@ def test_recording_upstream_failure_is_a_502(client, fake_twilio, line, staff, m
 # --------------------------------------------------------------------- call log, simulator
 
 
-@pytest.mark.parametrize(("role", "status"), [
-    ("staff", 200), ("manager", 403), ("engineer", 403), ("viewer", 403), ("outsider", 403), ("anonymous", 302),
-])
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("staff", 200),
+        ("manager", 403),
+        ("engineer", 403),
+        ("viewer", 403),
+        ("outsider", 403),
+        ("anonymous", 302),
+    ],
+)
 @pytest.mark.parametrize("url", ["/calls/", "/calls/simulate/"])
 def test_staff_pages_permission_matrix(client, role_users, mfa_user, settings, role, status, url):
     settings.BACKSTOP_PHONE_SIMULATOR = True
@@ -165,9 +191,16 @@ def test_simulated_call_becomes_an_incident(client, line, staff, mfa_user, setti
     line.sms_confirmation = True
     line.save()
     client.force_login(mfa_user(staff))
-    response = client.post("/calls/simulate/", {
-        "line": line.pk, "from_number": CALLER, "digit": "", "transcript": "Payments are failing", "duration": 14,
-    })
+    response = client.post(
+        "/calls/simulate/",
+        {
+            "line": line.pk,
+            "from_number": CALLER,
+            "digit": "",
+            "transcript": "Payments are failing",
+            "duration": 14,
+        },
+    )
     assert response.status_code == 302
     record = CallRecord.objects.get()
     assert record.simulated and record.outcome == "voicemail" and record.transcript == "Payments are failing"
@@ -197,17 +230,26 @@ def test_simulator_requests_are_really_signed(client, line, staff, mfa_user, set
 # --------------------------------------------------------------------- SMS confirmation
 
 
-def test_sms_confirmation_is_sent_after_commit_once(client, fake_twilio, line, django_capture_on_commit_callbacks,
-                                                    monkeypatch):
+def test_sms_confirmation_is_sent_after_commit_once(
+    client, fake_twilio, line, django_capture_on_commit_callbacks, monkeypatch
+):
     line.sms_confirmation = True
     line.save()
     sent = []
     monkeypatch.setattr("escalations.tasks.phone_sms_confirmation_send.delay", lambda call_id: sent.append(call_id))
     with django_capture_on_commit_callbacks(execute=True):
         record = voicemail(client, line, fake_twilio)
-        twilio_post(client, "phone_line_recording_status", call_params(
-            record.call_sid, RecordingSid=record.recording_sid, RecordingUrl=record.recording_url,
-            RecordingDuration="9", RecordingStatus="completed"))
+        twilio_post(
+            client,
+            "phone_line_recording_status",
+            call_params(
+                record.call_sid,
+                RecordingSid=record.recording_sid,
+                RecordingUrl=record.recording_url,
+                RecordingDuration="9",
+                RecordingStatus="completed",
+            ),
+        )
     assert sent == [record.pk]
     assert phone.call_sms_confirmation_send(call_id=record.pk) == "sent"
     assert phone.call_sms_confirmation_send(call_id=record.pk) == "sent"  # a redelivered task sends nothing
@@ -259,15 +301,21 @@ def test_sms_confirmation_without_twilio_lands_in_the_outbox(client, fake_twilio
     assert not [r for r in FakeTwilio.requests if r[0] == "POST"]
 
 
-def test_call_log_links_to_the_incident_and_the_incident_shows_the_call(client, fake_twilio, line, staff,
-                                                                      mfa_user):
+def test_call_log_links_to_the_incident_and_the_incident_shows_the_call(client, fake_twilio, line, staff, mfa_user):
     from django.urls import reverse
 
     record = voicemail(client, line, fake_twilio)
-    twilio_post(client, "phone_line_transcription", call_params(
-        record.call_sid, RecordingSid=record.recording_sid, RecordingUrl=record.recording_url,
-        TranscriptionStatus="completed", TranscriptionText="The checkout returns 500 for every card",
-    ))
+    twilio_post(
+        client,
+        "phone_line_transcription",
+        call_params(
+            record.call_sid,
+            RecordingSid=record.recording_sid,
+            RecordingUrl=record.recording_url,
+            TranscriptionStatus="completed",
+            TranscriptionText="The checkout returns 500 for every card",
+        ),
+    )
     record.refresh_from_db()
     assert record.incident is not None
     client.force_login(mfa_user(staff))

@@ -193,7 +193,9 @@ def test_rules_added_mid_incident_apply_to_later_steps_only():
     NotificationRuleFactory(user=alice, contact_method=voice, delay=MIN, order=5)
     services.escalations_sweep(now=T0 + 5 * MIN)
     assert sorted((p.loop, p.channel) for p in Page.objects.filter(incident=incident)) == [
-        (0, "sms"), (1, "sms"), (1, "voice"),
+        (0, "sms"),
+        (1, "sms"),
+        (1, "voice"),
     ]
 
 
@@ -314,9 +316,7 @@ def test_concurrent_sweeps_write_each_page_once():
     team = TeamFactory()
     people = [person(voice_at=1) for _ in range(3)]
     policy_for(team, (5, people[:1]), (5, people[1:]), repeat=2)
-    incidents = [
-        services.incident_trigger(team=team, title=f"outage {i}", now=T0).incident for i in range(30)
-    ]
+    incidents = [services.incident_trigger(team=team, title=f"outage {i}", now=T0).incident for i in range(30)]
     errors = []
 
     def run(minute):

@@ -10,10 +10,19 @@ from tests.factories import T0, ContactMethodFactory, MembershipFactory, TeamFac
 @pytest.mark.parametrize(
     ("body", "action", "number"),
     [
-        ("123A", "acknowledge", 123), ("123 a", "acknowledge", 123), ("#123R", "resolve", 123),
-        ("ack 77", "acknowledge", 77), ("Escalate 9", "escalate", 9), ("A", "acknowledge", None),
-        ("ACK", "acknowledge", None), ("12e.", "escalate", 12), ("STOP", "stop", None),
-        ("start", "start", None), ("help", "help", None), ("lol", None, None), ("123X", None, None),
+        ("123A", "acknowledge", 123),
+        ("123 a", "acknowledge", 123),
+        ("#123R", "resolve", 123),
+        ("ack 77", "acknowledge", 77),
+        ("Escalate 9", "escalate", 9),
+        ("A", "acknowledge", None),
+        ("ACK", "acknowledge", None),
+        ("12e.", "escalate", 12),
+        ("STOP", "stop", None),
+        ("start", "start", None),
+        ("help", "help", None),
+        ("lol", None, None),
+        ("123X", None, None),
         ("", None, None),
     ],
 )
@@ -102,8 +111,17 @@ def test_bare_ack_acts_on_the_newest_incident_paged_to_the_number(client, oncall
 
     team, user, incident = oncall
     Page.objects.create(
-        incident=incident, cycle=0, step=0, loop=0, user=user, rule_index=0, channel="sms",
-        destination="+15550001111", due_at=T0, status="sent", sent_at=timezone.now(),
+        incident=incident,
+        cycle=0,
+        step=0,
+        loop=0,
+        user=user,
+        rule_index=0,
+        channel="sms",
+        destination="+15550001111",
+        due_at=T0,
+        status="sent",
+        sent_at=timezone.now(),
     )
     _signed(client, {"From": "+15550001111", "Body": "A", "MessageSid": "SM2"})
     incident.refresh_from_db()

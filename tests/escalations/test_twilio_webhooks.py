@@ -103,9 +103,7 @@ def test_machine_answered_call_is_not_counted_as_reached(client, monkeypatch):
     assert signed_post(client, f"/twilio/status/{page.pk}/", data).status_code == 204
     page.refresh_from_db()
     assert page.status == Page.Status.NO_ANSWER
-    assert TimelineEvent.objects.get(incident=page.incident, kind="page_failed").message.endswith(
-        "voicemail picked up"
-    )
+    assert TimelineEvent.objects.get(incident=page.incident, kind="page_failed").message.endswith("voicemail picked up")
 
 
 # --- voice -----------------------------------------------------------------------------------
@@ -194,9 +192,7 @@ def test_keypress_from_someone_without_rights_on_the_team_changes_nothing(client
 def test_star_repeats_and_other_keys_do_nothing(client):
     page = _voice_page()
     for digit in ("*", "9"):
-        response = signed_post(
-            client, f"/twilio/voice/page/{page.pk}/gather/", {"CallSid": "SM123", "Digits": digit}
-        )
+        response = signed_post(client, f"/twilio/voice/page/{page.pk}/gather/", {"CallSid": "SM123", "Digits": digit})
         root = ET.fromstring(response.content)
         assert root.find("Redirect").text == f"https://backstop.example.com/twilio/voice/page/{page.pk}/"
     page.incident.refresh_from_db()

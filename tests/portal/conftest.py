@@ -44,7 +44,9 @@ def policy(team, role_users):
 def incident(team, policy):
     """Opened and advanced to step 1 (on_commit never fires inside a test transaction: advance by hand)."""
     incident = incident_trigger(
-        team=team, title="Checkout is down", source="alert",
+        team=team,
+        title="Checkout is down",
+        source="alert",
         payload={"labels": {"alertname": "CheckoutDown"}, "annotations": {"runbook": "https://x"}},
     ).incident
     incident_advance(incident_id=incident.pk)

@@ -49,7 +49,10 @@ def _production_check(env: dict) -> subprocess.CompletedProcess:
     base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.production"}
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env=base | env, capture_output=True, text=True, timeout=120,
+        env=base | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -186,7 +189,9 @@ def test_demo_has_integrations_a_heartbeat_and_lived_in_incidents(django_capture
     )
     by_team = {i.team.name: i for i in Incident.objects.select_related("team")}
     assert {t: i.status for t, i in by_team.items()} == {
-        "Payments": "triggered", "Platform": "acknowledged", "Customer Support": "resolved",
+        "Payments": "triggered",
+        "Platform": "acknowledged",
+        "Customer Support": "resolved",
     }
     assert by_team["Payments"].created_at == now - timedelta(minutes=7)
     assert by_team["Payments"].source == "alert" and "CheckoutLatencyHigh" in by_team["Payments"].title

@@ -29,9 +29,16 @@ def test_rotate_my_calendar_link_from_the_schedule_page(login, role_users, clien
     assert web.get(reverse("portal:user_ical_rotate")).status_code == 405
 
 
-@pytest.mark.parametrize(("role", "status"), [
-    ("staff", 302), ("manager", 302), ("engineer", 403), ("viewer", 403), ("outsider", 404),
-])
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("staff", 302),
+        ("manager", 302),
+        ("engineer", 403),
+        ("viewer", 403),
+        ("outsider", 404),
+    ],
+)
 def test_rotate_team_calendar_link_is_for_managers(login, team, role_users, client, role, status):
     old = team.ical_token
     web = login(role_users[role])
@@ -48,9 +55,16 @@ def test_rotate_team_calendar_link_is_for_managers(login, team, role_users, clie
         assert AuditEntry.objects.filter(team=team, changes__ical_token__isnull=False).exists()
 
 
-@pytest.mark.parametrize(("role", "status"), [
-    ("staff", 200), ("manager", 200), ("engineer", 403), ("viewer", 403), ("outsider", 404),
-])
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("staff", 200),
+        ("manager", 200),
+        ("engineer", 403),
+        ("viewer", 403),
+        ("outsider", 404),
+    ],
+)
 def test_api_team_ical_token_rotate(team, role_users, role, status):
     api = APIClient()
     api.force_authenticate(role_users[role])

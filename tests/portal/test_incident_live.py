@@ -59,8 +59,9 @@ def test_after_an_action_the_partial_brings_the_new_timeline_event(login, role_u
 def test_partial_after_own_htmx_action_carries_the_new_version(login, role_users, incident):
     client = login(role_users["engineer"])
     old = _version(client.get(reverse("portal:incident", args=[incident.pk])))
-    response = client.post(reverse("portal:incident_note", args=[incident.pk]), {"text": "Looking"},
-                           HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("portal:incident_note", args=[incident.pk]), {"text": "Looking"}, HTTP_HX_REQUEST="true"
+    )
     assert _live(client, incident, _version(response)).status_code == 204
     assert _live(client, incident, old).status_code == 200
 
@@ -86,9 +87,15 @@ def test_the_note_being_typed_survives_action_swaps_but_clears_after_saving(logi
 def test_call_audio_is_preserved_across_refreshes(login, team, role_users, policy):
     incident = incident_trigger(team=team, title="Caller: flood", source="phone").incident
     line = PhoneLine.objects.create(number="+15550100999", name="Emergency line", team=team)
-    call = CallRecord.objects.create(call_sid="CA" + "2" * 32, line=line, from_number="+15550142001",
-                                     to_number=line.number, started_at=T0, incident=incident,
-                                     recording_url="https://api.twilio.com/rec/RE1")
+    call = CallRecord.objects.create(
+        call_sid="CA" + "2" * 32,
+        line=line,
+        from_number="+15550142001",
+        to_number=line.number,
+        started_at=T0,
+        incident=incident,
+        recording_url="https://api.twilio.com/rec/RE1",
+    )
     client = login(role_users["engineer"])
     page = client.get(reverse("portal:incident", args=[incident.pk])).content.decode()
     assert f'<audio id="call-audio-{call.pk}" hx-preserve' in page
@@ -100,10 +107,14 @@ def test_call_audio_is_preserved_across_refreshes(login, team, role_users, polic
 def _voicemail(call_sid: str, at) -> CallRecord:
     from escalations import phone
 
-    phone.call_start(line=PhoneLine.objects.get(), call_sid=call_sid, from_number="+15550142001",
-                     to_number="+15550100999", now=at)
+    phone.call_start(
+        line=PhoneLine.objects.get(), call_sid=call_sid, from_number="+15550142001", to_number="+15550100999", now=at
+    )
     return phone.call_recording_received(
-        call_sid=call_sid, recording_sid="RE" + call_sid[2:], duration=14, now=at + timedelta(seconds=20),
+        call_sid=call_sid,
+        recording_sid="RE" + call_sid[2:],
+        duration=14,
+        now=at + timedelta(seconds=20),
         recording_url=f"https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE{call_sid[2:]}",
     )
 
@@ -119,12 +130,13 @@ def test_a_transcript_or_call_arriving_after_the_page_opened_reaches_it(login, t
     assert 'id="incident-call"' in page.content.decode() and "Water in the basement" not in page.content.decode()
     version = _version(page)
 
-    phone.call_transcription_received(call_sid=first.call_sid, text="Water in the basement", status="completed",
-                                      now=T0 + timedelta(minutes=1))
+    phone.call_transcription_received(
+        call_sid=first.call_sid, text="Water in the basement", status="completed", now=T0 + timedelta(minutes=1)
+    )
     response = _live(client, incident, version)
     body = response.content.decode()
-    call_region = body[body.index('<section id="incident-call" hx-swap-oob="innerHTML">'):]
-    call_region = call_region[:call_region.index("</section>")]
+    call_region = body[body.index('<section id="incident-call" hx-swap-oob="innerHTML">') :]
+    call_region = call_region[: call_region.index("</section>")]
     assert "Water in the basement" in call_region and f'id="call-audio-{first.pk}"' in call_region
     version = _version(response)
     assert _live(client, incident, version).status_code == 204
@@ -149,8 +161,9 @@ def test_no_call_section_for_other_incidents(login, role_users, incident):
     assert 'id="incident-call"' not in body
 
 
-@pytest.mark.parametrize("role,status", [("staff", 200), ("manager", 200), ("engineer", 200), ("viewer", 200),
-                                         ("outsider", 404)])
+@pytest.mark.parametrize(
+    "role,status", [("staff", 200), ("manager", 200), ("engineer", 200), ("viewer", 200), ("outsider", 404)]
+)
 def test_partial_permissions_match_the_detail_page(login, role_users, incident, role, status):
     client = login(role_users[role])
     assert _live(client, incident, "stale").status_code == status
@@ -170,8 +183,9 @@ def test_viewer_partial_has_no_action_buttons(login, role_users, incident):
 
 
 @pytest.mark.parametrize("n", [3, 40])
-def test_partial_query_count_is_small_and_constant(login, team, role_users, policy, incident,
-                                                   django_assert_max_num_queries, n):
+def test_partial_query_count_is_small_and_constant(
+    login, team, role_users, policy, incident, django_assert_max_num_queries, n
+):
     for i in range(n):
         incident_note_add(incident=incident, by=role_users["engineer"], text=f"note {i}", via="web")
     client = login(role_users["engineer"])

@@ -165,9 +165,7 @@ def test_list_filter_assigned_to_me_and_time_range(login, team, role_users):
 def test_list_htmx_partial_highlights_new_incidents(login, team, role_users):
     old = IncidentFactory(team=team, title="Old")
     new = IncidentFactory(team=team, title="Fresh")
-    response = login(role_users["viewer"]).get(
-        reverse("portal:incidents"), {"seen": old.pk}, HTTP_HX_REQUEST="true"
-    )
+    response = login(role_users["viewer"]).get(reverse("portal:incidents"), {"seen": old.pk}, HTTP_HX_REQUEST="true")
     body = response.content.decode()
     assert "<html" not in body and body.lstrip().startswith('<div id="incident-list"')
     assert 'hx-trigger="every 10s"' in body

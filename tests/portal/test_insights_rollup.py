@@ -34,15 +34,17 @@ def _close(rolled: float | None, exact: float | None) -> bool:
 # ----------------------------------------------------------------------------- pure: histograms
 
 
-@given(st.floats(min_value=0, max_value=10 ** 8, allow_nan=False))
+@given(st.floats(min_value=0, max_value=10**8, allow_nan=False))
 def test_a_bucket_stands_for_its_durations_within_the_bound(seconds):
     value = metrics.bucket_value(metrics.duration_bucket(seconds))
     assert _close(value, seconds)
 
 
 @settings(max_examples=300)
-@given(st.lists(st.floats(min_value=0, max_value=10 ** 7, allow_nan=False), min_size=1, max_size=60),
-       st.sampled_from([0, 5, 50, 90, 95, 100]))
+@given(
+    st.lists(st.floats(min_value=0, max_value=10**7, allow_nan=False), min_size=1, max_size=60),
+    st.sampled_from([0, 5, 50, 90, 95, 100]),
+)
 def test_histogram_percentiles_are_within_the_bound_of_exact_ones(values, p):
     histogram = Counter(metrics.duration_bucket(v) for v in values)
     assert _close(metrics.histogram_percentile(histogram, p), metrics.percentile(values, p))
@@ -60,10 +62,15 @@ def test_histogram_percentile_interpolates_between_ranks_like_percentile():
 
 
 def test_tallies_add_up_and_survive_json():
-    a = Tally(incidents=2, by_source=Counter(alert=2), ack=Counter({5: 1}), paged=2,
-              people={7: [1, 0, 2]})
-    b = Tally(incidents=1, by_source=Counter(api=1), ack=Counter({5: 2, 9: 1}), alone=1,
-              per_day=Counter({NOW.date(): 1}), people={7: [0, 1, 0], 8: [3, 0, 0]})
+    a = Tally(incidents=2, by_source=Counter(alert=2), ack=Counter({5: 1}), paged=2, people={7: [1, 0, 2]})
+    b = Tally(
+        incidents=1,
+        by_source=Counter(api=1),
+        ack=Counter({5: 2, 9: 1}),
+        alone=1,
+        per_day=Counter({NOW.date(): 1}),
+        people={7: [0, 1, 0], 8: [3, 0, 0]},
+    )
     total = Tally.from_json(a.to_json()).add(Tally.from_json(b.to_json()))
     assert total.incidents == 3 and total.by_source == {"alert": 2, "api": 1} and total.ack == {5: 3, 9: 1}
     assert (total.paged, total.alone, total.per_day) == (2, 1, {NOW.date(): 1})
@@ -100,34 +107,89 @@ def _history(now: datetime, *, seed: int = 3, teams: int = 3, incidents: int = 1
         if ack and ack > now:
             ack = None
         incident = IncidentFactory(
-            team=team, created_at=created, source=rng.choice(["alert", "api", "phone", "manual"]),
-            severity=rng.choice(["critical", "error", "warning"]), status="resolved" if fixed else "triggered",
-            resolved_at=fixed, resolved_by=rng.choice([first, first, second]) if fixed else None,
+            team=team,
+            created_at=created,
+            source=rng.choice(["alert", "api", "phone", "manual"]),
+            severity=rng.choice(["critical", "error", "warning"]),
+            status="resolved" if fixed else "triggered",
+            resolved_at=fixed,
+            resolved_by=rng.choice([first, first, second]) if fixed else None,
         )
         shape = rng.random()
         if shape < 0.9:  # the policy paged someone
-            events.append(TimelineEvent(incident=incident, kind="step_reached", at=created, message="s",
-                                        data={"step": 0, "user_ids": [first.pk] if shape < 0.85 else []}))
+            events.append(
+                TimelineEvent(
+                    incident=incident,
+                    kind="step_reached",
+                    at=created,
+                    message="s",
+                    data={"step": 0, "user_ids": [first.pk] if shape < 0.85 else []},
+                )
+            )
             for rule, status in enumerate(rng.sample(["sent", "delivered", "failed", "canceled", "pending"], 2)):
-                pages.append(Page(incident=incident, cycle=0, step=0, loop=0, user=first, rule_index=rule,
-                                  channel="sms", destination="+15550000000", status=status,
-                                  due_at=created, sent_at=created + timedelta(seconds=rng.randint(0, 2000))
-                                  if rng.random() < 0.8 else None))
+                pages.append(
+                    Page(
+                        incident=incident,
+                        cycle=0,
+                        step=0,
+                        loop=0,
+                        user=first,
+                        rule_index=rule,
+                        channel="sms",
+                        destination="+15550000000",
+                        status=status,
+                        due_at=created,
+                        sent_at=created + timedelta(seconds=rng.randint(0, 2000)) if rng.random() < 0.8 else None,
+                    )
+                )
             if rng.random() < 0.2:  # reached the secondary
                 at = created + timedelta(minutes=5)
-                events.append(TimelineEvent(incident=incident, kind="step_reached", at=at, message="s",
-                                            data={"step": 1, "user_ids": [second.pk]}))
-                pages.append(Page(incident=incident, cycle=0, step=1, loop=0, user=second, rule_index=0,
-                                  channel="voice", destination="+15550000001", status="answered", due_at=at))
+                events.append(
+                    TimelineEvent(
+                        incident=incident,
+                        kind="step_reached",
+                        at=at,
+                        message="s",
+                        data={"step": 1, "user_ids": [second.pk]},
+                    )
+                )
+                pages.append(
+                    Page(
+                        incident=incident,
+                        cycle=0,
+                        step=1,
+                        loop=0,
+                        user=second,
+                        rule_index=0,
+                        channel="voice",
+                        destination="+15550000001",
+                        status="answered",
+                        due_at=at,
+                    )
+                )
             if rng.random() < 0.1:
-                events.append(TimelineEvent(incident=incident, kind="reassigned", at=created + timedelta(minutes=1),
-                                            message="r"))
-                events.append(TimelineEvent(incident=incident, kind="step_reached", at=created + timedelta(minutes=1),
-                                            message="s", data={"step": MANUAL_STEP, "user_ids": [second.pk]}))
+                events.append(
+                    TimelineEvent(incident=incident, kind="reassigned", at=created + timedelta(minutes=1), message="r")
+                )
+                events.append(
+                    TimelineEvent(
+                        incident=incident,
+                        kind="step_reached",
+                        at=created + timedelta(minutes=1),
+                        message="s",
+                        data={"step": MANUAL_STEP, "user_ids": [second.pk]},
+                    )
+                )
         if ack:
             events.append(TimelineEvent(incident=incident, kind="acknowledged", at=ack, message="a"))
-            events.append(TimelineEvent(incident=incident, kind="acknowledged", at=ack + timedelta(minutes=9),
-                                        message="again: only the first counts"))
+            events.append(
+                TimelineEvent(
+                    incident=incident,
+                    kind="acknowledged",
+                    at=ack + timedelta(minutes=9),
+                    message="again: only the first counts",
+                )
+            )
     TimelineEvent.objects.bulk_create(events)
     Page.objects.bulk_create(pages)
     return made
@@ -183,8 +245,10 @@ def test_the_page_reads_its_rows_and_aggregates_only_the_rest():
     assert set(InsightsRollup.objects.values_list("covers_until", flat=True)) == {midnight}
     # The first day's hours are kept apart, so a page adds only those after its period's start.
     row = InsightsRollup.objects.get(as_of=NOW.date(), days=7, team=None)
-    assert sum(part["incidents"] for part in row.hours.values()) == Incident.objects.filter(
-        created_at__date=(NOW - timedelta(days=7)).date()).count()
+    assert (
+        sum(part["incidents"] for part in row.hours.values())
+        == Incident.objects.filter(created_at__date=(NOW - timedelta(days=7)).date()).count()
+    )
     for scope in (None, [made[0][0].pk]):
         with CaptureQueriesContext(connection) as ctx:
             _rolled(scope, NOW, 90)
@@ -200,8 +264,9 @@ def test_a_second_run_writes_nothing_and_a_change_shows_after_the_next_run():
     assert (again.created, again.updated, again.deleted, again.unchanged) == (0, 0, 0, first.created)
     team_ids = [made[0][0].pk]
     old = IncidentFactory(team=made[0][0], created_at=NOW - timedelta(days=3), resolved_at=None)
-    TimelineEvent.objects.create(incident=old, kind="acknowledged", at=NOW - timedelta(days=3) + timedelta(hours=5),
-                                 message="late")
+    TimelineEvent.objects.create(
+        incident=old, kind="acknowledged", at=NOW - timedelta(days=3) + timedelta(hours=5), message="late"
+    )
     # An incident opened before today is counted as the last run saw it (the page says so) ...
     assert _rolled(team_ids, NOW, 7).incidents == _exact(team_ids, NOW, 7).incidents - 1
     # ... today's are live ...

@@ -12,10 +12,17 @@ T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # Monday 12:00 UTC
 
 def facts(i, *, ack=None, res=None, by=None, step=0, first=(1,), reassigned=False, source="alert", sev="error"):
     return IncidentFacts(
-        id=i, team_id=1, created_at=T, source=source, severity=sev,
+        id=i,
+        team_id=1,
+        created_at=T,
+        source=source,
+        severity=sev,
         first_ack_at=T + timedelta(seconds=ack) if ack is not None else None,
-        resolved_at=T + timedelta(seconds=res) if res is not None else None, resolved_by_id=by, max_step=step,
-        first_paged_user_ids=frozenset(first), reassigned=reassigned,
+        resolved_at=T + timedelta(seconds=res) if res is not None else None,
+        resolved_by_id=by,
+        max_step=step,
+        first_paged_user_ids=frozenset(first),
+        reassigned=reassigned,
     )
 
 
@@ -46,11 +53,11 @@ def test_secondary_rate_counts_only_paged_incidents():
 
 def test_first_responder_share():
     rows = [
-        facts(1, res=10, by=1, step=0),                     # alone: counts
-        facts(2, res=10, by=2, step=0),                     # resolved by someone not paged first
-        facts(3, res=10, by=1, step=1),                     # escalated
-        facts(4, res=10, by=1, step=0, reassigned=True),    # handed over
-        facts(5, res=None, step=0),                         # not resolved: not in the denominator
+        facts(1, res=10, by=1, step=0),  # alone: counts
+        facts(2, res=10, by=2, step=0),  # resolved by someone not paged first
+        facts(3, res=10, by=1, step=1),  # escalated
+        facts(4, res=10, by=1, step=0, reassigned=True),  # handed over
+        facts(5, res=None, step=0),  # not resolved: not in the denominator
     ]
     assert metrics.first_responder_share(rows) == 0.25
 
@@ -69,8 +76,11 @@ def test_hour_bands_use_each_persons_zone():
 
 def test_pages_per_person_and_bands_ignore_canceled():
     pages = [
-        PageFacts(1, T, "delivered"), PageFacts(1, T + timedelta(hours=11), "sent"),  # 23:00 UTC: sleep
-        PageFacts(2, T, "failed"), PageFacts(2, T, "canceled"), PageFacts(3, T, "pending"),
+        PageFacts(1, T, "delivered"),
+        PageFacts(1, T + timedelta(hours=11), "sent"),  # 23:00 UTC: sleep
+        PageFacts(2, T, "failed"),
+        PageFacts(2, T, "canceled"),
+        PageFacts(3, T, "pending"),
     ]
     assert metrics.pages_per_person(pages) == {1: 2, 2: 1}
     bands = metrics.pages_by_band(pages, {1: "UTC", 2: "UTC"})
@@ -88,13 +98,27 @@ def test_oncall_hours_clip_to_window_and_skip_gaps():
 
 
 def test_facts_build_from_timeline_rows():
-    incidents = [{"id": 7, "team_id": 1, "created_at": T, "source": "alert", "severity": "critical",
-                  "resolved_at": T + timedelta(minutes=30), "resolved_by_id": 5}]
+    incidents = [
+        {
+            "id": 7,
+            "team_id": 1,
+            "created_at": T,
+            "source": "alert",
+            "severity": "critical",
+            "resolved_at": T + timedelta(minutes=30),
+            "resolved_by_id": 5,
+        }
+    ]
     events = [
         {"id": 1, "incident_id": 7, "kind": "step_reached", "at": T, "data": {"step": 0, "user_ids": [5]}},
         {"id": 2, "incident_id": 7, "kind": "acknowledged", "at": T + timedelta(minutes=3), "data": {}},
-        {"id": 3, "incident_id": 7, "kind": "step_reached", "at": T + timedelta(minutes=40),
-         "data": {"step": 32000, "user_ids": [9]}},  # a reassign page is not a policy step
+        {
+            "id": 3,
+            "incident_id": 7,
+            "kind": "step_reached",
+            "at": T + timedelta(minutes=40),
+            "data": {"step": 32000, "user_ids": [9]},
+        },  # a reassign page is not a policy step
         {"id": 4, "incident_id": 7, "kind": "acknowledged", "at": T + timedelta(minutes=9), "data": {}},
     ]
     (f,) = metrics.facts_build(incidents, events)

@@ -61,8 +61,14 @@ def test_now_query_count_constant(login, team, role_users, policy, django_assert
 def test_team_detail_shows_members_rotations_policies(login, team, role_users, policy):
     rotation = RotationFactory(team=team, name="Main rota")
     RotationEraFactory(rotation=rotation, participants=[role_users["engineer"], role_users["manager"]])
-    AuditEntry.objects.create(team=team, actor=role_users["manager"], action="update", object_type="rotation",
-                              object_id=str(rotation.pk), object_repr="Main rota")
+    AuditEntry.objects.create(
+        team=team,
+        actor=role_users["manager"],
+        action="update",
+        object_type="rotation",
+        object_id=str(rotation.pk),
+        object_repr="Main rota",
+    )
     body = login(role_users["viewer"]).get(reverse("portal:team", args=[team.slug])).content.decode()
     assert "Main rota" in body and "Default" in body and role_users["engineer"].display_name in body
     assert "Edit team" not in body  # viewers do not manage
@@ -90,8 +96,9 @@ def test_team_detail_query_count_constant(login, team, role_users, policy, djang
 def test_calendar_renders(login, team, role_users, view):
     rotation = RotationFactory(team=team)
     RotationEraFactory(rotation=rotation, participants=[role_users["engineer"]])
-    response = login(role_users["engineer"]).get(reverse("portal:calendar", args=[team.slug]),
-                                                {"view": view, "start": "2026-03-02"})
+    response = login(role_users["engineer"]).get(
+        reverse("portal:calendar", args=[team.slug]), {"view": view, "start": "2026-03-02"}
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert {"week": "Mon 02 Mar – Mon 09 Mar 2026", "month": "Sun 01 Mar – Wed 01 Apr 2026"}[view] in body
@@ -101,9 +108,14 @@ def test_calendar_renders(login, team, role_users, view):
 def test_override_form_is_prefilled_from_a_bar(login, team, role_users):
     rotation = RotationFactory(team=team)
     url = reverse("portal:team_override_new", args=[team.slug])
-    body = login(role_users["engineer"]).get(
-        url, {"rotation": rotation.pk, "position": "primary", "start": "2026-03-02T09:00", "end": "2026-03-09T09:00"}
-    ).content.decode()
+    body = (
+        login(role_users["engineer"])
+        .get(
+            url,
+            {"rotation": rotation.pk, "position": "primary", "start": "2026-03-02T09:00", "end": "2026-03-09T09:00"},
+        )
+        .content.decode()
+    )
     assert 'value="primary"' in body and 'value="2026-03-02T09:00"' in body
 
 
@@ -112,11 +124,21 @@ def test_override_form_is_prefilled_from_a_bar(login, team, role_users):
 
 def _policy_post(**over):
     data = {
-        "name": "Night", "description": "", "repeat": "1", "ack_timeout_minutes": "", "auto_resolve_minutes": "",
-        "reassign_on_handover": "on", "make_default": "on",
-        "steps-TOTAL_FORMS": "2", "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "1", "steps-MAX_NUM_FORMS": "1000",
-        "steps-0-delay_minutes": "5", "steps-0-positions": "primary",
-        "steps-1-delay_minutes": "10", "steps-1-managers": "on",
+        "name": "Night",
+        "description": "",
+        "repeat": "1",
+        "ack_timeout_minutes": "",
+        "auto_resolve_minutes": "",
+        "reassign_on_handover": "on",
+        "make_default": "on",
+        "steps-TOTAL_FORMS": "2",
+        "steps-INITIAL_FORMS": "0",
+        "steps-MIN_NUM_FORMS": "1",
+        "steps-MAX_NUM_FORMS": "1000",
+        "steps-0-delay_minutes": "5",
+        "steps-0-positions": "primary",
+        "steps-1-delay_minutes": "10",
+        "steps-1-managers": "on",
     }
     data.update(over)
     return data
@@ -139,12 +161,12 @@ def test_policy_create_writes_steps_and_audit(login, team, role_users):
 def test_policy_validation_says_what_is_wrong(login, team, role_users):
     RotationFactory(team=team, positions=["primary"])
     client = login(role_users["manager"])
-    response = client.post(reverse("portal:policy_create", args=[team.slug]),
-                           _policy_post(**{"steps-0-positions": "tertiary"}))
+    response = client.post(
+        reverse("portal:policy_create", args=[team.slug]), _policy_post(**{"steps-0-positions": "tertiary"})
+    )
     assert response.status_code == 400
     assert "no rotation of" in response.content.decode() and "tertiary" in response.content.decode()
-    response = client.post(reverse("portal:policy_create", args=[team.slug]),
-                           _policy_post(**{"steps-1-managers": ""}))
+    response = client.post(reverse("portal:policy_create", args=[team.slug]), _policy_post(**{"steps-1-managers": ""}))
     assert "Choose who this step notifies" in response.content.decode()
     assert not EscalationPolicy.objects.filter(team=team).exists()
 
@@ -213,8 +235,9 @@ def test_outbox_sms_reply_acknowledges_through_the_webhook_handler(login, team, 
     number = engineer.contact_methods.get().value
     client = login(engineer)
     assert client.get(reverse("portal:outbox")).status_code == 200
-    response = client.post(reverse("portal:outbox_sms_reply"), {"from_number": number, "body": f"{incident.pk}A"},
-                           follow=True)
+    response = client.post(
+        reverse("portal:outbox_sms_reply"), {"from_number": number, "body": f"{incident.pk}A"}, follow=True
+    )
     assert "acknowledged" in response.content.decode()
     event = incident.timeline.get(kind="acknowledged")
     assert event.via == "sms" and event.actor == engineer
@@ -228,13 +251,16 @@ def test_outbox_voice_key_acts_as_the_paged_person(login, team, role_users, inci
 
     settings.TWILIO_ACCOUNT_SID = ""
     page = incident.pages.get(user=role_users["engineer"])
-    item = OutboxMessage.objects.create(channel="voice", to=page.destination, body="Incident call", page=page,
-                                        incident=incident)
+    item = OutboxMessage.objects.create(
+        channel="voice", to=page.destination, body="Incident call", page=page, incident=incident
+    )
     body = login(role_users["engineer"]).get(reverse("portal:outbox")).content.decode()
     assert "Incident call" in body and "1 · Ack" in body
     # Another engineer cannot answer someone else's call.
-    assert login(role_users["manager"]).post(reverse("portal:outbox_voice_key", args=[item.pk]),
-                                             {"key": "1"}).status_code == 403
+    assert (
+        login(role_users["manager"]).post(reverse("portal:outbox_voice_key", args=[item.pk]), {"key": "1"}).status_code
+        == 403
+    )
     login(role_users["engineer"]).post(reverse("portal:outbox_voice_key", args=[item.pk]), {"key": "1"})
     event = incident.timeline.get(kind="acknowledged")
     assert event.via == "voice" and event.actor == role_users["engineer"]

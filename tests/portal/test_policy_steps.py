@@ -12,8 +12,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _head(**over):
-    data = {"name": "Default", "description": "", "repeat": "1", "ack_timeout_minutes": "", "auto_resolve_minutes": "",
-            "reassign_on_handover": "on", "steps-MIN_NUM_FORMS": "1", "steps-MAX_NUM_FORMS": "1000"}
+    data = {
+        "name": "Default",
+        "description": "",
+        "repeat": "1",
+        "ack_timeout_minutes": "",
+        "auto_resolve_minutes": "",
+        "reassign_on_handover": "on",
+        "steps-MIN_NUM_FORMS": "1",
+        "steps-MAX_NUM_FORMS": "1000",
+    }
     data.update(over)
     return data
 
@@ -37,17 +45,30 @@ def test_added_removed_and_reordered_steps_save_in_order(login, team, role_users
     """What the page posts after: remove step 1 (engineer), add a "whole team" step and move it first."""
     RotationFactory(team=team, positions=["primary"])
     manager, engineer = role_users["manager"], role_users["engineer"]
-    data = _head(**{
-        "steps-TOTAL_FORMS": "4", "steps-INITIAL_FORMS": "2",
-        # existing step 1: removed
-        "steps-0-delay_minutes": "5", "steps-0-users": str(engineer.pk), "steps-0-ORDER": "1", "steps-0-DELETE": "on",
-        # existing step 2: kept, now second
-        "steps-1-delay_minutes": "5", "steps-1-users": str(manager.pk), "steps-1-ORDER": "2",
-        # the spare step the server rendered, removed by the script
-        "steps-2-delay_minutes": "5", "steps-2-ORDER": "4", "steps-2-DELETE": "on",
-        # the step added with "Add step", moved to the top
-        "steps-3-delay_minutes": "3", "steps-3-whole_team": "on", "steps-3-positions": "primary", "steps-3-ORDER": "1",
-    })
+    data = _head(
+        **{
+            "steps-TOTAL_FORMS": "4",
+            "steps-INITIAL_FORMS": "2",
+            # existing step 1: removed
+            "steps-0-delay_minutes": "5",
+            "steps-0-users": str(engineer.pk),
+            "steps-0-ORDER": "1",
+            "steps-0-DELETE": "on",
+            # existing step 2: kept, now second
+            "steps-1-delay_minutes": "5",
+            "steps-1-users": str(manager.pk),
+            "steps-1-ORDER": "2",
+            # the spare step the server rendered, removed by the script
+            "steps-2-delay_minutes": "5",
+            "steps-2-ORDER": "4",
+            "steps-2-DELETE": "on",
+            # the step added with "Add step", moved to the top
+            "steps-3-delay_minutes": "3",
+            "steps-3-whole_team": "on",
+            "steps-3-positions": "primary",
+            "steps-3-ORDER": "1",
+        }
+    )
     response = login(manager).post(reverse("portal:policy_edit", args=[policy.pk]), data)
     assert response.status_code == 302, response.content.decode()
     assert _saved(policy) == [
@@ -60,12 +81,21 @@ def test_saving_without_touching_the_steps_keeps_them(login, team, role_users, p
     """The steps as the edit page renders them, posted back unchanged, with only the name edited."""
     before = _saved(policy)
     engineer, manager = role_users["engineer"], role_users["manager"]
-    data = _head(name="Renamed", **{
-        "steps-TOTAL_FORMS": "3", "steps-INITIAL_FORMS": "2",
-        "steps-0-delay_minutes": "5", "steps-0-users": str(engineer.pk), "steps-0-ORDER": "1",
-        "steps-1-delay_minutes": "5", "steps-1-users": str(manager.pk), "steps-1-ORDER": "2",
-        "steps-2-delay_minutes": "5", "steps-2-ORDER": "",
-    })
+    data = _head(
+        name="Renamed",
+        **{
+            "steps-TOTAL_FORMS": "3",
+            "steps-INITIAL_FORMS": "2",
+            "steps-0-delay_minutes": "5",
+            "steps-0-users": str(engineer.pk),
+            "steps-0-ORDER": "1",
+            "steps-1-delay_minutes": "5",
+            "steps-1-users": str(manager.pk),
+            "steps-1-ORDER": "2",
+            "steps-2-delay_minutes": "5",
+            "steps-2-ORDER": "",
+        },
+    )
     response = login(manager).post(reverse("portal:policy_edit", args=[policy.pk]), data)
     assert response.status_code == 302, response.content.decode()
     policy.refresh_from_db()
@@ -74,11 +104,17 @@ def test_saving_without_touching_the_steps_keeps_them(login, team, role_users, p
 
 def test_an_added_step_left_empty_says_what_is_wrong(login, team, role_users, policy):
     manager = role_users["manager"]
-    data = _head(**{
-        "steps-TOTAL_FORMS": "2", "steps-INITIAL_FORMS": "0",
-        "steps-0-delay_minutes": "5", "steps-0-managers": "on", "steps-0-ORDER": "1",
-        "steps-1-delay_minutes": "10", "steps-1-ORDER": "2",
-    })
+    data = _head(
+        **{
+            "steps-TOTAL_FORMS": "2",
+            "steps-INITIAL_FORMS": "0",
+            "steps-0-delay_minutes": "5",
+            "steps-0-managers": "on",
+            "steps-0-ORDER": "1",
+            "steps-1-delay_minutes": "10",
+            "steps-1-ORDER": "2",
+        }
+    )
     response = login(manager).post(reverse("portal:policy_edit", args=[policy.pk]), data)
     assert response.status_code == 400
     assert "Step 2: Choose who this step notifies" in response.content.decode()  # the summary names the step
@@ -86,10 +122,16 @@ def test_an_added_step_left_empty_says_what_is_wrong(login, team, role_users, po
 
 
 def test_removing_every_step_is_refused_in_words(login, team, role_users, policy):
-    data = _head(**{
-        "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "1",
-        "steps-0-delay_minutes": "5", "steps-0-managers": "on", "steps-0-ORDER": "1", "steps-0-DELETE": "on",
-    })
+    data = _head(
+        **{
+            "steps-TOTAL_FORMS": "1",
+            "steps-INITIAL_FORMS": "1",
+            "steps-0-delay_minutes": "5",
+            "steps-0-managers": "on",
+            "steps-0-ORDER": "1",
+            "steps-0-DELETE": "on",
+        }
+    )
     response = login(role_users["manager"]).post(reverse("portal:policy_edit", args=[policy.pk]), data)
     assert response.status_code == 400
     assert "Add at least one step" in response.content.decode()
@@ -98,16 +140,24 @@ def test_removing_every_step_is_refused_in_words(login, team, role_users, policy
 
 def test_service_step_errors_sit_next_to_the_step_in_the_order_shown(login, team, role_users):
     RotationFactory(team=team, positions=["primary"])
-    data = _head(name="Night", **{
-        "steps-TOTAL_FORMS": "2", "steps-INITIAL_FORMS": "0",
-        "steps-0-delay_minutes": "5", "steps-0-positions": "tertiary", "steps-0-ORDER": "2",
-        "steps-1-delay_minutes": "5", "steps-1-managers": "on", "steps-1-ORDER": "1",
-    })
+    data = _head(
+        name="Night",
+        **{
+            "steps-TOTAL_FORMS": "2",
+            "steps-INITIAL_FORMS": "0",
+            "steps-0-delay_minutes": "5",
+            "steps-0-positions": "tertiary",
+            "steps-0-ORDER": "2",
+            "steps-1-delay_minutes": "5",
+            "steps-1-managers": "on",
+            "steps-1-ORDER": "1",
+        },
+    )
     response = login(role_users["manager"]).post(reverse("portal:policy_create", args=[team.slug]), data)
     assert response.status_code == 400
     body = response.content.decode()
     # Form 0 was moved to second place: the summary and its fieldset both say "step 2".
     assert "Step 2: no rotation of" in body and "tertiary" in body
-    second = body.split('<span data-step-number>2</span>')[1].split("</fieldset>")[0]
+    second = body.split("<span data-step-number>2</span>")[1].split("</fieldset>")[0]
     assert "no rotation of" in second and 'name="steps-0-positions"' in second
     assert not EscalationPolicy.objects.filter(team=team, name="Night").exists()

@@ -144,12 +144,13 @@ def test_notification_rules_add_and_reorder(login):
     assert [r.contact_method_id for r in rules] == [sms.pk, voice.pk]
     assert rules[1].delay == timedelta(minutes=2)
     client.post(reverse("portal:rule_move", args=[rules[1].pk]), {"direction": "up"})
-    assert list(NotificationRule.objects.filter(user=user).order_by("order").values_list("contact_method_id",
-                                                                                           flat=True)) == [voice.pk,
-                                                                                                           sms.pk]
+    assert list(
+        NotificationRule.objects.filter(user=user).order_by("order").values_list("contact_method_id", flat=True)
+    ) == [voice.pk, sms.pk]
     other = ContactMethodFactory()
-    response = client.post(reverse("portal:rule_add"), {"contact_method": other.pk, "delay_minutes": 0,
-                                                         "urgency": "any"})
+    response = client.post(
+        reverse("portal:rule_add"), {"contact_method": other.pk, "delay_minutes": 0, "urgency": "any"}
+    )
     assert response.status_code == 400
 
 

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def rota(team, role_users):
     rotation = RotationFactory(team=team, name="Main", positions=["primary"])
-    RotationEraFactory(rotation=rotation, shift_unit="days", participants=[role_users["engineer"],
-                                                                          role_users["manager"]])
+    RotationEraFactory(
+        rotation=rotation, shift_unit="days", participants=[role_users["engineer"], role_users["manager"]]
+    )
     return rotation
 
 
@@ -51,8 +52,10 @@ def test_take_the_pager_override(login, role_users, rota):
     client = login(role_users["engineer"])
     start = timezone.localtime(timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     end = timezone.localtime(timezone.now() + timedelta(days=1, hours=4)).strftime("%Y-%m-%dT%H:%M")
-    response = client.post(reverse("portal:override_create"),
-                           {"rotation": rota.pk, "position": "primary", "start": start, "end": end, "reason": "swap"})
+    response = client.post(
+        reverse("portal:override_create"),
+        {"rotation": rota.pk, "position": "primary", "start": start, "end": end, "reason": "swap"},
+    )
     assert response.status_code == 302
     override = Override.objects.get(rotation=rota)
     assert override.user == role_users["engineer"] and override.reason == "swap"

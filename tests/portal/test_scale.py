@@ -56,8 +56,18 @@ def _queries(client, url: str, **extra) -> tuple[int, str]:
     return len(ctx.captured_queries), response.content.decode()
 
 
-STAFF_PAGES = ["/", "/teams/", "/teams/?q=team", "/schedule/", "/incidents/", "/incidents/?status=open",
-               "/insights/", "/insights/?team=all", "/insights.csv", "/profile/"]
+STAFF_PAGES = [
+    "/",
+    "/teams/",
+    "/teams/?q=team",
+    "/schedule/",
+    "/incidents/",
+    "/incidents/?status=open",
+    "/insights/",
+    "/insights/?team=all",
+    "/insights.csv",
+    "/profile/",
+]
 
 
 @pytest.mark.parametrize("url", STAFF_PAGES)
@@ -78,8 +88,11 @@ def test_staff_now_resolves_a_page_of_teams_not_all_of_them(login, staff, monkey
     _teams(selectors.TEAMS_PER_PAGE * 2 + 1)
     asked = []
     real = roster_selectors.teams_oncall_rows_get
-    monkeypatch.setattr(roster_selectors, "teams_oncall_rows_get",
-                        lambda *, team_ids, at: asked.append(set(team_ids)) or real(team_ids=team_ids, at=at))
+    monkeypatch.setattr(
+        roster_selectors,
+        "teams_oncall_rows_get",
+        lambda *, team_ids, at: asked.append(set(team_ids)) or real(team_ids=team_ids, at=at),
+    )
     client = login(staff)
     for url in ("/", "/teams/", "/teams/?page=3"):
         asked.clear()
@@ -93,7 +106,7 @@ def test_staff_now_shows_own_teams_first_then_a_page_of_all_teams(login, staff):
     MembershipFactory(team=mine, user=staff, role="manager")
     body = login(staff).get(reverse("portal:now")).content.decode()
     assert body.index(f'id="team-{mine.pk}"') < body.index('id="h-all-teams"')
-    grid = body[body.index('id="team-grid"'):]
+    grid = body[body.index('id="team-grid"') :]
     assert grid.count('<article class="card"') == selectors.TEAMS_PER_PAGE
     assert 'name="q"' in body and "Next →" in grid
     # Staff in a team watch their team's incidents on "Now", not every team's.
@@ -158,9 +171,16 @@ def test_schedule_override_pickers_are_scoped(login, staff):
     # Staff may still take the pager in a team they are not in.
     start = timezone.localtime(timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     end = timezone.localtime(timezone.now() + timedelta(days=3, hours=2)).strftime("%Y-%m-%dT%H:%M")
-    response = client.post(reverse("portal:override_create"), {
-        "rotation": other_rotation.pk, "position": "primary", "start": start, "end": end, "team": other.slug,
-    })
+    response = client.post(
+        reverse("portal:override_create"),
+        {
+            "rotation": other_rotation.pk,
+            "position": "primary",
+            "start": start,
+            "end": end,
+            "team": other.slug,
+        },
+    )
     assert response.status_code == 302
     assert Override.objects.filter(rotation=other_rotation, user=staff).exists()
 
@@ -168,9 +188,10 @@ def test_schedule_override_pickers_are_scoped(login, staff):
 def test_override_form_error_keeps_the_chosen_rotation(login, staff):
     teams = _teams(2)
     rotation = teams[1].rotations.get()
-    response = login(staff).post(reverse("portal:override_create"), {"rotation": rotation.pk, "position": "nope",
-                                                                     "start": "2026-05-01T09:00",
-                                                                     "end": "2026-05-01T12:00"})
+    response = login(staff).post(
+        reverse("portal:override_create"),
+        {"rotation": rotation.pk, "position": "nope", "start": "2026-05-01T09:00", "end": "2026-05-01T12:00"},
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert f'<option value="{rotation.pk}" selected>' in body and "has no position" in body
@@ -179,10 +200,16 @@ def test_override_form_error_keeps_the_chosen_rotation(login, staff):
 def test_engineers_cannot_pick_rotations_of_other_teams(login):
     teams = _teams(2)
     engineer = teams[0].memberships.first().user
-    response = login(engineer).post(reverse("portal:override_create"), {
-        "rotation": teams[1].rotations.get().pk, "position": "primary", "start": "2026-05-01T09:00",
-        "end": "2026-05-01T12:00", "team": teams[1].slug,
-    })
+    response = login(engineer).post(
+        reverse("portal:override_create"),
+        {
+            "rotation": teams[1].rotations.get().pk,
+            "position": "primary",
+            "start": "2026-05-01T09:00",
+            "end": "2026-05-01T12:00",
+            "team": teams[1].slug,
+        },
+    )
     assert response.status_code == 400 and not Override.objects.filter(rotation__team=teams[1], user=engineer).exists()
 
 
@@ -251,9 +278,15 @@ def test_aggregated_insights_equal_the_python_fold():
     ]
     for minutes, source, severity, ack, res, by, steps, moved in cases:
         created = now - timedelta(minutes=minutes)
-        incident = IncidentFactory(team=team, source=source, severity=severity, created_at=created,
-                                   status="resolved" if res else "triggered",
-                                   resolved_at=created + timedelta(minutes=res) if res else None, resolved_by=by)
+        incident = IncidentFactory(
+            team=team,
+            source=source,
+            severity=severity,
+            created_at=created,
+            status="resolved" if res else "triggered",
+            resolved_at=created + timedelta(minutes=res) if res else None,
+            resolved_by=by,
+        )
         for k, (step, users) in enumerate(steps):
             _event(incident, "step_reached", created + timedelta(seconds=k + 1), step=step, user_ids=users)
         if ack is not None:
@@ -262,8 +295,13 @@ def test_aggregated_insights_equal_the_python_fold():
         if moved:
             _event(incident, "reassigned", created + timedelta(minutes=1))
         for person, status in ((ann, "sent"), (bob, "failed"), (bob, "canceled")):
-            PageFactory(incident=incident, contact_method=ContactMethodFactory(user=person), status=status,
-                        due_at=created + timedelta(seconds=30), sent_at=created + timedelta(seconds=40))
+            PageFactory(
+                incident=incident,
+                contact_method=ContactMethodFactory(user=person),
+                status=status,
+                due_at=created + timedelta(seconds=30),
+                sent_at=created + timedelta(seconds=40),
+            )
     IncidentFactory(team=other, created_at=now - timedelta(minutes=5))  # outside the team scope
     IncidentFactory(team=team, created_at=now - timedelta(days=40))  # outside the window
     assert Incident.objects.count() == len(cases) + 2
@@ -293,7 +331,7 @@ def test_now_caps_an_engineers_own_teams(login):
     for team in teams:
         MembershipFactory(team=team, user=engineer)
     body = login(engineer).get(reverse("portal:now")).content.decode()
-    oncall = body[body.index('id="h-oncall"'):]
+    oncall = body[body.index('id="h-oncall"') :]
     assert oncall.count('<article class="card"') == selectors.MY_TEAMS_ON_NOW
     assert "Find the others on Teams" in oncall and 'id="h-all-teams"' not in body
     # Their open incidents still come from every one of their teams.

@@ -16,8 +16,9 @@ def _url(name, team, *args):
     return reverse(f"portal:{name}", args=[team.slug, *args])
 
 
-@pytest.mark.parametrize("role,status", [("manager", 200), ("staff", 200), ("engineer", 403), ("viewer", 403),
-                                         ("outsider", 404)])
+@pytest.mark.parametrize(
+    "role,status", [("manager", 200), ("staff", 200), ("engineer", 403), ("viewer", 403), ("outsider", 404)]
+)
 def test_page_is_for_managers_and_staff(login, team, role_users, role, status):
     assert login(role_users[role]).get(_url("team_members", team)).status_code == status
 
@@ -92,8 +93,11 @@ def test_remove_member(login, team, role_users):
 
 def test_remove_rotation_participant_is_refused_naming_the_rotation(login, team, role_users):
     engineer = role_users["engineer"]
-    RotationEraFactory(rotation=RotationFactory(team=team, name="Weekly"),
-                       effective_from=timezone.now() - timedelta(days=3), participants=[engineer])
+    RotationEraFactory(
+        rotation=RotationFactory(team=team, name="Weekly"),
+        effective_from=timezone.now() - timedelta(days=3),
+        participants=[engineer],
+    )
     response = login(role_users["staff"]).post(_url("team_member_remove", team, engineer.pk))
     assert response.status_code == 400
     assert "rotation Weekly" in response.content.decode()

@@ -77,9 +77,17 @@ def test_portal_reassign_ignores_odd_digits(team, role_users, login):
 
 def test_rotation_form_ignores_odd_order_keys_and_values(team, role_users, login):
     client = login(role_users["manager"])
-    data = {"name": "Main", "time_zone": "Europe/Berlin", "positions": "primary", "start_date": "2026-03-02",
-            "handoff_time": "09:00", "shift_unit": "weeks", "shift_length": "1",
-            "order_abc": "1", f"order_{role_users['engineer'].pk}": "²"}
+    data = {
+        "name": "Main",
+        "time_zone": "Europe/Berlin",
+        "positions": "primary",
+        "start_date": "2026-03-02",
+        "handoff_time": "09:00",
+        "shift_unit": "weeks",
+        "shift_length": "1",
+        "order_abc": "1",
+        f"order_{role_users['engineer'].pk}": "²",
+    }
     response = client.post(reverse("portal:rotation_create", args=[team.slug]), data)
     assert response.status_code == 400
     assert "Number at least one person" in response.content.decode()
@@ -89,8 +97,15 @@ def test_rotation_form_ignores_odd_order_keys_and_values(team, role_users, login
 def test_rotation_form_takes_plain_order_numbers(team, role_users, login):
     MembershipFactory(team=team, role="engineer")
     client = login(role_users["manager"])
-    data = {"name": "Main", "time_zone": "Europe/Berlin", "positions": "primary", "start_date": "2026-03-02",
-            "handoff_time": "09:00", "shift_unit": "weeks", "shift_length": "1",
-            f"order_{role_users['engineer'].pk}": " 1 "}
+    data = {
+        "name": "Main",
+        "time_zone": "Europe/Berlin",
+        "positions": "primary",
+        "start_date": "2026-03-02",
+        "handoff_time": "09:00",
+        "shift_unit": "weeks",
+        "shift_length": "1",
+        f"order_{role_users['engineer'].pk}": " 1 ",
+    }
     response = client.post(reverse("portal:rotation_create", args=[team.slug]), data)
     assert response.status_code == 302

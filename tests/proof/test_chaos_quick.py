@@ -20,7 +20,10 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("cha
 def test_chaos_quick_loses_and_doubles_nothing():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "chaos.py"), "--quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=480,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=480,
     )
     out = proc.stdout + proc.stderr
     # The report is on stdout; stderr holds the expected noise of a broker that was killed.

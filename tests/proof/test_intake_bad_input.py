@@ -16,12 +16,24 @@ pytestmark = pytest.mark.django_db
 
 KINDS = {
     # kind: (integration kind, url for key, a valid body, fields to give the wrong type)
-    "pagerduty": ("pagerduty", lambda key: "/integrations/pagerduty/v2/enqueue", pdpyras_trigger,
-                  {"event_action": 5, "payload": "disk full", "dedup_key": ["x"]}),
-    "alertmanager": ("alertmanager", lambda key: f"/integrations/alertmanager/{key}/", am_message,
-                     {"alerts": "firing", "status": 5, "groupKey": {"a": 1}}),
-    "generic": ("generic", lambda key: f"/integrations/generic/{key}/", lambda: {"summary": "Disk full"},
-                {"summary": ["x"], "severity": 5, "action": {"a": 1}}),
+    "pagerduty": (
+        "pagerduty",
+        lambda key: "/integrations/pagerduty/v2/enqueue",
+        pdpyras_trigger,
+        {"event_action": 5, "payload": "disk full", "dedup_key": ["x"]},
+    ),
+    "alertmanager": (
+        "alertmanager",
+        lambda key: f"/integrations/alertmanager/{key}/",
+        am_message,
+        {"alerts": "firing", "status": 5, "groupKey": {"a": 1}},
+    ),
+    "generic": (
+        "generic",
+        lambda key: f"/integrations/generic/{key}/",
+        lambda: {"summary": "Disk full"},
+        {"summary": ["x"], "severity": 5, "action": {"a": 1}},
+    ),
 }
 
 

@@ -50,8 +50,11 @@ def errors_are_json_with_message(ctx, response, case) -> bool | None:
     """Every 4xx/5xx answers JSON carrying a human-readable `message`."""
     if response.status_code < 400:
         return None
-    content_type = response.headers.get("content-type", [""])[0] if isinstance(
-        response.headers.get("content-type"), list) else response.headers.get("content-type", "")
+    content_type = (
+        response.headers.get("content-type", [""])[0]
+        if isinstance(response.headers.get("content-type"), list)
+        else response.headers.get("content-type", "")
+    )
     assert "json" in content_type, f"{response.status_code} error is {content_type!r}, not JSON"
     try:
         data = json.loads(response.content)
@@ -68,18 +71,31 @@ def seeded(db):
     """A staff caller with a token, and one of each object the API serves."""
     staff = StaffFactory()
     raw = token_generate()
-    ApiToken.objects.create(user=staff, name="schemathesis", prefix=raw[:12], key_hash=token_hash(raw),
-                            expires_at=timezone.now() + timedelta(days=1))
+    ApiToken.objects.create(
+        user=staff,
+        name="schemathesis",
+        prefix=raw[:12],
+        key_hash=token_hash(raw),
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     team = TeamFactory()
     member = MembershipFactory(team=team, role="engineer").user
     rotation = RotationFactory(team=team)
     RotationEraFactory(rotation=rotation, participants=[member])
     policy = EscalationPolicyFactory(team=team)
     objects = [
-        staff, team, member, rotation, policy,
-        IncidentFactory(team=team), IntegrationFactory(team=team), HeartbeatFactory(team=team),
-        MaintenanceWindowFactory(team=team), ExclusionFactory(user=member),
-        OverrideFactory(rotation=rotation, user=member), ApiToken.objects.get(user=staff),
+        staff,
+        team,
+        member,
+        rotation,
+        policy,
+        IncidentFactory(team=team),
+        IntegrationFactory(team=team),
+        HeartbeatFactory(team=team),
+        MaintenanceWindowFactory(team=team),
+        ExclusionFactory(user=member),
+        OverrideFactory(rotation=rotation, user=member),
+        ApiToken.objects.get(user=staff),
     ]
     ids = sorted({obj.pk for obj in objects})
     # Requests go through the real WSGI handler, whose request_started/finished signals close the
@@ -107,8 +123,14 @@ def test_api_operation_never_500s_and_errors_are_json(seeded, label):
     headers, ids = seeded
     operation = OPERATIONS[label]
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck), print_blob=True)
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
     @given(case=_cases(operation), real_id=st.sampled_from(ids), use_real=st.booleans())
     def run(case, real_id, use_real):
         if use_real and case.path_parameters:

@@ -49,8 +49,7 @@ def world(monkeypatch):
 
 # name, URL kwargs, query, params — all built from the world.
 ENDPOINTS = {
-    "page-status": lambda w: ({"page_id": w["page"]}, None,
-                              {"MessageSid": "SM123", "MessageStatus": "delivered"}),
+    "page-status": lambda w: ({"page_id": w["page"]}, None, {"MessageSid": "SM123", "MessageStatus": "delivered"}),
     "sms-inbound": lambda w: ({}, None, {"From": w["sms_from"], "Body": f"{w['incident']}A"}),
     "voice-page": lambda w: ({"page_id": w["page"]}, None, {"CallSid": "SM123", "AnsweredBy": "machine_start"}),
     "voice-page-gather": lambda w: ({"page_id": w["page"]}, None, {"CallSid": "SM123", "Digits": "3"}),
@@ -59,8 +58,13 @@ ENDPOINTS = {
     "phone_line_record": lambda w: ({}, None, call_params(SID)),
     "phone_line_recorded": lambda w: ({}, None, recording_params(SID)),
     "phone_line_recording_status": lambda w: ({}, None, recording_params(SID, RecordingStatus="completed")),
-    "phone_line_transcription": lambda w: ({}, None, call_params(
-        SID, TranscriptionText="Checkout is down", TranscriptionStatus="completed", RecordingSid="RE" + "a" * 32)),
+    "phone_line_transcription": lambda w: (
+        {},
+        None,
+        call_params(
+            SID, TranscriptionText="Checkout is down", TranscriptionStatus="completed", RecordingSid="RE" + "a" * 32
+        ),
+    ),
     "phone_line_status": lambda w: ({}, None, call_params(SID, CallStatus="completed", CallDuration=40)),
     "phone_line_dial_done": lambda w: ({}, {"attempt": 0}, call_params(SID, DialCallStatus="no-answer")),
     "phone_line_whisper": lambda w: ({}, {"call": SID, "user": w["engineer"]}, call_params(LEG)),

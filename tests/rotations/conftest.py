@@ -18,9 +18,17 @@ def roster(team, role_users):
     names = ("Maria Lopez", "Jonas Berg", "Ana Kim", "Tom Wu")
     people = [MembershipFactory(team=team, user=UserFactory(full_name=n), role="engineer").user for n in names]
     rotation = services.rotation_create(
-        team=team, name="Payments", time_zone="Europe/Berlin", positions=["primary", "secondary"],
-        start_date=date(2026, 3, 2), handoff_time=time(9, 0), shift_unit="weeks", shift_length=1,
-        participants=people, restrictions=[], actor=role_users["staff"],
+        team=team,
+        name="Payments",
+        time_zone="Europe/Berlin",
+        positions=["primary", "secondary"],
+        start_date=date(2026, 3, 2),
+        handoff_time=time(9, 0),
+        shift_unit="weeks",
+        shift_length=1,
+        participants=people,
+        restrictions=[],
+        actor=role_users["staff"],
     )
     return rotation, people
 
@@ -57,8 +65,13 @@ def week(db):
     MembershipFactory(team=team, user=manager, role=Membership.Role.MANAGER)
     rotation = RotationFactory(team=team, name="Main", time_zone="Europe/Berlin", positions=["primary", "secondary"])
     RotationEraFactory(
-        rotation=rotation, effective_from=utc(2026, 10, 1), start_date=date(2026, 10, 21), handoff_time=time(9, 0),
-        shift_unit=RotationEra.Unit.DAYS, shift_length=1, participants=[users[x] for x in "ABCD"],
+        rotation=rotation,
+        effective_from=utc(2026, 10, 1),
+        start_date=date(2026, 10, 21),
+        handoff_time=time(9, 0),
+        shift_unit=RotationEra.Unit.DAYS,
+        shift_length=1,
+        participants=[users[x] for x in "ABCD"],
     )
     override = Override.objects.create(
         rotation=rotation, user=users["B"], position="primary", start=utc(2026, 10, 23, 7), end=utc(2026, 10, 23, 19)

@@ -28,8 +28,14 @@ def _dt(prefix, dt):
 def test_admin_override_conflict_rejected(admin_client_mfa, roster):
     rotation, people = roster
     first = OverrideFactory(rotation=rotation, user=people[0], start=MON, end=MON + timedelta(hours=2))
-    data = {"rotation": rotation.pk, "user": people[2].pk, "position": "primary", "reason": "",
-            **_dt("start", MON + timedelta(hours=1)), **_dt("end", MON + timedelta(hours=3))}
+    data = {
+        "rotation": rotation.pk,
+        "user": people[2].pk,
+        "position": "primary",
+        "reason": "",
+        **_dt("start", MON + timedelta(hours=1)),
+        **_dt("end", MON + timedelta(hours=3)),
+    }
     res = admin_client_mfa.post("/admin/rotations/override/add/", data)
     assert res.status_code == 200
     assert f"via override #{first.pk}" in res.content.decode()
@@ -49,8 +55,13 @@ def test_admin_override_conflict_rejected(admin_client_mfa, roster):
 
 def test_admin_exclusion_validated_and_audited(admin_client_mfa, roster):
     _, people = roster
-    data = {"user": people[0].pk, "kind": "sick", "reason": "flu", **_dt("start", MON),
-            **_dt("end", MON - timedelta(hours=1))}
+    data = {
+        "user": people[0].pk,
+        "kind": "sick",
+        "reason": "flu",
+        **_dt("start", MON),
+        **_dt("end", MON - timedelta(hours=1)),
+    }
     res = admin_client_mfa.post("/admin/rotations/exclusion/add/", data)
     assert res.status_code == 200 and "End must be after start." in res.content.decode()
     data.update(_dt("end", MON + timedelta(days=1)))
@@ -59,14 +70,22 @@ def test_admin_exclusion_validated_and_audited(admin_client_mfa, roster):
     data.update({"reason": "flu, worse"})
     assert admin_client_mfa.post(f"/admin/rotations/exclusion/{exclusion.pk}/change/", data).status_code == 302
     actions = AuditEntry.objects.filter(object_type="rotations.exclusion").order_by("id")
-    assert [(a.action, a.changes.get("reason")) for a in actions] == [("create", [None, "flu"]),
-                                                                       ("update", ["flu", "flu, worse"])]
+    assert [(a.action, a.changes.get("reason")) for a in actions] == [
+        ("create", [None, "flu"]),
+        ("update", ["flu", "flu, worse"]),
+    ]
 
 
 def test_admin_rotation_validates_positions_and_zone(admin_client_mfa, roster):
     rotation, _ = roster
-    base = {"team": rotation.team.pk, "name": "Payments", "time_zone": "Mars/Base", "positions": '["a", "a"]',
-            "eras-TOTAL_FORMS": "0", "eras-INITIAL_FORMS": "0"}
+    base = {
+        "team": rotation.team.pk,
+        "name": "Payments",
+        "time_zone": "Mars/Base",
+        "positions": '["a", "a"]',
+        "eras-TOTAL_FORMS": "0",
+        "eras-INITIAL_FORMS": "0",
+    }
     res = admin_client_mfa.post(f"/admin/rotations/rotation/{rotation.pk}/change/", base)
     assert res.status_code == 200 and "Unknown time zone" in res.content.decode()
     base.update({"time_zone": "Europe/Berlin", "positions": '["primary", "backup"]'})

@@ -92,8 +92,9 @@ def test_api_refuses_to_remove_or_make_a_viewer_of_someone_the_roster_pages(api,
 
 def test_api_refuses_a_deactivated_user(api, role_users, team):
     gone = UserFactory(is_active=False)
-    res = api(role_users["manager"]).post(f"/api/v1/teams/{team.pk}/members/", {"user": gone.pk, "role": "viewer"},
-                                          format="json")
+    res = api(role_users["manager"]).post(
+        f"/api/v1/teams/{team.pk}/members/", {"user": gone.pk, "role": "viewer"}, format="json"
+    )
     assert res.status_code == 400 and "deactivated" in res.json()["message"]
     assert gone.pk not in _members(team)
 
@@ -130,8 +131,9 @@ def test_exclusion_create_matrix(api, role_users, roster, role, own, other_membe
     assert res.status_code == other_member
 
 
-@pytest.mark.parametrize("role, expected", [("staff", 204), ("manager", 204), ("engineer", 403), ("viewer", 403),
-                                            ("outsider", 404)])
+@pytest.mark.parametrize(
+    "role, expected", [("staff", 204), ("manager", 204), ("engineer", 403), ("viewer", 403), ("outsider", 404)]
+)
 def test_exclusion_update_delete_matrix(api, role_users, roster, role, expected):
     _, people = roster
     exclusion = ExclusionFactory(user=people[0])
@@ -150,7 +152,8 @@ def test_engineer_updates_and_deletes_own_exclusion(api, role_users, roster):
     assert res.status_code == 200 and res.json()["end"].startswith("2026-03-11")
     assert client.delete(f"/api/v1/exclusions/{exclusion.pk}/").status_code == 204
     assert list(AuditEntry.objects.filter(object_type="rotations.exclusion").values_list("action", flat=True)) == [
-        "delete", "update"
+        "delete",
+        "update",
     ]
 
 
@@ -167,8 +170,7 @@ def test_exclusion_errors_are_json_field_errors(api, role_users):
 
 @pytest.mark.parametrize(
     "role, taking_part, others",
-    [("staff", 201, 201), ("manager", 201, 201), ("engineer", 201, 403), ("viewer", 403, 403),
-     ("outsider", 400, 400)],
+    [("staff", 201, 201), ("manager", 201, 201), ("engineer", 201, 403), ("viewer", 403, 403), ("outsider", 400, 400)],
 )
 def test_override_create_matrix(api, role_users, roster, role, taking_part, others):
     rotation, people = roster
@@ -188,15 +190,22 @@ def test_engineer_may_give_away_own_shift(api, roster):
     maria, jonas = people[:2]
     res = api(maria).post(
         "/api/v1/overrides/",
-        {"rotation": rotation.pk, "user": jonas.pk, "replaces_user": maria.pk, "start": iso(MON),
-         "end": iso(MON + timedelta(days=1)), "reason": "dentist"},
+        {
+            "rotation": rotation.pk,
+            "user": jonas.pk,
+            "replaces_user": maria.pk,
+            "start": iso(MON),
+            "end": iso(MON + timedelta(days=1)),
+            "reason": "dentist",
+        },
         format="json",
     )
     assert res.status_code == 201, res.json()
 
 
-@pytest.mark.parametrize("role, expected", [("staff", 204), ("manager", 204), ("engineer", 403), ("viewer", 403),
-                                            ("outsider", 404)])
+@pytest.mark.parametrize(
+    "role, expected", [("staff", 204), ("manager", 204), ("engineer", 403), ("viewer", 403), ("outsider", 404)]
+)
 def test_override_delete_matrix(api, role_users, roster, role, expected):
     rotation, people = roster
     override = OverrideFactory(rotation=rotation, user=people[1])
@@ -206,19 +215,27 @@ def test_override_delete_matrix(api, role_users, roster, role, expected):
 
 def test_override_conflict_is_a_clear_field_error(api, role_users, roster):
     rotation, people = roster
-    first = OverrideFactory(rotation=rotation, user=people[0], start=MON + timedelta(hours=1),
-                            end=MON + timedelta(hours=3))
+    first = OverrideFactory(
+        rotation=rotation, user=people[0], start=MON + timedelta(hours=1), end=MON + timedelta(hours=3)
+    )
     res = api(role_users["manager"]).post(
         "/api/v1/overrides/",
-        {"rotation": rotation.pk, "user": people[2].pk, "position": "primary", "start": iso(MON),
-         "end": iso(MON + timedelta(hours=2))},
+        {
+            "rotation": rotation.pk,
+            "user": people[2].pk,
+            "position": "primary",
+            "start": iso(MON),
+            "end": iso(MON + timedelta(hours=2)),
+        },
         format="json",
     )
     assert res.status_code == 400
-    assert res.json()["errors"] == [{
-        "field": "position",
-        "message": f"Maria Lopez already holds primary for Payments 2026-03-02 10:00–11:00 via override #{first.pk}.",
-    }]
+    assert res.json()["errors"] == [
+        {
+            "field": "position",
+            "message": f"Maria Lopez already holds primary for Payments 2026-03-02 10:00–11:00 via override #{first.pk}.",
+        }
+    ]
 
 
 # --------------------------------------------------------------------------- rotations
@@ -226,15 +243,22 @@ def test_override_conflict_is_a_clear_field_error(api, role_users, roster):
 
 def _rotation_body(team, people):
     return {
-        "team": team.pk, "name": "Checkout", "time_zone": "Europe/Berlin", "positions": ["primary"],
-        "start_date": "2026-03-02", "handoff_time": "09:00", "shift_unit": "days", "shift_length": 1,
+        "team": team.pk,
+        "name": "Checkout",
+        "time_zone": "Europe/Berlin",
+        "positions": ["primary"],
+        "start_date": "2026-03-02",
+        "handoff_time": "09:00",
+        "shift_unit": "days",
+        "shift_length": 1,
         "participants": [p.pk for p in people],
         "restrictions": [{"weekday": None, "start": "08:00", "end": "20:00"}],
     }
 
 
-@pytest.mark.parametrize("role, expected", [("staff", 201), ("manager", 201), ("engineer", 403), ("viewer", 403),
-                                            ("outsider", 403)])
+@pytest.mark.parametrize(
+    "role, expected", [("staff", 201), ("manager", 201), ("engineer", 403), ("viewer", 403), ("outsider", 403)]
+)
 def test_rotation_create_matrix(api, role_users, roster, role, expected):
     _, people = roster
     res = api(role_users[role]).post("/api/v1/rotations/", _rotation_body(roster[0].team, people), format="json")
@@ -245,15 +269,19 @@ def test_rotation_create_matrix(api, role_users, roster, role, expected):
         assert [p["user"]["id"] for p in body["current_era"]["participants"]] == [p.pk for p in people]
 
 
-@pytest.mark.parametrize("role, expected", [("staff", 200), ("manager", 200), ("engineer", 403), ("viewer", 403),
-                                            ("outsider", 404)])
+@pytest.mark.parametrize(
+    "role, expected", [("staff", 200), ("manager", 200), ("engineer", 403), ("viewer", 403), ("outsider", 404)]
+)
 def test_rotation_update_delete_matrix(api, role_users, roster, role, expected):
     rotation, _ = roster
     client = api(role_users[role])
     res = client.patch(f"/api/v1/rotations/{rotation.pk}/", {"name": "Payments EU"}, format="json")
     assert res.status_code == expected
-    res = client.post(f"/api/v1/rotations/{rotation.pk}/definition/",
-                      {"effective_from": "2030-01-01T00:00:00Z", "shift_length": 2}, format="json")
+    res = client.post(
+        f"/api/v1/rotations/{rotation.pk}/definition/",
+        {"effective_from": "2030-01-01T00:00:00Z", "shift_length": 2},
+        format="json",
+    )
     assert res.status_code == (201 if expected == 200 else expected)
     assert client.delete(f"/api/v1/rotations/{rotation.pk}/").status_code == (204 if expected == 200 else expected)
     assert Rotation.objects.filter(pk=rotation.pk).exists() is (expected != 200)
@@ -269,8 +297,11 @@ def test_rotation_validation_errors(api, role_users, roster):
 
 def test_definition_change_in_past_refused_for_manager(api, role_users, roster):
     rotation, _ = roster
-    res = api(role_users["manager"]).post(f"/api/v1/rotations/{rotation.pk}/definition/",
-                                          {"effective_from": "2020-01-01T00:00:00Z", "shift_length": 2}, format="json")
+    res = api(role_users["manager"]).post(
+        f"/api/v1/rotations/{rotation.pk}/definition/",
+        {"effective_from": "2020-01-01T00:00:00Z", "shift_length": 2},
+        format="json",
+    )
     assert res.status_code == 400 and res.json()["errors"][0]["field"] == "effective_from"
 
 
@@ -296,12 +327,20 @@ def test_oncall_plain_cover_and_override(api, role_users, roster):
     assert primary["covering"]["name"] == "Maria Lopez" and primary["exclusion_id"] == sick.pk
     assert primary["until"] == "2026-03-04T08:00:00Z"
 
-    override = OverrideFactory(rotation=rotation, user=tom, position="secondary", start=MON + timedelta(days=1),
-                               end=MON + timedelta(days=1, hours=4))
+    override = OverrideFactory(
+        rotation=rotation,
+        user=tom,
+        position="secondary",
+        start=MON + timedelta(days=1),
+        end=MON + timedelta(days=1, hours=4),
+    )
     res = client.get(f"/api/v1/oncall/?team={team.slug}&at={iso(MON + timedelta(days=1, hours=1))}").json()
     secondary = res["positions"][1]
     assert (secondary["user"]["name"], secondary["reason"], secondary["override_id"]) == (
-        "Tom Wu", "override", override.pk)
+        "Tom Wu",
+        "override",
+        override.pk,
+    )
     assert secondary["covering"]["name"] == "Jonas Berg"
     assert secondary["until"] == "2026-03-03T12:00:00Z"
 
@@ -337,7 +376,10 @@ def test_shifts_by_team_and_user(api, role_users, roster):
     window = "since=2026-03-02T08:00:00Z&until=2026-03-16T08:00:00Z"
     team_shifts = client.get(f"/api/v1/shifts/?team={rotation.team.pk}&{window}").json()
     assert [(s["position"], s["user"]["name"]) for s in team_shifts] == [
-        ("primary", "Maria Lopez"), ("secondary", "Jonas Berg"), ("primary", "Jonas Berg"), ("secondary", "Ana Kim"),
+        ("primary", "Maria Lopez"),
+        ("secondary", "Jonas Berg"),
+        ("primary", "Jonas Berg"),
+        ("secondary", "Ana Kim"),
     ]
     mine = client.get(f"/api/v1/shifts/?user={maria.pk}&{window}").json()
     assert [(s["start"], s["position"]) for s in mine] == [("2026-03-02T08:00:00Z", "primary")]

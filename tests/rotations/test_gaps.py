@@ -36,17 +36,16 @@ def test_new_gap_after_a_roster_change_is_alerted_alone(week):
     Exclusion.objects.create(user=week.C, start=utc(2026, 10, 29, 23), end=utc(2026, 10, 30, 23))
     new = gaps_check_team(team=week.team, now=NOW, days=14)
     # Only Dan is left on the 30th: he takes primary, secondary is empty.
-    assert [(a.position, a.start, a.end) for a in new] == [
-        ("secondary", utc(2026, 10, 29, 23), utc(2026, 10, 30, 23))
-    ]
+    assert [(a.position, a.start, a.end) for a in new] == [("secondary", utc(2026, 10, 29, 23), utc(2026, 10, 30, 23))]
     assert len(mail.outbox) == 1
 
 
 def test_person_on_call_during_own_exclusion(week):
     Exclusion.objects.create(user=week.B, start=utc(2026, 10, 29, 12), end=utc(2026, 10, 29, 14))
     # An override names Ben for primary regardless of his exclusion.
-    Override.objects.create(rotation=week.rotation, user=week.B, position="primary",
-                            start=utc(2026, 10, 29, 10), end=utc(2026, 10, 29, 16))
+    Override.objects.create(
+        rotation=week.rotation, user=week.B, position="primary", start=utc(2026, 10, 29, 10), end=utc(2026, 10, 29, 16)
+    )
     new = gaps_check_team(team=week.team, now=NOW, days=14)
     assert [(a.kind, a.user, a.position, a.start, a.end) for a in new] == [
         (GapAlert.Kind.EXCLUDED, week.B, "primary", utc(2026, 10, 29, 12), utc(2026, 10, 29, 14))

@@ -11,8 +11,16 @@ from tests.rotations.conftest import utc
 
 # Every handoff of the scenario in tests/rotations/conftest.py, in UTC.
 HANDOFF_TIMES = [
-    utc(2026, 10, 21, 7), utc(2026, 10, 22, 7), utc(2026, 10, 23, 7), utc(2026, 10, 23, 19), utc(2026, 10, 24, 7),
-    utc(2026, 10, 25, 8), utc(2026, 10, 26, 8), utc(2026, 10, 26, 23), utc(2026, 10, 27, 8), utc(2026, 10, 28, 8),
+    utc(2026, 10, 21, 7),
+    utc(2026, 10, 22, 7),
+    utc(2026, 10, 23, 7),
+    utc(2026, 10, 23, 19),
+    utc(2026, 10, 24, 7),
+    utc(2026, 10, 25, 8),
+    utc(2026, 10, 26, 8),
+    utc(2026, 10, 26, 23),
+    utc(2026, 10, 27, 8),
+    utc(2026, 10, 28, 8),
 ]
 MINUTE = timedelta(minutes=1)
 
@@ -74,7 +82,10 @@ def test_week_across_dst_sends_each_handover_once_at_its_time(week, names):
     assert not rows.filter(late=True).exists()
     canceled = rows.get(canceled_by_override=True)
     assert (canceled.position, canceled.at, canceled.outgoing_user, canceled.incoming_user) == (
-        "primary", utc(2026, 10, 23, 7), week.B, week.C
+        "primary",
+        utc(2026, 10, 23, 7),
+        week.B,
+        week.C,
     )
     assert canceled.sent_at is None
     # Re-running any of those minutes sends nothing more.
@@ -87,13 +98,15 @@ def test_beat_down_for_three_handoffs_sends_each_once_late(week, names):
     # Down from 23rd 18:59 to 24th 07:30: three handoffs (23rd 19:00 primary, 24th 07:00 primary+secondary).
     late_run = utc(2026, 10, 24, 7, 30)
     sent = run_at([late_run], names)
-    assert sorted(sent) == sorted([
-        (late_run, "A", "You are now secondary for Ops until Sun 25 Oct 09:00 CET (late)"),
-        (late_run, "B", "Your primary shift for Ops ended"),
-        (late_run, "C", "Your primary shift for Ops ended"),
-        (late_run, "C", "You are now primary for Ops until Sat 24 Oct 09:00 CEST (late)"),
-        (late_run, "D", "You are now primary for Ops until Sun 25 Oct 09:00 CET (late)"),
-    ])
+    assert sorted(sent) == sorted(
+        [
+            (late_run, "A", "You are now secondary for Ops until Sun 25 Oct 09:00 CET (late)"),
+            (late_run, "B", "Your primary shift for Ops ended"),
+            (late_run, "C", "Your primary shift for Ops ended"),
+            (late_run, "C", "You are now primary for Ops until Sat 24 Oct 09:00 CEST (late)"),
+            (late_run, "D", "You are now primary for Ops until Sun 25 Oct 09:00 CET (late)"),
+        ]
+    )
     rows = Handover.objects.filter(due_at__gt=utc(2026, 10, 23, 18, 59))
     assert rows.count() == 3
     assert all(r.late and r.sent_at == late_run for r in rows)
@@ -111,10 +124,12 @@ def test_override_created_ahead_cancels_a_handoff(week, names):
     mail.outbox.clear()
     sent = run_at([utc(2026, 10, 25, 8), utc(2026, 10, 25, 8, 1)], names)
     # Only the secondary handoff A -> B happens; A leaves the rota (no primary for A).
-    assert sorted(sent) == sorted([
-        (utc(2026, 10, 25, 8), "A", "Your secondary shift for Ops ended"),
-        (utc(2026, 10, 25, 8), "B", "You are now secondary for Ops until Mon 26 Oct 09:00 CET"),
-    ])
+    assert sorted(sent) == sorted(
+        [
+            (utc(2026, 10, 25, 8), "A", "Your secondary shift for Ops ended"),
+            (utc(2026, 10, 25, 8), "B", "You are now secondary for Ops until Mon 26 Oct 09:00 CET"),
+        ]
+    )
     canceled = Handover.objects.get(position="primary", at=utc(2026, 10, 25, 8))
     assert canceled.canceled_by_override and canceled.sent_at is None
 
@@ -125,8 +140,13 @@ def test_incoming_message_has_incidents_note_and_other_positions(week, names):
     run_at([utc(2026, 10, 22, 6, 59)], names)
     mail.outbox.clear()
     inc = IncidentFactory(team=week.team, title="Disk full on db1", created_at=utc(2026, 10, 22, 4, 0))
-    handover_note_add(team=week.team, author=week.A, text="db1 disk: cleanup cron is flaky", position="primary",
-                      now=utc(2026, 10, 22, 6))
+    handover_note_add(
+        team=week.team,
+        author=week.A,
+        text="db1 disk: cleanup cron is flaky",
+        position="primary",
+        now=utc(2026, 10, 22, 6),
+    )
     handover_note_add(team=week.team, author=week.A, text="old note", now=utc(2026, 10, 20, 6))
     handovers_run(now=utc(2026, 10, 22, 7))
     body = next(m.body for m in mail.outbox if m.to == [week.B.email])
@@ -175,8 +195,9 @@ def test_handover_hands_open_incidents_per_policy(week, names):
     moved = IncidentFactory(team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5))
     kept = IncidentFactory(team=week.team, policy=stay, created_at=utc(2026, 10, 22, 5))
     shared = IncidentFactory(team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5))
-    resolved = IncidentFactory(team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5),
-                               status=Incident.Status.RESOLVED)
+    resolved = IncidentFactory(
+        team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5), status=Incident.Status.RESOLVED
+    )
     bens = IncidentFactory(team=week.team, policy=follow, created_at=utc(2026, 10, 22, 5))
     for inc in (moved, kept, resolved):
         inc.assignees.set([week.A])
@@ -193,7 +214,9 @@ def test_handover_hands_open_incidents_per_policy(week, names):
     kinds = lambda inc: list(inc.timeline.values_list("kind", flat=True))  # noqa: E731
     # Ben has no verified contact method in this fixture: the reassignment says he cannot be paged.
     assert kinds(moved) == [
-        TimelineEvent.Kind.HANDOVER, TimelineEvent.Kind.REASSIGNED, TimelineEvent.Kind.PAGE_FAILED,
+        TimelineEvent.Kind.HANDOVER,
+        TimelineEvent.Kind.REASSIGNED,
+        TimelineEvent.Kind.PAGE_FAILED,
     ]
     assert kinds(kept) == [TimelineEvent.Kind.HANDOVER]
     assert "assignees unchanged" in kept.timeline.get().message

@@ -52,8 +52,9 @@ def test_user_feed_uids_stable_and_cover_summary(client, roster):
 def test_team_feed_with_alarm_and_override(client, roster):
     rotation, people = roster
     maria, jonas, ana, tom = people
-    OverrideFactory(rotation=rotation, user=tom, position="primary", start=MON + timedelta(hours=2),
-                    end=MON + timedelta(hours=4))
+    OverrideFactory(
+        rotation=rotation, user=tom, position="primary", start=MON + timedelta(hours=2), end=MON + timedelta(hours=4)
+    )
     with time_machine.travel(MON + timedelta(hours=1), tick=False):
         events, body = _events(client, f"/ical/team/{rotation.team.ical_token}.ics?alarm=15")
     summaries = sorted(str(e["SUMMARY"]) for e in events.values() if e["DTSTART"].dt < MON + timedelta(days=1))

@@ -143,7 +143,8 @@ def test_overrides_and_policy_steps_are_dependents_too(team, actor):
     step = EscalationStepFactory(policy=policy, order=1)
     EscalationTargetFactory(step=step, kind="user", position="", user=member.user)
     assert services.membership_dependents(team=team, user=member.user, now=NOW) == [
-        "an override in rotation Weekly that has not ended", "escalation policy Default, step 2",
+        "an override in rotation Weekly that has not ended",
+        "escalation policy Default, step 2",
     ]
 
 

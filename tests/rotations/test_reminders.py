@@ -33,25 +33,27 @@ def test_reminders_at_each_lead_across_dst(week, names):
     times = lead_times(STARTS) + lead_times([utc(2026, 10, 27, 8)], leads=(1440,))
     sent = run_at(times, names)
     p, s = "Reminder: you are primary for Ops from", "Reminder: you are secondary for Ops from"
-    assert sorted(sent) == sorted([
-        (utc(2026, 10, 23, 7), "D", f"{p} Sat 24 Oct 09:00 CEST"),
-        (utc(2026, 10, 23, 7), "A", f"{s} Sat 24 Oct 09:00 CEST"),
-        (utc(2026, 10, 24, 6, 45), "D", f"{p} Sat 24 Oct 09:00 CEST"),
-        (utc(2026, 10, 24, 6, 45), "A", f"{s} Sat 24 Oct 09:00 CEST"),
-        # 24 hours before a 09:00 CET shift is 10:00 CEST the day before.
-        (utc(2026, 10, 24, 8), "A", f"{p} Sun 25 Oct 09:00 CET"),
-        (utc(2026, 10, 24, 8), "B", f"{s} Sun 25 Oct 09:00 CET"),
-        (utc(2026, 10, 25, 7, 45), "A", f"{p} Sun 25 Oct 09:00 CET"),
-        (utc(2026, 10, 25, 7, 45), "B", f"{s} Sun 25 Oct 09:00 CET"),
-        (utc(2026, 10, 25, 8), "B", f"{p} Mon 26 Oct 09:00 CET"),
-        (utc(2026, 10, 25, 8), "D", f"{s} Mon 26 Oct 09:00 CET"),  # covering for Cat
-        (utc(2026, 10, 25, 23), "C", f"{s} Tue 27 Oct 00:00 CET"),
-        (utc(2026, 10, 26, 7, 45), "B", f"{p} Mon 26 Oct 09:00 CET"),
-        (utc(2026, 10, 26, 7, 45), "D", f"{s} Mon 26 Oct 09:00 CET"),
-        (utc(2026, 10, 26, 8), "C", f"{p} Tue 27 Oct 09:00 CET"),
-        (utc(2026, 10, 26, 8), "D", f"{s} Tue 27 Oct 09:00 CET"),
-        (utc(2026, 10, 26, 22, 45), "C", f"{s} Tue 27 Oct 00:00 CET"),
-    ])
+    assert sorted(sent) == sorted(
+        [
+            (utc(2026, 10, 23, 7), "D", f"{p} Sat 24 Oct 09:00 CEST"),
+            (utc(2026, 10, 23, 7), "A", f"{s} Sat 24 Oct 09:00 CEST"),
+            (utc(2026, 10, 24, 6, 45), "D", f"{p} Sat 24 Oct 09:00 CEST"),
+            (utc(2026, 10, 24, 6, 45), "A", f"{s} Sat 24 Oct 09:00 CEST"),
+            # 24 hours before a 09:00 CET shift is 10:00 CEST the day before.
+            (utc(2026, 10, 24, 8), "A", f"{p} Sun 25 Oct 09:00 CET"),
+            (utc(2026, 10, 24, 8), "B", f"{s} Sun 25 Oct 09:00 CET"),
+            (utc(2026, 10, 25, 7, 45), "A", f"{p} Sun 25 Oct 09:00 CET"),
+            (utc(2026, 10, 25, 7, 45), "B", f"{s} Sun 25 Oct 09:00 CET"),
+            (utc(2026, 10, 25, 8), "B", f"{p} Mon 26 Oct 09:00 CET"),
+            (utc(2026, 10, 25, 8), "D", f"{s} Mon 26 Oct 09:00 CET"),  # covering for Cat
+            (utc(2026, 10, 25, 23), "C", f"{s} Tue 27 Oct 00:00 CET"),
+            (utc(2026, 10, 26, 7, 45), "B", f"{p} Mon 26 Oct 09:00 CET"),
+            (utc(2026, 10, 26, 7, 45), "D", f"{s} Mon 26 Oct 09:00 CET"),
+            (utc(2026, 10, 26, 8), "C", f"{p} Tue 27 Oct 09:00 CET"),
+            (utc(2026, 10, 26, 8), "D", f"{s} Tue 27 Oct 09:00 CET"),
+            (utc(2026, 10, 26, 22, 45), "C", f"{s} Tue 27 Oct 00:00 CET"),
+        ]
+    )
     assert run_at(times, names) == []
 
 
@@ -92,8 +94,9 @@ def test_roster_change_notice_lists_added_and_removed_shifts(week, names):
     assert RosterChangeNotice.objects.count() == 4
     assert roster_changes_notify(now=now + timedelta(minutes=5)) == 0  # nothing changed
     # Cat takes Dan's primary shift on the 24th.
-    Override.objects.create(rotation=week.rotation, user=week.C, replaces_user=week.D,
-                            start=utc(2026, 10, 24, 7), end=utc(2026, 10, 25, 8))
+    Override.objects.create(
+        rotation=week.rotation, user=week.C, replaces_user=week.D, start=utc(2026, 10, 24, 7), end=utc(2026, 10, 25, 8)
+    )
     assert roster_changes_notify(now=now + timedelta(minutes=10)) == 2
     by = {names[m.to[0]]: m.body for m in mail.outbox}
     assert sorted(by) == ["C", "D"]

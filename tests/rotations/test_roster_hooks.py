@@ -70,17 +70,29 @@ def test_exclusions_alert_the_manager_after_commit(week, django_capture_on_commi
 
 
 @pytest.mark.parametrize("change", ["override", "definition", "membership", "exclusion_on_someone_elsewhere"])
-def test_each_kind_of_roster_write_enqueues_the_gap_check(week, change, django_capture_on_commit_callbacks,
-                                                          eager, enqueued):
+def test_each_kind_of_roster_write_enqueues_the_gap_check(
+    week, change, django_capture_on_commit_callbacks, eager, enqueued
+):
     from tests.factories import TeamFactory, UserFactory
 
     with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
         if change == "override":
-            services.override_create(rotation=week.rotation, user=week.manager, position="primary",
-                                     start=utc(2026, 10, 30, 8), end=utc(2026, 10, 30, 12), actor=week.manager)
+            services.override_create(
+                rotation=week.rotation,
+                user=week.manager,
+                position="primary",
+                start=utc(2026, 10, 30, 8),
+                end=utc(2026, 10, 30, 12),
+                actor=week.manager,
+            )
         elif change == "definition":
-            services.rotation_definition_change(rotation=week.rotation, effective_from=utc(2026, 11, 1),
-                                                participants=[week.A, week.B], actor=week.manager, now=NOW)
+            services.rotation_definition_change(
+                rotation=week.rotation,
+                effective_from=utc(2026, 11, 1),
+                participants=[week.A, week.B],
+                actor=week.manager,
+                now=NOW,
+            )
         elif change == "membership":
             services.membership_create(team=week.team, user=UserFactory(), role="manager", actor=week.manager)
         else:

@@ -46,9 +46,7 @@ def spec_of(
     eras=None,
 ) -> RotationSpec:
     if eras is None:
-        eras = (
-            Era(anchor, anchor, unit, length, tuple(participants), tuple(restrictions)),
-        )
+        eras = (Era(anchor, anchor, unit, length, tuple(participants), tuple(restrictions)),)
     return RotationSpec(rid, 10, tz, tuple(positions), tuple(eras))
 
 
@@ -79,9 +77,7 @@ def test_fair_cycling(positions, expected):
     assert len(shifts) == 5 * len(positions)
     assert [holders(shifts, i) for i in range(5)] == expected
     assert all(s.reason is Reason.ROTATION for s in shifts)
-    assert [s.position_index for s in shifts[: len(positions)]] == list(
-        range(len(positions))
-    )
+    assert [s.position_index for s in shifts[: len(positions)]] == list(range(len(positions)))
 
 
 def test_more_positions_than_people_is_a_gap_never_a_double():
@@ -96,9 +92,7 @@ def test_more_positions_than_people_is_a_gap_never_a_double():
 def test_before_anchor_nobody():
     spec = spec_of()
     assert oncall_at(spec, [], [], T0 - timedelta(seconds=1)) == []
-    shifts = rotation_shifts(
-        spec, [], [], T0 - timedelta(days=3), T0 + timedelta(hours=1)
-    )
+    shifts = rotation_shifts(spec, [], [], T0 - timedelta(days=3), T0 + timedelta(hours=1))
     assert shifts[0].start == T0
 
 
@@ -136,9 +130,7 @@ def test_partial_exclusion_splits_the_shift():
     spec = spec_of()
     ex = [Exclusion(A, T0 + timedelta(hours=6), T0 + timedelta(hours=12), id=5)]
     shifts = rotation_shifts(spec, ex, [], T0, T0 + timedelta(days=1))
-    primary = [
-        (s.user_id, s.start, s.end, s.reason) for s in shifts if s.position == "primary"
-    ]
+    primary = [(s.user_id, s.start, s.end, s.reason) for s in shifts if s.position == "primary"]
     assert primary == [
         (A, T0, T0 + timedelta(hours=6), Reason.ROTATION),
         (C, T0 + timedelta(hours=6), T0 + timedelta(hours=12), Reason.COVER),
@@ -152,9 +144,7 @@ def test_everyone_excluded_is_a_gap_with_scheduled_user():
     spec = spec_of(participants=(A, B))
     ex = [Exclusion(u, T0, T0 + timedelta(days=1), id=u * 10) for u in (A, B)]
     got = oncall_at(spec, ex, [], T0 + timedelta(hours=3))
-    assert [
-        (s.user_id, s.reason, s.scheduled_user_id, s.exclusion_id) for s in got
-    ] == [
+    assert [(s.user_id, s.reason, s.scheduled_user_id, s.exclusion_id) for s in got] == [
         (None, Reason.GAP, A, 10),
         (None, Reason.GAP, B, 20),
     ]
@@ -185,11 +175,7 @@ def test_override_by_position():
         )
     ]
     shifts = rotation_shifts(spec, [], ov, T0, T0 + timedelta(days=1))
-    sec = [
-        (s.user_id, s.reason, s.override_id)
-        for s in shifts
-        if s.position == "secondary"
-    ]
+    sec = [(s.user_id, s.reason, s.override_id) for s in shifts if s.position == "secondary"]
     assert sec == [
         (B, Reason.ROTATION, None),
         (E, Reason.OVERRIDE, 1),
@@ -277,17 +263,13 @@ def test_rotation_started_five_years_ago():
         i += 1
     assert got[0].shift_index == i
     assert got[0].user_id == (A, B, C, D)[i % 4]
-    assert got[0].start == (anchor + timedelta(weeks=i)).replace(
-        tzinfo=BERLIN
-    ).astimezone(UTC)
+    assert got[0].start == (anchor + timedelta(weeks=i)).replace(tzinfo=BERLIN).astimezone(UTC)
     assert got[0].end == datetime(2026, 3, 2, 9, tzinfo=BERLIN).astimezone(UTC)
 
 
 def test_monthly_jan31_clamps():
     anchor = datetime(2026, 1, 31, 9, tzinfo=BERLIN)
-    spec = spec_of(
-        anchor=anchor, tz="Europe/Berlin", unit="months", positions=("primary",)
-    )
+    spec = spec_of(anchor=anchor, tz="Europe/Berlin", unit="months", positions=("primary",))
     shifts = rotation_shifts(spec, [], [], anchor, datetime(2026, 6, 1, tzinfo=UTC))
     starts = [s.start.astimezone(BERLIN).replace(tzinfo=None) for s in shifts]
     assert starts == [
@@ -303,9 +285,7 @@ def test_monthly_jan31_clamps():
         unit="months",
     )
     got = oncall_at(leap, [], [], datetime(2028, 3, 1, tzinfo=UTC))
-    assert got[0].start.astimezone(BERLIN).replace(tzinfo=None) == datetime(
-        2028, 2, 29, 9
-    )
+    assert got[0].start.astimezone(BERLIN).replace(tzinfo=None) == datetime(2028, 2, 29, 9)
 
 
 def test_two_month_shifts():
@@ -349,13 +329,9 @@ def test_emea_amer_follow_the_sun_has_no_team_gap():
     )
     assert coverage_gaps([emea, amer], [], [], since, until) == []
     # Berlin noon is EMEA, Berlin 23:00 is AMER.
-    noon = team_oncall_at(
-        [emea, amer], [], [], datetime(2026, 3, 30, 12, tzinfo=BERLIN)
-    )
+    noon = team_oncall_at([emea, amer], [], [], datetime(2026, 3, 30, 12, tzinfo=BERLIN))
     assert [s.rotation_id for s in noon["primary"]] == [1]
-    night = team_oncall_at(
-        [emea, amer], [], [], datetime(2026, 3, 30, 23, tzinfo=BERLIN)
-    )
+    night = team_oncall_at([emea, amer], [], [], datetime(2026, 3, 30, 23, tzinfo=BERLIN))
     assert [s.rotation_id for s in night["primary"]] == [2]
     # Alone, EMEA leaves nights uncovered.
     gaps = coverage_gaps([emea], [], [], since, since + timedelta(days=2))
@@ -385,12 +361,8 @@ def test_amer_in_its_own_zone_shows_the_dst_mismatch_gap():
     )
     jan = datetime(2026, 1, 10, tzinfo=UTC)
     assert coverage_gaps([emea, amer], [], [], jan, jan + timedelta(days=20)) == []
-    gaps = coverage_gaps(
-        [emea, amer], [], [], utc(2026, 3, 15), utc(2026, 3, 18), positions=["primary"]
-    )
-    assert [(s, e) for _, s, e in gaps] == [
-        (utc(2026, 3, d, 6), utc(2026, 3, d, 7)) for d in (15, 16, 17)
-    ]
+    gaps = coverage_gaps([emea, amer], [], [], utc(2026, 3, 15), utc(2026, 3, 18), positions=["primary"])
+    assert [(s, e) for _, s, e in gaps] == [(utc(2026, 3, d, 6), utc(2026, 3, d, 7)) for d in (15, 16, 17)]
 
 
 def test_restricted_rotation_outside_window_yields_nothing():
@@ -413,11 +385,7 @@ def test_weekday_windows():
         ),
     )
     since = datetime(2026, 1, 5, tzinfo=CHICAGO)
-    shifts = [
-        s
-        for s in rotation_shifts(spec, [], [], since, since + timedelta(weeks=1))
-        if s.position_index == 0
-    ]
+    shifts = [s for s in rotation_shifts(spec, [], [], since, since + timedelta(weeks=1)) if s.position_index == 0]
     local = [
         (
             s.start.astimezone(CHICAGO).replace(tzinfo=None),
@@ -466,14 +434,8 @@ def test_daily_0900_stays_local_across_dst(zone, spring, fall):
         shifts = rotation_shifts(spec, [], [], since, until)
         _assert_tiles(shifts, _u(since), _u(until))
         prim = [s for s in shifts if s.position == "primary"]
-        assert all(
-            s.start.astimezone(tz).hour == 9 and s.start.astimezone(tz).minute == 0
-            for s in prim
-        )
-        lengths = {
-            s.start.astimezone(tz).date(): (s.end - s.start) / timedelta(hours=1)
-            for s in prim
-        }
+        assert all(s.start.astimezone(tz).hour == 9 and s.start.astimezone(tz).minute == 0 for s in prim)
+        lengths = {s.start.astimezone(tz).date(): (s.end - s.start) / timedelta(hours=1) for s in prim}
         # The shift that starts the day before the change contains the change.
         assert lengths[(day - timedelta(days=1)).date()] == expected_hours
         assert sorted(set(lengths.values())) == sorted({24, expected_hours})
@@ -493,22 +455,14 @@ def test_daily_0230_on_spring_forward_is_deterministic(zone, spring, fall):
     _assert_tiles(shifts, since, until)
     # The non-existent 02:30 resolves with fold=0, i.e. to the instant the
     # pre-transition offset gives, which is 03:30 local (forward of the gap).
-    handoff = next(
-        s.start for s in shifts if s.start.astimezone(tz).date() == spring.date()
-    )
+    handoff = next(s.start for s in shifts if s.start.astimezone(tz).date() == spring.date())
     assert handoff == spring.replace(hour=2, minute=30, tzinfo=tz).astimezone(UTC)
-    assert handoff.astimezone(tz).replace(tzinfo=None) == spring.replace(
-        hour=3, minute=30
-    )
+    assert handoff.astimezone(tz).replace(tzinfo=None) == spring.replace(hour=3, minute=30)
     # Same answer from a different window and from oncall_at.
-    again = rotation_shifts(
-        spec, [], [], handoff - timedelta(minutes=1), handoff + timedelta(minutes=1)
-    )
+    again = rotation_shifts(spec, [], [], handoff - timedelta(minutes=1), handoff + timedelta(minutes=1))
     assert again[1].start == handoff
     assert oncall_at(spec, [], [], handoff)[0].start == handoff
-    assert (
-        oncall_at(spec, [], [], handoff - timedelta(microseconds=1))[0].end == handoff
-    )
+    assert oncall_at(spec, [], [], handoff - timedelta(microseconds=1))[0].end == handoff
 
 
 @pytest.mark.parametrize(("zone", "spring", "fall"), DST_CASES)
@@ -517,9 +471,7 @@ def test_weekly_stays_on_weekday_and_time(zone, spring, fall):
     anchor = datetime(2026, 1, 7, 10, tzinfo=tz)  # Wednesday
     spec = spec_of(anchor=anchor, tz=zone, unit="weeks")
     until = datetime(2026, 12, 31, tzinfo=tz)
-    shifts = [
-        s for s in rotation_shifts(spec, [], [], anchor, until) if s.position_index == 0
-    ]
+    shifts = [s for s in rotation_shifts(spec, [], [], anchor, until) if s.position_index == 0]
     _assert_tiles(shifts, _u(anchor), _u(until))
     for s in shifts[:-1]:
         loc = s.start.astimezone(tz)
@@ -558,11 +510,7 @@ def test_ambiguous_fall_back_handoff_uses_first_occurrence():
 def test_window_independence_and_clipping():
     spec = spec_of(tz="Europe/Berlin", anchor=datetime(2026, 3, 20, 9, tzinfo=BERLIN))
     ex = [Exclusion(B, utc(2026, 3, 27, 3), utc(2026, 3, 29, 3), id=1)]
-    ov = [
-        Override(
-            1, E, utc(2026, 3, 28, 1), utc(2026, 3, 28, 2), position="primary", id=4
-        )
-    ]
+    ov = [Override(1, E, utc(2026, 3, 28, 1), utc(2026, 3, 28, 2), position="primary", id=4)]
     since, until = utc(2026, 3, 25), utc(2026, 4, 2)
     full = rotation_shifts(spec, ex, ov, since, until)
     cut = utc(2026, 3, 28, 1, 30)
@@ -571,19 +519,13 @@ def test_window_independence_and_clipping():
     clipped = [s for s in full if s.start < cut]
     assert [s.start for s in left] == [s.start for s in clipped]
     assert [min(s.end, cut) for s in clipped] == [s.end for s in left]
-    assert len(left) + len(right) == len(full) + len(
-        [s for s in full if s.start < cut < s.end]
-    )
+    assert len(left) + len(right) == len(full) + len([s for s in full if s.start < cut < s.end])
 
 
 def test_handoffs_rotation_cover_and_override():
     spec = spec_of()
     ex = [Exclusion(A, T0 + timedelta(hours=6), T0 + timedelta(hours=12))]
-    ov = [
-        Override(
-            1, E, T0 + timedelta(hours=14), T0 + timedelta(hours=15), replaces_user_id=B
-        )
-    ]
+    ov = [Override(1, E, T0 + timedelta(hours=14), T0 + timedelta(hours=15), replaces_user_id=B)]
     hs = handoffs(spec, ex, ov, T0, T0 + timedelta(days=1))
     got = [(h.position, h.at - T0, h.outgoing_user_id, h.incoming_user_id) for h in hs]
     assert got == [
@@ -595,9 +537,7 @@ def test_handoffs_rotation_cover_and_override():
         ("secondary", timedelta(days=1), B, C),
     ]
     # A handoff exactly at `since` is not reported, one at `until` is.
-    assert handoffs(spec, [], [], T0 + timedelta(days=1), T0 + timedelta(days=2))[
-        0
-    ].at == T0 + timedelta(days=2)
+    assert handoffs(spec, [], [], T0 + timedelta(days=1), T0 + timedelta(days=2))[0].at == T0 + timedelta(days=2)
 
 
 def test_single_person_rotation_has_no_handoffs():
@@ -641,9 +581,7 @@ def test_coverage_gaps_from_exclusions():
         Exclusion(A, T0 + timedelta(hours=1), T0 + timedelta(hours=2)),
         Exclusion(B, T0, T0 + timedelta(hours=3)),
     ]
-    gaps = coverage_gaps(
-        [spec], ex, [], T0, T0 + timedelta(days=1), positions=("primary", "tertiary")
-    )
+    gaps = coverage_gaps([spec], ex, [], T0, T0 + timedelta(days=1), positions=("primary", "tertiary"))
     assert gaps == [
         ("primary", T0 + timedelta(hours=1), T0 + timedelta(hours=2)),
         ("tertiary", T0, T0 + timedelta(days=1)),
@@ -668,9 +606,7 @@ def test_returned_shifts_are_genuine_frozen_shifts():
 
     got = oncall_at(spec_of(), [], [], T0)[0]
     assert type(got) is Shift
-    same = Shift(
-        1, "primary", 0, A, T0, T0 + timedelta(days=1), Reason.ROTATION, A, 0, 0
-    )
+    same = Shift(1, "primary", 0, A, T0, T0 + timedelta(days=1), Reason.ROTATION, A, 0, 0)
     assert got == same and hash(got) == hash(same)
     with pytest.raises(dataclasses.FrozenInstanceError):
         got.user_id = B  # type: ignore[misc]

@@ -69,9 +69,7 @@ def rotation_specs(draw, restrictions=True, max_eras=3):
         participants = tuple(draw(st.permutations(list(USERS)))[:n])
         unit = draw(st.sampled_from(UNITS))
         length = draw(st.integers(1, 12 if unit == "hours" else 3))
-        local = eff.astimezone(tz).replace(tzinfo=None) + timedelta(
-            days=draw(st.integers(-400, 3))
-        )
+        local = eff.astimezone(tz).replace(tzinfo=None) + timedelta(days=draw(st.integers(-400, 3)))
         local = local.replace(
             hour=draw(st.integers(0, 23)),
             minute=draw(st.sampled_from([0, 30])),
@@ -79,11 +77,7 @@ def rotation_specs(draw, restrictions=True, max_eras=3):
             microsecond=0,
         )
         anchor = local.replace(tzinfo=tz)
-        wins = (
-            tuple(draw(st.lists(windows(), min_size=1, max_size=2)))
-            if restrictions and draw(st.booleans())
-            else ()
-        )
+        wins = tuple(draw(st.lists(windows(), min_size=1, max_size=2))) if restrictions and draw(st.booleans()) else ()
         eras.append(Era(eff, anchor, unit, length, participants, wins))
         eff += timedelta(minutes=draw(st.integers(60, 60 * 24 * 30)))
     return RotationSpec(1, 1, tz_name, POSITIONS[:k], tuple(eras))
@@ -92,13 +86,9 @@ def rotation_specs(draw, restrictions=True, max_eras=3):
 @st.composite
 def scenarios(draw, restrictions=True):
     spec = draw(rotation_specs(restrictions=restrictions))
-    since = spec.eras[0].effective_from + timedelta(
-        minutes=draw(st.integers(-60 * 24 * 3, 60 * 24 * 20))
-    )
+    since = spec.eras[0].effective_from + timedelta(minutes=draw(st.integers(-60 * 24 * 3, 60 * 24 * 20)))
     until = since + timedelta(minutes=draw(st.integers(30, 60 * 24 * 30)))
-    minutes = st.integers(
-        int((since - timedelta(days=3)).timestamp() // 60), int(until.timestamp() // 60)
-    )
+    minutes = st.integers(int((since - timedelta(days=3)).timestamp() // 60), int(until.timestamp() // 60))
 
     def instant(m):
         return datetime.fromtimestamp(m * 60, UTC)
@@ -229,9 +219,7 @@ def merged(shifts):
 
 
 def flat(shifts):
-    return sorted(
-        ((*key(s), s.start, s.end) for s in shifts), key=lambda r: (r[-2], r[0])
-    )
+    return sorted(((*key(s), s.start, s.end) for s in shifts), key=lambda r: (r[-2], r[0]))
 
 
 # --------------------------------------------------------------------------
@@ -287,20 +275,12 @@ def test_no_double_booking_no_excluded_and_overrides_win(sc):
     starts = {j: [s.start for s in segs] for j, segs in groups.items()}
 
     def at(t):
-        return [
-            c
-            for j, segs in groups.items()
-            if (c := covering(segs, starts[j], t)) is not None
-        ]
+        return [c for j, segs in groups.items() if (c := covering(segs, starts[j], t)) is not None]
 
     # (2) nobody in two positions at once unless an override put them there.
     for t in sorted({s.start for s in shifts}):
         here = at(t)
-        users = Counter(
-            s.user_id
-            for s in here
-            if s.user_id is not None and s.reason is not Reason.OVERRIDE
-        )
+        users = Counter(s.user_id for s in here if s.user_id is not None and s.reason is not Reason.OVERRIDE)
         assert all(c == 1 for c in users.values()), here
 
     # (3) an excluded user is never on call except via override.
@@ -308,9 +288,7 @@ def test_no_double_booking_no_excluded_and_overrides_win(sc):
         if s.reason is Reason.OVERRIDE or s.user_id is None:
             continue
         for x in exclusions:
-            assert not (
-                x.user_id == s.user_id and x.start < s.end and x.end > s.start
-            ), (s, x)
+            assert not (x.user_id == s.user_id and x.start < s.end and x.end > s.start), (s, x)
         if s.reason is Reason.COVER:
             assert s.exclusion_id is not None and s.user_id != s.scheduled_user_id
 
@@ -324,17 +302,8 @@ def test_no_double_booking_no_excluded_and_overrides_win(sc):
             if not here:
                 continue  # rotation inactive there
             if o.replaces_user_id is not None:
-                assert all(
-                    s.user_id != o.replaces_user_id or s.reason is Reason.OVERRIDE
-                    for s in here
-                )
-            later = [
-                p
-                for p in mine
-                if p is not o
-                and p.start <= t < p.end
-                and (p.start, p.id) > (o.start, o.id)
-            ]
+                assert all(s.user_id != o.replaces_user_id or s.reason is Reason.OVERRIDE for s in here)
+            later = [p for p in mine if p is not o and p.start <= t < p.end and (p.start, p.id) > (o.start, o.id)]
             if o.position is not None and o.position in spec.positions and not later:
                 s = next(s for s in here if s.position == o.position)
                 assert (s.user_id, s.reason, s.override_id) == (
@@ -355,13 +324,9 @@ def test_no_double_booking_no_excluded_and_overrides_win(sc):
     offset_days=st.integers(-2000, 0),
 )
 def test_fairness(n, k, m, unit, length, tz, offset_days):
-    anchor = datetime(2026, 3, 5, 2, 30, tzinfo=ZoneInfo(tz)) + timedelta(
-        days=offset_days
-    )
+    anchor = datetime(2026, 3, 5, 2, 30, tzinfo=ZoneInfo(tz)) + timedelta(days=offset_days)
     people = tuple(range(1, n + 1))
-    spec = RotationSpec(
-        1, 1, tz, POSITIONS[:k], (Era(anchor, anchor, unit, length, people),)
-    )
+    spec = RotationSpec(1, 1, tz, POSITIONS[:k], (Era(anchor, anchor, unit, length, people),))
     # Start at a shift boundary found via oncall_at, away from the anchor.
     probe = datetime(2026, 3, 20, tzinfo=UTC)
     first = oncall_at(spec, [], [], probe)[0]
@@ -408,11 +373,7 @@ def test_window_independence_and_oncall_agreement(sc, cuts, probes):
     for t in instants:
         if not (since <= t < until):
             continue
-        expected = [
-            c
-            for j, segs in groups.items()
-            if (c := covering(segs, starts[j], t)) is not None
-        ]
+        expected = [c for j, segs in groups.items() if (c := covering(segs, starts[j], t)) is not None]
         got = oncall_at(spec, exclusions, overrides, t)
         assert [s.start <= t < s.end for s in got] == [True] * len(got)
         clipped = [(*key(s), max(s.start, since), min(s.end, until)) for s in got]
@@ -446,9 +407,7 @@ def test_handoffs_are_exactly_the_holder_changes(sc):
     # Conversely every change of holder at a segment edge is reported.
     for j, g in groups.items():
         for t in {s.start for s in g} | {s.end for s in g}:
-            if since < t <= until and holder(
-                j, t - timedelta(microseconds=1)
-            ) != holder(j, t):
+            if since < t <= until and holder(j, t - timedelta(microseconds=1)) != holder(j, t):
                 assert (j, t) in seen
 
 
@@ -463,8 +422,7 @@ def test_override_only_fast_path_matches_the_general_walk(sc, drop_ids, probes):
     spec, _, overrides, since, until = sc
     if drop_ids:
         overrides = [
-            Override(o.rotation_id, o.user_id, o.start, o.end, o.position, o.replaces_user_id, None)
-            for o in overrides
+            Override(o.rotation_id, o.user_id, o.start, o.end, o.position, o.replaces_user_id, None) for o in overrides
         ]
     cs = schedule._compile(spec)
     span = until - since

@@ -24,8 +24,13 @@ def _seed(n_teams):
         team = TeamFactory()
         people = UserFactory.create_batch(3)
         rotation = RotationFactory(team=team)
-        RotationEraFactory(rotation=rotation, participants=people, effective_from=datetime(2026, 1, 1, tzinfo=UTC),
-                           start_date=date(2026, 1, 5), handoff_time=time(9))
+        RotationEraFactory(
+            rotation=rotation,
+            participants=people,
+            effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+            start_date=date(2026, 1, 5),
+            handoff_time=time(9),
+        )
         RotationEraFactory(rotation=rotation, participants=people[::-1], effective_from=MON + timedelta(days=30))
         ExclusionFactory(user=people[0], start=MON - timedelta(hours=1), end=MON + timedelta(hours=5))
         OverrideFactory(rotation=rotation, user=people[2], start=MON, end=MON + timedelta(hours=2))
@@ -46,8 +51,9 @@ def test_teams_oncall_get_query_count_bounded(django_assert_max_num_queries):
         rows = selectors.teams_oncall_rows_get(team_ids=[t.pk for t in teams], at=MON + timedelta(hours=1))
         assert all(r.user is not None for team_rows in rows.values() for r in team_rows)
         primary = [r for team_rows in rows.values() for r in team_rows if r.position == "primary"]
-        assert primary and all(r.reason == "override" and r.note.startswith(("override", "covering for"))
-                               for r in primary)
+        assert primary and all(
+            r.reason == "override" and r.note.startswith(("override", "covering for")) for r in primary
+        )
 
 
 def test_rotation_specs_for_teams_query_count(django_assert_max_num_queries):

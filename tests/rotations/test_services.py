@@ -23,9 +23,17 @@ def people():
 @pytest.fixture
 def rotation(team, people, staff):
     return services.rotation_create(
-        team=team, name="Payments", time_zone="Europe/Berlin", positions=["primary", "secondary"],
-        start_date=date(2026, 3, 2), handoff_time=time(9, 0), shift_unit="weeks", shift_length=1,
-        participants=people, restrictions=[], actor=staff,
+        team=team,
+        name="Payments",
+        time_zone="Europe/Berlin",
+        positions=["primary", "secondary"],
+        start_date=date(2026, 3, 2),
+        handoff_time=time(9, 0),
+        shift_unit="weeks",
+        shift_length=1,
+        participants=people,
+        restrictions=[],
+        actor=staff,
     )
 
 
@@ -58,8 +66,17 @@ def test_rotation_create_resolves_and_audits(team, rotation, people, staff):
 )
 def test_rotation_create_validates(team, people, staff, kwargs, field):
     base = dict(
-        team=team, name="R", time_zone="UTC", positions=["primary"], start_date=date(2026, 3, 2),
-        handoff_time=time(9), shift_unit="days", shift_length=1, participants=people, restrictions=[], actor=staff,
+        team=team,
+        name="R",
+        time_zone="UTC",
+        positions=["primary"],
+        start_date=date(2026, 3, 2),
+        handoff_time=time(9),
+        shift_unit="days",
+        shift_length=1,
+        participants=people,
+        restrictions=[],
+        actor=staff,
     )
     base.update(kwargs)
     with pytest.raises(ValidationError) as err:
@@ -70,38 +87,73 @@ def test_rotation_create_validates(team, people, staff, kwargs, field):
 def test_override_conflict_same_position_message(team, rotation, people, staff):
     maria, jonas, ana, _ = people
     first = services.override_create(
-        rotation=rotation, user=maria, start=MON + timedelta(hours=1), end=MON + timedelta(hours=3),
-        position="primary", reason="swap", actor=staff,
+        rotation=rotation,
+        user=maria,
+        start=MON + timedelta(hours=1),
+        end=MON + timedelta(hours=3),
+        position="primary",
+        reason="swap",
+        actor=staff,
     )
     with pytest.raises(ValidationError) as err:
         services.override_create(
-            rotation=rotation, user=ana, start=MON + timedelta(hours=2), end=MON + timedelta(hours=5),
-            position="primary", reason="", actor=staff,
+            rotation=rotation,
+            user=ana,
+            start=MON + timedelta(hours=2),
+            end=MON + timedelta(hours=5),
+            position="primary",
+            reason="",
+            actor=staff,
         )
     # Overlap 11:00-12:00 Berlin.
     assert err.value.message_dict == {
         "position": [f"Maria Lopez already holds primary for Payments 2026-03-02 11:00–12:00 via override #{first.pk}."]
     }
     # Adjacent is fine; a different position is fine.
-    services.override_create(rotation=rotation, user=ana, start=MON + timedelta(hours=3), end=MON + timedelta(hours=4),
-                             position="primary", actor=staff)
-    services.override_create(rotation=rotation, user=jonas, start=MON + timedelta(hours=1),
-                             end=MON + timedelta(hours=2), position="secondary", actor=staff)
+    services.override_create(
+        rotation=rotation,
+        user=ana,
+        start=MON + timedelta(hours=3),
+        end=MON + timedelta(hours=4),
+        position="primary",
+        actor=staff,
+    )
+    services.override_create(
+        rotation=rotation,
+        user=jonas,
+        start=MON + timedelta(hours=1),
+        end=MON + timedelta(hours=2),
+        position="secondary",
+        actor=staff,
+    )
     assert Override.objects.count() == 3
 
 
 def test_override_conflict_same_replaced_person_and_taker(team, rotation, people, staff):
     maria, jonas, ana, tom = people
-    first = services.override_create(rotation=rotation, user=ana, start=MON, end=MON + timedelta(days=1),
-                                     replaces_user=maria, actor=staff)
+    first = services.override_create(
+        rotation=rotation, user=ana, start=MON, end=MON + timedelta(days=1), replaces_user=maria, actor=staff
+    )
     with pytest.raises(ValidationError) as err:
-        services.override_create(rotation=rotation, user=tom, start=MON + timedelta(hours=5),
-                                 end=MON + timedelta(days=2), replaces_user=maria, actor=staff)
+        services.override_create(
+            rotation=rotation,
+            user=tom,
+            start=MON + timedelta(hours=5),
+            end=MON + timedelta(days=2),
+            replaces_user=maria,
+            actor=staff,
+        )
     assert "already takes Maria Lopez's shifts in Payments" in err.value.message_dict["replaces_user"][0]
     assert f"override #{first.pk}" in err.value.message_dict["replaces_user"][0]
     with pytest.raises(ValidationError) as err:
-        services.override_create(rotation=rotation, user=ana, start=MON + timedelta(hours=5),
-                                 end=MON + timedelta(hours=6), position="secondary", actor=staff)
+        services.override_create(
+            rotation=rotation,
+            user=ana,
+            start=MON + timedelta(hours=5),
+            end=MON + timedelta(hours=6),
+            position="secondary",
+            actor=staff,
+        )
     assert err.value.message_dict["user"] == [
         f"Ana Kim already takes Maria Lopez's shifts in Payments 2026-03-02 14:00–15:00 via override #{first.pk}."
     ]
@@ -134,8 +186,12 @@ def test_era_change_keeps_past_and_changes_future(team, rotation, people, staff)
     change_at = MON + timedelta(days=17, hours=3)  # mid-shift in week 3
     past_before = selectors.team_shifts_get(team=team, since=since, until=change_at)
     era = services.rotation_definition_change(
-        rotation=rotation, effective_from=change_at, actor=staff, participants=[tom, newcomer],
-        shift_length=2, now=change_at - timedelta(days=1),
+        rotation=rotation,
+        effective_from=change_at,
+        actor=staff,
+        participants=[tom, newcomer],
+        shift_length=2,
+        now=change_at - timedelta(days=1),
     )
     after = selectors.team_shifts_get(team=team, since=since, until=until)
     assert selectors.team_shifts_get(team=team, since=since, until=change_at) == past_before
@@ -154,19 +210,22 @@ def test_era_change_refuses_past_for_non_staff(team, rotation, people):
     manager = MembershipFactory(team=team, role="manager").user
     now = MON + timedelta(days=3)
     with pytest.raises(ValidationError) as err:
-        services.rotation_definition_change(rotation=rotation, effective_from=now - timedelta(hours=1),
-                                            actor=manager, shift_length=2, now=now)
+        services.rotation_definition_change(
+            rotation=rotation, effective_from=now - timedelta(hours=1), actor=manager, shift_length=2, now=now
+        )
     assert "effective_from" in err.value.message_dict
     # Within tolerance is fine.
-    services.rotation_definition_change(rotation=rotation, effective_from=now - timedelta(minutes=2),
-                                        actor=manager, shift_length=2, now=now)
+    services.rotation_definition_change(
+        rotation=rotation, effective_from=now - timedelta(minutes=2), actor=manager, shift_length=2, now=now
+    )
 
 
 def test_exclusion_cover_and_audit(team, rotation, people, staff):
     maria, jonas, ana, tom = people
     MembershipFactory(team=team, user=maria)
-    x = services.exclusion_create(user=maria, start=MON + timedelta(days=1), end=MON + timedelta(days=2),
-                                  kind="sick", reason="flu", actor=maria)
+    x = services.exclusion_create(
+        user=maria, start=MON + timedelta(days=1), end=MON + timedelta(days=2), kind="sick", reason="flu", actor=maria
+    )
     shifts = selectors.team_oncall_get(team=team, at=MON + timedelta(days=1, hours=1))["primary"]
     assert [(s.user_id, s.reason, s.scheduled_user_id, s.exclusion_id) for s in shifts] == [
         (ana.pk, Reason.COVER, maria.pk, x.pk)

@@ -47,8 +47,11 @@ def test_roster_reads_keep_microseconds_on_sqlite(payments):
     assert shift.user_id != jonas.pk and str(shift.reason) == "cover"
     assert (shift.start, shift.end) == (start, end)  # exact: epoch floats round-trip on SQLite too
     override = Override.objects.create(
-        rotation=payments.rotations.get(), user=aisha, position="primary",
-        start=NOW - timedelta(minutes=5), end=NOW + timedelta(minutes=30, microseconds=7),
+        rotation=payments.rotations.get(),
+        user=aisha,
+        position="primary",
+        start=NOW - timedelta(minutes=5),
+        end=NOW + timedelta(minutes=30, microseconds=7),
     )
     [shift] = team_oncall_get(team=payments, at=NOW)["primary"]
     assert (shift.user_id, shift.end) == (aisha.pk, override.end)
@@ -86,8 +89,12 @@ def test_intake_inbox_accepts_and_drains_on_sqlite(payments, client, settings):
 
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     integration = Integration.objects.create(team=payments, name="sqlite-pd", kind="pagerduty")
-    body = {"routing_key": integration.key, "event_action": "trigger", "dedup_key": "sq",
-            "payload": {"summary": "Disk full", "source": "db-1", "severity": "critical"}}
+    body = {
+        "routing_key": integration.key,
+        "event_action": "trigger",
+        "dedup_key": "sq",
+        "payload": {"summary": "Disk full", "source": "db-1", "severity": "critical"},
+    }
     for _ in range(2):
         r = client.post("/integrations/pagerduty/v2/enqueue", json.dumps(body), content_type="application/json")
         assert r.status_code == 202, r.content

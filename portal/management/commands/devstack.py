@@ -23,8 +23,17 @@ class Command(BaseCommand):
 
         python = sys.executable
         env = dict(os.environ)
-        celery_worker = [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
-                         "--pool=threads"]
+        celery_worker = [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=2",
+            "--pool=threads",
+        ]
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
             "dispatch": [*celery_worker, "-Q", DISPATCH_QUEUES, "-n", "demo-dispatch@%h"],
