@@ -858,8 +858,8 @@ def membership_create(*, team: Team, user, role: str, actor) -> Membership:
         raise ValidationError(
             {
                 "user": [
-                    f"{user.display_name} is already in {team} as {_role_label(existing.role).lower()}; change their role "
-                    f"in the list instead."
+                    f"{user.display_name} is already in {team} as {_role_label(existing.role).lower()}; "
+                    f"change their role in the list instead."
                 ]
             }
         )
