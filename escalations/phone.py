@@ -571,20 +571,6 @@ def call_dial_finished(*, call_sid: str, attempt: int, dial_status: str, now: da
 # -------------------------------------------------------------------------- SMS confirmation
 
 
-def twilio_client():
-    from twilio.http.http_client import TwilioHttpClient
-    from twilio.rest import Client
-
-    client = Client(
-        settings.TWILIO_ACCOUNT_SID,
-        settings.TWILIO_AUTH_TOKEN,
-        http_client=TwilioHttpClient(timeout=settings.TWILIO_HTTP_TIMEOUT),
-    )
-    if settings.TWILIO_API_BASE_URL:
-        client.api.base_url = settings.TWILIO_API_BASE_URL.rstrip("/")
-    return client
-
-
 def call_sms_confirmation_send(*, call_id: int) -> str:
     """Text the caller their reference, from the line's number. At most once: a crash mid-send leaves
     'sending'. Through the paging channels, so without Twilio it lands in the demo's outbox."""

@@ -14,7 +14,6 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from escalations import engine
 from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
 from rotations.models import AuditEntry, Membership, Team
 
@@ -200,11 +199,6 @@ def policy_update(
     if changes:
         _audit(actor=actor, team=team, action=AuditEntry.Action.UPDATE, policy=policy, changes=changes)
     return policy
-
-
-def policy_spec_check(steps: Sequence[StepInput], repeat: int | None) -> None:
-    """Raise ValueError if the engine would reject this shape (used by forms before saving)."""
-    engine.PolicySpec(steps=tuple(engine.StepSpec(delay=s.delay, targets=()) for s in steps), repeat=repeat)
 
 
 def policy_state_get(*, policy_id: int) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from escalations.engine import StepSpec, TargetKind
-from rotations.models import Membership, Team
+from rotations.models import Membership
 
 
 class TargetResolver:
@@ -51,7 +51,3 @@ class TargetResolver:
                     if shift.user_id is not None:
                         user_ids.add(shift.user_id)
         return frozenset(user_ids)
-
-
-def step_targets_resolve(*, team: Team, step: StepSpec, at: datetime) -> frozenset[int]:
-    return TargetResolver(team_ids=[team.pk], at=at).users_for(team_id=team.pk, step=step)

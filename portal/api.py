@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
@@ -12,16 +11,6 @@ from portal.api_auth import token_generate, token_hash
 from portal.models import ApiToken
 
 MAX_LIFETIME = timedelta(days=365)
-
-
-class ApiTokenAuthenticationScheme(OpenApiAuthenticationExtension):
-    """Documents `Authorization: Bearer bst_…` in /api/schema/ (registered on import)."""
-
-    target_class = "portal.api_auth.ApiTokenAuthentication"
-    name = "apiToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "Personal API token (bst_…)"}
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):

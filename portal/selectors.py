@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
@@ -92,10 +91,6 @@ def team_members_get(*, team: Team) -> list[Membership]:
 
 
 # -------------------------------------------------------------------------- incidents
-
-
-def incidents_visible(*, user: User) -> QuerySet[Incident]:
-    return Incident.objects.filter(team_id__in=user_team_ids(user=user))
 
 
 LIST_CAP = 1000  # the incident list counts at most this many matches: no COUNT(*) over 100k rows
@@ -292,16 +287,6 @@ def _successor(spec: engine.PolicySpec, step: int, loop: int) -> tuple[int, int]
 
 def team_policies_get(*, team: Team) -> list[EscalationPolicy]:
     return list(EscalationPolicy.objects.filter(team=team).prefetch_related("steps__targets__user").order_by("name"))
-
-
-@dataclass
-class WindowRange:
-    since: datetime
-    until: datetime
-
-
-def days_window(*, now: datetime, days: int) -> WindowRange:
-    return WindowRange(since=now - timedelta(days=days), until=now)
 
 
 # -------------------------------------------------------------------------- phone calls
