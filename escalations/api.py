@@ -21,6 +21,7 @@ from rest_framework import exceptions, mixins, permissions, serializers, status,
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from config.api_filters import UtcIsoDateTimeFilter
 from escalations import services
 from escalations.models import (
     EscalationPolicy,
@@ -34,7 +35,6 @@ from escalations.models import (
     TimelineEvent,
 )
 from escalations.models.intake import integration_key_new
-from portal.api_filters import UtcIsoDateTimeFilter
 from portal.models import User
 from portal.permissions import can_manage_team, can_work_incidents, user_team_ids
 from rotations.models import AuditEntry, Membership, Team

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from config import locks
 from escalations.channels import (
     ChannelError,
     OutgoingMessage,
@@ -268,10 +268,13 @@ def _lock_destinations(keys: Iterable[tuple[str, str]]) -> None:
     Always in ascending key order, so two batches sharing destinations never wait on each other in a cycle."""
     if connection.vendor != "postgresql":
         return  # SQLite (the demo): write transactions are serialized anyway
-    locks = sorted({zlib.crc32(f"page:{channel}:{destination}".encode()) - 2**31 for channel, destination in keys})
+    keys_sorted = sorted({locks.destination_key(channel, destination) for channel, destination in keys})
     with connection.cursor() as cur:
         # unnest() yields the sorted array in order and each row's lock is taken as it is produced.
-        cur.execute("SELECT pg_advisory_xact_lock(4242, k) FROM unnest(%s::int[]) AS k", [locks])
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(%s::int, k) FROM unnest(%s::int[]) AS k",
+            [locks.PAGE_DESTINATION_CLASS, keys_sorted],
+        )
 
 
 def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutcome]) -> list[int]:

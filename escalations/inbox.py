@@ -48,6 +48,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from config import locks
 from escalations import intake
 from escalations.intake import VIA, EventInvalid
 from escalations.models import Alert, ChangeEvent, InboxEvent, Incident, Integration, MaintenanceWindow, TimelineEvent
@@ -65,8 +66,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Kind = InboxEvent.Kind
-# pg_advisory_xact_lock key of the drain ("bkst"): one drainer at a time, per batch transaction.
-DRAIN_LOCK = 0x626B7374
 KICK_KEY = "intake-inbox-kick"
 INVALID_KEY = "Invalid routing key"
 DISABLED = "This integration is disabled; enable it in Backstop to accept events"
@@ -300,7 +299,7 @@ def _claim(limit: int) -> list[_Row]:
     """The oldest pending rows, under the drain lock (held until this transaction ends)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DRAIN_LOCK])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [locks.INBOX_DRAIN])
     # SQLite (the local demo) needs no lock: its transactions take the database's write lock.
     rows = (
         InboxEvent.objects.filter(processed_at__isnull=True)

@@ -31,9 +31,6 @@ logger = logging.getLogger(__name__)
 Status = Incident.Status
 Kind = TimelineEvent.Kind
 
-# Pages for people added by hand (reassign) live outside the policy's steps: they use this step
-# number and a per-incident sequence in `loop`, so their unique key never meets a policy page.
-MANUAL_STEP = 32000
 # Delay-0 steps are performed back to back in one call; bounded so a bad policy cannot spin.
 MAX_ACTIONS_PER_CALL = 50
 # Incidents per wake-up message (a message advances its incidents in one transaction).
@@ -854,7 +851,7 @@ def incident_reassign(
             _pages_create(
                 incident=locked,
                 cycle=locked.cycle,
-                step=MANUAL_STEP,
+                step=engine.MANUAL_STEP,
                 loop=sequence,
                 user_ids=[u.pk for u in to_users],
                 reached_at=now,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django import forms
 from django.forms import formset_factory
 
+from config.parsing import small_uint
 from portal.forms import timezone_choices
 from portal.forms_roster import LocalDateTimeField
 from portal.models import User
-from portal.parsing import small_uint
 from portal.widgets import PlainSelect
 from rotations.models import Membership, RotationEra
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.db.models import Q
 
+from config.parsing import small_uint
 from portal.models import User
-from portal.parsing import small_uint
 from portal.widgets import PlainSelect
 from rotations.models import Exclusion, Membership, Rotation
 

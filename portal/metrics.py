@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 
-MANUAL_STEP = 32000  # escalations.services.MANUAL_STEP: reassign pages, not policy steps
+from escalations.engine import MANUAL_STEP
+
 SECONDARY_BAND = (0.10, 0.20)
 FIRST_RESPONDER_BAND = (0.70, 0.80)
 COUNTED_PAGE_STATUSES = {"sent", "delivered", "answered", "failed", "no_answer", "busy", "sending"}

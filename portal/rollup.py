@@ -28,8 +28,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection, transaction
 
+from config import locks
+from escalations.engine import MANUAL_STEP
 from portal import metrics
-from portal.metrics import BAND_INDEX, COUNTED_PAGE_STATUSES, MANUAL_STEP, Insights, Tally
+from portal.metrics import BAND_INDEX, COUNTED_PAGE_STATUSES, Insights, Tally
 from portal.models import InsightsRollup
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,6 @@ PREPARE_AHEAD = timedelta(hours=1)  # from 23:00 UTC, runs also make tomorrow's 
 # Rows cover incidents opened up to this long before the run started: an incident is inserted in
 # a short transaction right after its created_at, so older ones have all been committed.
 SETTLE = timedelta(minutes=2)
-_LOCK_KEY = 0x1B5_0A11  # pg advisory lock: one refresh at a time, whatever the number of beats
 
 # Incidents opened in two ranges (the second may be empty), with their UTC day and hour.
 _SCOPE_CTE = """
@@ -305,7 +306,7 @@ def insights_rollup_refresh(*, now: datetime) -> RollupRun:
     start = _midnight(min(w.first for w in windows))
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_KEY])
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [locks.INSIGHTS_ROLLUP])
             if not cursor.fetchone()[0]:
                 run.skipped = True
                 return run

@@ -14,11 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from config.parsing import small_uint
 from escalations import engine
 from escalations.models import CallRecord, EscalationPolicy, Incident, Page, TimelineEvent
 from portal.filters import IncidentFilter
 from portal.models import User
-from portal.parsing import small_uint
 from portal.permissions import user_team_ids
 from rotations import selectors as roster_selectors
 from rotations.models import Membership, Team

@@ -12,11 +12,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from config.parsing import small_uint
 from escalations import services as incident_services
 from escalations.models import Incident, TimelineEvent
 from portal import selectors
 from portal.models import User
-from portal.parsing import small_uint
 from portal.permissions import can_view_team, can_work_incidents
 from rotations import selectors as roster_selectors
 from rotations.models import Membership

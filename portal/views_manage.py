@@ -13,13 +13,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
+from config.parsing import small_uint
 from escalations import policy_services
 from escalations.models import EscalationPolicy, EscalationTarget
 from portal import selectors
 from portal.forms import apply_errors
 from portal.forms_manage import PolicyForm, RotationForm, StepFormSet, TeamForm, _comma_list
 from portal.forms_roster import ExclusionForm, OverrideForm
-from portal.parsing import small_uint
 from portal.permissions import can_manage_team, can_view_team
 from portal.views_teams import _team_or_404
 from rotations import selectors as roster_selectors

@@ -16,9 +16,9 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_filters import UtcIsoDateTimeFilter
+from config.parsing import small_uint
 from portal import permissions as perms
-from portal.api_filters import UtcIsoDateTimeFilter
-from portal.parsing import small_uint
 from rotations import selectors, services
 from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
 

@@ -16,9 +16,11 @@ from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config import locks
+from escalations.engine import MANUAL_STEP
 from escalations.models import Incident, Page, TimelineEvent
 from portal import metrics, rollup
-from portal.metrics import MANUAL_STEP, Tally
+from portal.metrics import Tally
 from portal.models import InsightsRollup, JobRun, User
 from tests.factories import IncidentFactory, MembershipFactory, TeamFactory, UserFactory
 
@@ -316,10 +318,10 @@ def test_without_rows_for_today_the_page_aggregates_the_period_live():
 def test_one_run_at_a_time():
     _history(NOW, incidents=10)
     with psycopg.connect(**connection.get_connection_params()) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", [rollup._LOCK_KEY])
+        other.execute("SELECT pg_advisory_lock(%s)", [locks.INSIGHTS_ROLLUP])
         assert rollup.insights_rollup_refresh(now=NOW).skipped
         # Released here: closing the connection would leave it to the server's backend exit, a moment later.
-        other.execute("SELECT pg_advisory_unlock(%s)", [rollup._LOCK_KEY])
+        other.execute("SELECT pg_advisory_unlock(%s)", [locks.INSIGHTS_ROLLUP])
     assert not InsightsRollup.objects.exists()
     assert not rollup.insights_rollup_refresh(now=NOW).skipped
 

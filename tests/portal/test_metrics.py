@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from escalations.engine import MANUAL_STEP
 from portal import metrics
 from portal.metrics import IncidentFacts, PageFacts
 
@@ -117,7 +118,7 @@ def test_facts_build_from_timeline_rows():
             "incident_id": 7,
             "kind": "step_reached",
             "at": T + timedelta(minutes=40),
-            "data": {"step": 32000, "user_ids": [9]},
+            "data": {"step": MANUAL_STEP, "user_ids": [9]},
         },  # a reassign page is not a policy step
         {"id": 4, "incident_id": 7, "kind": "acknowledged", "at": T + timedelta(minutes=9), "data": {}},
     ]

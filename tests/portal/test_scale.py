@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from escalations.engine import MANUAL_STEP
 from escalations.models import Incident, TimelineEvent
 from portal import metrics, selectors
-from portal.metrics import MANUAL_STEP
 from rotations.models import Override
 from tests.factories import (
     ContactMethodFactory,
