@@ -3,6 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
+from escalations.delivery import urls as delivery_urls
+from escalations.phone import urls as phone_urls
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -12,9 +14,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("config.api_urls")),
-    path("integrations/", include("escalations.intake_urls")),
-    path("twilio/", include("escalations.twilio_urls")),
-    path("calls/", include("escalations.portal_urls")),
+    path("integrations/", include("escalations.intake.urls")),
+    path("twilio/", include((delivery_urls.urlpatterns + phone_urls.twilio_urlpatterns, "twilio"))),
+    path("calls/", include("escalations.phone.urls")),
     path("ical/", include("rotations.ical_urls")),
     path("rosters/", include("rotations.urls")),
     path("", include("portal.urls")),

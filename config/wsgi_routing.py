@@ -6,7 +6,7 @@ them, yet cost about half of a trivial request's CPU (measured with bench/profil
 get Django's own handler (URL resolution, exception handling, request signals, so database
 connections are managed as usual) with only `INTAKE_MIDDLEWARE` (SecurityMiddleware: the HTTPS
 redirect and HSTS still apply). Every other path gets the full stack from settings.MIDDLEWARE.
-The PagerDuty endpoints go further: escalations.intake_wsgi answers them without Django's handler.
+The PagerDuty endpoints go further: escalations.intake.wsgi answers them without Django's handler.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def team_cards_get(*, teams: list[Team], at: datetime, oncall: dict | None = Non
 
     Pass `oncall` (teams_oncall_rows_get) when the caller already resolved these teams.
     """
-    from escalations.services import incidents_open_count_by_team
+    from escalations.incidents.selectors import incidents_open_count_by_team
 
     ids = [t.pk for t in teams]
     if not ids:

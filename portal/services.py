@@ -88,7 +88,7 @@ def _code_deliver(method: ContactMethod, code: str) -> None:
     body = f"Your Backstop verification code is {code}. It expires in 10 minutes."
     if method.kind == Kind.VOICE:
         body = "Your Backstop verification code is " + ", ".join(code) + ". Again: " + ", ".join(code) + "."
-    from escalations.channels import OutgoingMessage, channel_for
+    from escalations.delivery.channels import OutgoingMessage, channel_for
 
     channel_for(method.kind).send(
         OutgoingMessage(

@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 
+from escalations.incidents.services import incident_reassign
+from escalations.incidents.timeline import timeline_record
 from escalations.models import Incident, TimelineEvent
-from escalations.services import incident_reassign, timeline_record
 from portal.models import User
 from rotations import schedule
 from rotations._common import holds_of, insert_ignore, local, span

@@ -227,7 +227,14 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Task modules not named tasks.py (autodiscover only finds those).
-CELERY_IMPORTS = ["escalations.delivery_tasks", "escalations.intake_tasks"]
+# Celery's autodiscovery finds `<app>.tasks` only; the escalations rooms keep their tasks in sub-packages.
+# (Web processes register them in EscalationsConfig.ready(), since they never run autodiscovery.)
+CELERY_IMPORTS = [
+    "escalations.incidents.tasks",
+    "escalations.delivery.tasks",
+    "escalations.intake.tasks",
+    "escalations.phone.tasks",
+]
 # Queues, so that a slow kind of work never holds up a more urgent one:
 # * `escalations`: the engine's wake-ups and the escalation sweep. Dispatching a step costs a couple of
 #   milliseconds; it must never wait behind deliveries, so production runs a dedicated worker on it.
@@ -244,6 +251,7 @@ CELERY_TASK_QUEUES = (
     Queue("escalations", routing_key="escalations"),
     Queue("deliveries", routing_key="deliveries"),
 )
+# Task names are frozen (workers, queued messages and beat refer to them); they no longer match module paths.
 CELERY_TASK_ROUTES = {
     "escalations.tasks.sweep": {"queue": "escalations"},
     "escalations.tasks.incidents_advance": {"queue": "escalations"},
@@ -318,7 +326,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(minute=17),
         "options": {"expires": 3000},
     },
-    # Insights' roll-up of past days (portal.rollup): changes to incidents opened before today show
+    # Insights' roll-up of past days (portal.insights.rollup): changes to incidents opened before today show
     # on Insights after the next run. A few seconds of PostgreSQL for 100,000 incidents.
     "insights-rollup": {
         "task": "portal.tasks.insights_rollup",
@@ -363,7 +371,7 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Alert intake refuses bodies larger than this with 413.
 BACKSTOP_INTAKE_MAX_BYTES = env.int("INTAKE_MAX_BYTES", default=512 * 1024)
-# The intake inbox (escalations.inbox): events per drain transaction, the debounce window of the
+# The intake inbox (escalations.intake.inbox): events per drain transaction, the debounce window of the
 # web requests' drain kick (also the kick's countdown), and how long applied events are kept.
 BACKSTOP_INBOX_BATCH = env.int("INBOX_BATCH", default=500)
 BACKSTOP_INBOX_KICK_MS = env.int("INBOX_KICK_MS", default=100)
