@@ -10,6 +10,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions
 
+from portal.models import ApiToken
+
 TOKEN_PREFIX = "bst_"
 
 
@@ -34,8 +36,6 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return self._user_for(raw, timezone.now())
 
     def _user_for(self, raw: str, now: datetime):
-        from portal.models import ApiToken
-
         token = (
             ApiToken.objects.select_related("user")
             .filter(key_hash=token_hash(raw), revoked_at__isnull=True)

@@ -17,7 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
+from escalations.incidents import services
+from escalations.intake import apply as intake_apply
 from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget, Heartbeat, Incident, Integration
+from escalations.phone.services import demo_phone_line_seed
 from portal.models import ContactMethod, NotificationRule, User
 from rotations.models import Membership, NotificationPreference, Rotation, RotationEra, RotationParticipant, Team
 
@@ -115,9 +118,6 @@ def demo_incidents_seed(teams: dict[str, Team], users: dict[str, User], now: dat
     """Three incidents through the services, once: triggered 7 minutes ago (Payments, via its Alertmanager
     integration), acknowledged with a note (Platform, via the PagerDuty-compatible API), resolved yesterday
     (Customer Support, raised by hand)."""
-    from escalations.incidents import services
-    from escalations.intake import apply as intake_apply
-
     if Incident.objects.filter(dedup_key__startswith=DEMO_DEDUP).exists():
         return
     payments, platform, support = teams.get("Payments"), teams.get("Platform"), teams.get("Customer Support")
@@ -267,8 +267,6 @@ def demo_seed(*, today: date | None = None, now: datetime | None = None) -> Demo
             EscalationTarget.objects.create(step=step, kind=kind, position=position)
         team.escalation_policy = policy
         team.save(update_fields=["escalation_policy"])
-
-    from escalations.phone.services import demo_phone_line_seed
 
     demo_phone_line_seed(teams, users)
     integrations = demo_integrations_seed(teams, now)

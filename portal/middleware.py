@@ -1,5 +1,6 @@
 import zoneinfo
 
+from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -56,8 +57,6 @@ class StaffMfaRequiredMiddleware:
 
 
 def _has_mfa(user) -> bool:
-    from allauth.mfa.models import Authenticator
-
     cached = getattr(user, "_backstop_has_mfa", None)
     if cached is None:
         cached = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()

@@ -16,6 +16,7 @@ from django.utils.functional import cached_property
 
 from config.parsing import small_uint
 from escalations import engine
+from escalations.incidents.selectors import incidents_open_count_by_team
 from escalations.models import CallRecord, EscalationPolicy, Incident, Page, TimelineEvent
 from portal.filters import IncidentFilter
 from portal.models import User
@@ -73,8 +74,6 @@ def team_cards_get(*, teams: list[Team], at: datetime, oncall: dict | None = Non
 
     Pass `oncall` (teams_oncall_rows_get) when the caller already resolved these teams.
     """
-    from escalations.incidents.selectors import incidents_open_count_by_team
-
     ids = [t.pk for t in teams]
     if not ids:
         return []

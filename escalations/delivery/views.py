@@ -10,12 +10,14 @@ import logging
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
+from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from escalations.delivery import publish
 from escalations.delivery.channels.twilio import voice_url
 from escalations.delivery.channels.twilio_security import twilio_signed
-from escalations.delivery.selectors import page_open_incidents
+from escalations.delivery.selectors import page_bundle_incidents, page_open_incidents
+from escalations.delivery.sms_replies import sms_reply_handle
 from escalations.delivery.status import answered_by_machine, page_status_update
 from escalations.incidents import services
 from escalations.models import Incident, Page
@@ -134,8 +136,6 @@ def voice_page_gather(request: HttpRequest, page_id: int) -> HttpResponse:
 
 
 def _resolvable(page: Page) -> list[Incident]:
-    from escalations.delivery.selectors import page_bundle_incidents
-
     return [i for i in page_bundle_incidents(page) if i.status != Incident.Status.RESOLVED]
 
 
@@ -143,9 +143,6 @@ def _resolvable(page: Page) -> list[Incident]:
 @twilio_signed
 def sms_inbound(request: HttpRequest) -> HttpResponse:
     """Replies to SMS pages ("123A"), plus STOP/START/HELP. Answers with TwiML <Message>."""
-    from twilio.twiml.messaging_response import MessagingResponse
-
-    from escalations.delivery.sms_replies import sms_reply_handle
 
     from_number = request.POST.get("From", "").strip()
     response = MessagingResponse()

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from escalations.engine import StepSpec, TargetKind
 from rotations.models import Membership
+from rotations.selectors import teams_oncall_get
 
 
 class TargetResolver:
@@ -22,8 +23,6 @@ class TargetResolver:
 
     def _oncall_for(self, team_id: int) -> dict[str, list]:
         if self._oncall is None:
-            from rotations.selectors import teams_oncall_get
-
             self._oncall = teams_oncall_get(team_ids=self.team_ids, at=self.at)
         return self._oncall.get(team_id, {})
 

@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from escalations.delivery.channels import ChannelError, OutgoingMessage, channel_for
 from escalations.incidents import selectors as incidents_selectors
 from escalations.incidents import services, timeline
 from escalations.models import (
@@ -45,6 +46,7 @@ from escalations.models import (
 from escalations.phone import publish
 from portal.models import ContactMethod, User
 from rotations.models import Team
+from rotations.selectors import team_oncall_users
 
 logger = logging.getLogger(__name__)
 
@@ -517,7 +519,6 @@ def call_connect_targets(*, record: CallRecord, now: datetime | None = None) -> 
     """Primary, then secondary, each with a verified voice number; nobody twice."""
     now = now or timezone.now()
     team = call_team(record)
-    from rotations.selectors import team_oncall_users
 
     targets: list[ConnectTarget] = []
     seen: set[int] = set()
@@ -571,8 +572,6 @@ def call_dial_finished(*, call_sid: str, attempt: int, dial_status: str, now: da
 def call_sms_confirmation_send(*, call_id: int) -> str:
     """Text the caller their reference, from the line's number. At most once: a crash mid-send leaves
     'sending'. Through the paging channels, so without Twilio it lands in the demo's outbox."""
-    from escalations.delivery.channels import ChannelError, OutgoingMessage, channel_for
-
     with transaction.atomic():
         record = CallRecord.objects.select_for_update(of=("self",)).select_related("line").filter(pk=call_id).first()
         if record is None or record.sms_status != "queued":

@@ -28,6 +28,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from escalations.delivery.channels.twilio_security import twilio_signed
 from escalations.models import CallRecord, PhoneLine
 from escalations.phone import services as phone
+from escalations.phone.simulator import call_simulate as simulate
 from portal.permissions import can_view_team, is_staff
 
 logger = logging.getLogger(__name__)
@@ -418,7 +419,6 @@ class SimulateCallForm(forms.Form):
 def call_simulate(request: HttpRequest) -> HttpResponse:
     if not simulator_enabled():
         raise Http404("The call simulator is off (DEBUG or BACKSTOP_PHONE_SIMULATOR).")
-    from escalations.phone.simulator import call_simulate as simulate
 
     form = SimulateCallForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

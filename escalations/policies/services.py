@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
+from escalations.policies.spec import policy_spec_build
 from rotations.models import AuditEntry, Membership, Team
 
 
@@ -107,7 +108,6 @@ def _steps_write(policy: EscalationPolicy, steps: Sequence[StepInput]) -> None:
             for t in step.targets
         )
     # The engine must accept what we stored (it is what incidents will freeze).
-    from escalations.policies.spec import policy_spec_build
 
     try:
         policy_spec_build(policy)

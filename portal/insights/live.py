@@ -6,7 +6,10 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from operator import itemgetter
 
+from django.db import connection, transaction
+
 from escalations.engine import MANUAL_STEP
+from escalations.models import Incident, Page, TimelineEvent
 from portal.insights.metrics import (
     BANDS,
     COUNTED_PAGE_STATUSES,
@@ -26,24 +29,19 @@ from portal.insights.metrics import (
     time_to_resolve,
 )
 from portal.insights.sql import _COUNTS_SQL, _FACTS_SQL, _PAGES_SQL
+from portal.models import User
 
 
 def _scope(team_ids: list[int] | None):
-    from escalations.models import Incident
-
     return Incident.objects.all() if team_ids is None else Incident.objects.filter(team_id__in=team_ids)
 
 
 def _zones(user_ids) -> dict[int, str]:
-    from portal.models import User
-
     return dict(User.objects.filter(pk__in=list(user_ids)).values_list("pk", "time_zone")) if user_ids else {}
 
 
 def insights_from_rows(*, team_ids: list[int] | None, since: datetime, now: datetime, days: int) -> Insights:
     """Load incident, timeline and page rows and fold them in Python (any database; O(incidents))."""
-    from escalations.models import Page, TimelineEvent
-
     scope = _scope(team_ids).filter(created_at__gte=since, created_at__lt=now)
     incidents = list(scope.values("id", "team_id", "created_at", "source", "severity", "resolved_at", "resolved_by_id"))
     ids = [row["id"] for row in incidents]
@@ -87,8 +85,6 @@ def insights_from_rows(*, team_ids: list[int] | None, since: datetime, now: date
 
 def _insights_aggregated(*, team_ids: list[int] | None, since: datetime, now: datetime, days: int) -> Insights:
     """PostgreSQL: three aggregate queries, without JIT (in one transaction)."""
-    from django.db import connection, transaction
-
     params = {
         "since": since,
         "until": now,

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from escalations.delivery.sms_replies import sms_reply_handle
 from escalations.incidents import services
 from escalations.models import OutboxMessage, TimelineEvent
 from portal.context_processors import _twilio_configured
@@ -46,7 +47,6 @@ def outbox_sms_reply(request: HttpRequest) -> HttpResponse:
     """Simulate an inbound SMS: the same handler the Twilio webhook uses."""
     if _twilio_configured():
         raise Http404()
-    from escalations.delivery.sms_replies import sms_reply_handle
 
     from_number = request.POST.get("from_number", "").strip()
     if not request.user.is_staff and not ContactMethod.objects.filter(user=request.user, value=from_number).exists():

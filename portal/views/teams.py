@@ -26,7 +26,7 @@ from portal.permissions import (
     can_view_team,
 )
 from rotations import selectors as roster_selectors
-from rotations.models import AuditEntry, Handover, Rotation, Team
+from rotations.models import AuditEntry, Exclusion, Handover, Override, Rotation, Team
 from rotations.services import exclusions, overrides
 from rotations.services import teams as services_teams
 
@@ -122,7 +122,6 @@ def _override_scope(request: HttpRequest, data) -> Team | None:
 def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form=None, status=200):
     at = timezone.now()
     shifts = roster_selectors.user_shift_rows_get(user=request.user, since=at, until=at + timedelta(days=30))
-    from rotations.models import Exclusion, Override
 
     scope = _override_scope(request, request.POST if override_form is not None else request.GET)
     return render(

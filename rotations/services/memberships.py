@@ -7,6 +7,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from escalations.models import EscalationTarget
 from rotations.audit import audit_record
 from rotations.models import (
     AuditEntry,
@@ -40,8 +41,6 @@ def membership_dependents(*, team: Team, user, now: datetime) -> list[str]:
 
     Four queries whatever the roster's size.
     """
-    from escalations.models import EscalationTarget
-
     eras = list(RotationEra.objects.filter(rotation__team=team).values_list("pk", "rotation_id", "effective_from"))
     current: dict[int, tuple[datetime, int]] = {}
     relevant: set[int] = set()

@@ -17,6 +17,7 @@ from rotations.models import (
     RotationParticipant,
     Team,
 )
+from rotations.selectors import era_anchor
 from rotations.services.hooks import UNSET, _Unset, roster_changed
 from rotations.services.validation import (
     PAST_TOLERANCE,
@@ -86,8 +87,6 @@ def rotation_create(
     actor,
 ) -> Rotation:
     """A rotation and its first era, which applies from the first handoff on."""
-    from rotations.selectors import era_anchor
-
     validate_time_zone(time_zone)
     positions = validate_positions(positions)
     restrictions = validate_windows(restrictions)

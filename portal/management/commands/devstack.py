@@ -11,6 +11,8 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+
 
 class Command(BaseCommand):
     help = "Start web, workers and beat for local use. Ctrl-C stops them all."
@@ -19,8 +21,6 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args, addr: str, **options) -> None:
-        from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
-
         python = sys.executable
         env = dict(os.environ)
         celery_worker = [
