@@ -9,6 +9,7 @@ managers (and staff) change their teams' policies, integrations, maintenance win
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import django_filters
 from django.db.models import Q
@@ -156,7 +157,7 @@ class IncidentFilter(django_filters.FilterSet):
         return (queryset.filter(mine) if value else queryset.exclude(mine)).distinct()
 
 
-_action_schema = dict(request=None, responses={200: ActionResultSerializer})
+_action_schema: dict[str, Any] = dict(request=None, responses={200: ActionResultSerializer})
 
 
 @extend_schema_view(

@@ -58,7 +58,7 @@ def _lock_destinations(keys: Iterable[tuple[str, str]]) -> None:
         )
 
 
-def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutcome]) -> list[int]:
+def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutcome]) -> list[int]:  # noqa: C901 (four phases in one transaction; to split)
     """In one transaction: cancel pages of incidents no longer triggered, hold back throttled
     destinations, claim one carrier per destination (`pending -> sending`) and bundle every other
     due page to it. Returns the carriers' ids; fills `outcomes` for every other id."""

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from escalations.models.intake import INTEGRATION_KEY_LENGTH
-
+INTEGRATION_KEY_LENGTH = 32  # hex characters of an integration key or heartbeat token
 SUMMARY_MAX = 1024
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-INTEGRATION_KEY_LENGTH = 32
+from escalations.intake.parsers import INTEGRATION_KEY_LENGTH
 
 
 def integration_key_new() -> str:

@@ -55,7 +55,7 @@ def _diff(before: dict, after: dict) -> dict[str, list]:
     return {k: [before.get(k), after.get(k)] for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
 
 
-def _validate(
+def _validate(  # noqa: C901 (settings and steps checks; to split)
     team: Team, *, name: str, repeat: int | None, ack_timeout, auto_resolve_after, steps: Sequence[StepInput]
 ) -> None:
     errors: dict[str, list[str]] = {}

@@ -369,7 +369,7 @@ def _window(view: str, start_param: str | None, now: datetime) -> tuple[datetime
     tz = timezone.get_current_timezone()
     local_now = timezone.localtime(now)
     try:
-        day = datetime.strptime(start_param or "", "%Y-%m-%d").date()
+        day = datetime.strptime(start_param or "", "%Y-%m-%d").date()  # noqa: DTZ007 (only the date is used)
     except ValueError:
         today = local_now.date()
         day = today - timedelta(days=today.weekday()) if view == "week" else today.replace(day=1)
