@@ -11,7 +11,7 @@ def small_uint(raw: object) -> int | None:
     """A non-negative integer written in ASCII digits (at most 18, so it fits a bigint), else None.
 
     `str.isdigit()` is not a guard for `int()`: "²" is a digit that int() refuses, and a 5,000-digit
-    string passes isdigit() but exceeds int()'s limit — both were 500s.
+    string passes isdigit() but exceeds int()'s limit — both would raise inside the view (a 500).
     """
     if not isinstance(raw, str):
         return None

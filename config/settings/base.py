@@ -214,7 +214,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_TASK_IGNORE_RESULT = True
 # Celery's Django fixup closes the database connection before and after every task unless this is set
 # (it then closes every that many tasks). config/celery.py recycles connections as Django does for
-# requests instead, by CONN_MAX_AGE (0 in the tests: a connection per task, as before).
+# requests instead, by CONN_MAX_AGE (0 in the tests: a connection per task, so no test sees another's connection state).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

@@ -127,7 +127,7 @@ def _json(body: bytes):
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise parsers.EventInvalid([f"Request body is not valid JSON: {exc}"]) from None
-    except RecursionError:  # "[[[[…" 100,000 deep: json.loads recurses once per level (was a 500)
+    except RecursionError:  # "[[[[…" 100,000 deep: json.loads recurses once per level, so the limit is a client error, not ours
         raise parsers.EventInvalid(["Request body is nested too deeply"]) from None
 
 
@@ -287,7 +287,8 @@ def _key_refusal(key: str, kind: str) -> str | None:
 def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, parse, status: int) -> HttpResponse:
     """Shared shape of the keyed webhooks: size-limited parse, rate limit, one INSERT, JSON answer.
 
-    A bad key answers as before (404 unknown, 400 disabled) even when the body is also bad: that
+    A bad key answers 404 (unknown) or 400 (disabled) even when the body is also bad, as the senders
+    expect: that
     lookup is made only on the error path, so accepted events cost one statement.
     """
     try:
