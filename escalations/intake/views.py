@@ -127,7 +127,8 @@ def _json(body: bytes):
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise parsers.EventInvalid([f"Request body is not valid JSON: {exc}"]) from None
-    except RecursionError:  # "[[[[…" 100,000 deep: json.loads recurses once per level, so the limit is a client error, not ours
+    except RecursionError:
+        # "[[[[…" 100,000 deep: json.loads recurses once per level; the sender's body is at fault (a 400).
         raise parsers.EventInvalid(["Request body is nested too deeply"]) from None
 
 
