@@ -72,7 +72,7 @@ def seed_people(n_teams: int):
     from django.utils import timezone
 
     from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
-    from escalations.services import policy_spec_build
+    from escalations.policies.spec import policy_spec_build
     from portal.models import ContactMethod, NotificationRule, User
     from rotations.models import Membership, Team
 
@@ -190,7 +190,7 @@ def profile_sweep(stack: Stack, teams, specs, n: int) -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from escalations import services
+    from escalations.incidents import advance
 
     for name in [c for c in stack.children if c.startswith(("beat", "worker", "dispatch"))]:
         stack.kill(name)
@@ -200,9 +200,9 @@ def profile_sweep(stack: Stack, teams, specs, n: int) -> None:
     started = time.perf_counter()
     # Count queries over the first 500 only: CaptureQueriesContext keeps at most 9000.
     with CaptureQueriesContext(connection) as queries:
-        first = services.escalations_sweep(now=timezone.now(), batch=100, max_batches=5)
+        first = advance.escalations_sweep(now=timezone.now(), batch=100, max_batches=5)
     profiler.enable()
-    advanced = first + services.escalations_sweep(now=timezone.now(), batch=100, max_batches=10_000)
+    advanced = first + advance.escalations_sweep(now=timezone.now(), batch=100, max_batches=10_000)
     profiler.disable()
     elapsed = time.perf_counter() - started
     print(
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.django_setup()
         from django.utils import timezone
 
-        from escalations import services
+        from escalations.incidents import publish
 
         teams, specs = seed_people(args.teams)
         stack.event(f"seeded {args.teams} teams")
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         eta_ids = set(ids[::eta_every]) if eta_every else set()
         # Through the product's own publisher (bucketed ETAs, one message per bucket), as the
         # engine does on commit after step 1.
-        services.incidents_wake(wakeups=[(pk, due_by_id[pk]) for pk in ids if pk in eta_ids], now=timezone.now())
+        publish.incidents_wake(wakeups=[(pk, due_by_id[pk]) for pk in ids if pk in eta_ids], now=timezone.now())
         stack.event(
             f"seeded {len(ids)} open incidents ({len(eta_ids)} with an ETA message) in "
             f"{time.monotonic() - seed_started:.1f}s; first due in "

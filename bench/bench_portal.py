@@ -166,7 +166,7 @@ def main() -> None:
     try:
         from allauth.mfa.models import Authenticator
 
-        from portal import rollup
+        from portal.insights import rollup
         from portal.models import InsightsRollup, User
         from rotations.models import Membership, Team
 
@@ -199,7 +199,7 @@ def main() -> None:
             ("API on-call", f"/api/v1/oncall/?team={team.pk}"),
             ("Insights 90 d", "/insights/?days=90"),
         ]
-        # What the beat does every few minutes (portal.rollup): the first run writes every row, the
+        # What the beat does every few minutes (portal.insights.rollup): the first run writes every row, the
         # next finds them unchanged.
         for label in ("insights roll-up (first run)", "insights roll-up (next run)"):
             start, start_cpu = clock.perf_counter(), clock.process_time()

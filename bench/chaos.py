@@ -14,7 +14,7 @@ Scenario: one team per incident, three people each (A: SMS at 0 and a call at +3
 a call at +3 s; C: SMS only), so a phone number names exactly one (incident, person). Policies:
 "standard" = A, then B, then A+C, repeated once; "ack" = A, B (long wait), A+C, repeated once, and the
 harness acknowledges those incidents (via the service, as the API does) in the long wait. Incidents
-are opened through `escalations.services.incident_trigger` (the HTTP intake is not on main yet) over
+are opened through `escalations.incidents.services.incident_trigger` (the HTTP intake is not on main yet) over
 the first part of the run. Meanwhile the harness SIGKILLs whole workers and single pool children and
 restarts them, kills and restarts Redis (queue lost), kills and restarts beat, runs a second beat for
 a while. Nobody else acknowledges.
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_scenario(stack, plans, args, rng, open_window, span, record, faults) -> int:
     from django.utils import timezone
 
-    from escalations import services
+    from escalations.incidents import services
     from escalations.models import Incident
     from portal.models import User
     from rotations.models import Team

@@ -85,7 +85,7 @@ def main() -> None:
     try:
         from config.celery import app
         from config.wsgi import application
-        from escalations import inbox
+        from escalations.intake import inbox
         from escalations.models import Integration
         from rotations.models import Team
 

@@ -7,7 +7,7 @@ router = DefaultRouter()
 
 urlpatterns = [
     path("", include("rotations.api_urls")),
-    path("", include("escalations.api_urls")),
+    path("", include("escalations.api.urls")),
     path("", include("portal.api_urls")),
     path("", include(router.urls)),
 ]

@@ -63,8 +63,12 @@ def _unless_torn_down(method: Callable, forget: Callable) -> Callable:
     return guarded
 
 
-kombu_redis.QoS.restore_unacked = _unless_torn_down(
+kombu_redis.QoS.restore_unacked = _unless_torn_down(  # type: ignore[method-assign]  # intentional patch
     kombu_redis.QoS.restore_unacked, lambda qos, *_: qos._delivered.clear()
 )
-kombu_redis.QoS.ack = _unless_torn_down(kombu_redis.QoS.ack, lambda qos, tag, *_: qos._delivered.pop(tag, None))
-kombu_redis.QoS.reject = _unless_torn_down(kombu_redis.QoS.reject, lambda qos, tag, *_: qos._delivered.pop(tag, None))
+kombu_redis.QoS.ack = _unless_torn_down(  # type: ignore[method-assign]  # intentional patch
+    kombu_redis.QoS.ack, lambda qos, tag, *_: qos._delivered.pop(tag, None)
+)
+kombu_redis.QoS.reject = _unless_torn_down(  # type: ignore[method-assign]  # intentional patch
+    kombu_redis.QoS.reject, lambda qos, tag, *_: qos._delivered.pop(tag, None)
+)

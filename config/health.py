@@ -8,6 +8,9 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from config.celery import app
+from portal.models import JobRun
+
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -24,8 +27,6 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
-    from config.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -35,8 +36,6 @@ def _check_broker() -> str | None:
 
 
 def _check_beat(stale_after: timedelta) -> str | None:
-    from portal.models import JobRun
-
     last = JobRun.objects.filter(name="escalation-sweep").values_list("last_success_at", flat=True).first()
     if last is None:
         return "beat: the escalation sweep has never run"

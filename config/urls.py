@@ -5,10 +5,12 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config import health
 from config.api_docs import ApiDocsView, ApiRedocView
+from escalations.delivery import urls as delivery_urls
+from escalations.phone import urls as phone_urls
 
 # The admin signs people in through allauth (its rate limits, its TOTP step), never with its own form,
 # which checks a password only.
-admin.site.login = secure_admin_login(admin.site.login)
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -19,9 +21,9 @@ urlpatterns = [
     path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", ApiRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include("config.api_urls")),
-    path("integrations/", include("escalations.intake_urls")),
-    path("twilio/", include("escalations.twilio_urls")),
-    path("calls/", include("escalations.portal_urls")),
+    path("integrations/", include("escalations.intake.urls")),
+    path("twilio/", include((delivery_urls.urlpatterns + phone_urls.twilio_urlpatterns, "twilio"))),
+    path("calls/", include("escalations.phone.urls")),
     path("ical/", include("rotations.ical_urls")),
     path("rosters/", include("rotations.urls")),
     path("", include("portal.urls")),

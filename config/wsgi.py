@@ -9,11 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 application = get_wsgi_application()
 
 from config.wsgi_routing import LeanWSGIHandler, PathRouter  # noqa: E402  (after Django's setup)
-from escalations.intake_wsgi import PagerDutyWSGI  # noqa: E402
+from escalations.intake.wsgi import PagerDutyWSGI  # noqa: E402
 
 # /integrations/: PagerDuty events answered without Django's request machinery, the other intake
 # paths by Django's handler without the portal's middleware; everything else by the full stack.
-application = PathRouter(application, PagerDutyWSGI(LeanWSGIHandler()))
+application = PathRouter(application, PagerDutyWSGI(LeanWSGIHandler()))  # type: ignore[assignment]
 
 # Django, the apps and everything imported live as long as the process: move them out of the cyclic
 # collector's reach. Otherwise every full collection walks them again, tens of milliseconds landing

@@ -7,7 +7,7 @@ get Django's own handler (URL resolution, exception handling, request signals, s
 connections are managed as usual) with only `INTAKE_MIDDLEWARE` (SecurityMiddleware: the HTTPS
 redirect and HSTS still apply; AllowedHostMiddleware checks Host against ALLOWED_HOSTS). Every other
 path gets the full stack from settings.MIDDLEWARE.
-The PagerDuty endpoints go further: escalations.intake_wsgi answers them without Django's handler.
+The PagerDuty endpoints go further: escalations.intake.wsgi answers them without Django's handler.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 from django.contrib import admin
 
-from escalations import policy_services
 from escalations.models import (
     Alert,
     AlertGroupMember,
@@ -23,6 +22,7 @@ from escalations.models import (
     PhoneMenuOption,
     TimelineEvent,
 )
+from escalations.policies import services as policy_services
 
 
 class EscalationStepInline(admin.TabularInline):

@@ -40,6 +40,7 @@ from typing import Any
 
 __all__ = [
     "EMPTY_RETRY_INTERVAL",
+    "MANUAL_STEP",
     "Action",
     "AutoResolved",
     "Decision",
@@ -71,6 +72,10 @@ __all__ = [
 # Short enough that a freshly filled roster gap is paged within a minute, long
 # enough that an all-empty incident costs one cheap sweep wake-up per minute.
 EMPTY_RETRY_INTERVAL = timedelta(seconds=60)
+
+# Step numbers >= MANUAL_STEP are reserved for pages added by hand (reassign): they live outside the
+# policy's steps, with a per-incident sequence in `loop`, so their unique key never meets a policy page.
+MANUAL_STEP = 32000
 
 POLICY_JSON_VERSION = 1
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from escalations import phone_views, twilio_views
+from escalations.delivery import views as twilio_views
+from escalations.phone import views as phone_views
 
 app_name = "twilio"
 

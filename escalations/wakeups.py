@@ -2,8 +2,9 @@
 
 A message carries every id due in the same short bucket, so thousands of escalations falling due
 together cost a few messages per second rather than one each. The bucket's end is the ETA: a
-message never arrives before its ids are due, and at most one bucket after. Rounding up to whole
-seconds, as before, added up to a second of lateness to every page; the bucket is a setting.
+message never arrives before its ids are due, and at most one bucket after. The bucket is a setting
+and can be well under a second: rounding up to whole seconds would add up to a second of lateness to
+every page.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Personal API tokens: create (the raw token is returned once, only from a signed-in session), list, revoke."""
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.response import Response
@@ -8,16 +7,6 @@ from rest_framework.response import Response
 from portal import services
 from portal.api_auth import ApiTokenAuthentication
 from portal.models import ApiToken
-
-
-class ApiTokenAuthenticationScheme(OpenApiAuthenticationExtension):
-    """Documents `Authorization: Bearer bst_…` in /api/schema/ (registered on import)."""
-
-    target_class = "portal.api_auth.ApiTokenAuthentication"
-    name = "apiToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "Personal API token (bst_…)"}
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):

@@ -9,6 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions
 
+from portal.models import ApiToken
 from portal.staff_mfa import StaffMfa, staff_mfa_status
 
 TOKEN_PREFIX = "bst_"
@@ -35,8 +36,6 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return self._user_for(raw, timezone.now())
 
     def _user_for(self, raw: str, now: datetime):
-        from portal.models import ApiToken
-
         token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(raw)).first()
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid API token.")

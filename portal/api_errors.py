@@ -3,7 +3,8 @@
 import logging
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -54,38 +55,28 @@ API_PREFIX = "/api/"
 
 
 def _api_error(status_code: int, code: str, message: str):
-    from django.http import JsonResponse
-
     return JsonResponse({"error": code, "message": message, "errors": []}, status=status_code)
 
 
 def bad_request(request, exception):
     if request.path.startswith(API_PREFIX):
         return _api_error(400, "bad_request", "Bad request.")
-    from django.views.defaults import bad_request as default
-
-    return default(request, exception)
+    return defaults.bad_request(request, exception)
 
 
 def permission_denied(request, exception):
     if request.path.startswith(API_PREFIX):
         return _api_error(403, "permission_denied", "You do not have permission to perform this action.")
-    from django.views.defaults import permission_denied as default
-
-    return default(request, exception)
+    return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request, exception):
     if request.path.startswith(API_PREFIX):
         return _api_error(404, "not_found", f"No API endpoint at {request.path}.")
-    from django.views.defaults import page_not_found as default
-
-    return default(request, exception)
+    return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
     if request.path.startswith(API_PREFIX):
         return _api_error(500, "internal_error", "Internal error; it has been logged.")
-    from django.views.defaults import server_error as default
-
-    return default(request)
+    return defaults.server_error(request)

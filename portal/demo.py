@@ -17,7 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
+from escalations.incidents import services
+from escalations.intake import apply as intake_apply
 from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget, Heartbeat, Incident, Integration
+from escalations.phone.services import demo_phone_line_seed
 from portal.models import ContactMethod, NotificationRule, User
 from rotations.models import Membership, NotificationPreference, Rotation, RotationEra, RotationParticipant, Team
 
@@ -115,15 +118,12 @@ def demo_incidents_seed(teams: dict[str, Team], users: dict[str, User], now: dat
     """Three incidents through the services, once: triggered 7 minutes ago (Payments, via its Alertmanager
     integration), acknowledged with a note (Platform, via the PagerDuty-compatible API), resolved yesterday
     (Customer Support, raised by hand)."""
-    from escalations import intake
-    from escalations import services as incidents
-
     if Incident.objects.filter(dedup_key__startswith=DEMO_DEDUP).exists():
         return
     payments, platform, support = teams.get("Payments"), teams.get("Platform"), teams.get("Customer Support")
     if payments is not None:
         fired = now - timedelta(minutes=7)
-        intake.alertmanager_process(
+        intake_apply.alertmanager_process(
             integration=Integration.objects.get(team=payments, kind=Integration.Kind.ALERTMANAGER),
             body={
                 "version": "4",
@@ -148,7 +148,7 @@ def demo_incidents_seed(teams: dict[str, Team], users: dict[str, User], now: dat
     if platform is not None:
         started = now - timedelta(minutes=50)
         pd = Integration.objects.get(team=platform, kind=Integration.Kind.PAGERDUTY)
-        intake.pagerduty_event_process(
+        intake_apply.pagerduty_event_process(
             integration_key=None,
             body={
                 "routing_key": pd.key,
@@ -165,8 +165,8 @@ def demo_incidents_seed(teams: dict[str, Team], users: dict[str, User], now: dat
         )
         incident = Incident.objects.get(team=platform, dedup_key=f"{DEMO_DEDUP}db-disk")
         engineer = users["emily@example.com"]
-        incidents.incident_acknowledge(incident=incident, by=engineer, via="web", now=started + timedelta(minutes=4))
-        incidents.incident_note_add(
+        services.incident_acknowledge(incident=incident, by=engineer, via="web", now=started + timedelta(minutes=4))
+        services.incident_note_add(
             incident=incident,
             by=engineer,
             via="web",
@@ -176,7 +176,7 @@ def demo_incidents_seed(teams: dict[str, Team], users: dict[str, User], now: dat
     if support is not None:
         raised = datetime.combine(now.date() - timedelta(days=1), time(14, 5), tzinfo=UTC)
         manager = users["aisha@example.com"]
-        incident = incidents.incident_trigger(
+        incident = services.incident_trigger(
             team=support,
             title="Help-desk e-mails not arriving",
             severity="error",
@@ -188,8 +188,8 @@ def demo_incidents_seed(teams: dict[str, Team], users: dict[str, User], now: dat
             now=raised,
         ).incident
         responder = users["lena@example.com"]
-        incidents.incident_acknowledge(incident=incident, by=responder, via="sms", now=raised + timedelta(minutes=6))
-        incidents.incident_resolve(
+        services.incident_acknowledge(incident=incident, by=responder, via="sms", now=raised + timedelta(minutes=6))
+        services.incident_resolve(
             incident=incident,
             by=responder,
             via="web",
@@ -267,8 +267,6 @@ def demo_seed(*, today: date | None = None, now: datetime | None = None) -> Demo
             EscalationTarget.objects.create(step=step, kind=kind, position=position)
         team.escalation_policy = policy
         team.save(update_fields=["escalation_policy"])
-
-    from escalations.phone import demo_phone_line_seed
 
     demo_phone_line_seed(teams, users)
     integrations = demo_integrations_seed(teams, now)

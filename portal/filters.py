@@ -9,8 +9,8 @@ from django import forms
 from django.urls import reverse
 from django.utils import timezone
 
+from config.parsing import small_uint
 from escalations.models import Incident
-from portal.parsing import small_uint
 from portal.widgets import PlainSelect
 from rotations.models import Team
 

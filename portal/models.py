@@ -158,7 +158,7 @@ class JobRun(models.Model):
 class InsightsRollup(models.Model):
     """Insights over one period's past days, per team and for every team (team empty), for the Insights
     pages of one UTC date; the page aggregates the rest live (today, and the minutes up to the first
-    whole hour of the period). Written only by portal.rollup; tallies are metrics.Tally.to_json()."""
+    whole hour of the period). Written only by portal.insights.rollup; tallies are metrics.Tally.to_json()."""
 
     team = models.ForeignKey("rotations.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     days = models.PositiveSmallIntegerField(help_text="The period: 7, 30 or 90 days")

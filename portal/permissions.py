@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.db.models import Q
+
+from rotations.models import Membership, Rotation, Team
+
 if TYPE_CHECKING:
     from portal.models import User
-    from rotations.models import Team
 
 MANAGER = "manager"
 ENGINEER = "engineer"
@@ -26,8 +29,6 @@ def team_role_get(*, user: User, team: Team | int) -> str | None:
     team_id = team if isinstance(team, int) else team.pk
     cache = getattr(user, "_backstop_roles", None)
     if cache is None:
-        from rotations.models import Membership
-
         cache = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
         user._backstop_roles = cache
     return cache.get(team_id)
@@ -35,8 +36,6 @@ def team_role_get(*, user: User, team: Team | int) -> str | None:
 
 def user_team_ids(*, user: User) -> set[int]:
     """Teams the user can see (all of them for staff)."""
-    from rotations.models import Membership, Team
-
     if not user.is_authenticated:
         return set()
     if user.is_staff:
@@ -64,10 +63,6 @@ def can_manage_exclusion_for(user: User, subject: User) -> bool:
         return False
     if user.is_staff or user.pk == subject.pk:
         return True
-    from django.db.models import Q
-
-    from rotations.models import Membership, Rotation
-
     managed = set(Membership.objects.filter(user=user, role=MANAGER).values_list("team_id", flat=True))
     if not managed:
         return False

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
@@ -15,11 +14,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from config.parsing import small_uint
 from escalations import engine
+from escalations.incidents.selectors import incidents_open_count_by_team
 from escalations.models import CallRecord, EscalationPolicy, Incident, Page, TimelineEvent
 from portal.filters import IncidentFilter
 from portal.models import User
-from portal.parsing import small_uint
 from portal.permissions import user_team_ids
 from rotations import selectors as roster_selectors
 from rotations.models import Membership, Team
@@ -74,8 +74,6 @@ def team_cards_get(*, teams: list[Team], at: datetime, oncall: dict | None = Non
 
     Pass `oncall` (teams_oncall_rows_get) when the caller already resolved these teams.
     """
-    from escalations.services import incidents_open_count_by_team
-
     ids = [t.pk for t in teams]
     if not ids:
         return []
@@ -92,10 +90,6 @@ def team_members_get(*, team: Team) -> list[Membership]:
 
 
 # -------------------------------------------------------------------------- incidents
-
-
-def incidents_visible(*, user: User) -> QuerySet[Incident]:
-    return Incident.objects.filter(team_id__in=user_team_ids(user=user))
 
 
 LIST_CAP = 1000  # the incident list counts at most this many matches: no COUNT(*) over 100k rows
@@ -292,16 +286,6 @@ def _successor(spec: engine.PolicySpec, step: int, loop: int) -> tuple[int, int]
 
 def team_policies_get(*, team: Team) -> list[EscalationPolicy]:
     return list(EscalationPolicy.objects.filter(team=team).prefetch_related("steps__targets__user").order_by("name"))
-
-
-@dataclass
-class WindowRange:
-    since: datetime
-    until: datetime
-
-
-def days_window(*, now: datetime, days: int) -> WindowRange:
-    return WindowRange(since=now - timedelta(days=days), until=now)
 
 
 # -------------------------------------------------------------------------- phone calls

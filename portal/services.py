@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from escalations.delivery.channels import OutgoingMessage, channel_for
 from portal.api_auth import token_generate, token_hash
 from portal.models import ApiToken, ContactMethod, NotificationRule, User
 
@@ -121,7 +122,6 @@ def _code_deliver(method: ContactMethod, code: str) -> None:
     body = f"Your Backstop verification code is {code}. It expires in 10 minutes."
     if method.kind == Kind.VOICE:
         body = "Your Backstop verification code is " + ", ".join(code) + ". Again: " + ", ".join(code) + "."
-    from escalations.channels import OutgoingMessage, channel_for
 
     channel_for(method.kind).send(
         OutgoingMessage(

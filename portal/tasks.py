@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from portal import rollup
+from portal.insights import rollup
 from portal.jobs import job_run
 
 

@@ -1,21 +1,28 @@
 from django.urls import path
 
-from portal import views, views_insights, views_manage, views_members, views_profile, views_teams
+from portal.views import incidents as views_incidents
+from portal.views import insights as views_insights
+from portal.views import manage as views_manage
+from portal.views import members as views_members
+from portal.views import now as views_now
+from portal.views import outbox
+from portal.views import profile as views_profile
+from portal.views import teams as views_teams
 
 app_name = "portal"
 
 urlpatterns = [
-    path("", views.now, name="now"),
+    path("", views_now.now, name="now"),
     # incidents
-    path("incidents/", views.incidents, name="incidents"),
-    path("incidents/<int:pk>/", views.incident_detail, name="incident"),
-    path("incidents/<int:pk>/live", views.incident_live, name="incident_live"),
-    path("incidents/<int:pk>/acknowledge", views.incident_acknowledge, name="incident_acknowledge"),
-    path("incidents/<int:pk>/resolve", views.incident_resolve, name="incident_resolve"),
-    path("incidents/<int:pk>/escalate", views.incident_escalate, name="incident_escalate"),
-    path("incidents/<int:pk>/reassign", views.incident_reassign, name="incident_reassign"),
-    path("incidents/<int:pk>/note", views.incident_note, name="incident_note"),
-    path("incidents/<int:pk>/snooze", views.incident_snooze, name="incident_snooze"),
+    path("incidents/", views_incidents.incidents, name="incidents"),
+    path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident"),
+    path("incidents/<int:pk>/live", views_incidents.incident_live, name="incident_live"),
+    path("incidents/<int:pk>/acknowledge", views_incidents.incident_acknowledge, name="incident_acknowledge"),
+    path("incidents/<int:pk>/resolve", views_incidents.incident_resolve, name="incident_resolve"),
+    path("incidents/<int:pk>/escalate", views_incidents.incident_escalate, name="incident_escalate"),
+    path("incidents/<int:pk>/reassign", views_incidents.incident_reassign, name="incident_reassign"),
+    path("incidents/<int:pk>/note", views_incidents.incident_note, name="incident_note"),
+    path("incidents/<int:pk>/snooze", views_incidents.incident_snooze, name="incident_snooze"),
     # my schedule
     path("schedule/", views_teams.schedule, name="schedule"),
     path("schedule/exclusions", views_teams.exclusion_create, name="exclusion_create"),
@@ -53,7 +60,7 @@ urlpatterns = [
     # insights, outbox
     path("insights/", views_insights.insights, name="insights"),
     path("insights.csv", views_insights.insights_csv, name="insights_csv"),
-    path("outbox/", views_insights.outbox, name="outbox"),
-    path("outbox/sms-reply", views_insights.outbox_sms_reply, name="outbox_sms_reply"),
-    path("outbox/<int:pk>/key", views_insights.outbox_voice_key, name="outbox_voice_key"),
+    path("outbox/", outbox.outbox, name="outbox"),
+    path("outbox/sms-reply", outbox.outbox_sms_reply, name="outbox_sms_reply"),
+    path("outbox/<int:pk>/key", outbox.outbox_voice_key, name="outbox_voice_key"),
 ]

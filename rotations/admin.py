@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from rotations import services
+from rotations import audit
 from rotations.models import (
     AuditEntry,
     Exclusion,
@@ -12,6 +12,8 @@ from rotations.models import (
     RotationParticipant,
     Team,
 )
+from rotations.services import exclusions, overrides, validation
+from rotations.services import rotations as services_rotations
 
 
 class MembershipInline(admin.TabularInline):
@@ -27,7 +29,7 @@ class TeamAdminForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         try:
-            return services.validate_team_name(self.cleaned_data["name"])
+            return validation.validate_team_name(self.cleaned_data["name"])
         except forms.ValidationError as exc:
             raise forms.ValidationError(exc.message_dict["name"]) from None
 
@@ -56,9 +58,9 @@ class RotationAdminForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         if data.get("time_zone"):
-            services.validate_time_zone(data["time_zone"])
+            validation.validate_time_zone(data["time_zone"])
         if "positions" in data:
-            data["positions"] = services.validate_positions(data["positions"])
+            data["positions"] = validation.validate_positions(data["positions"])
         return data
 
 
@@ -76,7 +78,7 @@ class RotationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.save()
-            services.audit_record(
+            audit.audit_record(
                 actor=request.user,
                 team=obj.team,
                 action=AuditEntry.Action.CREATE,
@@ -92,21 +94,23 @@ class RotationAdmin(admin.ModelAdmin):
         if original.time_zone != obj.time_zone or original.team_id != obj.team_id:
             # Staff-only corrections (admin): recorded, not routed through rotation_update which forbids them.
             Rotation.objects.filter(pk=obj.pk).update(time_zone=obj.time_zone, team=obj.team)
-            services.audit_record(
+            audit.audit_record(
                 actor=request.user,
                 team=obj.team,
                 action=AuditEntry.Action.UPDATE,
                 obj=obj,
-                changes=services.diff(
+                changes=audit.diff(
                     {"time_zone": original.time_zone, "team": original.team_id},
                     {"time_zone": obj.time_zone, "team": obj.team_id},
                 ),
             )
             original.refresh_from_db()
-        services.rotation_update(rotation=original, actor=request.user, name=obj.name, positions=obj.positions)
+        services_rotations.rotation_update(
+            rotation=original, actor=request.user, name=obj.name, positions=obj.positions
+        )
 
     def delete_model(self, request, obj):
-        services.rotation_delete(rotation=obj, actor=request.user)
+        services_rotations.rotation_delete(rotation=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
@@ -136,7 +140,7 @@ class ExclusionAdminForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         if data.get("start") and data.get("end"):
-            services.validate_span(data["start"], data["end"])
+            validation.validate_span(data["start"], data["end"])
         return data
 
 
@@ -153,12 +157,12 @@ class ExclusionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         fields = {"start": obj.start, "end": obj.end, "kind": obj.kind, "reason": obj.reason}
         if change:
-            services.exclusion_update(exclusion=Exclusion.objects.get(pk=obj.pk), actor=request.user, **fields)
+            exclusions.exclusion_update(exclusion=Exclusion.objects.get(pk=obj.pk), actor=request.user, **fields)
         else:
-            obj.pk = services.exclusion_create(user=obj.user, actor=request.user, **fields).pk
+            obj.pk = exclusions.exclusion_create(user=obj.user, actor=request.user, **fields).pk
 
     def delete_model(self, request, obj):
-        services.exclusion_delete(exclusion=obj, actor=request.user)
+        exclusions.exclusion_delete(exclusion=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
@@ -174,7 +178,7 @@ class OverrideAdminForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
-        services.override_conflicts_check(
+        overrides.override_conflicts_check(
             rotation=data["rotation"],
             user=data["user"],
             start=data["start"],
@@ -206,12 +210,12 @@ class OverrideAdmin(admin.ModelAdmin):
             "reason": obj.reason,
         }
         if change:
-            services.override_update(override=Override.objects.get(pk=obj.pk), actor=request.user, **fields)
+            overrides.override_update(override=Override.objects.get(pk=obj.pk), actor=request.user, **fields)
         else:
-            obj.pk = services.override_create(rotation=obj.rotation, actor=request.user, **fields).pk
+            obj.pk = overrides.override_create(rotation=obj.rotation, actor=request.user, **fields).pk
 
     def delete_model(self, request, obj):
-        services.override_delete(override=obj, actor=request.user)
+        overrides.override_delete(override=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

@@ -16,11 +16,14 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_filters import IdFilter, UtcIsoDateTimeFilter
+from config.parsing import small_uint
 from portal import permissions as perms
-from portal.api_filters import IdFilter, UtcIsoDateTimeFilter
-from portal.parsing import small_uint
-from rotations import selectors, services
+from rotations import selectors
 from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
+from rotations.services import exclusions, memberships, overrides
+from rotations.services import rotations as services_rotations
+from rotations.services import teams as services_teams
 
 User = get_user_model()
 
@@ -295,13 +298,15 @@ class TeamViewSet(
     def perform_create(self, serializer):
         if not perms.is_staff(self.request.user):
             raise PermissionDenied("Only staff create teams.")
-        serializer.instance = services.team_create(actor=self.request.user, **serializer.validated_data)
+        serializer.instance = services_teams.team_create(actor=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
         team = serializer.instance
         if not perms.can_manage_team(self.request.user, team):
             raise PermissionDenied("Only the team's managers and staff change a team.")
-        serializer.instance = services.team_update(team=team, actor=self.request.user, **serializer.validated_data)
+        serializer.instance = services_teams.team_update(
+            team=team, actor=self.request.user, **serializer.validated_data
+        )
 
     @extend_schema(request=MembershipWriteSerializer, responses=MemberSerializer)
     @action(detail=True, methods=["post"], url_path="members")
@@ -316,9 +321,9 @@ class TeamViewSet(
         user, role = ser.validated_data["user"], ser.validated_data["role"]
         membership = Membership.objects.filter(team=team, user=user).first()
         if membership is None:
-            membership = services.membership_create(team=team, user=user, role=role, actor=request.user)
+            membership = memberships.membership_create(team=team, user=user, role=role, actor=request.user)
         else:
-            membership = services.membership_update(
+            membership = memberships.membership_update(
                 membership=membership, role=role, actor=request.user, now=timezone.now()
             )
         return Response(MemberSerializer(membership).data, status=status.HTTP_200_OK)
@@ -330,7 +335,7 @@ class TeamViewSet(
         team = self.get_object()
         if not perms.can_manage_team(request.user, team):
             raise PermissionDenied("Only the team's managers and staff change the team's calendar link.")
-        token = services.team_ical_token_rotate(team=team, actor=request.user)
+        token = services_teams.team_ical_token_rotate(team=team, actor=request.user)
         return Response(IcalLinkSerializer({"url": _ical_link(request, "ical:team", token)}).data)
 
     @extend_schema(request=None, responses={204: None})
@@ -344,7 +349,7 @@ class TeamViewSet(
         membership = Membership.objects.filter(team=team, user_id=user_id).first()
         if membership is None:
             raise NotFound("Not a member.")
-        services.membership_delete(membership=membership, actor=request.user, now=timezone.now())
+        memberships.membership_delete(membership=membership, actor=request.user, now=timezone.now())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -398,7 +403,7 @@ class RotationViewSet(viewsets.ModelViewSet):
         team = ser.validated_data["team"]
         if not perms.can_manage_team(request.user, team):
             raise PermissionDenied("Only the team's managers and staff create rotations.")
-        rotation = services.rotation_create(actor=request.user, **_service_kwargs(ser.validated_data))
+        rotation = services_rotations.rotation_create(actor=request.user, **_service_kwargs(ser.validated_data))
         return self._out(rotation, status.HTTP_201_CREATED)
 
     @extend_schema(request=RotationUpdateSerializer, responses=RotationSerializer)
@@ -408,14 +413,14 @@ class RotationViewSet(viewsets.ModelViewSet):
             raise PermissionDenied("Only the team's managers and staff change rotations.")
         ser = RotationUpdateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        services.rotation_update(rotation=rotation, actor=request.user, **ser.validated_data)
+        services_rotations.rotation_update(rotation=rotation, actor=request.user, **ser.validated_data)
         return self._out(rotation)
 
     def destroy(self, request, *args, **kwargs):
         rotation = self.get_object()
         if not perms.can_manage_team(request.user, rotation.team_id):
             raise PermissionDenied("Only the team's managers and staff delete rotations.")
-        services.rotation_delete(rotation=rotation, actor=request.user)
+        services_rotations.rotation_delete(rotation=rotation, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=DefinitionChangeSerializer, responses={201: RotationSerializer})
@@ -427,7 +432,7 @@ class RotationViewSet(viewsets.ModelViewSet):
             raise PermissionDenied("Only the team's managers and staff change rotations.")
         ser = DefinitionChangeSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        services.rotation_definition_change(
+        services_rotations.rotation_definition_change(
             rotation=rotation, actor=request.user, **_service_kwargs(ser.validated_data)
         )
         return self._out(rotation, status.HTTP_201_CREATED)
@@ -470,7 +475,7 @@ class ExclusionViewSet(viewsets.ModelViewSet):
         data = dict(serializer.validated_data)
         data.setdefault("user", self.request.user)
         self._check(data["user"])
-        serializer.instance = services.exclusion_create(actor=self.request.user, **data)
+        serializer.instance = exclusions.exclusion_create(actor=self.request.user, **data)
 
     def perform_update(self, serializer):
         exclusion = serializer.instance
@@ -478,11 +483,11 @@ class ExclusionViewSet(viewsets.ModelViewSet):
         data = dict(serializer.validated_data)
         if "user" in data and data.pop("user").pk != exclusion.user_id:
             raise serializers.ValidationError({"user": ["An exclusion cannot move to another person."]})
-        serializer.instance = services.exclusion_update(exclusion=exclusion, actor=self.request.user, **data)
+        serializer.instance = exclusions.exclusion_update(exclusion=exclusion, actor=self.request.user, **data)
 
     def perform_destroy(self, instance):
         self._check(instance.user)
-        services.exclusion_delete(exclusion=instance, actor=self.request.user)
+        exclusions.exclusion_delete(exclusion=instance, actor=self.request.user)
 
 
 class OverrideFilter(django_filters.FilterSet):
@@ -521,7 +526,7 @@ class OverrideViewSet(viewsets.ModelViewSet):
         data = dict(serializer.validated_data)
         data.setdefault("user", self.request.user)
         self._check(rotation=data["rotation"], taker=data["user"], replaced=data.get("replaces_user"))
-        serializer.instance = services.override_create(actor=self.request.user, **data)
+        serializer.instance = overrides.override_create(actor=self.request.user, **data)
 
     def perform_update(self, serializer):
         override = serializer.instance
@@ -534,11 +539,11 @@ class OverrideViewSet(viewsets.ModelViewSet):
             taker=data.get("user", override.user),
             replaced=data.get("replaces_user", override.replaces_user),
         )
-        serializer.instance = services.override_update(override=override, actor=self.request.user, **data)
+        serializer.instance = overrides.override_update(override=override, actor=self.request.user, **data)
 
     def perform_destroy(self, instance):
         self._check(rotation=instance.rotation, taker=instance.user, replaced=instance.replaces_user)
-        services.override_delete(override=instance, actor=self.request.user)
+        overrides.override_delete(override=instance, actor=self.request.user)
 
 
 # --------------------------------------------------------------------------- on call and shifts
@@ -549,7 +554,7 @@ class MyIcalTokenRotateView(APIView):
 
     @extend_schema(request=None, responses=IcalLinkSerializer)
     def post(self, request):
-        token = services.user_ical_token_rotate(user=request.user, actor=request.user)
+        token = services_teams.user_ical_token_rotate(user=request.user, actor=request.user)
         return Response(IcalLinkSerializer({"url": _ical_link(request, "ical:user", token)}).data)
 
 

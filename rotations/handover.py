@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 
+from escalations.incidents.services import incident_reassign
+from escalations.incidents.timeline import timeline_record
 from escalations.models import Incident, TimelineEvent
-from escalations.services import incident_reassign, timeline_record
 from portal.models import User
 from rotations import schedule
 from rotations._common import holds_of, insert_ignore, local, span
@@ -226,7 +227,7 @@ def _incident_lines(team: Team, handed: set[int], now: datetime) -> list[str]:
     return lines
 
 
-def _handover_send(h: Handover, now: datetime, result: HandoverRunResult) -> str:
+def _handover_send(h: Handover, now: datetime, result: HandoverRunResult) -> str:  # noqa: C901 (one decision table per handover; to split)
     team = h.team
     roster = rotation_specs_for_teams(team_ids=[team.pk], since=h.at - NOTE_LOOKBACK, until=h.at + HOLD_HORIZON)
     ts = roster.teams.get(team.pk)

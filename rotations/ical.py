@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from icalendar import Alarm, Calendar, Event
 
-from portal.parsing import small_uint
+from config.parsing import small_uint
 from rotations import selectors
 from rotations.models import Team
 from rotations.schedule import Reason, Shift

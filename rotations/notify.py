@@ -1,6 +1,6 @@
 """The one way shift notices (handovers, reminders, roster changes, gap alerts) leave Backstop.
 
-They go through the paging channels (`escalations.channels.channel_for`): e-mail to the account
+They go through the paging channels (`escalations.delivery.channels.channel_for`): e-mail to the account
 address, SMS to each of the person's verified numbers that has not opted out (STOP). Without Twilio
 configured the SMS channel is the console outbox, so the demo's outbox shows the notices.
 
@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from escalations.channels import ChannelError, OutgoingMessage, channel_for
+from escalations.delivery.channels import ChannelError, OutgoingMessage, channel_for
 from portal.models import ContactMethod
 
 if TYPE_CHECKING:

@@ -147,7 +147,7 @@ _ONE_US = timedelta(microseconds=1)
 _ONE_DAY = timedelta(days=1)
 
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 (naive on purpose: local wall-clock arithmetic)
 
 _zones: dict[str, ZoneInfo] = {}
 
@@ -311,7 +311,7 @@ class _CEra:
             anchor = anchor.astimezone(tz)
         # Positional construction: datetime.replace() and keyword arguments cost ~1.5 us each,
         # which dominated compiling a thousand specs.
-        anchor_local = datetime(
+        anchor_local = datetime(  # noqa: DTZ001 (local wall clock; the zone is applied below)
             anchor.year, anchor.month, anchor.day, anchor.hour, anchor.minute, anchor.second, anchor.microsecond
         )
         self.anchor_local = anchor_local
@@ -633,7 +633,7 @@ def _relevant(
     return exs, ovs
 
 
-def _keys_at(ce: _CEra, i: int, base: tuple, p: datetime, exs: Sequence, ovs: Sequence) -> list[tuple]:
+def _keys_at(ce: _CEra, i: int, base: tuple, p: datetime, exs: Sequence, ovs: Sequence) -> list[tuple]:  # noqa: C901 (pure resolver hot path, left whole by design)
     """Per position (user, reason, override_id, exclusion_id) at instant p."""
     k = len(base)
     excluded: dict[int, int | None] | None = None
@@ -956,7 +956,7 @@ def rotation_shifts(
     return _rotation_shifts(cs, exs, ovs, since, until)
 
 
-def oncall_at(
+def oncall_at(  # noqa: C901 (pure resolver hot path, left whole by design)
     spec: RotationSpec,
     exclusions: Iterable[Exclusion],
     overrides: Iterable[Override],

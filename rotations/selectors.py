@@ -140,10 +140,6 @@ class OncallRow:
     team_name: str = ""  # two teams' rotations are often both called "Weekly"
 
     @property
-    def is_gap(self) -> bool:
-        return self.user is None
-
-    @property
     def covering(self):
         """The person this holder stands in for, if any."""
         if (

@@ -6,6 +6,7 @@ from django.utils import timezone
 from portal.jobs import job_run
 from rotations import handover, reminders, roster_health
 from rotations.models import Team
+from rotations.services import hooks
 
 
 @shared_task(name="rotations.tasks.shift_handovers", acks_late=True, ignore_result=True)
@@ -20,7 +21,7 @@ def shift_reminders() -> int:
         return reminders.reminders_run(now=timezone.now()).sent
 
 
-@shared_task(name="rotations.tasks.roster_change_notices", acks_late=True, ignore_result=True)
+@shared_task(name=hooks.ROSTER_CHANGE_NOTICES, acks_late=True, ignore_result=True)
 def roster_change_notices() -> int:
     with job_run("roster-change-notices"):
         return reminders.roster_changes_notify(now=timezone.now())
@@ -32,7 +33,7 @@ def roster_gap_check() -> int:
         return roster_health.gaps_check(now=timezone.now())
 
 
-@shared_task(name="rotations.tasks.roster_gap_check_teams", acks_late=True, ignore_result=True)
+@shared_task(name=hooks.ROSTER_GAP_CHECK_TEAMS, acks_late=True, ignore_result=True)
 def roster_gap_check_teams(team_ids: list[int]) -> int:
     """The gap check for the teams a roster edit touched (enqueued after its commit)."""
     now = timezone.now()

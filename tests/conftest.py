@@ -6,10 +6,11 @@ from tests.factories import MembershipFactory, StaffFactory, TeamFactory, UserFa
 @pytest.fixture(autouse=True)
 def _intake_process_state():
     """Each test starts as a fresh web process: no leased rate tokens, no recent drain kick."""
-    from escalations import inbox, intake_views
+    from escalations.intake import kick
+    from escalations.intake import views as intake_views
 
     intake_views.rate_leases.reset()
-    inbox.kick_debounce.reset()
+    kick.kick_debounce.reset()
     _verification_counters_clear()
     yield
 

@@ -277,9 +277,9 @@ def demo_activity() -> int:
     and a voicemail on the emergency line (the staff's call simulator). Returns the call's incident id."""
     from datetime import UTC, datetime, timedelta
 
-    from escalations.delivery import pages_deliver
+    from escalations.delivery.deliver import pages_deliver
     from escalations.models import Page, PhoneLine
-    from escalations.phone_simulator import call_simulate
+    from escalations.phone.simulator import call_simulate
 
     due = Page.objects.filter(status=Page.Status.PENDING, due_at__lte=datetime.now(UTC) + timedelta(seconds=5))
     pages_deliver(page_ids=list(due.values_list("pk", flat=True)))

@@ -237,7 +237,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_TASK_IGNORE_RESULT = True
 # Celery's Django fixup closes the database connection before and after every task unless this is set
 # (it then closes every that many tasks). config/celery.py recycles connections as Django does for
-# requests instead, by CONN_MAX_AGE (0 in the tests: a connection per task, as before).
+# requests instead, by CONN_MAX_AGE (0 in the tests: a connection per task, so no test sees another's connection state).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -250,7 +250,15 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Task modules not named tasks.py (autodiscover only finds those).
-CELERY_IMPORTS = ["escalations.delivery_tasks", "escalations.intake_tasks"]
+# Celery's autodiscovery finds `<app>.tasks` only; the escalations rooms keep their tasks in sub-packages.
+# (Web processes register them in EscalationsConfig.ready(), since they never run autodiscovery.)
+CELERY_IMPORTS = [
+    "escalations.incidents.tasks",
+    "escalations.delivery.tasks",
+    "escalations.intake.tasks",
+    "escalations.phone.tasks",
+    "escalations.retention.tasks",
+]
 # Queues, so that a slow kind of work never holds up a more urgent one:
 # * `escalations`: the engine's wake-ups and the escalation sweep. Dispatching a step costs a couple of
 #   milliseconds; it must never wait behind deliveries, so production runs a dedicated worker on it.
@@ -267,6 +275,7 @@ CELERY_TASK_QUEUES = (
     Queue("escalations", routing_key="escalations"),
     Queue("deliveries", routing_key="deliveries"),
 )
+# Task names are frozen (workers, queued messages and beat refer to them); they no longer match module paths.
 CELERY_TASK_ROUTES = {
     "escalations.tasks.sweep": {"queue": "escalations"},
     "escalations.tasks.incidents_advance": {"queue": "escalations"},
@@ -347,7 +356,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(minute=17),
         "options": {"expires": 3000},
     },
-    # Insights' roll-up of past days (portal.rollup): changes to incidents opened before today show
+    # Insights' roll-up of past days (portal.insights.rollup): changes to incidents opened before today show
     # on Insights after the next run. A few seconds of PostgreSQL for 100,000 incidents.
     "insights-rollup": {
         "task": "portal.tasks.insights_rollup",
@@ -399,12 +408,12 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Alert intake refuses bodies larger than this with 413.
 BACKSTOP_INTAKE_MAX_BYTES = env.int("INTAKE_MAX_BYTES", default=512 * 1024)
-# The intake inbox (escalations.inbox): events per drain transaction, the debounce window of the
+# The intake inbox (escalations.intake.inbox): events per drain transaction, the debounce window of the
 # web requests' drain kick (also the kick's countdown), and how long applied events are kept.
 BACKSTOP_INBOX_BATCH = env.int("INBOX_BATCH", default=500)
 BACKSTOP_INBOX_KICK_MS = env.int("INBOX_KICK_MS", default=100)
 BACKSTOP_INBOX_RETENTION = timedelta(hours=env.float("INBOX_RETENTION_HOURS", default=24))
-# Personal data kept for a while, then purged by the beat job "retention-purge" (escalations.retention):
+# Personal data kept for a while, then purged by the beat job "retention-purge" (escalations.retention.services):
 # emergency-line calls with their recordings at Twilio, outbox rows, alert and resolved incidents' payloads.
 BACKSTOP_CALL_RETENTION = timedelta(days=env.float("CALL_RETENTION_DAYS", default=90))
 BACKSTOP_OUTBOX_RETENTION = timedelta(days=env.float("OUTBOX_RETENTION_DAYS", default=30))
@@ -422,7 +431,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # runserver's line per request follows LOG_LEVEL (Django's own default prints every one).
         "django.server": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO"), "propagate": False},
-        # An incident opened, acknowledged or resolved, a page sent (escalations.events): one line each,
+        # An incident opened, acknowledged or resolved, a page sent (escalations.incidents.events): one line each,
         # kept when LOG_LEVEL is WARNING.
         "backstop.events": {"level": env.str("EVENTS_LOG_LEVEL", default="INFO")},
     },

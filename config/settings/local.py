@@ -10,7 +10,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # The call simulator (/calls/simulate/) signs its requests with the auth token. Without an account
-# SID Twilio still counts as "not configured" (escalations.channels.twilio.twilio_configured), so
+# SID Twilio still counts as "not configured" (escalations.delivery.channels.twilio.twilio_configured), so
 # every page stays in the outbox.
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="") or "local-demo-auth-token"
 # Where e-mail goes when EMAIL_BACKEND is the file backend (`manage.py devstack` without --verbose).

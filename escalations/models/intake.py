@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-INTEGRATION_KEY_LENGTH = 32
+from escalations.intake.parsers import INTEGRATION_KEY_LENGTH
 
 
 def integration_key_new() -> str:
@@ -199,7 +199,7 @@ class ChangeEvent(models.Model):
 class InboxEvent(models.Model):
     """An accepted, already-validated event waiting to be applied (the durable intake inbox).
 
-    The HTTP request writes one row and answers 202; the drain (`escalations.inbox`) applies pending
+    The HTTP request writes one row and answers 202; the drain (`escalations.intake.inbox`) applies pending
     rows in id order and sets `processed_at` in the same transaction as the effects, so every accepted
     event is applied exactly once. Processed rows are deleted after `BACKSTOP_INBOX_RETENTION`.
     """

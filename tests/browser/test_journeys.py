@@ -52,8 +52,9 @@ def test_sign_in_and_see_who_is_on_call(browser_at, demo):
 
 
 def test_acknowledge_and_resolve_an_incident(browser_at, demo):
+    from escalations.incidents.advance import incident_advance
+    from escalations.incidents.services import incident_trigger
     from escalations.models import Incident
-    from escalations.services import incident_advance, incident_trigger
 
     payments = demo["payments"]
     engineer = primary_now(payments)
@@ -206,7 +207,7 @@ def test_staff_signs_in_with_totp_and_plays_a_voicemail(browser_at, demo, record
     from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
 
     from escalations.models import PhoneLine
-    from escalations.phone_simulator import call_simulate
+    from escalations.phone.simulator import call_simulate
 
     line = PhoneLine.objects.get()
     record = call_simulate(

@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"), pytest.ma
 
 
 def test_incident_page_updates_live_and_keeps_the_note_being_typed(browser_at, demo):  # noqa: F811
-    from escalations.services import incident_acknowledge, incident_advance, incident_note_add, incident_trigger
+    from escalations.incidents.advance import incident_advance
+    from escalations.incidents.services import incident_acknowledge, incident_note_add, incident_trigger
 
     payments = demo["payments"]
     engineer = primary_now(payments)

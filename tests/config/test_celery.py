@@ -31,7 +31,7 @@ def test_around_each_task_the_connection_is_kept_until_conn_max_age(signal, monk
 
 @pytest.mark.django_db
 def test_a_task_run_eagerly_leaves_its_callers_connection_and_transaction_alone(settings):
-    from escalations.tasks import incidents_advance
+    from escalations.incidents.tasks import incidents_advance
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True

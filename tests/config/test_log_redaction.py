@@ -58,7 +58,7 @@ def test_console_handler_uses_the_filter():
 
 @pytest.mark.django_db
 def test_a_failing_callback_logs_no_number_or_transcript(client, caplog, monkeypatch):
-    from escalations import phone
+    from escalations.phone import services as phone
 
     make_line(paged_team()[0])
 

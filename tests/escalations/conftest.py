@@ -1,6 +1,6 @@
 import pytest
 
-from escalations.channels.twilio import _build_client
+from escalations.delivery.channels.twilio import _build_client
 from tests.fakes.fake_twilio import FakeTwilio
 
 

@@ -1,6 +1,6 @@
 """Intake over HTTP stores events in the inbox; a worker applies them. Tests apply them explicitly."""
 
-from escalations import inbox
+from escalations.intake import inbox
 from escalations.models import InboxEvent
 
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from escalations import services
+from escalations.incidents import advance, services
 from escalations.models import Incident, TimelineEvent
 from tests.escalations.api_helpers import api_client
 from tests.factories import (
@@ -90,7 +90,7 @@ def test_bad_query_params_never_500(team, role_users, params):
 
 
 def test_detail_has_timeline_and_pages(incident, role_users):
-    services.incident_advance(incident_id=incident.pk, now=incident.next_action_at)
+    advance.incident_advance(incident_id=incident.pk, now=incident.next_action_at)
     body = api_client(role_users["viewer"]).get(f"/api/v1/incidents/{incident.pk}/").json()
     assert body["title"] == "DB down"
     assert [e["kind"] for e in body["timeline"]][0] == "created"

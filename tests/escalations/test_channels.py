@@ -7,8 +7,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from escalations import delivery_tasks
-from escalations.channels import (
+from escalations.delivery import publish
+from escalations.delivery import tasks as delivery_tasks
+from escalations.delivery.channels import (
     OutgoingMessage,
     PermanentChannelError,
     TemporaryChannelError,
@@ -17,9 +18,9 @@ from escalations.channels import (
     page_reference,
     page_reference_ids,
 )
-from escalations.channels.console import ConsoleChannel
-from escalations.channels.email import EmailChannel
-from escalations.channels.twilio import TwilioSmsChannel, TwilioVoiceChannel, _build_client, twilio_client
+from escalations.delivery.channels.console import ConsoleChannel
+from escalations.delivery.channels.email import EmailChannel
+from escalations.delivery.channels.twilio import TwilioSmsChannel, TwilioVoiceChannel, _build_client, twilio_client
 from escalations.wakeups import eta_bucket
 
 
@@ -111,7 +112,7 @@ def test_page_enqueue_uses_short_etas_and_leaves_long_waits_to_the_sweep(monkeyp
     )
     now = timezone.now()
     soon, later = now + timedelta(seconds=60), now + timedelta(seconds=400)
-    delivery_tasks.page_enqueue([1, 2, 3, 4], {2: soon, 3: later, 4: now - timedelta(seconds=1)})
+    publish.page_enqueue([1, 2, 3, 4], {2: soon, 3: later, 4: now - timedelta(seconds=1)})
     # Due pages travel together; a short wait becomes an ETA (rounded up to its wake-up bucket, never
     # early); a long wait is left to the reconcile sweep.
     assert calls == [((1, 4), None), (2, eta_bucket(soon, settings.BACKSTOP_WAKE_GRANULARITY))]
@@ -121,7 +122,7 @@ def test_page_enqueue_uses_short_etas_and_leaves_long_waits_to_the_sweep(monkeyp
 def test_page_enqueue_chunks_large_batches(monkeypatch):
     calls = []
     monkeypatch.setattr(delivery_tasks.deliver_pages, "apply_async", lambda args, eta=None: calls.append(args[0]))
-    delivery_tasks.page_enqueue(range(25))
+    publish.page_enqueue(range(25))
     assert [len(c) for c in calls] == [10, 10, 5]
     assert sorted(i for c in calls for i in c) == list(range(25))
 
@@ -131,13 +132,13 @@ def test_page_enqueue_survives_a_broker_outage(monkeypatch):
         raise ConnectionError("redis down")
 
     monkeypatch.setattr(delivery_tasks.deliver_page, "apply_async", boom)
-    delivery_tasks.page_enqueue([1])  # must not raise: the sweep re-finds due pages
+    publish.page_enqueue([1])  # must not raise: the sweep re-finds due pages
 
 
 def test_beat_schedules_the_reconcile_job(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["page-reconcile"]
     assert entry["task"] == "escalations.page_reconcile" and entry["schedule"] == 15.0
-    assert "escalations.delivery_tasks" in settings.CELERY_IMPORTS
+    assert "escalations.delivery.tasks" in settings.CELERY_IMPORTS
     assert delivery_tasks.deliver_page.name == "escalations.deliver_page"
     assert delivery_tasks.deliver_page.acks_late is True
 

@@ -8,14 +8,10 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from escalations.channels import page_reference_ids
-from escalations.delivery import (
-    page_deliver,
-    page_status_update,
-    pages_deliver,
-    pages_dispatch_due,
-    pages_reconcile_stuck,
-)
+from escalations.delivery.channels import page_reference_ids
+from escalations.delivery.deliver import page_deliver, pages_deliver
+from escalations.delivery.reconcile import pages_dispatch_due, pages_reconcile_stuck
+from escalations.delivery.status import page_status_update
 from escalations.models import Incident, OutboxMessage, Page, TimelineEvent
 from portal.models import ContactMethod
 from tests.factories import ContactMethodFactory, IncidentFactory, PageFactory, TeamFactory
@@ -308,7 +304,7 @@ def test_a_batch_sends_every_due_page_once_with_a_handful_of_statements(fake_twi
 
 def test_a_batchs_twilio_calls_go_out_together(fake_twilio, monkeypatch):
     """Three sends that can only finish if all three are in flight at once (a barrier)."""
-    from escalations.channels.twilio import TwilioSmsChannel
+    from escalations.delivery.channels.twilio import TwilioSmsChannel
 
     barrier = threading.Barrier(3, timeout=5)
     real_send = TwilioSmsChannel.send
@@ -375,9 +371,9 @@ def test_a_claim_that_loses_a_deadlock_is_tried_again(fake_twilio, monkeypatch):
     import psycopg.errors
     from django.db import OperationalError
 
-    from escalations import delivery
+    from escalations.delivery import claim as delivery_claim
 
-    real_claim = delivery._pages_claim
+    real_claim = delivery_claim._pages_claim
     calls = []
 
     def deadlocked_once(*args):
@@ -389,7 +385,7 @@ def test_a_claim_that_loses_a_deadlock_is_tried_again(fake_twilio, monkeypatch):
                 raise OperationalError("deadlock detected") from cause
         return real_claim(*args)
 
-    monkeypatch.setattr(delivery, "_pages_claim", deadlocked_once)
+    monkeypatch.setattr(delivery_claim, "_pages_claim", deadlocked_once)
     page = _page()
     assert page_deliver(page_id=page.pk).result == "sent"
     assert len(calls) == 2 and len(fake_twilio.messages()) == 1
@@ -438,7 +434,7 @@ def test_overlapping_batches_at_once_claim_every_page_exactly_once(fake_twilio):
 
 
 def test_each_thread_gets_its_own_twilio_client(fake_twilio):
-    from escalations.channels.twilio import twilio_client
+    from escalations.delivery.channels.twilio import twilio_client
 
     mine = twilio_client()
     theirs = []

@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from escalations import delivery_tasks
-from escalations.channels.twilio import TwilioSmsChannel
+from escalations.delivery import publish
+from escalations.delivery import tasks as delivery_tasks
+from escalations.delivery.channels.twilio import TwilioSmsChannel
 from escalations.models import Page
 from portal.models import JobRun
 from tests.factories import ContactMethodFactory, PageFactory
@@ -37,7 +38,7 @@ def test_enqueued_pages_reach_twilio_exactly_once_even_when_enqueued_repeatedly(
     pages = [PageFactory(contact_method=ContactMethodFactory()) for _ in range(4)]
     ids = [p.pk for p in pages]
     for _ in range(3):  # the engine's enqueue, a redelivery, the sweep: all at once
-        delivery_tasks.page_enqueue(ids)
+        publish.page_enqueue(ids)
     delivery_tasks.page_reconcile.delay()
     assert _wait_for(_settled)
     time.sleep(0.5)
@@ -47,10 +48,10 @@ def test_enqueued_pages_reach_twilio_exactly_once_even_when_enqueued_repeatedly(
 
 
 def test_temporary_twilio_errors_are_retried_by_the_worker(worker, fake_twilio, monkeypatch):
-    monkeypatch.setattr("escalations.delivery.BACKOFF_BASE", timedelta(milliseconds=200))
+    monkeypatch.setattr("escalations.delivery.record.BACKOFF_BASE", timedelta(milliseconds=200))
     page = PageFactory()
     fake_twilio.plan("500", "500")
-    delivery_tasks.page_enqueue([page.pk])
+    publish.page_enqueue([page.pk])
     assert _wait_for(lambda: Page.objects.get(pk=page.pk).status == Page.Status.SENT)
     assert len(fake_twilio.messages()) == 1
     assert len(fake_twilio.create_requests()) == 3
@@ -75,14 +76,14 @@ def test_worker_dying_between_claim_and_send_is_reconciled_to_exactly_one_messag
         raise WorkerKilled("SIGKILL")
 
     monkeypatch.setattr(TwilioSmsChannel, "send", dying_send)
-    delivery_tasks.page_enqueue([sent_before_death.pk, died_before_send.pk])
+    publish.page_enqueue([sent_before_death.pk, died_before_send.pk])
     assert _wait_for(lambda: Page.objects.filter(status=Page.Status.SENDING).count() == 2)
     # The claim commits before the channel is called: wait until both workers have "died".
     assert _wait_for(lambda: len(deaths) == 2)
     monkeypatch.setattr(TwilioSmsChannel, "send", real_send)  # the replacement worker is healthy
 
     # A redelivered message finds the page claimed and does nothing.
-    delivery_tasks.page_enqueue([sent_before_death.pk, died_before_send.pk])
+    publish.page_enqueue([sent_before_death.pk, died_before_send.pk])
     time.sleep(0.5)
     assert len(fake_twilio.create_requests()) == 1
 

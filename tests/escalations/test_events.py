@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import transaction
 
-from escalations.delivery import pages_deliver
+from escalations.delivery.deliver import pages_deliver
+from escalations.delivery.sms_replies import sms_reply_handle
+from escalations.incidents.advance import incident_advance
+from escalations.incidents.services import incident_resolve, incident_trigger
 from escalations.models import Page
-from escalations.services import incident_advance, incident_resolve, incident_trigger
-from escalations.sms import sms_reply_handle
 from portal.demo import demo_seed
 from rotations.models import Team
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 
-from escalations import intake
-from escalations.intake_tasks import heartbeats_check
+from escalations.intake import heartbeats
+from escalations.intake.tasks import heartbeats_check
 from escalations.models import Alert, Heartbeat, Incident, TimelineEvent
 from portal.models import JobRun
 from tests.escalations.inbox_helpers import post_and_drain
@@ -82,9 +82,9 @@ def test_generic_invalid_400_nothing_stored(client, integration, data, content_t
 
 def test_heartbeat_missed_opens_one_incident_and_ping_resolves(team, client):
     hb = HeartbeatFactory(team=team, interval=10 * MIN, grace=2 * MIN)
-    intake.heartbeat_ping(heartbeat=hb, now=T0)
-    assert intake.heartbeats_check(now=T0 + 12 * MIN) == []  # exactly at the deadline: not yet
-    opened = intake.heartbeats_check(now=T0 + 12 * MIN + timedelta(seconds=1))
+    heartbeats.heartbeat_ping(heartbeat=hb, now=T0)
+    assert heartbeats.heartbeats_check(now=T0 + 12 * MIN) == []  # exactly at the deadline: not yet
+    opened = heartbeats.heartbeats_check(now=T0 + 12 * MIN + timedelta(seconds=1))
     assert len(opened) == 1
     incident = opened[0]
     assert (incident.source, incident.severity, incident.title) == (
@@ -93,35 +93,35 @@ def test_heartbeat_missed_opens_one_incident_and_ping_resolves(team, client):
         f"Missed heartbeat: {hb.name}",
     )
     # Idempotent: further checks open nothing more.
-    assert intake.heartbeats_check(now=T0 + 30 * MIN) == []
-    assert intake.heartbeats_check(now=T0 + 60 * MIN) == []
+    assert heartbeats.heartbeats_check(now=T0 + 30 * MIN) == []
+    assert heartbeats.heartbeats_check(now=T0 + 60 * MIN) == []
     hb.refresh_from_db()
     assert (hb.state, hb.open_incident) == ("down", incident)
 
-    assert intake.heartbeat_ping(heartbeat=hb, now=T0 + 61 * MIN) is True
+    assert heartbeats.heartbeat_ping(heartbeat=hb, now=T0 + 61 * MIN) is True
     incident.refresh_from_db()
     hb.refresh_from_db()
     assert incident.status == "resolved" and hb.state == "up" and hb.open_incident is None
     # It can go down again later: a new incident.
-    assert len(intake.heartbeats_check(now=T0 + 74 * MIN)) == 1
+    assert len(heartbeats.heartbeats_check(now=T0 + 74 * MIN)) == 1
     assert Incident.objects.filter(source="heartbeat").count() == 2
 
 
 def test_heartbeat_never_pinged_counts_from_creation(team):
     HeartbeatFactory(team=team, created_at=T0, interval=5 * MIN, grace=MIN)
-    assert intake.heartbeats_check(now=T0 + 5 * MIN) == []
-    assert len(intake.heartbeats_check(now=T0 + 7 * MIN)) == 1
+    assert heartbeats.heartbeats_check(now=T0 + 5 * MIN) == []
+    assert len(heartbeats.heartbeats_check(now=T0 + 7 * MIN)) == 1
 
 
 def test_disabled_heartbeat_is_not_checked(team):
     HeartbeatFactory(team=team, enabled=False)
-    assert intake.heartbeats_check(now=T0 + timedelta(days=1)) == []
+    assert heartbeats.heartbeats_check(now=T0 + timedelta(days=1)) == []
 
 
 def test_heartbeat_in_maintenance_is_suppressed(team):
     HeartbeatFactory(team=team, interval=5 * MIN, grace=0 * MIN)
     MaintenanceWindowFactory(team=team, start=T0, end=T0 + timedelta(hours=1))
-    (incident,) = intake.heartbeats_check(now=T0 + 10 * MIN)
+    (incident,) = heartbeats.heartbeats_check(now=T0 + 10 * MIN)
     assert incident.suppressed and incident.next_action_at is None
 
 
@@ -148,4 +148,4 @@ def test_beat_schedule_and_imports():
 
     assert settings.CELERY_BEAT_SCHEDULE["heartbeat-check"]["task"] == "escalations.intake_tasks.heartbeats_check"
     assert settings.CELERY_BEAT_SCHEDULE["heartbeat-check"]["schedule"] == 30.0
-    assert "escalations.intake_tasks" in settings.CELERY_IMPORTS
+    assert "escalations.intake.tasks" in settings.CELERY_IMPORTS

@@ -10,7 +10,8 @@ from django.db import OperationalError, connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from escalations import inbox, intake, intake_tasks
+from escalations.intake import inbox, kick, parsers
+from escalations.intake import tasks as intake_tasks
 from escalations.models import Alert, ChangeEvent, InboxEvent, Incident, TimelineEvent
 from portal.models import JobRun
 from tests.escalations.inbox_helpers import drain
@@ -35,7 +36,7 @@ def integration(team):
 def kicks(monkeypatch):
     """Count drain-task publications instead of sending them."""
     sent = []
-    monkeypatch.setattr(inbox, "inbox_kick_publish", lambda: sent.append(1))
+    monkeypatch.setattr(kick, "inbox_kick_publish", lambda: sent.append(1))
     return sent
 
 
@@ -236,14 +237,14 @@ def test_a_crash_between_batches_applies_nothing_twice_and_loses_nothing(client,
 def test_an_event_that_cannot_be_applied_is_set_aside_and_the_rest_go_on(client, integration, monkeypatch, kicks):
     for name in ("a", "poison", "b"):
         accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key=name))
-    real_parse = intake.pagerduty_event_parse
+    real_parse = parsers.pagerduty_event_parse
 
     def parse(body):
         if body.get("dedup_key") == "poison":
             raise RuntimeError("bug")
         return real_parse(body)
 
-    monkeypatch.setattr(intake, "pagerduty_event_parse", parse)
+    monkeypatch.setattr(parsers, "pagerduty_event_parse", parse)
     assert drain() == 3
     assert sorted(Incident.objects.values_list("dedup_key", flat=True)) == ["a", "b"]
     poison = InboxEvent.objects.get(dedup_key="poison")
@@ -287,13 +288,13 @@ def test_one_kick_per_debounce_window(client, integration, kicks, settings):
     for _ in range(5):
         accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     assert kicks == [1]
-    inbox.kick_debounce.reset()  # as another web process, whose own window is over…
+    kick.kick_debounce.reset()  # as another web process, whose own window is over…
     accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     assert kicks == [1]  # …sees the shared claim: one drain task per window across processes
     cache.clear()  # the shared window ends
     accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     assert kicks == [1]  # but this process tried less than a window ago: no cache round trip either
-    inbox.kick_debounce.reset()
+    kick.kick_debounce.reset()
     accept(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     assert kicks == [1, 1]
 
@@ -302,8 +303,8 @@ def test_only_stored_events_kick_and_a_process_asks_the_cache_once_per_window(
     client, team, integration, kicks, monkeypatch
 ):
     claims = []
-    real_claim = inbox.kick_claim
-    monkeypatch.setattr(inbox, "kick_claim", lambda backend: claims.append(1) or real_claim(backend))
+    real_claim = kick.kick_claim
+    monkeypatch.setattr(kick, "kick_claim", lambda backend: claims.append(1) or real_claim(backend))
     client.post(URL, data="{", content_type="application/json")
     client.post(URL, data=json.dumps(pdpyras_trigger(routing_key="f" * 32)), content_type="application/json")
     assert (claims, kicks) == ([], [])  # refused: nothing stored, nothing to drain
@@ -313,7 +314,7 @@ def test_only_stored_events_kick_and_a_process_asks_the_cache_once_per_window(
 
 
 def test_kick_debounce_windows():
-    debounce = inbox.KickDebounce()
+    debounce = kick.KickDebounce()
     assert debounce.due(100.0, 0.25)
     assert not debounce.due(100.125, 0.25) and not debounce.due(100.2, 0.25)
     assert debounce.due(100.25, 0.25)  # a full window after the last try, not after the last event
@@ -325,13 +326,13 @@ def test_a_kick_is_sent_after_the_response_and_a_cache_outage_is_harmless(client
         URL, data=json.dumps(pdpyras_trigger(routing_key=integration.key)), content_type="application/json"
     )
     assert response.status_code == 202 and kicks == [1]  # the test client closes the response, as servers do
-    inbox.kick_debounce.reset()
+    kick.kick_debounce.reset()
     cache.clear()
 
     def down(backend):
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr(inbox, "kick_claim", down)
+    monkeypatch.setattr(kick, "kick_claim", down)
     assert accept(client, pdpyras_trigger(routing_key=integration.key)).status_code == 202
     assert kicks == [1] and pending() == 2  # stored; the beat drain applies it
 
@@ -404,7 +405,7 @@ def test_the_lean_wsgi_path_serves_intake_and_the_portal_keeps_its_middleware(in
 
 @pytest.mark.django_db(transaction=True)
 def test_two_drains_at_once_apply_each_event_once_and_in_order(client, monkeypatch):
-    monkeypatch.setattr(inbox, "inbox_kick_publish", lambda: None)
+    monkeypatch.setattr(kick, "inbox_kick_publish", lambda: None)
     team = TeamFactory()
     integration = IntegrationFactory(team=team)
     keys = [f"k{i}" for i in range(5)]

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.test import override_settings
 
-from escalations import intake, services
+from escalations.incidents import advance
+from escalations.intake import apply as intake_apply
 from escalations.models import Alert, ChangeEvent, Incident, Page, TimelineEvent
 from tests.escalations.inbox_helpers import post_and_drain
 from tests.escalations.intake_payloads import (
@@ -144,7 +145,7 @@ def test_trigger_pages_via_the_engine(client, team, integration):
     post(client, pdpyras_trigger(routing_key=integration.key, dedup_key="k"))
     incident = Incident.objects.get()
     assert incident.next_action_at is not None and not incident.suppressed
-    services.incident_advance(incident_id=incident.pk, now=incident.next_action_at)
+    advance.incident_advance(incident_id=incident.pk, now=incident.next_action_at)
     assert Page.objects.filter(incident=incident, user=user).count() == 1
 
 
@@ -163,15 +164,15 @@ def test_maintenance_window_suppresses_and_pages_nobody(team, integration):
     team.escalation_policy = policy
     team.save()
     MaintenanceWindowFactory(team=team, start=T0, end=T0 + timedelta(hours=1))
-    result = intake.pagerduty_event_process(
+    result = intake_apply.pagerduty_event_process(
         integration_key=None, body=pdpyras_trigger(routing_key=integration.key), now=T0 + timedelta(minutes=5)
     )
     assert result.suppressed and result.incident.suppressed
     assert Alert.objects.get().status == "suppressed"
-    assert services.incident_advance(incident_id=result.incident.pk, now=T0 + timedelta(hours=3)) is None
+    assert advance.incident_advance(incident_id=result.incident.pk, now=T0 + timedelta(hours=3)) is None
     assert Page.objects.count() == 0
     # After the window: a new key pages normally.
-    after = intake.pagerduty_event_process(
+    after = intake_apply.pagerduty_event_process(
         integration_key=None, body=pdpyras_trigger(routing_key=integration.key), now=T0 + timedelta(hours=2)
     )
     assert not after.suppressed and after.incident.next_action_at is not None
@@ -179,15 +180,15 @@ def test_maintenance_window_suppresses_and_pages_nobody(team, integration):
 
 def test_maintenance_window_scoped_to_another_integration_does_not_apply(team, integration):
     MaintenanceWindowFactory(team=team, integration=IntegrationFactory(team=team), start=T0)
-    assert not intake.maintenance_active(team=team, integration=integration, now=T0 + timedelta(minutes=1))
+    assert not intake_apply.maintenance_active(team=team, integration=integration, now=T0 + timedelta(minutes=1))
     MaintenanceWindowFactory(team=team, integration=integration, start=T0)
-    assert intake.maintenance_active(team=team, integration=integration, now=T0 + timedelta(minutes=1))
-    assert not intake.maintenance_active(team=team, integration=integration, now=T0 + timedelta(hours=3))
+    assert intake_apply.maintenance_active(team=team, integration=integration, now=T0 + timedelta(minutes=1))
+    assert not intake_apply.maintenance_active(team=team, integration=integration, now=T0 + timedelta(hours=3))
 
 
 def test_trigger_checks_maintenance_scope_and_sees_a_new_window_at_once(team, integration):
     def trigger(minutes, key):
-        return intake.pagerduty_event_process(
+        return intake_apply.pagerduty_event_process(
             integration_key=None,
             body=pdpyras_trigger(routing_key=integration.key, dedup_key=key),
             now=T0 + timedelta(minutes=minutes),
@@ -299,7 +300,7 @@ def test_failure_inside_the_transaction_stores_nothing(integration, monkeypatch)
     monkeypatch.setattr(Alert.objects, "create", boom)
     before = counts()
     with pytest.raises(RuntimeError):
-        intake.pagerduty_event_process(integration_key=None, body=pdpyras_trigger(routing_key=integration.key))
+        intake_apply.pagerduty_event_process(integration_key=None, body=pdpyras_trigger(routing_key=integration.key))
     assert counts() == before
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from escalations import intake
+from escalations.intake import parsers
 from tests.escalations.intake_payloads import (
     ROUTING_KEY,
     alertmanager_pagerduty,
@@ -14,13 +14,13 @@ from tests.escalations.intake_payloads import (
 
 
 def errors_of(fn, body):
-    with pytest.raises(intake.EventInvalid) as info:
+    with pytest.raises(parsers.EventInvalid) as info:
         fn(body)
     return info.value.errors
 
 
 def test_pdpyras_trigger_parses():
-    event = intake.pagerduty_event_parse(pdpyras_trigger(custom_details={"free": "3%"}, dedup_key="disk-db-1"))
+    event = parsers.pagerduty_event_parse(pdpyras_trigger(custom_details={"free": "3%"}, dedup_key="disk-db-1"))
     assert (event.action, event.summary, event.source, event.severity) == (
         "trigger",
         "Disk full on db-1",
@@ -32,18 +32,18 @@ def test_pdpyras_trigger_parses():
 
 
 def test_trigger_without_dedup_key_is_valid():
-    assert intake.pagerduty_event_parse(pdpyras_trigger()).dedup_key == ""
+    assert parsers.pagerduty_event_parse(pdpyras_trigger()).dedup_key == ""
 
 
 def test_unknown_keys_are_ignored():
     body = pdpyras_trigger()
     body["something_new"] = {"x": 1}
     body["payload"]["also_new"] = 3
-    assert intake.pagerduty_event_parse(body).summary == "Disk full on db-1"
+    assert parsers.pagerduty_event_parse(body).summary == "Disk full on db-1"
 
 
 def test_alertmanager_resolve_with_full_payload_parses():
-    event = intake.pagerduty_event_parse(alertmanager_pagerduty("resolve"))
+    event = parsers.pagerduty_event_parse(alertmanager_pagerduty("resolve"))
     assert event.action == "resolve" and event.dedup_key == "9f8e" * 16
 
 
@@ -79,13 +79,13 @@ def test_alertmanager_resolve_with_full_payload_parses():
 def test_trigger_validation_errors(mutate, expected):
     body = pdpyras_trigger()
     mutate(body)
-    assert expected in errors_of(intake.pagerduty_event_parse, body)
+    assert expected in errors_of(parsers.pagerduty_event_parse, body)
 
 
 def test_every_error_is_reported_at_once():
     body = pdpyras_trigger(routing_key="x", severity="bad")
     del body["payload"]["source"]
-    assert errors_of(intake.pagerduty_event_parse, body) == [
+    assert errors_of(parsers.pagerduty_event_parse, body) == [
         "Length of 'routing_key' is incorrect (should be 32 characters)",
         "'payload.source' is missing or blank",
         "'payload.severity' is invalid (must be one of critical, error, warning, info)",
@@ -96,24 +96,24 @@ def test_every_error_is_reported_at_once():
 def test_ack_resolve_require_dedup_key(action):
     body = pdpyras_action(action, "k")
     del body["dedup_key"]
-    assert "'dedup_key' is missing or blank" in errors_of(intake.pagerduty_event_parse, body)
+    assert "'dedup_key' is missing or blank" in errors_of(parsers.pagerduty_event_parse, body)
 
 
 @pytest.mark.parametrize("body", [None, [], "trigger", 3, [pdpyras_trigger()]])
 def test_non_object_bodies(body):
-    assert errors_of(intake.pagerduty_event_parse, body) == ["Event object must be a JSON object"]
+    assert errors_of(parsers.pagerduty_event_parse, body) == ["Event object must be a JSON object"]
 
 
 def test_change_event_parse():
-    change = intake.pagerduty_change_parse(pdpyras_change(custom_details={"build": 7}))
+    change = parsers.pagerduty_change_parse(pdpyras_change(custom_details={"build": 7}))
     assert change.summary == "Deployed v1.2.3" and change.timestamp.isoformat() == "2026-03-02T09:00:00+00:00"
     assert "'payload.summary' is missing or blank" in errors_of(
-        intake.pagerduty_change_parse, {"routing_key": ROUTING_KEY, "payload": {}}
+        parsers.pagerduty_change_parse, {"routing_key": ROUTING_KEY, "payload": {}}
     )
 
 
 def test_alertmanager_parse():
-    message = intake.alertmanager_parse(am_message())
+    message = parsers.alertmanager_parse(am_message())
     assert message.title == "HighLatency" and message.severity == "critical"
     assert message.dedup_key == 'backstop/{}/{severity="critical"}:{alertname="HighLatency"}'
     assert [a.ends_at for a in message.alerts] == [None, None]
@@ -124,14 +124,14 @@ def test_alertmanager_title_prefers_summary_annotation_and_maps_severity():
     body = am_message()
     body["commonAnnotations"]["summary"] = "API is slow"
     body["commonLabels"]["severity"] = "warn"
-    message = intake.alertmanager_parse(body)
+    message = parsers.alertmanager_parse(body)
     assert (message.title, message.severity) == ("API is slow", "warning")
 
 
 def test_alertmanager_long_group_key_is_hashed():
     body = am_message()
     body["groupKey"] = "x" * 600
-    key = intake.alertmanager_parse(body).dedup_key
+    key = parsers.alertmanager_parse(body).dedup_key
     assert key.startswith("alertmanager:") and len(key) <= 255
 
 
@@ -152,15 +152,15 @@ def test_alertmanager_long_group_key_is_hashed():
 def test_alertmanager_validation(mutate, expected):
     body = am_message()
     mutate(body)
-    assert expected in errors_of(intake.alertmanager_parse, body)
+    assert expected in errors_of(parsers.alertmanager_parse, body)
 
 
 def test_generic_parse():
-    event = intake.generic_parse({"summary": "Backup failed", "details": {"rc": 2}, "severity": "warning"})
+    event = parsers.generic_parse({"summary": "Backup failed", "details": {"rc": 2}, "severity": "warning"})
     assert (event.action, event.severity, event.dedup_key) == ("trigger", "warning", "")
     assert '"rc": 2' in event.details
-    assert "'summary' is missing or blank" in errors_of(intake.generic_parse, {"details": "x"})
-    assert "'dedup_key' is missing or blank" in errors_of(intake.generic_parse, {"action": "resolve"})
+    assert "'summary' is missing or blank" in errors_of(parsers.generic_parse, {"details": "x"})
+    assert "'dedup_key' is missing or blank" in errors_of(parsers.generic_parse, {"action": "resolve"})
     assert "'severity' must be one of critical, error, warning, info" in errors_of(
-        intake.generic_parse, {"summary": "s", "severity": "meh"}
+        parsers.generic_parse, {"summary": "s", "severity": "meh"}
     )

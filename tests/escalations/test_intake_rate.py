@@ -1,4 +1,4 @@
-"""Leased rate-limit tokens (escalations.intake_rate): pure, with a shared counter in a dict."""
+"""Leased rate-limit tokens (escalations.intake.rate): pure, with a shared counter in a dict."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import secrets
 
 from django.test import override_settings
 
-from escalations import intake_views
-from escalations.intake_rate import LEASE_MAX, RateLeases, lease_cap
+from escalations.intake import views as intake_views
+from escalations.intake.rate import LEASE_MAX, RateLeases, lease_cap
 from tests.escalations.test_intake_pagerduty import REDIS_CACHE
 
 

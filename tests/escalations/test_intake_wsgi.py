@@ -1,4 +1,4 @@
-"""The bare WSGI PagerDuty endpoints (escalations.intake_wsgi) answer exactly as the Django views do.
+"""The bare WSGI PagerDuty endpoints (escalations.intake.wsgi) answer exactly as the Django views do.
 
 Every request is sent to both: `PagerDutyWSGI` and the Django handler it falls back to (the views
 behind the intake middleware). Status line, headers (but Content-Length, which only the bare one
@@ -17,8 +17,9 @@ from django.core.cache import cache
 from django.test import override_settings
 
 from config.wsgi_routing import LeanWSGIHandler
-from escalations import inbox, intake_views
-from escalations.intake_wsgi import PagerDutyWSGI, is_secure
+from escalations.intake import inbox, kick
+from escalations.intake import views as intake_views
+from escalations.intake.wsgi import PagerDutyWSGI, is_secure
 from escalations.models import InboxEvent
 from tests.escalations.intake_payloads import pdpyras_action, pdpyras_change, pdpyras_trigger
 from tests.factories import IntegrationFactory, TeamFactory
@@ -31,7 +32,7 @@ CHANGE_URL = "/integrations/pagerduty/v2/change/enqueue"
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):
     cache.clear()
-    monkeypatch.setattr(inbox, "inbox_kick_publish", lambda: None)
+    monkeypatch.setattr(kick, "inbox_kick_publish", lambda: None)
 
 
 def call(app, path, body: bytes = b"", method="POST", **environ):
@@ -222,7 +223,7 @@ def test_the_kick_and_request_finished_come_after_the_response(key, monkeypatch)
     from django.core import signals
 
     events = []
-    monkeypatch.setattr(inbox, "inbox_kick", lambda: events.append("kick"))
+    monkeypatch.setattr(kick, "inbox_kick", lambda: events.append("kick"))
 
     def finished(**kwargs):
         events.append("finished")

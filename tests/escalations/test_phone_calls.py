@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from escalations import services
+from escalations.incidents import advance, services
 from escalations.models import (
     BlockedNumber,
     CallRecord,
@@ -116,7 +116,7 @@ def test_every_callback_order_with_retries_makes_exactly_one_incident(client, li
     # At most one "transcript arrived" row, however often it was retried.
     assert incident.timeline.filter(kind=TimelineEvent.Kind.CALL).count() <= 1
 
-    services.incident_advance(incident_id=incident.pk)
+    advance.incident_advance(incident_id=incident.pk)
     pages = Page.objects.filter(incident=incident)
     assert [(p.user_id, p.step, p.status) for p in pages] == [(engineer.pk, 0, "pending")]
 
@@ -322,7 +322,7 @@ def test_menu_routes_to_the_chosen_team(client, line):
     assert incident.team == platform
     assert incident.payload["menu"]["digit"] == 2
     assert CallRecord.objects.get().menu_team == platform
-    services.incident_advance(incident_id=incident.pk)
+    advance.incident_advance(incident_id=incident.pk)
     assert list(Page.objects.values_list("user_id", flat=True)) == [platform_engineer.pk]
 
 
@@ -429,6 +429,6 @@ def test_voicemail_pages_the_oncall_primary(client, db):
     incoming(client)
     piece(client, "recorded")
     incident = Incident.objects.get()
-    services.incident_advance(incident_id=incident.pk)
+    advance.incident_advance(incident_id=incident.pk)
     primary = team_oncall_users(team=team, position="primary", at=timezone.now())
     assert list(Page.objects.filter(incident=incident).values_list("user_id", flat=True)) == [primary[0].pk]

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from escalations import phone
 from escalations.models import CallRecord, Incident, PhoneLine
+from escalations.phone import services as phone
 from tests.escalations.phone_support import ACCOUNT, CALLER, call_params, make_line, paged_team, twilio_post
 from tests.factories import MembershipFactory
 
@@ -214,12 +214,12 @@ def test_simulated_call_becomes_an_incident(client, line, staff, mfa_user, setti
 def test_simulator_requests_are_really_signed(client, line, staff, mfa_user, settings):
     """If the webhooks checked nothing this would pass too; a wrong token must make it fail."""
     settings.BACKSTOP_PHONE_SIMULATOR = True
-    from escalations.phone_simulator import call_simulate
+    from escalations.phone.simulator import call_simulate
 
     original = settings.TWILIO_AUTH_TOKEN
     from unittest import mock
 
-    with mock.patch("escalations.phone_simulator.RequestValidator") as validator_cls:
+    with mock.patch("escalations.phone.simulator.RequestValidator") as validator_cls:
         from twilio.request_validator import RequestValidator
 
         validator_cls.return_value = RequestValidator(original + "-wrong")
@@ -236,7 +236,9 @@ def test_sms_confirmation_is_sent_after_commit_once(
     line.sms_confirmation = True
     line.save()
     sent = []
-    monkeypatch.setattr("escalations.tasks.phone_sms_confirmation_send.delay", lambda call_id: sent.append(call_id))
+    monkeypatch.setattr(
+        "escalations.phone.tasks.phone_sms_confirmation_send.delay", lambda call_id: sent.append(call_id)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         record = voicemail(client, line, fake_twilio)
         twilio_post(

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
-from escalations import policy_services
 from escalations.models import EscalationPolicy
-from escalations.policy_services import StepInput, TargetInput
+from escalations.policies import services as policy_services
+from escalations.policies.services import StepInput, TargetInput
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from escalations import retention, tasks
 from escalations.models import Alert, CallRecord, Incident, OutboxMessage
+from escalations.retention import services as retention
+from escalations.retention import tasks
 from tests.factories import IncidentFactory, IntegrationFactory
 
 pytestmark = pytest.mark.django_db

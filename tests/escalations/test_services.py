@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from escalations import services
+from escalations.incidents import advance, publish, services
 from escalations.models import Incident, Page, TimelineEvent
 from tests.factories import (
     T0,
@@ -57,7 +57,7 @@ def sent(incident):
 
 def trigger(team, now=T0, **kwargs):
     result = services.incident_trigger(team=team, title="Database down", now=now, **kwargs)
-    services.incident_advance(incident_id=result.incident.pk, now=now)
+    advance.incident_advance(incident_id=result.incident.pk, now=now)
     result.incident.refresh_from_db()
     return result.incident
 
@@ -71,13 +71,13 @@ def test_timed_escalation_over_two_steps():
         (alice.display_name, "sms", 0, 0, timedelta(0)),
         (alice.display_name, "voice", 0, 0, 2 * MIN),
     ]
-    assert services.escalations_sweep(now=T0 + 4 * MIN) == 0
-    assert services.escalations_sweep(now=T0 + 5 * MIN) == 1
+    assert advance.escalations_sweep(now=T0 + 4 * MIN) == 0
+    assert advance.escalations_sweep(now=T0 + 5 * MIN) == 1
     assert (bob.display_name, "sms", 1, 0, 5 * MIN) in sent(incident)
     assert len(sent(incident)) == 3
     # Policy exhausted after the last step (repeat=0): nothing more, ever.
-    assert services.escalations_sweep(now=T0 + 60 * MIN) == 1
-    assert services.escalations_sweep(now=T0 + 600 * MIN) == 0
+    assert advance.escalations_sweep(now=T0 + 60 * MIN) == 1
+    assert advance.escalations_sweep(now=T0 + 600 * MIN) == 0
     assert len(sent(incident)) == 3
     assert incident.timeline.filter(kind=TimelineEvent.Kind.EXHAUSTED).exists()
 
@@ -88,7 +88,7 @@ def test_repeat_loops_page_again_then_stop():
     policy_for(team, (5, [alice]), repeat=2)
     incident = trigger(team)
     for minute in range(5, 40):
-        services.escalations_sweep(now=T0 + minute * MIN)
+        advance.escalations_sweep(now=T0 + minute * MIN)
     assert [(step, loop) for _, _, step, loop, _ in sent(incident)] == [(0, 0), (0, 1), (0, 2)]
 
 
@@ -102,7 +102,7 @@ def test_acknowledge_stops_paging_and_cancels_pending_pages():
     voice = Page.objects.get(incident=incident, channel="voice")
     assert voice.status == Page.Status.CANCELED
     for minute in range(2, 120):
-        services.escalations_sweep(now=T0 + minute * MIN)
+        advance.escalations_sweep(now=T0 + minute * MIN)
     assert Page.objects.filter(incident=incident).count() == 2
     assert incident.timeline.filter(kind="acknowledged", actor=alice, via="sms").exists()
 
@@ -113,8 +113,8 @@ def test_ack_timeout_retriggers_from_the_first_step():
     policy_for(team, (5, [alice]), ack_timeout=timedelta(minutes=30))
     incident = trigger(team)
     services.incident_acknowledge(incident=incident, by=alice, via="web", now=T0 + MIN)
-    services.escalations_sweep(now=T0 + 30 * MIN)
-    assert services.escalations_sweep(now=T0 + 31 * MIN) == 1
+    advance.escalations_sweep(now=T0 + 30 * MIN)
+    assert advance.escalations_sweep(now=T0 + 31 * MIN) == 1
     incident.refresh_from_db()
     assert incident.status == Incident.Status.TRIGGERED
     assert incident.cycle == 1
@@ -151,7 +151,7 @@ def test_step_with_nobody_waits_out_its_delay_by_default():
     policy_for(team, (5, []), (5, [bob]))
     incident = trigger(team)
     assert sent(incident) == []
-    services.escalations_sweep(now=T0 + 5 * MIN)
+    advance.escalations_sweep(now=T0 + 5 * MIN)
     assert [p[0] for p in sent(incident)] == [bob.display_name]
 
 
@@ -180,7 +180,7 @@ def test_team_and_manager_targets():
     team.save()
     incident = trigger(team)
     assert {p.user for p in Page.objects.filter(incident=incident)} == {manager}
-    services.escalations_sweep(now=T0 + 5 * MIN)
+    advance.escalations_sweep(now=T0 + 5 * MIN)
     assert {p.user for p in Page.objects.filter(incident=incident, step=1)} == {manager, engineer}
 
 
@@ -191,7 +191,7 @@ def test_rules_added_mid_incident_apply_to_later_steps_only():
     incident = trigger(team)
     voice = ContactMethodFactory(user=alice, kind="voice")
     NotificationRuleFactory(user=alice, contact_method=voice, delay=MIN, order=5)
-    services.escalations_sweep(now=T0 + 5 * MIN)
+    advance.escalations_sweep(now=T0 + 5 * MIN)
     assert sorted((p.loop, p.channel) for p in Page.objects.filter(incident=incident)) == [
         (0, "sms"),
         (1, "sms"),
@@ -205,12 +205,12 @@ def test_outage_spanning_several_rule_delays_yields_one_page_per_rule_not_a_burs
     policy_for(team, (5, [alice]), (5, [bob]), repeat=3)
     incident = trigger(team)
     # The sweep was down for 45 minutes: 9 step delays went by.
-    assert services.escalations_sweep(now=T0 + 45 * MIN) == 1
+    assert advance.escalations_sweep(now=T0 + 45 * MIN) == 1
     pages = Page.objects.filter(incident=incident)
     # Alice's two rule pages exist once each; only ONE further step was performed.
     assert pages.filter(user=alice).count() == 2
     assert pages.filter(user=bob).count() == 1
-    assert services.escalations_sweep(now=T0 + 46 * MIN) == 0
+    assert advance.escalations_sweep(now=T0 + 46 * MIN) == 0
     incident.refresh_from_db()
     assert incident.next_action_at == T0 + 50 * MIN
 
@@ -263,7 +263,7 @@ def test_suppressed_incident_pages_nobody():
     team = TeamFactory()
     policy_for(team, (5, [person()]))
     incident = trigger(team, suppressed=True)
-    services.escalations_sweep(now=T0 + 60 * MIN)
+    advance.escalations_sweep(now=T0 + 60 * MIN)
     assert sent(incident) == []
     assert "maintenance" in incident.timeline.get(kind="created").message
 
@@ -275,7 +275,7 @@ def test_policy_edits_do_not_disturb_escalations_in_flight():
     incident = trigger(team)
     step = policy.steps.get(order=1)
     step.targets.update(user=mallory)
-    services.escalations_sweep(now=T0 + 5 * MIN)
+    advance.escalations_sweep(now=T0 + 5 * MIN)
     assert Page.objects.filter(incident=incident, step=1).get().user == bob
 
 
@@ -295,8 +295,8 @@ def test_snooze_quiets_then_retriggers():
     policy_for(team, (5, [alice]))
     incident = trigger(team)
     services.incident_snooze(incident=incident, by=alice, until=T0 + 60 * MIN, via="web", now=T0 + MIN)
-    assert services.escalations_sweep(now=T0 + 30 * MIN) == 0
-    services.escalations_sweep(now=T0 + 60 * MIN)
+    assert advance.escalations_sweep(now=T0 + 30 * MIN) == 0
+    advance.escalations_sweep(now=T0 + 60 * MIN)
     incident.refresh_from_db()
     assert incident.status == "triggered"
     assert Page.objects.filter(incident=incident, cycle=1).count() == 1
@@ -321,7 +321,7 @@ def test_concurrent_sweeps_write_each_page_once():
 
     def run(minute):
         try:
-            services.escalations_sweep(now=T0 + minute * MIN, batch=7)
+            advance.escalations_sweep(now=T0 + minute * MIN, batch=7)
         except Exception as exc:  # pragma: no cover - surfaced below
             errors.append(exc)
         finally:
@@ -345,12 +345,12 @@ def test_a_wake_up_message_advances_only_its_due_incidents_together():
     policy_for(team, (5, [alice]), (5, [bob]))
     first, second, later = trigger(team), trigger(team, dedup_key="b"), trigger(team, dedup_key="c")
     Incident.objects.filter(pk=later.pk).update(next_action_at=T0 + 9 * MIN)
-    assert services.incidents_advance(incident_ids=[first.pk, second.pk, later.pk], now=T0 + 5 * MIN) == 2
+    assert advance.incidents_advance(incident_ids=[first.pk, second.pk, later.pk], now=T0 + 5 * MIN) == 2
     for incident in (first, second):
         assert (bob.display_name, "sms", 1, 0, 5 * MIN) in sent(incident)
     assert all(p[2] == 0 for p in sent(later))
     # The same message again (redelivered) finds nothing due and writes nothing.
-    assert services.incidents_advance(incident_ids=[first.pk, second.pk, later.pk], now=T0 + 5 * MIN) == 0
+    assert advance.incidents_advance(incident_ids=[first.pk, second.pk, later.pk], now=T0 + 5 * MIN) == 0
     assert len(sent(first)) == 2
 
 
@@ -360,9 +360,9 @@ def test_incidents_due_soon_are_those_due_within_the_window_and_open():
     soon, resolved, far = trigger(team), trigger(team, dedup_key="r"), trigger(team, dedup_key="f")
     Incident.objects.filter(pk=far.pk).update(next_action_at=T0 + 9 * MIN)
     services.incident_resolve(incident=resolved, by=None, via="api", now=T0 + MIN)
-    found = services.incidents_due_soon_get(now=T0 + 4 * MIN, within=2 * MIN)
+    found = advance.incidents_due_soon_get(now=T0 + 4 * MIN, within=2 * MIN)
     assert found == [(soon.pk, T0 + 5 * MIN)]
-    assert services.incidents_due_soon_get(now=T0 + 5 * MIN, within=2 * MIN) == []  # already due: the sweep's
+    assert advance.incidents_due_soon_get(now=T0 + 5 * MIN, within=2 * MIN) == []  # already due: the sweep's
 
 
 def test_each_sweep_publishes_wake_ups_only_past_the_previous_horizon(monkeypatch):
@@ -376,11 +376,11 @@ def test_each_sweep_publishes_wake_ups_only_past_the_previous_horizon(monkeypatc
     Incident.objects.filter(pk=near.pk).update(next_action_at=now + timedelta(seconds=1))
     Incident.objects.filter(pk=far.pk).update(next_action_at=now + timedelta(seconds=4))
     published = []
-    monkeypatch.setattr(services, "incidents_wake", lambda *, wakeups, now: published.append(sorted(wakeups)) or 1)
-    cache.delete(services._WAKE_HORIZON_KEY)
-    services.escalations_sweep_with_lookahead(lookahead=timedelta(seconds=3))
+    monkeypatch.setattr(publish, "incidents_wake", lambda *, wakeups, now: published.append(sorted(wakeups)) or 1)
+    cache.delete(advance._WAKE_HORIZON_KEY)
+    advance.escalations_sweep_with_lookahead(lookahead=timedelta(seconds=3))
     assert [[pk for pk, _ in batch] for batch in published] == [[near.pk]]
-    services.escalations_sweep_with_lookahead(lookahead=timedelta(seconds=6))
+    advance.escalations_sweep_with_lookahead(lookahead=timedelta(seconds=6))
     # The second sweep starts where the first one's window ended: `near` is not published again.
     assert [[pk for pk, _ in batch] for batch in published] == [[near.pk], [far.pk]]
-    cache.delete(services._WAKE_HORIZON_KEY)
+    cache.delete(advance._WAKE_HORIZON_KEY)

@@ -1,8 +1,8 @@
 import pytest
 
-from escalations import services
+from escalations.delivery.sms_replies import sms_reply_handle, sms_reply_parse
+from escalations.incidents import services
 from escalations.models import Incident
-from escalations.sms import sms_reply_handle, sms_reply_parse
 from portal.models import ContactMethod
 from tests.factories import T0, ContactMethodFactory, MembershipFactory, TeamFactory, UserFactory
 

@@ -74,10 +74,10 @@ def test_signature_is_checked_against_the_public_https_url_even_over_plain_http(
 
 
 def test_no_answer_callback_makes_the_next_rule_due_now(client, monkeypatch):
-    from escalations import delivery_tasks
+    from escalations.delivery import publish
 
     enqueued = []
-    monkeypatch.setattr(delivery_tasks, "page_enqueue", lambda ids, eta=None: enqueued.extend(ids))
+    monkeypatch.setattr(publish, "page_enqueue", lambda ids, eta=None: enqueued.extend(ids))
     voice = ContactMethodFactory(kind=ContactMethod.Kind.VOICE)
     page = _sent_page(contact_method=voice, rule_index=0)
     sms = ContactMethodFactory(user=page.user)
@@ -94,9 +94,9 @@ def test_no_answer_callback_makes_the_next_rule_due_now(client, monkeypatch):
 
 
 def test_machine_answered_call_is_not_counted_as_reached(client, monkeypatch):
-    from escalations import delivery_tasks
+    from escalations.delivery import publish
 
-    monkeypatch.setattr(delivery_tasks, "page_enqueue", lambda ids, eta=None: None)
+    monkeypatch.setattr(publish, "page_enqueue", lambda ids, eta=None: None)
     voice = ContactMethodFactory(kind=ContactMethod.Kind.VOICE)
     page = _sent_page(contact_method=voice)
     data = {"CallSid": "SM123", "CallStatus": "completed", "AnsweredBy": "machine_end_beep"}
@@ -135,9 +135,9 @@ def test_voice_twiml_reads_the_incident_and_gathers_one_digit(client):
 
 
 def test_voice_twiml_for_a_voicemail_pickup_leaves_no_details(client, monkeypatch):
-    from escalations import delivery_tasks
+    from escalations.delivery import publish
 
-    monkeypatch.setattr(delivery_tasks, "page_enqueue", lambda ids, eta=None: None)
+    monkeypatch.setattr(publish, "page_enqueue", lambda ids, eta=None: None)
     page = _voice_page()
     response = signed_post(
         client, f"/twilio/voice/page/{page.pk}/", {"CallSid": "SM123", "AnsweredBy": "machine_start"}
@@ -169,7 +169,7 @@ def test_keypress_acts_on_the_incident_as_the_paged_person(client, digit, status
 
 
 def test_keypress_2_escalates(client, monkeypatch):
-    from escalations import services
+    from escalations.incidents import services
 
     calls = []
     monkeypatch.setattr(services, "incident_escalate", lambda **kw: calls.append(kw) or True)

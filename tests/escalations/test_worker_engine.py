@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from escalations import services, tasks
+from escalations.incidents import advance, publish, services, tasks
 from escalations.models import Page
 from tests.factories import (
     ContactMethodFactory,
@@ -69,7 +69,7 @@ def test_a_lost_message_is_picked_up_by_the_sweep(worker, monkeypatch):
     team, _ = _team_with_policy()
     # Drop the immediate task on the floor, as if Redis lost it.
     with monkeypatch.context() as patch:
-        patch.setattr(services, "_on_commit_advance", lambda incident: None)
+        patch.setattr(publish, "_on_commit_advance", lambda incident: None)
         incident = services.incident_trigger(team=team, title="Lost message").incident
     time.sleep(0.5)
     assert not Page.objects.filter(incident=incident).exists()
@@ -87,12 +87,12 @@ def test_the_sweep_times_a_wake_up_for_an_incident_due_before_its_next_tick(work
 
     team, _ = _team_with_policy()
     with monkeypatch.context() as patch:
-        patch.setattr(services, "_on_commit_advance", lambda incident: None)
+        patch.setattr(publish, "_on_commit_advance", lambda incident: None)
         incident = services.incident_trigger(team=team, title="Due in a moment").incident
     due = timezone.now() + timedelta(seconds=1.5)
     Incident.objects.filter(pk=incident.pk).update(next_action_at=due)
     # Earlier tests' sweeps already published this window (their horizon); start afresh.
-    cache.delete(services._WAKE_HORIZON_KEY)
+    cache.delete(advance._WAKE_HORIZON_KEY)
     tasks.sweep.delay()
     assert _wait_for(lambda: Page.objects.filter(incident=incident).count() == 1)
     assert Page.objects.get(incident=incident).created_at >= due

@@ -7,7 +7,8 @@ import time
 import pytest
 from django.core.cache import cache
 
-from escalations import inbox, intake_tasks
+from escalations.intake import kick
+from escalations.intake import tasks as intake_tasks
 from escalations.models import InboxEvent, Incident
 from tests.escalations.intake_payloads import pdpyras_action, pdpyras_trigger
 from tests.factories import IntegrationFactory, TeamFactory
@@ -44,7 +45,7 @@ def test_accepted_events_are_applied_by_the_worker_after_the_kick(client, celery
 
 def test_a_lost_kick_is_covered_by_the_periodic_drain(client, celery_worker, monkeypatch):
     cache.clear()
-    monkeypatch.setattr(inbox, "inbox_kick_publish", lambda: None)  # as if Redis lost the message
+    monkeypatch.setattr(kick, "inbox_kick_publish", lambda: None)  # as if Redis lost the message
     integration = IntegrationFactory(team=TeamFactory())
     _post(client, pdpyras_trigger(routing_key=integration.key, dedup_key="lost"))
     time.sleep(0.5)

@@ -1,7 +1,8 @@
 import pytest
 from django.test import Client
 
-from escalations.services import incident_advance, incident_trigger
+from escalations.incidents.advance import incident_advance
+from escalations.incidents.services import incident_trigger
 from tests.factories import (
     ContactMethodFactory,
     EscalationPolicyFactory,

@@ -209,7 +209,7 @@ def test_demo_has_integrations_a_heartbeat_and_lived_in_incidents(django_capture
     resolved = by_team["Customer Support"]
     assert resolved.resolved_at.date() == (now - timedelta(days=1)).date()
     # After commit the engine pages the triggered incident (as the Celery task would, by hand here).
-    from escalations.services import incident_advance
+    from escalations.incidents.advance import incident_advance
 
     incident_advance(incident_id=by_team["Payments"].pk, now=now)
     assert Page.objects.filter(incident=by_team["Payments"]).exists()

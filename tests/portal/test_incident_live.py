@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
+from escalations.incidents.services import incident_acknowledge, incident_note_add, incident_trigger
 from escalations.models import CallRecord, PhoneLine
-from escalations.services import incident_acknowledge, incident_note_add, incident_trigger
 from tests.factories import T0, MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +105,7 @@ def test_call_audio_is_preserved_across_refreshes(login, team, role_users, polic
 
 
 def _voicemail(call_sid: str, at) -> CallRecord:
-    from escalations import phone
+    from escalations.phone import services as phone
 
     phone.call_start(
         line=PhoneLine.objects.get(), call_sid=call_sid, from_number="+15550142001", to_number="+15550100999", now=at
@@ -120,7 +120,7 @@ def _voicemail(call_sid: str, at) -> CallRecord:
 
 
 def test_a_transcript_or_call_arriving_after_the_page_opened_reaches_it(login, team, role_users):
-    from escalations import phone
+    from escalations.phone import services as phone
 
     PhoneLine.objects.create(number="+15550100999", name="Emergency line", team=team)
     first = _voicemail("CA" + "3" * 32, T0)

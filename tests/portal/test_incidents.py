@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from escalations.incidents.services import incident_trigger
 from escalations.models import Incident, TimelineEvent
-from escalations.services import incident_trigger
 from tests.factories import IncidentFactory, MembershipFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -204,7 +204,7 @@ def test_list_query_count_is_constant(login, team, role_users, policy, django_as
 def test_detail_query_count_is_constant(login, team, role_users, policy, incident, django_assert_max_num_queries, n):
     for i in range(n):
         incident_trigger(team=team, title="again", dedup_key="", source="alert")
-        from escalations.services import incident_note_add
+        from escalations.incidents.services import incident_note_add
 
         incident_note_add(incident=incident, by=role_users["engineer"], text=f"note {i}", via="web")
     client = login(role_users["engineer"])

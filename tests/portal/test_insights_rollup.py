@@ -1,4 +1,4 @@
-"""Insights roll-up (portal.rollup): the same numbers as aggregating the whole period live.
+"""Insights roll-up (portal.insights.rollup): the same numbers as aggregating the whole period live.
 
 Counts, rates, people and days must be equal; percentiles come from a duration histogram and must
 be within metrics.PERCENTILE_ERROR of the exact ones (plus half a second for durations under 1 s).
@@ -16,9 +16,13 @@ from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config import locks
+from escalations.engine import MANUAL_STEP
 from escalations.models import Incident, Page, TimelineEvent
-from portal import metrics, rollup
-from portal.metrics import MANUAL_STEP, Tally
+from portal.insights import live as insights_live
+from portal.insights import load as insights_load
+from portal.insights import metrics, rollup
+from portal.insights.metrics import Tally
 from portal.models import InsightsRollup, JobRun, User
 from tests.factories import IncidentFactory, MembershipFactory, TeamFactory, UserFactory
 
@@ -196,7 +200,7 @@ def _history(now: datetime, *, seed: int = 3, teams: int = 3, incidents: int = 1
 
 
 def _exact(team_ids, now, days) -> metrics.Insights:
-    return metrics._insights_aggregated(team_ids=team_ids, since=now - timedelta(days=days), now=now, days=days)
+    return insights_live._insights_aggregated(team_ids=team_ids, since=now - timedelta(days=days), now=now, days=days)
 
 
 def _assert_same(rolled: metrics.Insights, exact: metrics.Insights) -> None:
@@ -214,7 +218,7 @@ def _assert_same(rolled: metrics.Insights, exact: metrics.Insights) -> None:
 
 
 def _rolled(team_ids, now, days) -> metrics.Insights:
-    insights = metrics.insights_load(team_ids=team_ids, now=now, days=days, with_oncall=False)
+    insights = insights_load.insights_load(team_ids=team_ids, now=now, days=days, with_oncall=False)
     assert insights.approximate, "the roll-up was not used"
     return insights
 
@@ -304,22 +308,22 @@ def test_tomorrows_rows_are_ready_at_midnight():
 def test_without_rows_for_today_the_page_aggregates_the_period_live():
     made = _history(NOW, incidents=30)
     scope = [made[0][0].pk]
-    assert not metrics.insights_load(team_ids=scope, now=NOW, days=30, with_oncall=False).approximate
+    assert not insights_load.insights_load(team_ids=scope, now=NOW, days=30, with_oncall=False).approximate
     rollup.insights_rollup_refresh(now=NOW - timedelta(days=1))  # yesterday's rows only
-    data = metrics.insights_load(team_ids=scope, now=NOW, days=30, with_oncall=False)
+    data = insights_load.insights_load(team_ids=scope, now=NOW, days=30, with_oncall=False)
     assert not data.approximate and data.incidents == _exact(scope, NOW, 30).incidents
     rollup.insights_rollup_refresh(now=NOW)
-    assert metrics.insights_load(team_ids=scope, now=NOW, days=14, with_oncall=False).approximate is False
+    assert insights_load.insights_load(team_ids=scope, now=NOW, days=14, with_oncall=False).approximate is False
 
 
 @pytest.mark.django_db
 def test_one_run_at_a_time():
     _history(NOW, incidents=10)
     with psycopg.connect(**connection.get_connection_params()) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", [rollup._LOCK_KEY])
+        other.execute("SELECT pg_advisory_lock(%s)", [locks.INSIGHTS_ROLLUP])
         assert rollup.insights_rollup_refresh(now=NOW).skipped
         # Released here: closing the connection would leave it to the server's backend exit, a moment later.
-        other.execute("SELECT pg_advisory_unlock(%s)", [rollup._LOCK_KEY])
+        other.execute("SELECT pg_advisory_unlock(%s)", [locks.INSIGHTS_ROLLUP])
     assert not InsightsRollup.objects.exists()
     assert not rollup.insights_rollup_refresh(now=NOW).skipped
 

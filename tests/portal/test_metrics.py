@@ -4,8 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal import metrics
-from portal.metrics import IncidentFacts, PageFacts
+from escalations.engine import MANUAL_STEP
+from portal.insights import load as insights_load
+from portal.insights import metrics
+from portal.insights.metrics import IncidentFacts, PageFacts
 
 T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # Monday 12:00 UTC
 
@@ -117,7 +119,7 @@ def test_facts_build_from_timeline_rows():
             "incident_id": 7,
             "kind": "step_reached",
             "at": T + timedelta(minutes=40),
-            "data": {"step": 32000, "user_ids": [9]},
+            "data": {"step": MANUAL_STEP, "user_ids": [9]},
         },  # a reassign page is not a policy step
         {"id": 4, "incident_id": 7, "kind": "acknowledged", "at": T + timedelta(minutes=9), "data": {}},
     ]
@@ -138,14 +140,15 @@ def test_incidents_per_day_are_utc_calendar_days():
 
 @pytest.mark.django_db
 def test_insights_load_end_to_end(team, role_users, policy):
-    from escalations.services import incident_acknowledge, incident_advance, incident_resolve, incident_trigger
+    from escalations.incidents.advance import incident_advance
+    from escalations.incidents.services import incident_acknowledge, incident_resolve, incident_trigger
 
     now = T + timedelta(hours=2)
     inc = incident_trigger(team=team, title="a", now=T).incident
     incident_advance(incident_id=inc.pk, now=T)
     incident_acknowledge(incident=inc, by=role_users["engineer"], via="web", now=T + timedelta(minutes=4))
     incident_resolve(incident=inc, by=role_users["engineer"], via="web", now=T + timedelta(minutes=20))
-    data = metrics.insights_load(team_ids=[team.pk], now=now, days=7, with_oncall=False)
+    data = insights_load.insights_load(team_ids=[team.pk], now=now, days=7, with_oncall=False)
     assert data.incidents == 1
     assert data.mtta.p50 == 240 and data.mttr.p50 == 1200
     assert data.secondary_rate == 0.0 and data.first_responder_share == 1.0

@@ -11,7 +11,7 @@ import pytest
 from django.test import TestCase
 from django.urls import reverse
 
-from escalations.delivery import page_deliver
+from escalations.delivery.deliver import page_deliver
 from escalations.models import OutboxMessage
 from portal import services as profile_services
 from portal.models import ContactMethod

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
+from escalations.incidents.services import incident_trigger
 from escalations.models import EscalationPolicy
-from escalations.services import incident_trigger
 from rotations.models import AuditEntry
 from tests.factories import IncidentFactory, MembershipFactory, RotationEraFactory, RotationFactory
 
@@ -196,7 +196,7 @@ def test_team_create_is_staff_only(login, role_users, role, status):
 
 
 def test_insights_and_csv(login, team, role_users, policy):
-    from escalations.services import incident_advance
+    from escalations.incidents.advance import incident_advance
 
     inc = incident_trigger(team=team, title="x", source="alert", severity="critical").incident
     incident_advance(incident_id=inc.pk)
@@ -212,7 +212,7 @@ def test_insights_and_csv(login, team, role_users, policy):
 
 @pytest.mark.parametrize("n", [5, 50])
 def test_insights_query_count_constant(login, team, role_users, policy, django_assert_max_num_queries, n):
-    from escalations.services import incident_advance
+    from escalations.incidents.advance import incident_advance
 
     for i in range(n):
         incident_advance(incident_id=incident_trigger(team=team, title=f"i{i}").incident.pk)
@@ -276,7 +276,7 @@ def test_insights_csv_neutralises_formulas(login, team, role_users, policy, pref
     import csv
     import io
 
-    from escalations.services import incident_advance
+    from escalations.incidents.advance import incident_advance
 
     engineer = role_users["engineer"]
     engineer.email = f'{prefix}HYPERLINK("http://evil.example";"x")@example.com'

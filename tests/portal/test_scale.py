@@ -12,9 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from escalations.engine import MANUAL_STEP
 from escalations.models import Incident, TimelineEvent
-from portal import metrics, selectors
-from portal.metrics import MANUAL_STEP
+from portal import selectors
+from portal.insights import live as insights_live
 from rotations.models import Override
 from tests.factories import (
     ContactMethodFactory,
@@ -302,8 +303,8 @@ def test_aggregated_insights_equal_the_python_fold():
     assert Incident.objects.count() == len(cases) + 2
     since = now - timedelta(days=30)
     for team_ids in ([team.pk], None):
-        rows = metrics.insights_from_rows(team_ids=team_ids, since=since, now=now, days=30)
-        sql = metrics._insights_aggregated(team_ids=team_ids, since=since, now=now, days=30)
+        rows = insights_live.insights_from_rows(team_ids=team_ids, since=since, now=now, days=30)
+        sql = insights_live._insights_aggregated(team_ids=team_ids, since=since, now=now, days=30)
         assert sql.incidents == rows.incidents == len(cases) + (team_ids is None)
         assert sql.mtta.count == rows.mtta.count and sql.mtta.p50 == pytest.approx(rows.mtta.p50)
         assert sql.mtta.p95 == pytest.approx(rows.mtta.p95)

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from escalations.incidents.advance import incident_advance
+from escalations.incidents.services import incident_trigger
 from escalations.models import CallRecord, Incident, OutboxMessage, Page, TimelineEvent
-from escalations.services import incident_advance, incident_trigger
 from portal.models import ContactMethod
 from tests.escalations.phone_support import call_params, make_line, paged_team, recording_params, sign
 from tests.factories import ContactMethodFactory, PageFactory
@@ -33,9 +34,9 @@ def _snapshot() -> dict:
 
 @pytest.fixture
 def world(monkeypatch):
-    from escalations import delivery_tasks
+    from escalations.delivery import publish
 
-    monkeypatch.setattr(delivery_tasks, "page_enqueue", lambda ids, eta=None: None)
+    monkeypatch.setattr(publish, "page_enqueue", lambda ids, eta=None: None)
     team, engineer = paged_team()
     make_line(team)
     incident = incident_trigger(team=team, title="Checkout down", source="alert").incident

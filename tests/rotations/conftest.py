@@ -5,8 +5,8 @@ import pytest
 from django.core import mail
 from rest_framework.test import APIClient
 
-from rotations import services
 from rotations.models import Exclusion, Membership, Override, RotationEra
+from rotations.services import rotations as services_rotations
 from tests.factories import MembershipFactory, RotationEraFactory, RotationFactory, TeamFactory, UserFactory
 
 MON = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # Monday 09:00 Berlin, first handoff
@@ -17,7 +17,7 @@ def roster(team, role_users):
     """A "Payments" rotation on `team`: Maria, Jonas, Ana, Tom weekly from MON; plus the role users."""
     names = ("Maria Lopez", "Jonas Berg", "Ana Kim", "Tom Wu")
     people = [MembershipFactory(team=team, user=UserFactory(full_name=n), role="engineer").user for n in names]
-    rotation = services.rotation_create(
+    rotation = services_rotations.rotation_create(
         team=team,
         name="Payments",
         time_zone="Europe/Berlin",

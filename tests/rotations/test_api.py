@@ -234,7 +234,9 @@ def test_override_conflict_is_a_clear_field_error(api, role_users, roster):
     assert res.json()["errors"] == [
         {
             "field": "position",
-            "message": f"Maria Lopez already holds primary for Payments 2026-03-02 10:00–11:00 via override #{first.pk}.",
+            "message": (
+                f"Maria Lopez already holds primary for Payments 2026-03-02 10:00–11:00 via override #{first.pk}."
+            ),
         }
     ]
 

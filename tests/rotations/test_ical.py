@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from icalendar import Calendar
 
-from rotations import services
+from rotations.services import teams as services_teams
 from tests.factories import ExclusionFactory, OverrideFactory
 from tests.rotations.conftest import MON
 
@@ -77,10 +77,10 @@ def test_unknown_or_rotated_token_is_404(client, roster, staff):
     assert client.get("/ical/user/nope.ics").status_code == 404
     assert client.get("/ical/team/nope.ics").status_code == 404
     old = rotation.team.ical_token
-    services.team_ical_token_rotate(team=rotation.team, actor=staff)
+    services_teams.team_ical_token_rotate(team=rotation.team, actor=staff)
     assert client.get(f"/ical/team/{old}.ics").status_code == 404
     old = people[0].ical_token
-    new = services.user_ical_token_rotate(user=people[0], actor=people[0])
+    new = services_teams.user_ical_token_rotate(user=people[0], actor=people[0])
     assert client.get(f"/ical/user/{old}.ics").status_code == 404
     assert client.get(f"/ical/user/{new}.ics").status_code == 200
 

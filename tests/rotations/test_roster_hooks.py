@@ -6,9 +6,11 @@ from django.core import mail
 from django.core.cache import cache
 
 from config.celery import app
-from rotations import services, tasks
+from rotations import tasks
 from rotations.models import GapAlert, RosterChangeNotice
 from rotations.reminders import roster_changes_notify
+from rotations.services import exclusions, hooks, memberships, overrides
+from rotations.services import rotations as services_rotations
 from tests.rotations.conftest import utc
 
 NOW = utc(2026, 10, 24, 12)
@@ -17,11 +19,11 @@ NOW = utc(2026, 10, 24, 12)
 @pytest.fixture
 def eager():
     """Run enqueued tasks in-process (the real task code, no broker), and count what was enqueued."""
-    cache.delete(services._NOTICE_QUEUED_KEY)
+    cache.delete(hooks._NOTICE_QUEUED_KEY)
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = False, False
-    cache.delete(services._NOTICE_QUEUED_KEY)
+    cache.delete(hooks._NOTICE_QUEUED_KEY)
 
 
 @pytest.fixture
@@ -40,7 +42,7 @@ def enqueued(monkeypatch):
 
 def _all_away(week, actor):
     for user in (week.A, week.B, week.C, week.D):
-        services.exclusion_create(user=user, start=utc(2026, 10, 26, 23), end=utc(2026, 10, 27, 23), actor=actor)
+        exclusions.exclusion_create(user=user, start=utc(2026, 10, 26, 23), end=utc(2026, 10, 27, 23), actor=actor)
 
 
 def test_nothing_runs_inside_the_request_transaction(week, django_capture_on_commit_callbacks, enqueued):
@@ -59,7 +61,7 @@ def test_exclusions_alert_the_manager_after_commit(week, django_capture_on_commi
     assert gap_runs == [("rotations.tasks.roster_gap_check_teams", [[week.team.pk]], None)] * 4
     # One notice run for the burst of four edits, a minute later.
     assert [c for c in enqueued if c[0] == "rotations.tasks.roster_change_notices"] == [
-        ("rotations.tasks.roster_change_notices", None, services.NOTICE_DELAY_SECONDS)
+        ("rotations.tasks.roster_change_notices", None, hooks.NOTICE_DELAY_SECONDS)
     ]
     assert set(GapAlert.objects.values_list("position", flat=True)) == {"primary", "secondary"}
     gap_mail = [m for m in mail.outbox if m.subject == "[Backstop] On-call gaps in Ops"]
@@ -77,7 +79,7 @@ def test_each_kind_of_roster_write_enqueues_the_gap_check(
 
     with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
         if change == "override":
-            services.override_create(
+            overrides.override_create(
                 rotation=week.rotation,
                 user=week.manager,
                 position="primary",
@@ -86,7 +88,7 @@ def test_each_kind_of_roster_write_enqueues_the_gap_check(
                 actor=week.manager,
             )
         elif change == "definition":
-            services.rotation_definition_change(
+            services_rotations.rotation_definition_change(
                 rotation=week.rotation,
                 effective_from=utc(2026, 11, 1),
                 participants=[week.A, week.B],
@@ -94,10 +96,10 @@ def test_each_kind_of_roster_write_enqueues_the_gap_check(
                 now=NOW,
             )
         elif change == "membership":
-            services.membership_create(team=week.team, user=UserFactory(), role="manager", actor=week.manager)
+            memberships.membership_create(team=week.team, user=UserFactory(), role="manager", actor=week.manager)
         else:
             elsewhere = UserFactory()
-            services.exclusion_create(user=elsewhere, start=NOW, end=utc(2026, 10, 25), actor=elsewhere)
+            exclusions.exclusion_create(user=elsewhere, start=NOW, end=utc(2026, 10, 25), actor=elsewhere)
             TeamFactory()
     teams = [c[1] for c in enqueued if c[0] == "rotations.tasks.roster_gap_check_teams"]
     assert teams == ([] if change == "exclusion_on_someone_elsewhere" else [[[week.team.pk]]])

@@ -5,9 +5,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
-from rotations import selectors, services
+from rotations import selectors
 from rotations.models import AuditEntry, Override, RotationEra
 from rotations.schedule import Reason
+from rotations.services import exclusions, memberships, overrides
+from rotations.services import rotations as services_rotations
+from rotations.services import teams as services_teams
 from tests.factories import ExclusionFactory, MembershipFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +29,7 @@ def people(team):
 
 @pytest.fixture
 def rotation(team, people, staff):
-    return services.rotation_create(
+    return services_rotations.rotation_create(
         team=team,
         name="Payments",
         time_zone="Europe/Berlin",
@@ -84,13 +87,13 @@ def test_rotation_create_validates(team, people, staff, kwargs, field):
     )
     base.update(kwargs)
     with pytest.raises(ValidationError) as err:
-        services.rotation_create(**base)
+        services_rotations.rotation_create(**base)
     assert field in err.value.message_dict
 
 
 def test_override_conflict_same_position_message(team, rotation, people, staff):
     maria, jonas, ana, _ = people
-    first = services.override_create(
+    first = overrides.override_create(
         rotation=rotation,
         user=maria,
         start=MON + timedelta(hours=1),
@@ -100,7 +103,7 @@ def test_override_conflict_same_position_message(team, rotation, people, staff):
         actor=staff,
     )
     with pytest.raises(ValidationError) as err:
-        services.override_create(
+        overrides.override_create(
             rotation=rotation,
             user=ana,
             start=MON + timedelta(hours=2),
@@ -114,7 +117,7 @@ def test_override_conflict_same_position_message(team, rotation, people, staff):
         "position": [f"Maria Lopez already holds primary for Payments 2026-03-02 11:00–12:00 via override #{first.pk}."]
     }
     # Adjacent is fine; a different position is fine.
-    services.override_create(
+    overrides.override_create(
         rotation=rotation,
         user=ana,
         start=MON + timedelta(hours=3),
@@ -122,7 +125,7 @@ def test_override_conflict_same_position_message(team, rotation, people, staff):
         position="primary",
         actor=staff,
     )
-    services.override_create(
+    overrides.override_create(
         rotation=rotation,
         user=jonas,
         start=MON + timedelta(hours=1),
@@ -135,11 +138,11 @@ def test_override_conflict_same_position_message(team, rotation, people, staff):
 
 def test_override_conflict_same_replaced_person_and_taker(team, rotation, people, staff):
     maria, jonas, ana, tom = people
-    first = services.override_create(
+    first = overrides.override_create(
         rotation=rotation, user=ana, start=MON, end=MON + timedelta(days=1), replaces_user=maria, actor=staff
     )
     with pytest.raises(ValidationError) as err:
-        services.override_create(
+        overrides.override_create(
             rotation=rotation,
             user=tom,
             start=MON + timedelta(hours=5),
@@ -150,7 +153,7 @@ def test_override_conflict_same_replaced_person_and_taker(team, rotation, people
     assert "already takes Maria Lopez's shifts in Payments" in err.value.message_dict["replaces_user"][0]
     assert f"override #{first.pk}" in err.value.message_dict["replaces_user"][0]
     with pytest.raises(ValidationError) as err:
-        services.override_create(
+        overrides.override_create(
             rotation=rotation,
             user=ana,
             start=MON + timedelta(hours=5),
@@ -179,7 +182,7 @@ def test_override_validation(rotation, people, staff, kwargs, field):
     if kwargs.pop("replaces", False):
         kwargs["replaces_user"] = people[1]
     with pytest.raises(ValidationError) as err:
-        services.override_create(rotation=rotation, user=people[0], start=start, end=end, actor=staff, **kwargs)
+        overrides.override_create(rotation=rotation, user=people[0], start=start, end=end, actor=staff, **kwargs)
     assert field in err.value.message_dict
 
 
@@ -189,7 +192,7 @@ def test_era_change_keeps_past_and_changes_future(team, rotation, people, staff)
     since, until = MON, MON + timedelta(days=42)
     change_at = MON + timedelta(days=17, hours=3)  # mid-shift in week 3
     past_before = selectors.team_shifts_get(team=team, since=since, until=change_at)
-    era = services.rotation_definition_change(
+    era = services_rotations.rotation_definition_change(
         rotation=rotation,
         effective_from=change_at,
         actor=staff,
@@ -214,27 +217,27 @@ def test_era_change_refuses_past_for_non_staff(team, rotation, people):
     manager = MembershipFactory(team=team, role="manager").user
     now = MON + timedelta(days=3)
     with pytest.raises(ValidationError) as err:
-        services.rotation_definition_change(
+        services_rotations.rotation_definition_change(
             rotation=rotation, effective_from=now - timedelta(hours=1), actor=manager, shift_length=2, now=now
         )
     assert "effective_from" in err.value.message_dict
     # Within tolerance is fine.
-    services.rotation_definition_change(
+    services_rotations.rotation_definition_change(
         rotation=rotation, effective_from=now - timedelta(minutes=2), actor=manager, shift_length=2, now=now
     )
 
 
 def test_exclusion_cover_and_audit(team, rotation, people, staff):
     maria, jonas, ana, tom = people
-    x = services.exclusion_create(
+    x = exclusions.exclusion_create(
         user=maria, start=MON + timedelta(days=1), end=MON + timedelta(days=2), kind="sick", reason="flu", actor=maria
     )
     shifts = selectors.team_oncall_get(team=team, at=MON + timedelta(days=1, hours=1))["primary"]
     assert [(s.user_id, s.reason, s.scheduled_user_id, s.exclusion_id) for s in shifts] == [
         (ana.pk, Reason.COVER, maria.pk, x.pk)
     ]
-    services.exclusion_update(exclusion=x, end=MON + timedelta(days=3), actor=maria)
-    services.exclusion_delete(exclusion=x, actor=staff)
+    exclusions.exclusion_update(exclusion=x, end=MON + timedelta(days=3), actor=maria)
+    exclusions.exclusion_delete(exclusion=x, actor=staff)
     entries = list(AuditEntry.objects.filter(object_type="rotations.exclusion").order_by("id"))
     assert [e.action for e in entries] == ["create", "update", "delete"]
     assert all(e.team == team for e in entries)
@@ -250,15 +253,15 @@ def test_oncall_until_accounts_for_later_exclusion(team, rotation, people, staff
 
 
 def test_team_and_membership_services_audit(staff):
-    team = services.team_create(name="Payments Team", time_zone="Europe/Berlin", actor=staff)
+    team = services_teams.team_create(name="Payments Team", time_zone="Europe/Berlin", actor=staff)
     assert team.slug == "payments-team"
-    services.team_update(team=team, description="money", actor=staff)
+    services_teams.team_update(team=team, description="money", actor=staff)
     with pytest.raises(ValidationError):
-        services.team_update(team=team, time_zone="Nowhere/Land", actor=staff)
+        services_teams.team_update(team=team, time_zone="Nowhere/Land", actor=staff)
     user = UserFactory()
-    membership = services.membership_create(team=team, user=user, role="viewer", actor=staff)
-    services.membership_update(membership=membership, role="manager", actor=staff, now=MON)
-    services.membership_delete(membership=membership, actor=staff, now=MON)
+    membership = memberships.membership_create(team=team, user=user, role="viewer", actor=staff)
+    memberships.membership_update(membership=membership, role="manager", actor=staff, now=MON)
+    memberships.membership_delete(membership=membership, actor=staff, now=MON)
     changes = list(AuditEntry.objects.filter(team=team).order_by("id").values_list("action", "changes"))
     assert changes[1] == ("update", {"description": ["", "money"]})
     assert changes[3] == ("update", {"role": ["viewer", "manager"]})
@@ -268,10 +271,10 @@ def test_team_and_membership_services_audit(staff):
 def test_ical_token_rotate(staff):
     team = TeamFactory()
     old = team.ical_token
-    new = services.team_ical_token_rotate(team=team, actor=staff)
+    new = services_teams.team_ical_token_rotate(team=team, actor=staff)
     team.refresh_from_db()
     assert team.ical_token == new != old
     user = UserFactory()
     old = user.ical_token
-    assert services.user_ical_token_rotate(user=user, actor=user) != old
+    assert services_teams.user_ical_token_rotate(user=user, actor=user) != old
     assert AuditEntry.objects.filter(object_type="portal.user", object_id=str(user.pk)).exists()

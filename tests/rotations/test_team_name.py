@@ -4,11 +4,11 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 
-from escalations.channels.base import OutgoingMessage
-from escalations.channels.email import EmailChannel
-from rotations import services
+from escalations.delivery.channels.base import OutgoingMessage
+from escalations.delivery.channels.email import EmailChannel
 from rotations.admin import TeamAdminForm
 from rotations.models import Team
+from rotations.services import teams as services
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
+from escalations.delivery.sms_replies import sms_reply_handle
+from escalations.incidents.advance import incident_advance
+from escalations.incidents.services import incident_trigger
 from escalations.models import Incident, OutboxMessage, Page
-from escalations.services import incident_advance, incident_trigger
-from escalations.sms import sms_reply_handle
 from portal.demo import demo_seed
 from portal.models import User
 from rotations.handover import handovers_run
@@ -62,7 +63,7 @@ def test_page_to_outbox_and_acknowledge_by_sms_on_sqlite(payments):
     incident = incident_trigger(team=payments, title="Checkout failing", source="api").incident
     result = incident_advance(incident_id=incident.pk)
     assert result is not None and result.page_ids
-    from escalations.delivery import page_deliver
+    from escalations.delivery.deliver import page_deliver
 
     for page in Page.objects.filter(incident=incident, due_at__lte=now + timedelta(seconds=5)):
         page_deliver(page_id=page.pk)
@@ -84,7 +85,7 @@ def test_intake_inbox_accepts_and_drains_on_sqlite(payments, client, settings):
     """The inbox's INSERT … SELECT … RETURNING and the drain (no advisory lock) on SQLite."""
     import json
 
-    from escalations import inbox
+    from escalations.intake import inbox
     from escalations.models import InboxEvent, Integration
 
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

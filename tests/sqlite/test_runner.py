@@ -47,5 +47,5 @@ def test_local_demo_can_sign_simulated_calls_but_keeps_the_outbox(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     local = importlib.reload(importlib.import_module("config.settings.local"))
     assert local.TWILIO_AUTH_TOKEN  # /calls/simulate/ signs its requests with it
-    # escalations.channels.twilio.twilio_configured() and the portal's outbox both need the SID too.
+    # escalations.delivery.channels.twilio.twilio_configured() and the portal's outbox both need the SID too.
     assert not (local.TWILIO_ACCOUNT_SID and local.TWILIO_AUTH_TOKEN)

@@ -4,7 +4,7 @@ The workers are laid out as in production (README, Deployment; config/queues.py)
 engine's queue alone, one for deliveries and everything else.
 
 The console is quiet by default: warnings and errors, and one line per incident opened, acknowledged or
-resolved and per page sent (escalations.events). Beat and the workers would otherwise log every sweep
+resolved and per page sent (escalations.incidents.events). Beat and the workers would otherwise log every sweep
 and drain, several lines a second. --verbose shows everything (Celery's banners, its INFO lines for
 every task, each web request)."""
 
@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+
 
 def devstack_commands(
     *, addr: str, verbose: bool, environ: Mapping[str, str]
 ) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The four processes' command lines and their environment."""
-    from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
-
     python = sys.executable
     # The children run with this command's settings (manage.py and Celery default to production).
     env = {**environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
@@ -66,7 +66,7 @@ class Command(BaseCommand):
                 "per page sent; bin/run --verbose shows everything."
             )
         if env.get("EMAIL_BACKEND", "").endswith("filebased.EmailBackend"):
-            self.stdout.write(f"E-mail is written to files in {settings.EMAIL_FILE_PATH}/")
+            self.stdout.write(f"E-mail is written to files in {getattr(settings, 'EMAIL_FILE_PATH', '')}/")
 
         def stop(*_):
             for proc in procs.values():

@@ -1,0 +1,189 @@
+"""Recording a send attempt's outcome on the page: sent, retry later with backoff, failed (and the next rule)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import (
+    Case,
+    CharField,
+    DateTimeField,
+    F,
+    Q,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from escalations.delivery.channels.console import OUTBOX_PREFIX
+from escalations.incidents.events import event_log
+from escalations.models import Page, TimelineEvent
+
+BACKOFF_BASE = timedelta(seconds=15)
+
+
+BACKOFF_MAX = timedelta(minutes=5)
+
+
+@dataclass
+class DeliveryOutcome:
+    page_id: int
+    # sent | retry | failed | canceled | throttled | unknown | skipped | bundled (carried by another
+    # page of the same batch) | error (not a provider answer: left `sending` for reconciliation)
+    result: str
+    provider_id: str = ""
+    bundled_page_ids: list[int] = field(default_factory=list)
+    retry_at: datetime | None = None  # for retry/throttled: when the page is due again
+    promoted_page_ids: list[int] = field(default_factory=list)  # next rules made due now
+    detail: str = ""
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+def _channel_label(channel: str) -> str:
+    return {"sms": "SMS", "voice": "phone", "email": "e-mail"}.get(channel, channel)
+
+
+def _timeline_event(page: Page, kind: str, message: str, now: datetime, data: dict | None = None) -> TimelineEvent:
+    return TimelineEvent(
+        incident_id=page.incident_id,
+        at=now,
+        kind=kind,
+        via=TimelineEvent.Via.SYSTEM,
+        message=message,
+        data={"page_id": page.pk, "channel": page.channel, **(data or {})},
+    )
+
+
+def _timeline(page: Page, kind: str, message: str, now: datetime, data: dict | None = None) -> None:
+    _timeline_event(page, kind, message, now, data).save(force_insert=True)
+
+
+def _who(page: Page) -> str:
+    return page.user.display_name
+
+
+def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> None:
+    """Mark carriers sent and their riders' send time, and write the "paged" lines: one statement of
+    each kind for the whole batch."""
+    sending = Q(status=Page.Status.SENDING)
+    provider_id = Case(*[When(pk=carrier.pk, then=Value(pid)) for carrier, _, pid in sent], output_field=CharField())
+    with transaction.atomic():
+        # A status callback may have got here first: then its status stays, and only what we know
+        # and it did not (provider id, send time) is filled in.
+        Page.objects.filter(pk__in=[carrier.pk for carrier, _, _ in sent]).update(
+            status=Case(When(sending, then=Value(Page.Status.SENT)), default=F("status"), output_field=CharField()),
+            status_at=Case(When(sending, then=Value(now)), default=F("status_at"), output_field=DateTimeField()),
+            error=Case(When(sending, then=Value("")), default=F("error"), output_field=TextField()),
+            provider_id=Case(
+                When(sending | Q(provider_id=""), then=provider_id), default=F("provider_id"), output_field=CharField()
+            ),
+            sent_at=Case(
+                When(sending, then=Value(now)),
+                default=Coalesce(F("sent_at"), Value(now)),
+                output_field=DateTimeField(),
+            ),
+        )
+        riders = [p.pk for _, pages, _ in sent for p in pages[1:]]
+        if riders:
+            Page.objects.filter(pk__in=riders, status=Page.Status.BUNDLED).update(sent_at=now)
+        events = []
+        for carrier, pages, pid in sent:
+            for p in pages:
+                if p is not carrier and p.incident_id == carrier.incident_id:
+                    continue  # one "paged" line per incident
+                extra = "" if p is carrier else f" (with #{carrier.incident_id})"
+                events.append(
+                    _timeline_event(
+                        p,
+                        TimelineEvent.Kind.PAGED,
+                        f"Paged {_who(p)} by {_channel_label(p.channel)} ({p.destination}){extra}",
+                        now,
+                        {"provider_id": pid, "carrier_page_id": carrier.pk},
+                    )
+                )
+        TimelineEvent.objects.bulk_create(events)
+        for carrier, pages, pid in sent:
+            others = {p.incident_id for p in pages} - {carrier.incident_id}
+            event_log(
+                "Paged %s by %s about incident #%s%s%s",
+                _who(carrier),
+                _channel_label(carrier.channel),
+                carrier.incident_id,
+                f" (and {len(others)} more)" if others else "",
+                " — in the outbox (/outbox/)" if pid.startswith(OUTBOX_PREFIX) else "",
+            )
+
+
+def _record_temporary_failure(carrier: Page, pages: list[Page], error: str, now: datetime) -> DeliveryOutcome:
+    attempts = Page.objects.values_list("attempts", flat=True).get(pk=carrier.pk)
+    bundled_ids = [p.pk for p in pages[1:]]
+    if attempts >= settings.BACKSTOP_PAGE_MAX_ATTEMPTS:
+        promoted = _record_failure(carrier, pages, f"gave up after {attempts} attempts: {error}", now)
+        return DeliveryOutcome(carrier.pk, "failed", promoted_page_ids=promoted, detail=error)
+    retry_at = now + _backoff(attempts)
+    with transaction.atomic():
+        Page.objects.filter(pk=carrier.pk, status=Page.Status.SENDING).update(
+            status=Page.Status.PENDING, due_at=retry_at, error=error[:1000]
+        )
+        # Bundled pages wait with the carrier so they are bundled again, not sent one by one.
+        Page.objects.filter(pk__in=bundled_ids, status=Page.Status.BUNDLED).update(
+            status=Page.Status.PENDING, bundled_into=None, due_at=retry_at
+        )
+        _timeline(
+            carrier,
+            TimelineEvent.Kind.PAGE_FAILED,
+            f"Paging {_who(carrier)} by {_channel_label(carrier.channel)} failed (attempt {attempts}), "
+            f"retrying at {retry_at:%H:%M:%S} UTC: {error[:200]}",
+            now,
+            {"attempt": attempts, "temporary": True},
+        )
+    return DeliveryOutcome(carrier.pk, "retry", bundled_page_ids=bundled_ids, retry_at=retry_at, detail=error)
+
+
+def _record_failure(carrier: Page, pages: list[Page], error: str, now: datetime) -> list[int]:
+    promoted: list[int] = []
+    with transaction.atomic():
+        Page.objects.filter(pk=carrier.pk, status__in=[Page.Status.SENDING, Page.Status.PENDING]).update(
+            status=Page.Status.FAILED, status_at=now, error=error[:1000]
+        )
+        Page.objects.filter(pk__in=[p.pk for p in pages[1:]], status=Page.Status.BUNDLED).update(
+            status=Page.Status.FAILED, status_at=now, error=error[:1000]
+        )
+        for p in pages:
+            _timeline(
+                p,
+                TimelineEvent.Kind.PAGE_FAILED,
+                f"Could not page {_who(p)} by {_channel_label(p.channel)} ({p.destination}): {error[:200]}",
+                now,
+            )
+            promoted += _promote_next_rule(p, now)
+    return promoted
+
+
+def _promote_next_rule(page: Page, now: datetime) -> list[int]:
+    """The person's next notification rule for the same step becomes due now."""
+    nxt = (
+        Page.objects.filter(
+            incident_id=page.incident_id,
+            cycle=page.cycle,
+            step=page.step,
+            loop=page.loop,
+            user_id=page.user_id,
+            rule_index__gt=page.rule_index,
+            status=Page.Status.PENDING,
+        )
+        .order_by("rule_index")
+        .first()
+    )
+    if nxt is None:
+        return []
+    if nxt.due_at > now:
+        Page.objects.filter(pk=nxt.pk, status=Page.Status.PENDING).update(due_at=now)
+    return [nxt.pk]

@@ -1,0 +1,463 @@
+"""Parsing alert payloads (PagerDuty Events v2, Alertmanager, generic JSON) into plain values. Pure: no Django."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+INTEGRATION_KEY_LENGTH = 32  # hex characters of an integration key or heartbeat token
+SUMMARY_MAX = 1024
+
+
+DEDUP_KEY_MAX = 255
+
+
+SOURCE_MAX = 255
+
+
+SEVERITIES = ("critical", "error", "warning", "info")
+
+
+ACTIONS = ("trigger", "acknowledge", "resolve")
+
+
+# Alertmanager users put anything in labels.severity; map the common vocabularies onto ours.
+ALERTMANAGER_SEVERITY = {
+    "critical": "critical",
+    "crit": "critical",
+    "page": "critical",
+    "fatal": "critical",
+    "emergency": "critical",
+    "high": "error",
+    "error": "error",
+    "major": "error",
+    "warning": "warning",
+    "warn": "warning",
+    "medium": "warning",
+    "minor": "warning",
+    "info": "info",
+    "informational": "info",
+    "low": "info",
+    "none": "info",
+}
+
+
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}  # lower = worse
+
+
+ALERTMANAGER_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class EventInvalid(Exception):
+    """The event cannot be accepted. `errors` are short human-readable reasons; nothing was stored."""
+
+    def __init__(self, errors: list[str], message: str = "Event object is invalid") -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.message = message
+
+
+# --- small validators (collect errors, never raise midway) --------------------------------------
+
+
+def _str(obj: Mapping, key: str, errors: list[str], *, name: str, required: bool, max_len: int) -> str:
+    value = obj.get(key)
+    if value is None or value == "":
+        if required:
+            errors.append(f"'{name}' is missing or blank")
+        return ""
+    if not isinstance(value, str):
+        errors.append(f"'{name}' must be a string")
+        return ""
+    if required and not value.strip():
+        errors.append(f"'{name}' is missing or blank")
+        return ""
+    if len(value) > max_len:
+        errors.append(f"'{name}' is too long (maximum {max_len} characters)")
+        return ""
+    return value
+
+
+def _timestamp(value: Any, errors: list[str], *, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        errors.append(f"'{name}' must be an ISO 8601 timestamp string")
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        errors.append(f"'{name}' is not a valid ISO 8601 timestamp")
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _links(value: Any, errors: list[str], *, name: str) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.append(f"'{name}' must be an array")
+        return []
+    out = []
+    for i, link in enumerate(value):
+        if not isinstance(link, dict) or not isinstance(link.get("href"), str) or not link["href"]:
+            errors.append(f"'{name}[{i}].href' is missing or not a string")
+            continue
+        text = link.get("text", "")
+        if not isinstance(text, str):
+            errors.append(f"'{name}[{i}].text' must be a string")
+            continue
+        out.append({"href": link["href"], "text": text})
+    return out
+
+
+def _images(value: Any, errors: list[str]) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.append("'images' must be an array")
+        return []
+    out = []
+    for i, image in enumerate(value):
+        if not isinstance(image, dict) or not isinstance(image.get("src"), str) or not image["src"]:
+            errors.append(f"'images[{i}].src' is missing or not a string")
+            continue
+        if any(k in image and not isinstance(image[k], str) for k in ("href", "alt")):
+            errors.append(f"'images[{i}]' href and alt must be strings")
+            continue
+        out.append({k: image[k] for k in ("src", "href", "alt") if k in image})
+    return out
+
+
+def routing_key_errors(key: Any) -> list[str]:
+    """PagerDuty's own checks (and wording) on a routing key's shape."""
+    if key is None or key == "":
+        return ["'routing_key' is missing or blank"]
+    if not isinstance(key, str):
+        return ["'routing_key' must be a string"]
+    errors = []
+    if len(key) != INTEGRATION_KEY_LENGTH:
+        errors.append(f"Length of 'routing_key' is incorrect (should be {INTEGRATION_KEY_LENGTH} characters)")
+    if not key.isascii() or not key.isalnum():
+        errors.append("'routing_key' cannot contain non-alphanumeric characters.")
+    return errors
+
+
+# --- PagerDuty Events API v2 ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PagerDutyEvent:
+    routing_key: str
+    action: str
+    dedup_key: str  # "" when a trigger did not send one (the processor generates one)
+    summary: str = ""
+    source: str = ""
+    severity: str = ""
+    timestamp: datetime | None = None
+    component: str = ""
+    group: str = ""
+    class_: str = ""
+    custom_details: Any = None
+    links: list[dict] = field(default_factory=list)
+    images: list[dict] = field(default_factory=list)
+    client: str = ""
+    client_url: str = ""
+
+
+def pagerduty_event_parse(body: Any) -> PagerDutyEvent:
+    """Validate an Events API v2 event completely. Raises EventInvalid with every problem found."""
+    if not isinstance(body, dict):
+        raise EventInvalid(["Event object must be a JSON object"])
+    errors: list[str] = []
+    errors += routing_key_errors(body.get("routing_key"))
+    action = body.get("event_action")
+    if action is None or action == "":
+        errors.append("'event_action' is missing or blank")
+    elif action not in ACTIONS:
+        errors.append("'event_action' is invalid (must be one of trigger, acknowledge, resolve)")
+    dedup_key = _str(
+        body,
+        "dedup_key",
+        errors,
+        name="dedup_key",
+        required=action in ("acknowledge", "resolve"),
+        max_len=DEDUP_KEY_MAX,
+    )
+    client = _str(body, "client", errors, name="client", required=False, max_len=255)
+    client_url = _str(body, "client_url", errors, name="client_url", required=False, max_len=2048)
+    if action != "trigger":
+        # PagerDuty ignores the payload of acknowledge/resolve; Alertmanager sends a full one anyway.
+        if errors:
+            raise EventInvalid(errors)
+        return PagerDutyEvent(
+            routing_key=body["routing_key"], action=action, dedup_key=dedup_key, client=client, client_url=client_url
+        )
+
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        errors.append("'payload' is missing or not an object")
+        payload = {}
+    summary = _str(payload, "summary", errors, name="payload.summary", required=True, max_len=SUMMARY_MAX)
+    source = _str(payload, "source", errors, name="payload.source", required=True, max_len=SOURCE_MAX)
+    severity = payload.get("severity")
+    if severity is None or severity == "":
+        errors.append("'payload.severity' is missing or blank")
+    elif severity not in SEVERITIES:
+        errors.append("'payload.severity' is invalid (must be one of critical, error, warning, info)")
+    timestamp = _timestamp(payload.get("timestamp"), errors, name="payload.timestamp")
+    component = _str(payload, "component", errors, name="payload.component", required=False, max_len=255)
+    group = _str(payload, "group", errors, name="payload.group", required=False, max_len=255)
+    class_ = _str(payload, "class", errors, name="payload.class", required=False, max_len=255)
+    links = _links(body.get("links"), errors, name="links")
+    images = _images(body.get("images"), errors)
+    if errors:
+        raise EventInvalid(errors)
+    return PagerDutyEvent(
+        routing_key=body["routing_key"],
+        action="trigger",
+        dedup_key=dedup_key,
+        summary=summary,
+        source=source,
+        severity=severity,
+        timestamp=timestamp,
+        component=component,
+        group=group,
+        class_=class_,
+        custom_details=payload.get("custom_details"),
+        links=links,
+        images=images,
+        client=client,
+        client_url=client_url,
+    )
+
+
+def pagerduty_details(event: PagerDutyEvent) -> str:
+    lines = [f"Source: {event.source}"]
+    for label, value in (("Component", event.component), ("Group", event.group), ("Class", event.class_)):
+        if value:
+            lines.append(f"{label}: {value}")
+    if event.custom_details not in (None, "", {}):
+        details = event.custom_details
+        lines.append(details if isinstance(details, str) else json.dumps(details, indent=2, sort_keys=True))
+    return "\n".join(lines)
+
+
+def pagerduty_links(event: PagerDutyEvent) -> list[dict]:
+    links = list(event.links)
+    if event.client_url:
+        links.append({"href": event.client_url, "text": event.client or "Source"})
+    return links
+
+
+def summary_of(raw: dict) -> str:
+    payload = raw.get("payload")
+    summary = payload.get("summary") if isinstance(payload, dict) else None
+    return summary[:SUMMARY_MAX] if isinstance(summary, str) else ""
+
+
+@dataclass(frozen=True)
+class PagerDutyChange:
+    routing_key: str
+    summary: str
+    source: str
+    timestamp: datetime | None
+    custom_details: Any
+    links: list[dict]
+
+
+def pagerduty_change_parse(body: Any) -> PagerDutyChange:
+    if not isinstance(body, dict):
+        raise EventInvalid(["Event object must be a JSON object"])
+    errors = routing_key_errors(body.get("routing_key"))
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        errors.append("'payload' is missing or not an object")
+        payload = {}
+    summary = _str(payload, "summary", errors, name="payload.summary", required=True, max_len=SUMMARY_MAX)
+    source = _str(payload, "source", errors, name="payload.source", required=False, max_len=SOURCE_MAX)
+    timestamp = _timestamp(payload.get("timestamp"), errors, name="payload.timestamp")
+    custom_details = payload.get("custom_details")
+    if custom_details is not None and not isinstance(custom_details, dict):
+        errors.append("'payload.custom_details' must be an object")
+    links = _links(body.get("links"), errors, name="links")
+    if errors:
+        raise EventInvalid(errors)
+    return PagerDutyChange(body["routing_key"], summary, source, timestamp, custom_details or {}, links)
+
+
+# --- Prometheus Alertmanager webhook v4 ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertmanagerAlert:
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime | None
+    ends_at: datetime | None  # None while firing (Alertmanager sends the zero time)
+    generator_url: str
+    fingerprint: str
+    raw: dict
+
+
+@dataclass(frozen=True)
+class AlertmanagerMessage:
+    version: str
+    group_key: str
+    truncated_alerts: int
+    status: str
+    receiver: str
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    external_url: str
+    alerts: tuple[AlertmanagerAlert, ...]
+
+    @property
+    def dedup_key(self) -> str:
+        key = f"{self.receiver}/{self.group_key}"
+        if len(key) <= DEDUP_KEY_MAX:
+            return key
+        return "alertmanager:" + hashlib.sha256(key.encode()).hexdigest()
+
+    @property
+    def title(self) -> str:
+        title = (
+            self.common_annotations.get("summary")
+            or self.common_labels.get("alertname")
+            or self.group_labels.get("alertname")
+            or next((a.labels["alertname"] for a in self.alerts if a.labels.get("alertname")), "")
+            or f"Alertmanager group {self.group_key}"
+        )
+        return title[:SUMMARY_MAX]
+
+    @property
+    def severity(self) -> str:
+        raw = self.common_labels.get("severity")
+        if raw is None:
+            mapped = [ALERTMANAGER_SEVERITY.get(a.labels.get("severity", "").lower()) for a in self.alerts]
+            mapped = [m for m in mapped if m]
+            return min(mapped, key=SEVERITY_RANK.__getitem__) if mapped else "error"
+        return ALERTMANAGER_SEVERITY.get(raw.lower(), "error")
+
+
+def _str_map(value: Any, errors: list[str], *, name: str, required: bool = False) -> dict[str, str]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        errors.append(f"'{name}' must be an object of strings")
+        return {}
+    return value
+
+
+def alertmanager_parse(body: Any) -> AlertmanagerMessage:
+    if not isinstance(body, dict):
+        raise EventInvalid(["Webhook body must be a JSON object"], message="Alertmanager payload is invalid")
+    errors: list[str] = []
+    version = body.get("version")
+    if version != "4":
+        errors.append("'version' must be \"4\" (Alertmanager webhook payload version 4)")
+    group_key = _str(body, "groupKey", errors, name="groupKey", required=True, max_len=10_000)
+    receiver = _str(body, "receiver", errors, name="receiver", required=False, max_len=255)
+    status = body.get("status")
+    if status not in ("firing", "resolved"):
+        errors.append("'status' must be firing or resolved")
+    truncated = body.get("truncatedAlerts", 0)
+    if not isinstance(truncated, int) or isinstance(truncated, bool) or truncated < 0:
+        errors.append("'truncatedAlerts' must be a non-negative integer")
+        truncated = 0
+    group_labels = _str_map(body.get("groupLabels"), errors, name="groupLabels")
+    common_labels = _str_map(body.get("commonLabels"), errors, name="commonLabels")
+    common_annotations = _str_map(body.get("commonAnnotations"), errors, name="commonAnnotations")
+    external_url = _str(body, "externalURL", errors, name="externalURL", required=False, max_len=2048)
+    raw_alerts = body.get("alerts")
+    alerts: list[AlertmanagerAlert] = []
+    if not isinstance(raw_alerts, list) or not raw_alerts:
+        errors.append("'alerts' must be a non-empty array")
+        raw_alerts = []
+    for i, item in enumerate(raw_alerts):
+        name = f"alerts[{i}]"
+        if not isinstance(item, dict):
+            errors.append(f"'{name}' must be an object")
+            continue
+        a_status = item.get("status")
+        if a_status not in ("firing", "resolved"):
+            errors.append(f"'{name}.status' must be firing or resolved")
+        labels = _str_map(item.get("labels"), errors, name=f"{name}.labels", required=True)
+        annotations = _str_map(item.get("annotations"), errors, name=f"{name}.annotations")
+        starts_at = _timestamp(item.get("startsAt"), errors, name=f"{name}.startsAt")
+        ends_raw = item.get("endsAt")
+        ends_at = None if ends_raw == ALERTMANAGER_ZERO_TIME else _timestamp(ends_raw, errors, name=f"{name}.endsAt")
+        if ends_at is not None and ends_at.year <= 1:
+            ends_at = None
+        generator_url = _str(item, "generatorURL", errors, name=f"{name}.generatorURL", required=False, max_len=2048)
+        fingerprint = _str(item, "fingerprint", errors, name=f"{name}.fingerprint", required=False, max_len=255)
+        if not fingerprint:
+            # Older senders omit it; Alertmanager's fingerprint is a hash of the label set too.
+            fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+        alerts.append(
+            AlertmanagerAlert(a_status, labels, annotations, starts_at, ends_at, generator_url, fingerprint, item)
+        )
+    if errors:
+        raise EventInvalid(errors, message="Alertmanager payload is invalid")
+    return AlertmanagerMessage(
+        version=version,
+        group_key=group_key,
+        truncated_alerts=truncated,
+        status=status,
+        receiver=receiver,
+        group_labels=group_labels,
+        common_labels=common_labels,
+        common_annotations=common_annotations,
+        external_url=external_url,
+        alerts=tuple(alerts),
+    )
+
+
+# --- Generic webhook -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenericEvent:
+    action: str
+    summary: str
+    details: str
+    severity: str
+    dedup_key: str
+    raw: dict
+
+
+def generic_parse(data: Any) -> GenericEvent:
+    """`{summary, details, severity, dedup_key, action}`; `data` is parsed JSON or a form as a dict."""
+    if not isinstance(data, dict):
+        raise EventInvalid(["Body must be a JSON object or a form"])
+    errors: list[str] = []
+    action = data.get("action") or "trigger"
+    if action not in ACTIONS:
+        errors.append("'action' must be one of trigger, acknowledge, resolve")
+    dedup_key = _str(data, "dedup_key", errors, name="dedup_key", required=action != "trigger", max_len=DEDUP_KEY_MAX)
+    summary = _str(data, "summary", errors, name="summary", required=action == "trigger", max_len=SUMMARY_MAX)
+    details = data.get("details", "")
+    if details is None:
+        details = ""
+    elif not isinstance(details, str):
+        details = json.dumps(details, indent=2, sort_keys=True)
+    severity = data.get("severity") or "error"
+    if severity not in SEVERITIES:
+        errors.append("'severity' must be one of critical, error, warning, info")
+    if errors:
+        raise EventInvalid(errors)
+    return GenericEvent(action, summary, details, severity, dedup_key, data)
+
+
+def throttle_key_is_plausible(key: str) -> bool:
+    """Only count keys that could exist, so junk keys cannot fill the cache."""
+    return bool(re.fullmatch(r"[A-Za-z0-9]{32}", key or ""))
