@@ -29,7 +29,8 @@ def test_api_reference_renders_without_leaving_the_installation(browser_at, path
 
     browser.page.route("**/*", only_here)
     browser.goto(path)
-    browser.page.locator(rendered).first.wait_for(state="visible")
+    # Redoc parses the whole schema before it draws: give a loaded machine time.
+    browser.page.locator(rendered).first.wait_for(state="visible", timeout=60_000)
     assert browser.page.locator(rendered).count() > 5
     assert elsewhere == []
     refused = [e for e in browser.console_errors if "Content Security Policy" in e]
