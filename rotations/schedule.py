@@ -1184,8 +1184,9 @@ def cycle_offset(spec: RotationSpec, index: int) -> int:
       at the end of the current cycle, one inserted elsewhere where they were put);
     * else the first participant after ``X`` in the previous order who is still there (a
       removed person's turn passes to the next);
-    * never ``W`` while anyone else is a participant (nobody leads twice in a row); when only
-      ``W`` and newcomers remain, the participant after ``W`` in the new order.
+    * never ``W`` while anyone else is a participant (nobody leads twice in a row), except that
+      mid-shift ``X`` stays on call if still a participant; when only ``W`` and newcomers
+      remain, the participant after ``W`` in the new order.
 
     Without a previous era that ran (or with an empty one), the first participant leads.
     Rotation shifts only: exclusions and overrides do not move the cycle.
@@ -1210,17 +1211,20 @@ def cycle_offset(spec: RotationSpec, index: int) -> int:
     if prev is None:
         lead = q[0]
     else:
-        i, _, _ = prev.locate(t)
+        i, s, _ = prev.locate(t)
         p = prev.participants  # already rotated by its offset: shift i is led by p[i % n]
         n = prev.n
         x = i % n
-        last = p[(i - 1) % n] if prev.bound(i) > prev.start else None
         present = set(q)
-        alone = all(u == last for u in q)  # nobody but `last` could lead
-        lead = next(
-            (u for d in range(n) if (u := p[(x + d) % n]) in present and (u != last or alone)),
-            None,
-        )
+        last = p[(i - 1) % n] if s > prev.start else None
+        if s < t and p[x] in present:
+            lead = p[x]  # mid-shift: whoever is on call stays on call
+        else:
+            alone = all(u == last for u in q)  # nobody but `last` could lead
+            lead = next(
+                (u for d in range(n) if (u := p[(x + d) % n]) in present and (u != last or alone)),
+                None,
+            )
         if lead is None:
             after = q.index(last) + 1 if last in present else 0
             lead = next(u for d in range(m) if (u := q[(after + d) % m]) != last)
