@@ -18,6 +18,13 @@ Semantics settled here (beyond the shared design notes):
   reason, override and exclusion all match, which is what makes the answer
   independent of the window asked for.
 * Participants are used as given: a user listed twice can be scheduled twice.
+* Shift i of an era (counted from its anchor) is led by participant
+  ``(i + offset) % n``; the following positions take the next participants in
+  order.  ``offset`` (default 0) is how a definition change continues the
+  cycle instead of restarting it: ``cycle_offset`` computes it from the eras
+  before, and it is stored with the era, so the resolver stays a function of
+  the era rows.  Within an era, any n consecutive shifts give every
+  participant each position exactly once (n >= positions).
 
 Hot path: a ``RotationSpec`` is compiled once (by identity, then by value)
 into ``_CSpec``/``_CEra`` holding the ``ZoneInfo``, the anchor in local
@@ -46,6 +53,7 @@ __all__ = [
     "Shift",
     "Window",
     "coverage_gaps",
+    "cycle_offset",
     "exclusion_make",
     "handoffs",
     "oncall_at",
@@ -73,6 +81,7 @@ class Era:
     length: int
     participants: tuple[int, ...]
     restrictions: tuple[Window, ...] = ()
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,8 +340,12 @@ class _CEra:
         participants = era.participants
         if type(participants) is not tuple:
             participants = tuple(participants)
-        self.participants = participants
         n = self.n = len(participants)
+        # Stored rotated by the offset, so the hot path keeps indexing by i % n.
+        r = era.offset % n if n else 0
+        if r:
+            participants = participants[r:] + participants[:r]
+        self.participants = participants
         # Membership in a handful of ints is as fast in the tuple; only big rotations get a set.
         self.pset = frozenset(participants) if n > 8 else participants
         self.windows = (
@@ -1155,3 +1168,64 @@ def handoffs(
             out.append(Handoff(rid, prev.position, prev.end, prev.user_id, None, prev))
     out.sort(key=lambda h: (h.at, h.shift.position_index))
     return out
+
+
+def cycle_offset(spec: RotationSpec, index: int) -> int:
+    """The ``offset`` for ``spec.eras[index]`` that continues the cycle of the eras before it.
+
+    ``spec.eras[index].offset`` is ignored; the eras before it are taken as given (with their
+    offsets).  Let ``t`` be the instant the era starts (its ``effective_from``, or its anchor
+    if later), ``X`` the holder of the first position at ``t`` under the era before (the one
+    starting a shift at ``t`` at a handoff, the one on call mid-shift) and ``W`` the holder of
+    the first position in that era's shift before.  The era's first shift is led by:
+
+    * ``X`` if still a participant: whoever was next stays next, and the cycle goes on in the
+      new participant order from ``X`` (so a newcomer appended at the end of the list serves
+      at the end of the current cycle, one inserted elsewhere where they were put);
+    * else the first participant after ``X`` in the previous order who is still there (a
+      removed person's turn passes to the next);
+    * never ``W`` while anyone else is a participant (nobody leads twice in a row), except that
+      mid-shift ``X`` stays on call if still a participant; when only ``W`` and newcomers
+      remain, the participant after ``W`` in the new order.
+
+    Without a previous era that ran (or with an empty one), the first participant leads.
+    Rotation shifts only: exclusions and overrides do not move the cycle.
+    """
+    eras = spec.eras
+    new = eras[index]
+    q = tuple(new.participants)
+    m = len(q)
+    if m == 0:
+        return 0
+    tz = _zone(spec.time_zone)
+    k = len(spec.positions)
+    cn = _CEra(index, Era(new.effective_from, new.anchor, new.unit, new.length, q), tz, k, _FOREVER)
+    t = cn.start
+    first, _, _ = cn.locate(t)
+    prev: _CEra | None = None
+    for idx in range(index - 1, -1, -1):
+        ce = _CEra(idx, eras[idx], tz, k, _utc(eras[idx + 1].effective_from))
+        if ce.start < ce.end and ce.start < t:  # the latest era that ran before t
+            prev = ce if ce.n else None
+            break
+    if prev is None:
+        lead = q[0]
+    else:
+        i, s, _ = prev.locate(t)
+        p = prev.participants  # already rotated by its offset: shift i is led by p[i % n]
+        n = prev.n
+        x = i % n
+        present = set(q)
+        last = p[(i - 1) % n] if s > prev.start else None
+        if s < t and p[x] in present:
+            lead = p[x]  # mid-shift: whoever is on call stays on call
+        else:
+            alone = all(u == last for u in q)  # nobody but `last` could lead
+            lead = next(
+                (u for d in range(n) if (u := p[(x + d) % n]) in present and (u != last or alone)),
+                None,
+            )
+        if lead is None:
+            after = q.index(last) + 1 if last in present else 0
+            lead = next(u for d in range(m) if (u := q[(after + d) % m]) != last)
+    return (q.index(lead) - first) % m

@@ -186,6 +186,7 @@ def _specs_load(team_ids: Iterable[int]) -> tuple[RosterData, dict[int, list[Rot
             "shift_unit",
             "shift_length",
             "restrictions",
+            "cycle_offset",
         )
     )
     for row in era_rows:
@@ -209,7 +210,7 @@ def _specs_load(team_ids: Iterable[int]) -> tuple[RosterData, dict[int, list[Rot
             team_id,
             tz,
             tuple(positions),
-            tuple((row[2], row[3], row[4], row[5], row[6], repr(row[7]) if row[7] else "") for row in rows),
+            tuple((row[2], row[3], row[4], row[5], row[6], repr(row[7]) if row[7] else "", row[8]) for row in rows),
             tuple(tuple(participants.get(row[0], ())) for row in rows),
         )
         spec = _spec_memo.get(key)
@@ -234,7 +235,7 @@ _spec_memo: dict[tuple, RotationSpec] = {}
 
 def _spec_build(pk: int, team_id: int, tz: str, positions, rows, participants) -> RotationSpec:
     eras = []
-    for era_id, _rid, eff, start_date, handoff, unit, length, restrictions in rows:
+    for era_id, _rid, eff, start_date, handoff, unit, length, restrictions, offset in rows:
         eras.append(
             schedule.Era(
                 effective_from=eff,
@@ -243,6 +244,7 @@ def _spec_build(pk: int, team_id: int, tz: str, positions, rows, participants) -
                 length=length,
                 participants=tuple(participants.get(era_id, ())),
                 restrictions=tuple(_window(w) for w in restrictions or ()),
+                offset=offset,
             )
         )
     return RotationSpec(id=pk, team_id=team_id, time_zone=tz, positions=tuple(positions), eras=tuple(eras))
@@ -260,6 +262,33 @@ def _widen(specs: Iterable[RotationSpec], since: datetime, until: datetime) -> t
         for sh in first if last == since else schedule.oncall_at(spec, (), (), last):
             hi = max(hi, sh.end)
     return lo, hi
+
+
+def rotation_spec_get(*, rotation: Rotation) -> RotationSpec:
+    """The resolver's view of one rotation as stored now (uncached: for services about to change it)."""
+    rows = list(
+        RotationEra.objects.filter(rotation=rotation)
+        .order_by("effective_from")
+        .values_list(
+            "pk",
+            "rotation_id",
+            "effective_from",
+            "start_date",
+            "handoff_time",
+            "shift_unit",
+            "shift_length",
+            "restrictions",
+            "cycle_offset",
+        )
+    )
+    participants: dict[int, list[int]] = defaultdict(list)
+    for era_id, user_id in (
+        RotationParticipant.objects.filter(era__rotation=rotation)
+        .order_by("era_id", "order")
+        .values_list("era_id", "user_id")
+    ):
+        participants[era_id].append(user_id)
+    return _spec_build(rotation.pk, rotation.team_id, rotation.time_zone, rotation.positions, rows, participants)
 
 
 def _roster_load(team_ids: Iterable[int], since: datetime, until: datetime, *, widen: bool) -> RosterData:

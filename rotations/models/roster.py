@@ -97,6 +97,11 @@ class RotationEra(models.Model):
     shift_length = models.PositiveIntegerField(default=1)
     # [{"weekday": null|0-6, "start": "08:00", "end": "20:00"}] in the rotation's local time.
     restrictions = models.JSONField(default=list, blank=True)
+    cycle_offset = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Shift i from the anchor is led by participant (i + cycle_offset) mod headcount; "
+        "set when the definition changes so the cycle continues instead of restarting",
+    )
     participants = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="RotationParticipant", related_name="rotation_eras"
     )

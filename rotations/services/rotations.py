@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, time
 from typing import Any
 
@@ -9,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from rotations import schedule
 from rotations.audit import audit_record, diff
 from rotations.models import (
     AuditEntry,
@@ -17,7 +19,7 @@ from rotations.models import (
     RotationParticipant,
     Team,
 )
-from rotations.selectors import era_anchor
+from rotations.selectors import era_anchor, rotation_spec_get
 from rotations.services.hooks import UNSET, _Unset, roster_changed
 from rotations.services.validation import (
     PAST_TOLERANCE,
@@ -43,7 +45,26 @@ def _era_state(era: RotationEra, participants: list | None = None) -> dict[str, 
         "shift_length": era.shift_length,
         "restrictions": era.restrictions,
         "participants": [getattr(p, "pk", p) for p in participants],
+        "cycle_offset": era.cycle_offset,
     }
+
+
+def _cycle_offsets_refresh(*, rotation: Rotation, era: RotationEra, now: datetime) -> None:
+    """Continue the participant cycle into `era` and into the definitions still to come after it.
+
+    Later eras that already started keep their offsets: their shifts are history.
+    """
+    spec = rotation_spec_get(rotation=rotation)
+    ids = list(RotationEra.objects.filter(rotation=rotation).order_by("effective_from").values_list("pk", flat=True))
+    eras = list(spec.eras)
+    for index in range(ids.index(era.pk), len(ids)):
+        if ids[index] != era.pk and eras[index].effective_from <= now:
+            continue
+        offset = schedule.cycle_offset(dataclasses.replace(spec, eras=tuple(eras)), index)
+        if offset != eras[index].offset:
+            eras[index] = dataclasses.replace(eras[index], offset=offset)
+            RotationEra.objects.filter(pk=ids[index]).update(cycle_offset=offset)
+    era.cycle_offset = eras[ids.index(era.pk)].offset
 
 
 def _era_save(
@@ -170,8 +191,10 @@ def rotation_definition_change(
     """Start a new era at `effective_from`: fields not given carry over from the era then in force.
 
     Shifts before `effective_from` stay exactly as they were. Keeping start_date/handoff_time keeps
-    the handoff rhythm; the participant cycle continues by shift index. Only staff may backdate
-    beyond PAST_TOLERANCE (it rewrites history people may have relied on).
+    the handoff rhythm. The participant cycle continues (schedule.cycle_offset): whoever holds or is
+    next for the first position at `effective_from` stays so, then the new order applies; a removed
+    person's turn passes to the next; definitions still to come are re-aligned the same way. Only
+    staff may backdate beyond PAST_TOLERANCE (it rewrites history people may have relied on).
     """
     now = now or timezone.now()
     if not isinstance(effective_from, datetime) or timezone.is_naive(effective_from):
@@ -215,6 +238,7 @@ def rotation_definition_change(
     else:
         era = _era_save(rotation=rotation, effective_from=effective_from, **new)
         action = AuditEntry.Action.CREATE
+    _cycle_offsets_refresh(rotation=rotation, era=era, now=now)
     after = _era_state(era, new["participants"])
     changes = diff(before, after)
     audit_record(actor=actor, team=rotation.team, action=action, obj=era, changes=changes)
