@@ -25,5 +25,4 @@ def email_action(request: HttpRequest, token: str) -> HttpResponse:
     context = {"link": link, "incident": link.incident, "done": changed is not None, "changed": changed}
     response = render(request, "delivery/email_action.html", context)
     response["Cache-Control"] = "private, no-store"
-    response["Referrer-Policy"] = "no-referrer"
     return response

@@ -52,15 +52,17 @@ def test_opening_the_link_only_asks_for_confirmation(paged):
 
 def test_confirming_acknowledges_as_the_paged_person_exactly_once(paged):
     page, incident, links, _ = paged
-    client = Client(enforce_csrf_checks=False)
-    response = client.post(links["acknowledge"])
+    client = Client(enforce_csrf_checks=True)  # as a browser: the confirmation page's form carries the token
+    client.get(links["acknowledge"])
+    token = client.cookies["csrftoken"].value
+    response = client.post(links["acknowledge"], {"csrfmiddlewaretoken": token})
     assert response.status_code == 200, response.content
     incident.refresh_from_db()
     assert incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_by == page.user
     event = TimelineEvent.objects.get(incident=incident, kind=TimelineEvent.Kind.ACKNOWLEDGED)
     assert event.via == TimelineEvent.Via.EMAIL and event.actor == page.user
 
-    again = client.post(links["acknowledge"])
+    again = client.post(links["acknowledge"], {"csrfmiddlewaretoken": token})
     assert again.status_code == 410 and b"already been used" in again.content
     assert client.get(links["acknowledge"]).status_code == 410
     assert TimelineEvent.objects.filter(incident=incident, kind=TimelineEvent.Kind.ACKNOWLEDGED).count() == 1
