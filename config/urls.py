@@ -24,6 +24,7 @@ urlpatterns = [
     path("integrations/", include("escalations.intake.urls")),
     path("twilio/", include((delivery_urls.urlpatterns + phone_urls.twilio_urlpatterns, "twilio"))),
     path("calls/", include("escalations.phone.urls")),
+    path("email/", include("escalations.delivery.email_urls")),
     path("ical/", include("rotations.ical_urls")),
     path("rosters/", include("rotations.urls")),
     path("", include("portal.urls")),

@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from escalations.models import (
     Alert,
@@ -22,6 +24,7 @@ from escalations.models import (
     PhoneMenuOption,
     TimelineEvent,
 )
+from escalations.phone import services as phone_services
 from escalations.policies import services as policy_services
 
 
@@ -134,8 +137,27 @@ class PhoneMenuOptionInline(admin.TabularInline):
     extra = 0
 
 
+class PhoneLineAdminForm(forms.ModelForm):
+    class Meta:
+        model = PhoneLine
+        fields = "__all__"  # noqa: DJ007 - the admin edits every field of a line
+
+    def clean(self):
+        cleaned = super().clean()
+        team = cleaned.get("team")
+        if team is not None and "connect_targets" in cleaned:
+            try:
+                cleaned["connect_targets"] = phone_services.phone_line_connect_targets_validate(
+                    team=team, targets=cleaned["connect_targets"]
+                )
+            except ValidationError as exc:
+                self.add_error("connect_targets", exc)
+        return cleaned
+
+
 @admin.register(PhoneLine)
 class PhoneLineAdmin(admin.ModelAdmin):
+    form = PhoneLineAdminForm
     list_display = (
         "name",
         "number",

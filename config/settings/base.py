@@ -183,6 +183,9 @@ BACKSTOP_PHONE_COUNTRIES = env.list("PHONE_COUNTRIES", default=[])
 # beyond it their voicemails join one "call flood" incident for the line (0 = no limit).
 BACKSTOP_PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR = env.int("PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR", default=10)
 
+# Seconds a one-click acknowledge/resolve link in a paging e-mail stays valid.
+BACKSTOP_EMAIL_LINK_MAX_AGE = env.int("EMAIL_LINK_MAX_AGE", default=24 * 3600)
+
 # --- Paging -------------------------------------------------------------------------------
 # Per contact-method kind: at most `count` messages per `seconds`; pages beyond that are
 # bundled into one message when the window allows another.

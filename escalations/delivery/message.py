@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core import signing
+from django.urls import reverse
 
 from escalations.delivery.channels import (
     OutgoingMessage,
@@ -10,12 +12,42 @@ from escalations.delivery.channels import (
 )
 from escalations.models import Incident, Page
 
+# Signs the one-click links of paging e-mails (escalations.delivery.email_links checks them).
+EMAIL_LINK_SALT = "backstop.delivery.email-action"
+
+
+def email_action_url(*, page_id: int, incident_id: int, user_id: int, action: str) -> str:
+    """A signed link acting once, as `user_id`, on the incident (see escalations.delivery.email_links)."""
+    token = signing.dumps({"p": page_id, "i": incident_id, "u": user_id, "a": action}, salt=EMAIL_LINK_SALT)
+    return settings.PUBLIC_BASE_URL + reverse("email:action", args=[token])
+
+
 # --- message text ------------------------------------------------------------------------------
 
 
 def _short(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _email_body(carrier: Page, ordered: list[Incident], ref: str) -> str:
+    """Inbound mail is not read, so no reply instructions: each incident gets signed one-click links."""
+    link_base = settings.PUBLIC_BASE_URL
+    if len(ordered) == 1:
+        first = ordered[0]
+        lines = [f"Backstop #{first.pk} [{first.team.name}] {_short(first.title, 100)}. {ref}", ""]
+    else:
+        lines = [f"{len(ordered)} incidents open. {ref}", ""]
+    for i in ordered:
+        lines += [f"#{i.pk} [{i.team.name}] {i.title}", f"  Open: {link_base}/incidents/{i.pk}/"]
+        for action, label in (("acknowledge", "Acknowledge"), ("resolve", "Resolve")):
+            url = email_action_url(page_id=carrier.pk, incident_id=i.pk, user_id=carrier.user_id, action=action)
+            lines.append(f"  {label}: {url}")
+        if i.details:
+            lines.append("  " + _short(i.details, 500))
+        lines.append("")
+    lines.append("Each link works once and asks you to confirm in the browser.")
+    return "\n".join(lines)
 
 
 def page_message_build(*, carrier: Page, pages: list[Page]) -> OutgoingMessage:
@@ -51,13 +83,7 @@ def page_message_build(*, carrier: Page, pages: list[Page]) -> OutgoingMessage:
             f"Incident {i.pk}: {_short(i.title, 120)}." for i in ordered
         )
     if carrier.channel == Page.Channel.EMAIL:
-        link_base = settings.PUBLIC_BASE_URL
-        lines = [body, ""]
-        for i in ordered:
-            lines += [f"#{i.pk} [{i.team.name}] {i.title}", f"  {link_base}/incidents/{i.pk}/"]
-            if i.details:
-                lines.append("  " + _short(i.details, 500))
-        body = "\n".join(lines)
+        body = _email_body(carrier, ordered, ref)
     elif carrier.channel == Page.Channel.VOICE:
         body = voice + f" {ref}"
     return OutgoingMessage(

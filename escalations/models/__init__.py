@@ -1,4 +1,4 @@
-from .incident import Incident, Page, TimelineEvent
+from .incident import EmailActionUse, Incident, Page, TimelineEvent
 from .intake import (
     Alert,
     AlertGroupMember,
@@ -20,6 +20,7 @@ __all__ = [
     "ChangeEvent",
     "CustomerContact",
     "CustomerPhone",
+    "EmailActionUse",
     "EscalationPolicy",
     "EscalationStep",
     "EscalationTarget",

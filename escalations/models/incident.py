@@ -211,3 +211,26 @@ class Page(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.destination} for #{self.incident_id} ({self.status})"
+
+
+class EmailActionUse(models.Model):
+    """One use of a signed acknowledge/resolve link from a paging e-mail. The unique constraint makes the
+    link single-use: a second click finds the row and is refused."""
+
+    class Action(models.TextChoices):
+        ACKNOWLEDGE = "acknowledge", "Acknowledge"
+        RESOLVE = "resolve", "Resolve"
+
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="email_action_uses")
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="email_action_uses")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=12, choices=Action.choices)
+    used_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["page", "incident", "action"], name="email_action_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} #{self.incident_id} via page {self.page_id}"

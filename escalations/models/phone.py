@@ -13,6 +13,11 @@ e164 = RegexValidator(r"^\+[1-9]\d{6,14}$", "Use E.164, e.g. +15550100999.")
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 
+def default_connect_targets() -> list[dict[str, str | int]]:
+    """Whom 'connect me now' rings, in order: whoever holds these positions, then these people."""
+    return [{"position": "primary"}, {"position": "secondary"}]
+
+
 def new_call_reference() -> str:
     return "C-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
 
@@ -58,7 +63,12 @@ class PhoneLine(models.Model):
     menu_enabled = models.BooleanField(default=False)
     menu_prompt = models.TextField(blank=True, help_text="Empty: built from the options' labels")
     connect_now_enabled = models.BooleanField(
-        default=False, help_text="Offer 'press 0 to be connected to the engineer on call' (primary, then secondary)"
+        default=False, help_text="Offer 'press 0 to be connected to the engineer on call' (the targets below)"
+    )
+    connect_targets = models.JSONField(
+        default=default_connect_targets,
+        help_text='Rung in order: [{"position": "primary"}, {"user": 12}, …]; a position of the team\'s '
+        "rotations or a member of the team.",
     )
     connect_timeout_seconds = models.PositiveSmallIntegerField(
         default=20, validators=[MinValueValidator(5), MaxValueValidator(60)]

@@ -267,6 +267,7 @@ def _connect_twiml(response: VoiceResponse, record: CallRecord, *, attempt: int)
     if attempt == 0:
         _say(response, line, "Connecting you to the engineer on call. Please hold.")
     target = targets[attempt]
+    phone.call_connect_dialing(call_sid=record.call_sid, attempt=attempt, user_id=target.user.pk)
     dial = response.dial(
         action=_abs("phone_line_dial_done", attempt=attempt),
         method="POST",
@@ -287,7 +288,11 @@ def line_dial_done(request: HttpRequest) -> HttpResponse:
     except ValueError:
         attempt = 0
     connected = phone.call_dial_finished(
-        call_sid=post["CallSid"], attempt=attempt, dial_status=post.get("DialCallStatus", ""), now=timezone.now()
+        call_sid=post["CallSid"],
+        attempt=attempt,
+        dial_status=post.get("DialCallStatus", ""),
+        duration=post.get("DialCallDuration"),
+        now=timezone.now(),
     )
     record = _record(post["CallSid"])
     if record is None or record.line is None:

@@ -1,4 +1,4 @@
-"""'Connect me now': ring primary then secondary, each must press 1; otherwise take a voicemail."""
+"""'Connect me now' with the default targets: primary then secondary, each must press 1; else a voicemail."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.utils import timezone
 
-from escalations.models import CallRecord, Incident
+from escalations.models import CallRecord, Incident, TimelineEvent
 from tests.escalations.phone_support import call_params, make_line, paged_team, twilio_post
 from tests.factories import ContactMethodFactory, RotationEraFactory, RotationFactory
 
@@ -115,14 +115,20 @@ def test_engineer_presses_1_and_the_call_is_connected(client, line, oncall):
         twilio_post(
             client,
             "phone_line_dial_done",
-            call_params(SID, DialCallStatus="completed"),
+            call_params(SID, DialCallStatus="completed", DialCallDuration="95"),
             query=query_of(dial.get("action")),
         )
     )
     assert [child.tag for child in root] == ["Hangup"]
     record = CallRecord.objects.get()
     assert record.outcome == "connected" and record.connected_to == primary
-    assert not Incident.objects.exists()
+    # Every call that reached someone is on record: an incident, taken by the engineer on the phone.
+    incident = Incident.objects.get()
+    assert record.incident == incident and record.incident_created
+    assert incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_by == primary
+    entry = incident.timeline.get(kind=TimelineEvent.Kind.CALL)
+    assert entry.actor == primary and entry.data["talk_seconds"] == 95
+    assert f"connected to {primary} for 95 s" in entry.message and f"{primary} (completed, 95 s)" in entry.message
 
 
 def test_whisper_other_key_hangs_up_the_engineer_leg(client, line, oncall):

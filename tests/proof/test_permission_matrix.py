@@ -516,6 +516,8 @@ NOT_ROLE_CHECKED: dict[str, str] = {
             "phone_line_whisper_accept",
         )
     },
+    "email:action": "the signed, expiring, single-use link is the credential; acts only as the paged person "
+    "(tests/escalations/test_email_links.py)",
     "ical:user": "secret feed token in the URL (tests/rotations/test_ical.py)",
     "ical:team": "secret feed token in the URL (tests/rotations/test_ical.py)",
 }
