@@ -219,3 +219,57 @@ def test_acknowledged_in_time_is_not_raised(team, responder):
     escalations_sweep(now=t0 + timedelta(minutes=30))
     incident.refresh_from_db()
     assert incident.urgency == "low"
+
+
+# --------------------------------------------------------------------------- API and portal
+
+
+def test_api_takes_the_urgency_fields_and_refuses_bad_support_hours(team, role_users):
+    from tests.escalations.api_helpers import api_client
+
+    client = api_client(role_users["manager"])
+    body = {"team": team.pk, "name": "Office", "support_hours": OFFICE, "raise_urgency_after": "00:30:00"}
+    r = client.post("/api/v1/escalation-policies/", body, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["support_hours"] == OFFICE and r.json()["raise_urgency_after"] == "00:30:00"
+    bad = {**body, "name": "Bad", "support_hours": {**OFFICE, "time_zone": "Mars/Olympus"}}
+    r = client.post("/api/v1/escalation-policies/", bad, format="json")
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "support_hours"
+    r = client.post(
+        "/api/v1/integrations/",
+        {"team": team.pk, "name": "PD", "kind": "pagerduty", "urgency_rule": "always_low"},
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["urgency_rule"] == "always_low"
+    r = client.post(
+        "/api/v1/integrations/",
+        {"team": team.pk, "name": "PD2", "kind": "pagerduty", "urgency_rule": "loud"},
+        format="json",
+    )
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "urgency_rule"
+
+
+def test_portal_policy_form_saves_support_hours_through_the_service(client, team, role_users):
+    from escalations.models import EscalationPolicy
+
+    client.force_login(role_users["manager"])
+    form = {
+        "name": "Office",
+        "repeat": "0",
+        "raise_urgency_minutes": "20",
+        "support_days": ["0", "1", "2", "3", "4"],
+        "support_start": "09:00",
+        "support_end": "17:00",
+        "support_time_zone": "Europe/Berlin",
+        "steps-TOTAL_FORMS": "1",
+        "steps-INITIAL_FORMS": "0",
+        "steps-0-delay_minutes": "5",
+        "steps-0-whole_team": "on",
+        "steps-0-ORDER": "1",
+    }
+    r = client.post(f"/teams/{team.slug}/policies/new", form)
+    assert r.status_code == 302, r.content.decode()[:2000]
+    policy = EscalationPolicy.objects.get(name="Office")
+    assert policy.support_hours == OFFICE and policy.raise_urgency_after == timedelta(minutes=20)
+    r = client.post(f"/teams/{team.slug}/policies/new", {**form, "name": "Bad", "support_end": "08:00"})
+    assert r.status_code == 400 and not EscalationPolicy.objects.filter(name="Bad").exists()
