@@ -109,7 +109,7 @@ class PolicyForm(forms.Form):
     support_start = forms.CharField(required=False, initial="09:00", label="Support hours: from (HH:MM)")
     support_end = forms.CharField(required=False, initial="17:00", label="Support hours: until (HH:MM, 24:00 ok)")
     support_time_zone = forms.ChoiceField(
-        choices=timezone_choices, initial="UTC", label="Support hours: time zone", widget=PlainSelect
+        choices=timezone_choices, initial="UTC", required=False, label="Support hours: time zone", widget=PlainSelect
     )
 
     def support_hours(self) -> dict:
@@ -118,7 +118,7 @@ class PolicyForm(forms.Form):
         if not d.get("support_days"):
             return {}
         return {
-            "time_zone": d["support_time_zone"],
+            "time_zone": d.get("support_time_zone") or "UTC",
             "days": d["support_days"],
             "start": d.get("support_start", "").strip(),
             "end": d.get("support_end", "").strip(),
