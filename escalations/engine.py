@@ -28,6 +28,14 @@ reaches nobody, nothing is consumed: the engine marks itself ``exhausted`` "for
 now" and retries every :data:`EMPTY_RETRY_INTERVAL` so that a roster gap filled
 later still gets paged. ``StepSkipped`` rows are recorded for the first empty
 pass only, so the timeline is not flooded once a minute.
+
+Urgency (see :func:`trigger`, :func:`urgency_raise`): a low-urgency cycle that
+starts outside the policy's support hours waits (``deferred_until``, no pages)
+until they begin, then escalates from step 1. With ``raise_urgency_after`` a
+low-urgency incident left unacknowledged that long becomes high urgency, once:
+``next_action_at`` then wakes for whichever comes first, the raise or the
+escalation's own next move, which waits in ``deferred_until`` meanwhile.
+Urgency is never lowered.
 """
 
 from __future__ import annotations
@@ -38,12 +46,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from escalations.support_hours import SupportHours, support_hours_contains, support_hours_next_start
+
 __all__ = [
     "EMPTY_RETRY_INTERVAL",
     "MANUAL_STEP",
     "Action",
+    "URGENCY_STEP",
     "AutoResolved",
     "Decision",
+    "Deferred",
     "EngineState",
     "NotifyStep",
     "PlannedPage",
@@ -58,6 +70,8 @@ __all__ = [
     "TargetKind",
     "TargetSpec",
     "TriggerReason",
+    "Urgency",
+    "UrgencyRaised",
     "acknowledge",
     "advance",
     "escalate_now",
@@ -67,6 +81,7 @@ __all__ = [
     "retrigger",
     "snooze",
     "trigger",
+    "urgency_raise",
 ]
 
 # Short enough that a freshly filled roster gap is paged within a minute, long
@@ -77,6 +92,11 @@ EMPTY_RETRY_INTERVAL = timedelta(seconds=60)
 # policy's steps, with a per-incident sequence in `loop`, so their unique key never meets a policy page.
 MANUAL_STEP = 32000
 
+# The step number of the pages sent when an escalating incident's urgency is raised: its current
+# responders are paged again under their high-urgency rules. Urgency is raised at most once per
+# incident, so (cycle, URGENCY_STEP, loop 0) never repeats.
+URGENCY_STEP = MANUAL_STEP + 1
+
 POLICY_JSON_VERSION = 1
 
 
@@ -84,6 +104,11 @@ class Status(StrEnum):
     TRIGGERED = "triggered"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+
+class Urgency(StrEnum):
+    HIGH = "high"
+    LOW = "low"
 
 
 class TargetKind(StrEnum):
@@ -188,12 +213,16 @@ class PolicySpec:
     # other overdue work: paging about an incident the policy already calls stale is noise.
     auto_resolve_after: timedelta | None = None
     skip_empty_steps: bool = False
+    # Low urgency outside these waits for them; None = always in support.
+    support_hours: SupportHours | None = None
+    # Low urgency unacknowledged this long (from the start of the cycle) becomes high urgency.
+    raise_urgency_after: timedelta | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
         if self.repeat is not None and self.repeat < 0:
             raise ValueError("repeat must be >= 0 or None (unlimited)")
-        for name in ("ack_timeout", "auto_resolve_after"):
+        for name in ("ack_timeout", "auto_resolve_after", "raise_urgency_after"):
             value = getattr(self, name)
             if value is not None and value <= timedelta(0):
                 raise ValueError(f"{name} must be positive or None")
@@ -213,6 +242,8 @@ class PolicySpec:
             "ack_timeout": _seconds(self.ack_timeout),
             "auto_resolve_after": _seconds(self.auto_resolve_after),
             "skip_empty_steps": self.skip_empty_steps,
+            "support_hours": self.support_hours.to_json() if self.support_hours else None,
+            "raise_urgency_after": _seconds(self.raise_urgency_after),
         }
 
     @classmethod
@@ -226,6 +257,8 @@ class PolicySpec:
             ack_timeout=_duration(data.get("ack_timeout")),
             auto_resolve_after=_duration(data.get("auto_resolve_after")),
             skip_empty_steps=bool(data.get("skip_empty_steps", False)),
+            support_hours=SupportHours.from_json(data.get("support_hours")),
+            raise_urgency_after=_duration(data.get("raise_urgency_after")),
         )
 
 
@@ -248,9 +281,19 @@ class EngineState:
     # (next_action_at is then None or the auto-resolve deadline) or, with
     # skip_empty_steps, a full pass reached nobody and the engine retries.
     exhausted: bool = False
+    urgency: Urgency = Urgency.HIGH
+    # When the escalation itself next moves, while next_action_at is earlier for the urgency raise,
+    # or while a low-urgency cycle waits for support hours (then step == -1 and loop == 0).
+    deferred_until: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "urgency", Urgency(self.urgency))
+
+    @property
+    def started(self) -> bool:
+        """Has this cycle reached a step yet?"""
+        return self.step != -1 or self.loop != 0
 
 
 # --------------------------------------------------------------------------- actions
@@ -295,7 +338,26 @@ class AutoResolved:
     explain: str = ""
 
 
-Action = NotifyStep | StepSkipped | PolicyExhausted | Retriggered | AutoResolved
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A low-urgency cycle began outside support hours: nobody is paged until ``until``."""
+
+    cycle: int
+    until: datetime
+    explain: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UrgencyRaised:
+    """Low became high urgency. ``repage``: the current responders are paged again under their
+    high-urgency rules (step :data:`URGENCY_STEP`); otherwise nobody had been paged yet."""
+
+    cycle: int
+    repage: bool
+    explain: str = ""
+
+
+Action = NotifyStep | StepSkipped | PolicyExhausted | Retriggered | AutoResolved | Deferred | UrgencyRaised
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +425,39 @@ def _acknowledged_wakeup(policy: PolicySpec, state: EngineState) -> datetime | N
     return _earliest(wake, _auto_resolve_deadline(policy, state))
 
 
+def _raise_deadline(policy: PolicySpec, state: EngineState) -> datetime | None:
+    if (
+        state.urgency is not Urgency.LOW
+        or state.status is not Status.TRIGGERED
+        or policy.raise_urgency_after is None
+        or state.triggered_at is None
+    ):
+        return None
+    return state.triggered_at + policy.raise_urgency_after
+
+
+def _defer(policy: PolicySpec, state: EngineState, now: datetime) -> EngineState:
+    """Hold a low-urgency cycle that has not started until support hours begin."""
+    hours = policy.support_hours
+    if state.urgency is not Urgency.LOW or hours is None or state.started or support_hours_contains(hours, now):
+        return state
+    start = support_hours_next_start(hours, now)
+    return replace(state, deferred_until=start, next_action_at=_earliest(start, _auto_resolve_deadline(policy, state)))
+
+
+def _arm(policy: PolicySpec, state: EngineState) -> EngineState:
+    """Wake for the urgency raise when it comes before the escalation's own next move."""
+    raise_at = _raise_deadline(policy, state)
+    if raise_at is None or (state.next_action_at is not None and state.next_action_at <= raise_at):
+        return state
+    waiting = state.deferred_until if state.deferred_until is not None else state.next_action_at
+    return replace(state, deferred_until=waiting, next_action_at=raise_at)
+
+
+def _armed(policy: PolicySpec, decision: Decision) -> Decision:
+    return Decision(_arm(policy, decision.state), decision.actions)
+
+
 def _successor(policy: PolicySpec, step: int, loop: int) -> tuple[int, int] | None:
     """The (step, loop) after the given position, or None when the policy is used up."""
     n = len(policy.steps)
@@ -378,10 +473,25 @@ def _successor(policy: PolicySpec, step: int, loop: int) -> tuple[int, int] | No
 # --------------------------------------------------------------------------- lifecycle
 
 
-def trigger(policy: PolicySpec, now: datetime) -> EngineState:
-    """State for a brand-new incident; the immediate :func:`advance` pages step 0."""
+def trigger(policy: PolicySpec, now: datetime, urgency: Urgency | str = Urgency.HIGH) -> EngineState:
+    """State for a brand-new incident; the immediate :func:`advance` pages step 0, unless it is low
+    urgency outside support hours: then ``deferred_until`` says when the first step is due."""
     _require_aware(now)
-    return EngineState(status=Status.TRIGGERED, next_action_at=now, triggered_at=now)
+    state = EngineState(status=Status.TRIGGERED, next_action_at=now, triggered_at=now, urgency=Urgency(urgency))
+    return _arm(policy, _defer(policy, state, now))
+
+
+def urgency_raise(policy: PolicySpec, state: EngineState, now: datetime) -> EngineState:
+    """Make the incident high urgency (a new alert said so). A cycle waiting for support hours is
+    due at once; an armed raise timer is dropped. Never lowers; a no-op when already high."""
+    _require_aware(now)
+    if state.urgency is Urgency.HIGH or state.status is Status.RESOLVED:
+        return state
+    raised = replace(state, urgency=Urgency.HIGH, deferred_until=None)
+    if state.status is not Status.TRIGGERED or state.deferred_until is None:
+        return raised
+    resume = state.deferred_until if state.started else now
+    return replace(raised, next_action_at=_earliest(resume, _auto_resolve_deadline(policy, state)))
 
 
 def acknowledge(policy: PolicySpec, state: EngineState, now: datetime) -> EngineState:
@@ -390,7 +500,7 @@ def acknowledge(policy: PolicySpec, state: EngineState, now: datetime) -> Engine
     _require_aware(now)
     if state.status is not Status.TRIGGERED:
         return state
-    acked = replace(state, status=Status.ACKNOWLEDGED, acknowledged_at=now, snoozed_until=None)
+    acked = replace(state, status=Status.ACKNOWLEDGED, acknowledged_at=now, snoozed_until=None, deferred_until=None)
     return replace(acked, next_action_at=_acknowledged_wakeup(policy, acked))
 
 
@@ -398,7 +508,7 @@ def resolve(state: EngineState, now: datetime) -> EngineState:
     _require_aware(now)
     if state.status is Status.RESOLVED:
         return state
-    return replace(state, status=Status.RESOLVED, next_action_at=None, snoozed_until=None)
+    return replace(state, status=Status.RESOLVED, next_action_at=None, snoozed_until=None, deferred_until=None)
 
 
 def escalate_now(policy: PolicySpec, state: EngineState, now: datetime) -> EngineState:
@@ -426,6 +536,7 @@ def escalate_now(policy: PolicySpec, state: EngineState, now: datetime) -> Engin
         exhausted=exhausted,
         acknowledged_at=None,
         snoozed_until=None,
+        deferred_until=None,
         next_action_at=now,
     )
 
@@ -443,7 +554,7 @@ def retrigger(policy: PolicySpec, state: EngineState, now: datetime) -> EngineSt
         return state
     if state.status is Status.TRIGGERED and not state.exhausted:
         return state
-    return _new_cycle(state, now)
+    return _arm(policy, _defer(policy, _new_cycle(state, now), now))
 
 
 def snooze(policy: PolicySpec, state: EngineState, now: datetime, until: datetime) -> EngineState:
@@ -458,6 +569,7 @@ def snooze(policy: PolicySpec, state: EngineState, now: datetime, until: datetim
         status=Status.ACKNOWLEDGED,
         acknowledged_at=state.acknowledged_at if state.status is Status.ACKNOWLEDGED else now,
         snoozed_until=until,
+        deferred_until=None,
     )
     return replace(snoozed, next_action_at=_acknowledged_wakeup(policy, snoozed))
 
@@ -474,6 +586,7 @@ def _new_cycle(state: EngineState, now: datetime) -> EngineState:
         loop=0,
         next_action_at=now,
         triggered_at=now,
+        urgency=state.urgency,
     )
 
 
@@ -499,12 +612,46 @@ def advance(policy: PolicySpec, state: EngineState, now: datetime, targets: Targ
         return Decision(resolved, (AutoResolved(at=now, explain=explain),))
 
     if state.status is Status.ACKNOWLEDGED:
-        return _advance_acknowledged(policy, state, now, targets)
+        return _armed(policy, _advance_acknowledged(policy, state, now, targets))
+    return _armed(policy, _advance_triggered(policy, state, now, targets, auto_at))
+
+
+def _advance_triggered(
+    policy: PolicySpec, state: EngineState, now: datetime, targets: Targets, auto_at: datetime | None
+) -> Decision:
+    lead: tuple[Action, ...] = ()
+    waiting = state.deferred_until
+    why = _why_due(state, now)
+    if waiting is not None and not state.started:
+        why = f"low urgency, held outside support hours until {_fmt(waiting)}"
+    raise_at = _raise_deadline(policy, state)
+    if raise_at is not None and raise_at <= now:
+        # The escalation's own next move is not due yet: page the current responders again under
+        # their high-urgency rules and keep waiting for it. A cycle held for support hours starts now.
+        repage = state.started and (waiting is None or waiting > now)
+        unacked = _fmt_td(policy.raise_urgency_after or timedelta(0))
+        state = replace(state, urgency=Urgency.HIGH, deferred_until=None)
+        lead = (
+            UrgencyRaised(
+                state.cycle,
+                repage,
+                f"Urgency raised to high at {_fmt(now)}: not acknowledged within {unacked}"
+                + ("; paging the current responders again with their high-urgency rules." if repage else "."),
+            ),
+        )
+        if repage:
+            return Decision(replace(state, next_action_at=waiting), lead)
+        if not state.started:
+            why = f"urgency raised to high at {_fmt(now)}"
+    elif waiting is not None:
+        if waiting > now:
+            return Decision(replace(state, next_action_at=_earliest(waiting, raise_at, auto_at)))
+        state = replace(state, deferred_until=None)
 
     if state.exhausted and _successor(policy, state.step, state.loop) is None:
         # Fully exhausted: only the auto-resolve deadline can wake us; re-aim at it.
-        return Decision(replace(state, next_action_at=auto_at))
-    return _escalate(policy, state, now, targets, (), why=_why_due(state, now))
+        return Decision(replace(state, next_action_at=auto_at), lead)
+    return _escalate(policy, state, now, targets, lead, why=why)
 
 
 def _advance_acknowledged(policy: PolicySpec, state: EngineState, now: datetime, targets: Targets) -> Decision:
@@ -529,7 +676,15 @@ def _advance_acknowledged(policy: PolicySpec, state: EngineState, now: datetime,
         reason=reason,
         explain=(f"Re-triggered at {_fmt(now)} ({detail}); escalation restarts at step 1 in cycle {fresh.cycle}."),
     )
+    held = _defer(policy, fresh, now)
+    if held.deferred_until is not None:
+        deferred = Deferred(held.cycle, held.deferred_until, _deferred_explain(held.deferred_until))
+        return Decision(held, (retriggered, deferred))
     return _escalate(policy, fresh, now, targets, (retriggered,), why=f"re-triggered ({reason})")
+
+
+def _deferred_explain(until: datetime) -> str:
+    return f"Low urgency outside support hours: nobody is paged until they begin at {_fmt(until)}."
 
 
 def _why_due(state: EngineState, now: datetime) -> str:

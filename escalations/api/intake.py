@@ -32,7 +32,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Integration
-        fields = ["id", "team", "name", "kind", "enabled", "policy", "endpoint", "created_at"]
+        fields = ["id", "team", "name", "kind", "enabled", "urgency_rule", "policy", "endpoint", "created_at"]
         read_only_fields = ["id", "created_at"]
         validators: list = []
 

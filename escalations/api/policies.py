@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from rest_framework import serializers
 
@@ -13,6 +14,7 @@ from escalations.models import (
     EscalationStep,
     EscalationTarget,
 )
+from escalations.policies import services as policy_services
 from rotations.models import Membership
 
 # --- escalation policies -------------------------------------------------------------------------
@@ -59,12 +61,31 @@ class EscalationPolicySerializer(serializers.ModelSerializer):
             "auto_resolve_after",
             "skip_empty_steps",
             "reassign_on_handover",
+            "support_hours",
+            "raise_urgency_after",
             "steps",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
         validators: list = []  # (team, name) uniqueness is checked in validate() with a clear message
+        extra_kwargs = {
+            "support_hours": {
+                "help_text": 'e.g. {"time_zone": "Europe/Berlin", "days": [0, 1, 2, 3, 4], "start": "09:00", '
+                '"end": "17:00"} (0 = Monday; end may be 24:00); {} = always'
+            },
+        }
+
+    def validate_support_hours(self, value):
+        try:
+            return policy_services.support_hours_clean(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["support_hours"]) from exc
+
+    def validate_raise_urgency_after(self, value):
+        if value is not None and value <= timedelta(0):
+            raise serializers.ValidationError("Must be longer than zero, or null for never.")
+        return value
 
     def validate(self, attrs):
         team = attrs.get("team") or getattr(self.instance, "team", None)

@@ -67,6 +67,16 @@ def _apply_actions(batch: _Batch, incident: Incident, actions: Sequence[engine.A
         elif isinstance(action, engine.Retriggered):
             incident.acknowledged_by = None
             batch.event(incident, Kind.RETRIGGERED, action.explain, cycle=action.cycle, reason=str(action.reason))
+        elif isinstance(action, engine.Deferred):
+            batch.event(incident, Kind.DEFERRED, action.explain, cycle=action.cycle, until=action.until.isoformat())
+        elif isinstance(action, engine.UrgencyRaised):
+            batch.event(incident, Kind.URGENCY_RAISED, action.explain, cycle=action.cycle, repage=action.repage)
+            if action.repage:
+                # The pages planned under the low-urgency rules give way to the high-urgency ones,
+                # written at flush, when the incident row already says high.
+                _pages_cancel(incident, now)
+                user_ids = tuple(incident.assignees.values_list("pk", flat=True))
+                batch.notifies.append(_Notify(incident, action.cycle, engine.URGENCY_STEP, 0, user_ids, now))
         elif isinstance(action, engine.AutoResolved):
             incident.resolved_at = now
             incident.resolved_by = None

@@ -79,6 +79,10 @@ def incident_trigger(
             now=now,
         )
         if existing is not None:
+            if urgency == Incident.Urgency.HIGH and existing.urgency == Incident.Urgency.LOW:
+                incident_urgency_raise(
+                    incident=existing, via=via, reason=f"A new alert with high urgency: {title}", now=now
+                )
             return TriggerResult(existing, False)
         try:
             with transaction.atomic():
@@ -128,11 +132,16 @@ def _incident_open(
         created_at=now,
     )
     if spec is not None and spec.steps and not suppressed:
-        _store_state(incident, engine.trigger(spec, now))
+        _store_state(incident, engine.trigger(spec, now, urgency))
     else:
         incident.triggered_at = now
     incident.save()
     reason = ""
+    if incident.deferred_until is not None and not incident.cycle and incident.step == -1:
+        reason = (
+            ": low urgency outside support hours, nobody is paged until they begin at "
+            f"{incident.deferred_until.isoformat(timespec='minutes')}"
+        )
     if suppressed:
         reason = " during a maintenance window: recorded, nobody is paged"
     elif spec is None or not spec.steps:
@@ -201,6 +210,48 @@ _ALERT_APPEND_SQL = (
     f"UPDATE {Incident._meta.db_table} SET alert_count = alert_count + 1, updated_at = %s"
     " WHERE team_id = %s AND dedup_key = %s AND status <> %s RETURNING *"
 )
+
+
+def incident_urgency_raise(*, incident: Incident, via: str, reason: str, now: datetime | None = None) -> bool:
+    """Make a low-urgency incident high urgency (never the other way). A cycle waiting for support
+    hours escalates at once; responders already paged are paged again under their high-urgency rules."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(incident)
+        if locked.urgency == Incident.Urgency.HIGH or locked.status == Status.RESOLVED:
+            return False
+        before = _state_of(locked)
+        spec = _spec_of(locked)
+        after = (
+            engine.urgency_raise(spec, before, now)
+            if spec is not None
+            else replace(before, urgency=engine.Urgency.HIGH, deferred_until=None)
+        )
+        _store_state(locked, after)
+        locked.save(update_fields=[*ENGINE_FIELDS, "updated_at"])
+        repage = before.status is engine.Status.TRIGGERED and before.started and not locked.suppressed
+        timeline_record(
+            incident=locked,
+            kind=Kind.URGENCY_RAISED,
+            via=via,
+            at=now,
+            message=f"Urgency raised to high. {reason}"
+            + (" Paging the current responders again with their high-urgency rules." if repage else ""),
+            data={"cycle": locked.cycle, "repage": repage},
+        )
+        if repage:
+            _pages_cancel(locked, now)
+            _pages_create(
+                incident=locked,
+                cycle=locked.cycle,
+                step=engine.URGENCY_STEP,
+                loop=0,
+                user_ids=list(locked.assignees.values_list("pk", flat=True)),
+                reached_at=now,
+            )
+        _advance_locked(locked, now)
+    _refresh(incident, locked)
+    return True
 
 
 def incident_acknowledge(*, incident: Incident, by: User | None, via: str, now: datetime | None = None) -> bool:

@@ -27,6 +27,8 @@ def _state_of(incident: Incident) -> engine.EngineState:
         acknowledged_at=incident.acknowledged_at,
         snoozed_until=incident.snoozed_until,
         exhausted=incident.exhausted,
+        urgency=engine.Urgency(incident.urgency),
+        deferred_until=incident.deferred_until,
     )
 
 
@@ -40,6 +42,8 @@ ENGINE_FIELDS = [
     "acknowledged_at",
     "snoozed_until",
     "exhausted",
+    "urgency",
+    "deferred_until",
 ]
 
 
@@ -53,11 +57,14 @@ def _store_state(incident: Incident, state: engine.EngineState) -> None:
     incident.acknowledged_at = state.acknowledged_at
     incident.snoozed_until = state.snoozed_until
     incident.exhausted = state.exhausted
+    incident.urgency = str(state.urgency)
+    incident.deferred_until = state.deferred_until
 
 
 _INCIDENT_UPDATE_SQL = (
     "UPDATE escalations_incident SET status = %s, cycle = %s, step = %s, loop = %s, next_action_at = %s, "
-    "triggered_at = %s, acknowledged_at = %s, snoozed_until = %s, exhausted = %s, resolved_at = %s, "
+    "triggered_at = %s, acknowledged_at = %s, snoozed_until = %s, exhausted = %s, urgency = %s, deferred_until = %s, "
+    "resolved_at = %s, "
     "resolved_by_id = %s, acknowledged_by_id = %s, updated_at = %s WHERE id = %s"
 )
 
@@ -77,6 +84,8 @@ def _incidents_store(incidents: Sequence[Incident]) -> None:
             moment(i.acknowledged_at),
             moment(i.snoozed_until),
             i.exhausted,
+            i.urgency,
+            moment(i.deferred_until),
             moment(i.resolved_at),
             i.resolved_by_id,
             i.acknowledged_by_id,

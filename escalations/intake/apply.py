@@ -34,6 +34,7 @@ from escalations.intake.parsers import (
     pagerduty_event_parse,
     pagerduty_links,
     summary_of,
+    urgency_of,
 )
 from escalations.models import (
     Alert,
@@ -155,6 +156,7 @@ def pagerduty_apply(
                 title=event.summary,
                 details=pagerduty_details(event),
                 severity=event.severity,
+                urgency=urgency_of(rule=integration.urgency_rule, severity=event.severity),
                 dedup_key=dedup_key,
                 payload={"integration": integration.pk, "pagerduty": raw},
                 links=pagerduty_links(event),
@@ -290,6 +292,7 @@ def alertmanager_apply(
                 title=message.title,
                 details=message.common_annotations.get("description", ""),
                 severity=message.severity,
+                urgency=urgency_of(rule=integration.urgency_rule, severity=message.severity),
                 dedup_key=dedup_key,
                 payload={
                     "integration": integration.pk,
@@ -372,6 +375,7 @@ def generic_apply(
                 title=event.summary,
                 details=event.details,
                 severity=event.severity,
+                urgency=urgency_of(rule=integration.urgency_rule, severity=event.severity, urgency=event.urgency),
                 dedup_key=dedup_key,
                 payload={"integration": integration.pk, "generic": event.raw},
             )

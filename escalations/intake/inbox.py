@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from config import locks
 from escalations.incidents import selectors as incidents_selectors
+from escalations.incidents import services
 from escalations.intake import apply as intake_apply
 from escalations.intake import parsers
 from escalations.intake.apply import VIA
@@ -273,9 +274,13 @@ class _Batch:
             .filter(team_id__in={t for t, _ in pairs}, dedup_key__in={k for _, k in pairs})
             .exclude(status=Incident.Status.RESOLVED)
             .order_by("id")
-            .values_list("id", "team_id", "dedup_key", "status")
+            .values_list("id", "team_id", "dedup_key", "status", "urgency")
         )
-        return {(team, key): _Locked(pk, status) for pk, team, key, status in candidates if (team, key) in pairs}
+        return {
+            (team, key): _Locked(pk, status, urgency)
+            for pk, team, key, status, urgency in candidates
+            if (team, key) in pairs
+        }
 
     def suppressed(self, integration: Integration, at: datetime) -> bool:
         """Was a maintenance window of the team (or of this integration) open when the event arrived?"""
@@ -321,6 +326,7 @@ class _Batch:
                 integration,
                 title=event.summary,
                 summary=event.summary,
+                urgency=parsers.urgency_of(rule=integration.urgency_rule, severity=event.severity),
                 opening=lambda: {
                     "details": parsers.pagerduty_details(event),
                     "severity": event.severity,
@@ -339,6 +345,9 @@ class _Batch:
                 integration,
                 title=event.summary,
                 summary=event.summary,
+                urgency=parsers.urgency_of(
+                    rule=integration.urgency_rule, severity=event.severity, urgency=event.urgency
+                ),
                 opening=lambda: {
                     "details": event.details,
                     "severity": event.severity,
@@ -348,7 +357,7 @@ class _Batch:
         else:
             self.action(row, integration, summary=event.summary)
 
-    def trigger(self, row: _Row, integration: Integration, *, title: str, summary: str, opening) -> None:
+    def trigger(self, row: _Row, integration: Integration, *, title: str, summary: str, urgency: str, opening) -> None:
         at = row.received_at
         suppressed = self.suppressed(integration, at)
         cache_key = (integration.team_id, row.dedup_key)
@@ -368,6 +377,15 @@ class _Batch:
                     f'{{"integration": {integration.pk}}}',
                 )
             )
+            if urgency == Incident.Urgency.HIGH and incident.urgency == Incident.Urgency.LOW:
+                # Rare (a worse alert for a low-urgency incident): the service, under the lock we hold.
+                services.incident_urgency_raise(
+                    incident=Incident(pk=incident.pk),
+                    via=VIA,
+                    reason=f"A new alert with high urgency: {(title or '').strip()[:1024] or '(no summary)'}",
+                    now=at,
+                )
+                self.open[cache_key] = _Locked(incident.pk, incident.status, Incident.Urgency.HIGH)
         else:
             result, suppressed = intake_apply._trigger(
                 integration=integration,
@@ -375,6 +393,7 @@ class _Batch:
                 suppressed=suppressed,
                 title=title,
                 dedup_key=row.dedup_key,
+                urgency=urgency,
                 **opening(),
             )
             incident = result.incident
@@ -426,6 +445,7 @@ class _Locked:
 
     pk: int
     status: str
+    urgency: str
 
 
 _COUNTS_SQL = (

@@ -26,6 +26,32 @@ SEVERITIES = ("critical", "error", "warning", "info")
 ACTIONS = ("trigger", "acknowledge", "resolve")
 
 
+URGENCIES = ("high", "low")
+
+
+# An integration's urgency rule (Integration.urgency_rule): map the event's severity, or a fixed urgency.
+URGENCY_RULES = ("severity", "always_high", "always_low")
+
+
+# PagerDuty's default service setting: warning and info are low urgency, anything worse is high.
+LOW_URGENCY_SEVERITIES = frozenset({"warning", "info"})
+
+
+def urgency_of(*, rule: str, severity: str, urgency: str = "") -> str:
+    """The urgency an alert opens (or raises) its incident with.
+
+    A fixed rule wins; otherwise an explicit `urgency` the sender gave, else the severity: warning
+    and info are low, anything else (critical, error, unknown) high, so an odd value never silences.
+    """
+    if rule == "always_high":
+        return "high"
+    if rule == "always_low":
+        return "low"
+    if urgency in URGENCIES:
+        return urgency
+    return "low" if severity in LOW_URGENCY_SEVERITIES else "high"
+
+
 # Alertmanager users put anything in labels.severity; map the common vocabularies onto ours.
 ALERTMANAGER_SEVERITY = {
     "critical": "critical",
@@ -433,10 +459,11 @@ class GenericEvent:
     severity: str
     dedup_key: str
     raw: dict
+    urgency: str = ""  # "" when the sender gave none: the severity decides
 
 
 def generic_parse(data: Any) -> GenericEvent:
-    """`{summary, details, severity, dedup_key, action}`; `data` is parsed JSON or a form as a dict."""
+    """`{summary, details, severity, urgency, dedup_key, action}`; `data` is parsed JSON or a form as a dict."""
     if not isinstance(data, dict):
         raise EventInvalid(["Body must be a JSON object or a form"])
     errors: list[str] = []
@@ -453,9 +480,12 @@ def generic_parse(data: Any) -> GenericEvent:
     severity = data.get("severity") or "error"
     if severity not in SEVERITIES:
         errors.append("'severity' must be one of critical, error, warning, info")
+    urgency = data.get("urgency") or ""
+    if urgency and urgency not in URGENCIES:
+        errors.append("'urgency' must be high or low")
     if errors:
         raise EventInvalid(errors)
-    return GenericEvent(action, summary, details, severity, dedup_key, data)
+    return GenericEvent(action, summary, details, severity, dedup_key, data, urgency)
 
 
 def throttle_key_is_plausible(key: str) -> bool:

@@ -68,6 +68,7 @@ class Incident(models.Model):
     next_action_at = models.DateTimeField(null=True, blank=True)
     triggered_at = models.DateTimeField(null=True, blank=True)
     snoozed_until = models.DateTimeField(null=True, blank=True)
+    deferred_until = models.DateTimeField(null=True, blank=True)
     exhausted = models.BooleanField(default=False)
 
     class Meta:
@@ -116,6 +117,8 @@ class TimelineEvent(models.Model):
         RESOLVED = "resolved", "Resolved"
         RETRIGGERED = "retriggered", "Re-triggered"
         HANDOVER = "handover", "Handed over"
+        DEFERRED = "deferred", "Waiting for support hours"
+        URGENCY_RAISED = "urgency_raised", "Urgency raised"
         CALL = "call", "Emergency call"
 
     class Via(models.TextChoices):

@@ -27,7 +27,14 @@ class Integration(models.Model):
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=12, choices=Kind.choices)
     key = models.CharField(max_length=INTEGRATION_KEY_LENGTH, unique=True, default=integration_key_new)
+
+    class UrgencyRule(models.TextChoices):
+        SEVERITY = "severity", "From the event's severity (critical, error: high; warning, info: low)"
+        ALWAYS_HIGH = "always_high", "Always high"
+        ALWAYS_LOW = "always_low", "Always low"
+
     enabled = models.BooleanField(default=True)
+    urgency_rule = models.CharField(max_length=12, choices=UrgencyRule.choices, default=UrgencyRule.SEVERITY)
     policy = models.ForeignKey(
         "escalations.EscalationPolicy",
         null=True,

@@ -24,6 +24,13 @@ class EscalationPolicy(models.Model):
     reassign_on_handover = models.BooleanField(
         default=True, help_text="Open incidents follow the rotation to the incoming on-call"
     )
+    # {"time_zone", "days" (0 = Monday), "start", "end" ("HH:MM")}: see escalations.support_hours.
+    support_hours = models.JSONField(
+        default=dict, blank=True, help_text="Low-urgency incidents outside these hours wait for them; empty = always"
+    )
+    raise_urgency_after = models.DurationField(
+        null=True, blank=True, help_text="A low-urgency incident unacknowledged this long becomes high urgency"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

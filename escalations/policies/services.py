@@ -16,6 +16,7 @@ from django.db import transaction
 
 from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
 from escalations.policies.spec import policy_spec_build
+from escalations.support_hours import SupportHours
 from rotations.models import AuditEntry, Membership, Team
 
 
@@ -41,6 +42,8 @@ def _state(policy: EscalationPolicy) -> dict[str, Any]:
         "auto_resolve_after": policy.auto_resolve_after.total_seconds() if policy.auto_resolve_after else None,
         "skip_empty_steps": policy.skip_empty_steps,
         "reassign_on_handover": policy.reassign_on_handover,
+        "support_hours": policy.support_hours or None,
+        "raise_urgency_after": policy.raise_urgency_after.total_seconds() if policy.raise_urgency_after else None,
         "steps": [
             {
                 "delay": s.delay.total_seconds(),
@@ -55,15 +58,35 @@ def _diff(before: dict, after: dict) -> dict[str, list]:
     return {k: [before.get(k), after.get(k)] for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
 
 
+def support_hours_clean(value: Any) -> dict[str, Any]:
+    """Support hours as stored ({} = always), or ValidationError on `support_hours` saying what is wrong."""
+    try:
+        hours = SupportHours.from_json(value)
+    except ValueError as exc:
+        raise ValidationError({"support_hours": [f"{str(exc)[:1].upper()}{str(exc)[1:]}."]}) from exc
+    return hours.to_json() if hours is not None else {}
+
+
 def _validate(  # noqa: C901 (settings and steps checks; to split)
-    team: Team, *, name: str, repeat: int | None, ack_timeout, auto_resolve_after, steps: Sequence[StepInput]
+    team: Team,
+    *,
+    name: str,
+    repeat: int | None,
+    ack_timeout,
+    auto_resolve_after,
+    steps: Sequence[StepInput],
+    raise_urgency_after: timedelta | None = None,
 ) -> None:
     errors: dict[str, list[str]] = {}
     if not (name or "").strip():
         errors["name"] = ["Give the policy a name."]
     if repeat is not None and repeat < 0:
         errors["repeat"] = ["Repeat must be 0 or more (empty = until acknowledged)."]
-    for label, value in (("ack_timeout", ack_timeout), ("auto_resolve_after", auto_resolve_after)):
+    for label, value in (
+        ("ack_timeout", ack_timeout),
+        ("auto_resolve_after", auto_resolve_after),
+        ("raise_urgency_after", raise_urgency_after),
+    ):
         if value is not None and value <= timedelta(0):
             errors[label] = ["Must be longer than zero, or empty for never."]
     positions = {p for r in team.rotations.all() for p in r.positions}
@@ -146,10 +169,19 @@ def policy_create(
     skip_empty_steps: bool = False,
     reassign_on_handover: bool = True,
     make_default: bool = False,
+    support_hours: dict[str, Any] | None = None,
+    raise_urgency_after: timedelta | None = None,
 ) -> EscalationPolicy:
     _validate(
-        team, name=name, repeat=repeat, ack_timeout=ack_timeout, auto_resolve_after=auto_resolve_after, steps=steps
+        team,
+        name=name,
+        repeat=repeat,
+        ack_timeout=ack_timeout,
+        auto_resolve_after=auto_resolve_after,
+        steps=steps,
+        raise_urgency_after=raise_urgency_after,
     )
+    support_hours = support_hours_clean(support_hours)
     if EscalationPolicy.objects.filter(team=team, name=name.strip()).exists():
         raise ValidationError({"name": [f"{team} already has a policy called {name.strip()!r}."]})
     policy = EscalationPolicy.objects.create(
@@ -161,6 +193,8 @@ def policy_create(
         auto_resolve_after=auto_resolve_after,
         skip_empty_steps=skip_empty_steps,
         reassign_on_handover=reassign_on_handover,
+        support_hours=support_hours,
+        raise_urgency_after=raise_urgency_after,
     )
     _steps_write(policy, steps)
     if make_default or team.escalation_policy_id is None:
@@ -184,18 +218,28 @@ def policy_update(
     skip_empty_steps: bool = False,
     reassign_on_handover: bool = True,
     make_default: bool = False,
+    support_hours: dict[str, Any] | None = None,
+    raise_urgency_after: timedelta | None = None,
 ) -> EscalationPolicy:
     policy = EscalationPolicy.objects.select_for_update().select_related("team").get(pk=policy.pk)
     team = policy.team
     _validate(
-        team, name=name, repeat=repeat, ack_timeout=ack_timeout, auto_resolve_after=auto_resolve_after, steps=steps
+        team,
+        name=name,
+        repeat=repeat,
+        ack_timeout=ack_timeout,
+        auto_resolve_after=auto_resolve_after,
+        steps=steps,
+        raise_urgency_after=raise_urgency_after,
     )
+    support_hours = support_hours_clean(support_hours)
     if EscalationPolicy.objects.filter(team=team, name=name.strip()).exclude(pk=policy.pk).exists():
         raise ValidationError({"name": [f"{team} already has a policy called {name.strip()!r}."]})
     before = _state(policy)
     policy.name, policy.description, policy.repeat = name.strip(), description, repeat
     policy.ack_timeout, policy.auto_resolve_after = ack_timeout, auto_resolve_after
     policy.skip_empty_steps, policy.reassign_on_handover = skip_empty_steps, reassign_on_handover
+    policy.support_hours, policy.raise_urgency_after = support_hours, raise_urgency_after
     policy.save()
     _steps_write(policy, steps)
     if make_default and team.escalation_policy_id != policy.pk:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from escalations import engine
 from escalations.models import EscalationPolicy
+from escalations.support_hours import SupportHours
 
 # --------------------------------------------------------------------------------- policy
 
@@ -21,4 +22,6 @@ def policy_spec_build(policy: EscalationPolicy) -> engine.PolicySpec:
         ack_timeout=policy.ack_timeout,
         auto_resolve_after=policy.auto_resolve_after,
         skip_empty_steps=policy.skip_empty_steps,
+        support_hours=SupportHours.from_json(policy.support_hours),
+        raise_urgency_after=policy.raise_urgency_after,
     )

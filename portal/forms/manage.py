@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+
 from django import forms
 from django.forms import formset_factory
 
@@ -90,6 +92,37 @@ class PolicyForm(forms.Form):
     make_default = forms.BooleanField(
         required=False, label="Team default", help_text="Use for incidents that name no policy"
     )
+    raise_urgency_minutes = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Raise low urgency after (minutes)",
+        help_text="Unacknowledged this long, a low-urgency incident becomes high urgency. Empty = never",
+    )
+    support_days = forms.TypedMultipleChoiceField(
+        choices=list(enumerate(calendar.day_name)),
+        coerce=int,
+        required=False,
+        label="Support hours: days",
+        help_text="Outside support hours low-urgency incidents wait for them. No days = always in support",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    support_start = forms.CharField(required=False, initial="09:00", label="Support hours: from (HH:MM)")
+    support_end = forms.CharField(required=False, initial="17:00", label="Support hours: until (HH:MM, 24:00 ok)")
+    support_time_zone = forms.ChoiceField(
+        choices=timezone_choices, initial="UTC", required=False, label="Support hours: time zone", widget=PlainSelect
+    )
+
+    def support_hours(self) -> dict:
+        """The support hours as the policy service takes them ({} = always in support)."""
+        d = self.cleaned_data
+        if not d.get("support_days"):
+            return {}
+        return {
+            "time_zone": d.get("support_time_zone") or "UTC",
+            "days": d["support_days"],
+            "start": d.get("support_start", "").strip(),
+            "end": d.get("support_end", "").strip(),
+        }
 
 
 class StepForm(forms.Form):

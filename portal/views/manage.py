@@ -223,7 +223,17 @@ def _policy_initial(policy: EscalationPolicy) -> tuple[dict, list[dict]]:
         "skip_empty_steps": policy.skip_empty_steps,
         "reassign_on_handover": policy.reassign_on_handover,
         "make_default": policy.team.escalation_policy_id == policy.pk,
+        "raise_urgency_minutes": int(policy.raise_urgency_after.total_seconds() // 60)
+        if policy.raise_urgency_after
+        else None,
     }
+    if policy.support_hours:
+        head |= {
+            "support_days": policy.support_hours.get("days", []),
+            "support_start": policy.support_hours.get("start", ""),
+            "support_end": policy.support_hours.get("end", ""),
+            "support_time_zone": policy.support_hours.get("time_zone", "UTC"),
+        }
     steps = []
     for step in policy.steps.order_by("order").prefetch_related("targets"):
         targets = list(step.targets.all())
@@ -310,6 +320,8 @@ def _policy_page(request: HttpRequest, team: Team, policy: EscalationPolicy | No
             skip_empty_steps=d["skip_empty_steps"],
             reassign_on_handover=d["reassign_on_handover"],
             make_default=d["make_default"],
+            raise_urgency_after=timedelta(minutes=d["raise_urgency_minutes"]) if d["raise_urgency_minutes"] else None,
+            support_hours=form.support_hours(),
             steps=[step for _, step in arranged],
         )
         try:
