@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('escalations', '0005_outbox_recipient'),
+        ('escalations', '0006_email_action_use_and_line_connect_targets'),
     ]
 
     operations = [
