@@ -104,8 +104,9 @@ def _current(policy: EscalationPolicy) -> dict[str, Any]:
 
 
 class EscalationPolicyViewSet(TeamScopedViewSet):
-    """Escalation policies with their steps and targets. Writes replace the step list; all go through
-    the policy services (the portal's checks and audit)."""
+    """Escalation policies with their steps and targets. Writes replace the step list; all audited."""
+
+    # The docstring is the OpenAPI description. Writes go through the policy services, like the portal.
 
     queryset = EscalationPolicy.objects.select_related("team").prefetch_related("steps__targets")
     serializer_class = EscalationPolicySerializer
