@@ -1,10 +1,8 @@
-"""What the escalations API views share: team scoping, the team field, the audit of writes."""
+"""What the escalations API views share: team scoping and the team field. Writes go through the
+rooms' services, which validate and audit."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.db import transaction
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -14,7 +12,7 @@ from escalations.models import (
     TimelineEvent,
 )
 from portal.permissions import can_manage_team, user_team_ids
-from rotations.models import AuditEntry, Team
+from rotations.models import Team
 
 VIA = TimelineEvent.Via.API
 
@@ -59,63 +57,9 @@ class TeamField(serializers.PrimaryKeyRelatedField):
         return Team.objects.all()
 
 
-def _audit(*, actor, team, action: str, obj, changes: dict | None = None) -> None:
-    AuditEntry.objects.create(
-        actor=actor,
-        team=team,
-        action=action,
-        object_type=obj._meta.label,
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:200],
-        changes=changes or {},
-    )
-
-
-def _json_safe(data):
-    if isinstance(data, dict):
-        return {k: _json_safe(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_json_safe(v) for v in data]
-    if hasattr(data, "pk"):
-        return data.pk
-    if isinstance(data, timedelta):
-        return data.total_seconds()
-    if hasattr(data, "isoformat"):
-        return data.isoformat()
-    return data
-
-
-class AuditedTeamViewSet(TeamScopedViewSet):
-    def perform_create(self, serializer):
-        self.require_write(serializer.validated_data["team"])
-        with transaction.atomic():
-            obj = serializer.save(**self.extra_create_fields())
-            _audit(
-                actor=self.request.user,
-                team=self.team_of(obj),
-                action=AuditEntry.Action.CREATE,
-                obj=obj,
-                changes=_json_safe(serializer.validated_data),
-            )
-
-    def extra_create_fields(self) -> dict:
-        return {}
-
-    def perform_update(self, serializer):
-        new_team = serializer.validated_data.get("team")
-        if new_team is not None:
-            self.require_write(new_team)
-        with transaction.atomic():
-            obj = serializer.save()
-            _audit(
-                actor=self.request.user,
-                team=self.team_of(obj),
-                action=AuditEntry.Action.UPDATE,
-                obj=obj,
-                changes=_json_safe(serializer.validated_data),
-            )
-
-    def perform_destroy(self, instance):
-        with transaction.atomic():
-            _audit(actor=self.request.user, team=self.team_of(instance), action=AuditEntry.Action.DELETE, obj=instance)
-            instance.delete()
+def team_move_refuse(serializer: serializers.Serializer, noun: str) -> None:
+    """The services keep an object in its team; a body naming another team is refused, not ignored."""
+    new_team = serializer.validated_data.get("team")
+    instance = serializer.instance
+    if new_team is not None and instance is not None and new_team.pk != instance.team_id:
+        raise serializers.ValidationError({"team": f"{noun} cannot move to another team."})

@@ -5,23 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 import django_filters
-from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from config.api_filters import UtcIsoDateTimeFilter
-from escalations.api.common import AuditedTeamViewSet, TeamField, _audit
+from escalations.api.common import TeamField, TeamScopedViewSet, team_move_refuse
+from escalations.intake import services
 from escalations.models import (
     Heartbeat,
     Integration,
     MaintenanceWindow,
 )
-from escalations.models.intake import integration_key_new
-from rotations.models import AuditEntry
 
 # --- integrations --------------------------------------------------------------------------------
 
@@ -46,23 +43,6 @@ class IntegrationSerializer(serializers.ModelSerializer):
             return reverse("intake:generic", args=["<key>"])
         return reverse("intake:heartbeat", args=["<token>"])
 
-    def validate(self, attrs):
-        team = attrs.get("team") or getattr(self.instance, "team", None)
-        if self.instance is not None and "team" in attrs and attrs["team"] != self.instance.team:
-            raise serializers.ValidationError({"team": "An integration cannot move to another team."})
-        if self.instance is not None and "kind" in attrs and attrs["kind"] != self.instance.kind:
-            raise serializers.ValidationError({"kind": "The kind of an integration cannot change."})
-        policy = attrs.get("policy")
-        if policy is not None and policy.team_id != team.pk:
-            raise serializers.ValidationError({"policy": "The policy belongs to another team."})
-        name = attrs.get("name") or getattr(self.instance, "name", None)
-        clash = Integration.objects.filter(team=team, name=name)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
-            raise serializers.ValidationError({"name": "This team already has an integration with this name."})
-        return attrs
-
 
 class IntegrationWithKeySerializer(IntegrationSerializer):
     key = serializers.CharField(read_only=True, help_text="The secret routing key; shown on create and rotate only")
@@ -72,7 +52,7 @@ class IntegrationWithKeySerializer(IntegrationSerializer):
 
 
 @extend_schema_view(create=extend_schema(responses={201: IntegrationWithKeySerializer}))
-class IntegrationViewSet(AuditedTeamViewSet):
+class IntegrationViewSet(TeamScopedViewSet):
     """Where monitoring sends events. The key is a secret: returned on create and by rotate-key only."""
 
     queryset = Integration.objects.select_related("team", "policy")
@@ -86,6 +66,27 @@ class IntegrationViewSet(AuditedTeamViewSet):
         self.perform_create(serializer)
         return Response(IntegrationWithKeySerializer(serializer.instance).data, status=status.HTTP_201_CREATED)
 
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        self.require_write(data["team"])
+        serializer.instance = services.integration_create(actor=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        team_move_refuse(serializer, "An integration")
+        current = serializer.instance
+        data = serializer.validated_data
+        serializer.instance = services.integration_update(
+            integration=current,
+            actor=self.request.user,
+            name=data.get("name", current.name),
+            kind=data.get("kind", current.kind),
+            enabled=data.get("enabled", current.enabled),
+            policy=data.get("policy", current.policy),
+        )
+
+    def perform_destroy(self, instance):
+        services.integration_delete(integration=instance, actor=self.request.user)
+
     @extend_schema(
         summary="Replace the key; the old one stops working at once",
         request=None,
@@ -95,16 +96,7 @@ class IntegrationViewSet(AuditedTeamViewSet):
     def rotate_key(self, request, pk=None):
         integration = self.get_object()
         self.require_write(integration.team)
-        with transaction.atomic():
-            integration.key = integration_key_new()
-            integration.save(update_fields=["key"])
-            _audit(
-                actor=request.user,
-                team=integration.team,
-                action=AuditEntry.Action.UPDATE,
-                obj=integration,
-                changes={"key": "rotated"},
-            )
+        integration = services.integration_key_rotate(integration=integration, actor=request.user)
         return Response(IntegrationWithKeySerializer(integration).data)
 
 
@@ -119,19 +111,6 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
         fields = ["id", "team", "integration", "start", "end", "reason", "created_by", "created_at"]
         read_only_fields = ["id", "created_by", "created_at"]
 
-    def validate(self, attrs):
-        team = attrs.get("team") or getattr(self.instance, "team", None)
-        start = attrs.get("start") or getattr(self.instance, "start", None)
-        end = attrs.get("end") or getattr(self.instance, "end", None)
-        if start and end and end <= start:
-            raise serializers.ValidationError({"end": "The end must be after the start."})
-        integration = attrs.get("integration")
-        if integration is not None and integration.team_id != team.pk:
-            raise serializers.ValidationError({"integration": "The integration belongs to another team."})
-        if self.instance is not None and "team" in attrs and attrs["team"] != self.instance.team:
-            raise serializers.ValidationError({"team": "A window cannot move to another team."})
-        return attrs
-
 
 class MaintenanceFilter(django_filters.FilterSet):
     active_at = UtcIsoDateTimeFilter(method="filter_active_at", label="Covers this moment")
@@ -144,7 +123,7 @@ class MaintenanceFilter(django_filters.FilterSet):
         return queryset.filter(start__lte=value, end__gt=value) if value else queryset
 
 
-class MaintenanceWindowViewSet(AuditedTeamViewSet):
+class MaintenanceWindowViewSet(TeamScopedViewSet):
     """Maintenance windows: alerts are recorded as suppressed incidents that page nobody."""
 
     queryset = MaintenanceWindow.objects.select_related("team", "integration")
@@ -152,8 +131,26 @@ class MaintenanceWindowViewSet(AuditedTeamViewSet):
     filterset_class = MaintenanceFilter
     ordering_fields = ["start", "end", "id"]
 
-    def extra_create_fields(self) -> dict:
-        return {"created_by": self.request.user}
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        self.require_write(data["team"])
+        serializer.instance = services.maintenance_window_create(actor=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        team_move_refuse(serializer, "A window")
+        current = serializer.instance
+        data = serializer.validated_data
+        serializer.instance = services.maintenance_window_update(
+            window=current,
+            actor=self.request.user,
+            start=data.get("start", current.start),
+            end=data.get("end", current.end),
+            integration=data.get("integration", current.integration),
+            reason=data.get("reason", current.reason),
+        )
+
+    def perform_destroy(self, instance):
+        services.maintenance_window_delete(window=instance, actor=self.request.user)
 
 
 # --- heartbeats ----------------------------------------------------------------------------------
@@ -182,21 +179,6 @@ class HeartbeatSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "last_ping_at", "state", "open_incident", "created_at"]
         validators: list = []
 
-    def validate(self, attrs):
-        team = attrs.get("team") or getattr(self.instance, "team", None)
-        if self.instance is not None and "team" in attrs and attrs["team"] != self.instance.team:
-            raise serializers.ValidationError({"team": "A heartbeat cannot move to another team."})
-        integration = attrs.get("integration")
-        if integration is not None and integration.team_id != team.pk:
-            raise serializers.ValidationError({"integration": "The integration belongs to another team."})
-        name = attrs.get("name") or getattr(self.instance, "name", None)
-        clash = Heartbeat.objects.filter(team=team, name=name)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
-            raise serializers.ValidationError({"name": "This team already has a heartbeat with this name."})
-        return attrs
-
 
 class HeartbeatWithTokenSerializer(HeartbeatSerializer):
     ping_url = serializers.SerializerMethodField()
@@ -210,7 +192,7 @@ class HeartbeatWithTokenSerializer(HeartbeatSerializer):
 
 
 @extend_schema_view(create=extend_schema(responses={201: HeartbeatWithTokenSerializer}))
-class HeartbeatViewSet(AuditedTeamViewSet):
+class HeartbeatViewSet(TeamScopedViewSet):
     """Heartbeats: a job pings its URL; silence past interval + grace opens an incident."""
 
     queryset = Heartbeat.objects.select_related("team")
@@ -218,28 +200,38 @@ class HeartbeatViewSet(AuditedTeamViewSet):
     filterset_fields = ["team", "state", "enabled"]
     ordering_fields = ["name", "id", "last_ping_at"]
 
-    def extra_create_fields(self) -> dict:
-        return {"created_at": timezone.now()}
-
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         self.perform_create(serializer)
         return Response(HeartbeatWithTokenSerializer(serializer.instance).data, status=status.HTTP_201_CREATED)
 
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        self.require_write(data["team"])
+        serializer.instance = services.heartbeat_create(actor=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        team_move_refuse(serializer, "A heartbeat")
+        current = serializer.instance
+        data = serializer.validated_data
+        serializer.instance = services.heartbeat_update(
+            heartbeat=current,
+            actor=self.request.user,
+            name=data.get("name", current.name),
+            interval=data.get("interval", current.interval),
+            grace=data.get("grace", current.grace),
+            enabled=data.get("enabled", current.enabled),
+            integration=data.get("integration", current.integration),
+        )
+
+    def perform_destroy(self, instance):
+        services.heartbeat_delete(heartbeat=instance, actor=self.request.user)
+
     @extend_schema(summary="Replace the ping token", request=None, responses={200: HeartbeatWithTokenSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-token")
     def rotate_token(self, request, pk=None):
         heartbeat = self.get_object()
         self.require_write(heartbeat.team)
-        with transaction.atomic():
-            heartbeat.token = integration_key_new()
-            heartbeat.save(update_fields=["token"])
-            _audit(
-                actor=request.user,
-                team=heartbeat.team,
-                action=AuditEntry.Action.UPDATE,
-                obj=heartbeat,
-                changes={"token": "rotated"},
-            )
+        heartbeat = services.heartbeat_token_rotate(heartbeat=heartbeat, actor=request.user)
         return Response(HeartbeatWithTokenSerializer(heartbeat).data)

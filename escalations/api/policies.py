@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from rest_framework import serializers
 
-from escalations.api.common import AuditedTeamViewSet, TeamField
+from escalations.api.common import TeamField, TeamScopedViewSet, team_move_refuse
 from escalations.models import (
     EscalationPolicy,
     EscalationStep,
     EscalationTarget,
 )
 from escalations.policies import services as policy_services
-from rotations.models import Membership
 
 # --- escalation policies -------------------------------------------------------------------------
 
@@ -68,7 +67,7 @@ class EscalationPolicySerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-        validators: list = []  # (team, name) uniqueness is checked in validate() with a clear message
+        validators: list = []  # (team, name) uniqueness is checked by the policy services with a clear message
         extra_kwargs = {
             "support_hours": {
                 "help_text": 'e.g. {"time_zone": "Europe/Berlin", "days": [0, 1, 2, 3, 4], "start": "09:00", '
@@ -87,52 +86,72 @@ class EscalationPolicySerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("Must be longer than zero, or null for never.")
         return value
 
-    def validate(self, attrs):
-        team = attrs.get("team") or getattr(self.instance, "team", None)
-        name = attrs.get("name") or getattr(self.instance, "name", None)
-        clash = EscalationPolicy.objects.filter(team=team, name=name)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-            if "team" in attrs and attrs["team"] != self.instance.team:
-                raise serializers.ValidationError({"team": "A policy cannot move to another team."})
-        if clash.exists():
-            raise serializers.ValidationError({"name": "This team already has a policy with this name."})
-        for step in attrs.get("steps") or []:
-            for target in step["targets"]:
-                user = target.get("user")
-                if user is not None and not Membership.objects.filter(team=team, user=user).exists():
-                    raise serializers.ValidationError({"steps": f"{user} is not a member of {team}."})
-        return attrs
 
-    def _write_steps(self, policy: EscalationPolicy, steps: list[dict]) -> None:
-        policy.steps.all().delete()
-        for order, step in enumerate(steps):
-            row = EscalationStep.objects.create(policy=policy, order=order, delay=step["delay"])
-            for target in step["targets"]:
-                EscalationTarget.objects.create(step=row, **target)
-
-    @transaction.atomic
-    def create(self, validated_data):
-        steps = validated_data.pop("steps", [])
-        policy = EscalationPolicy.objects.create(**validated_data)
-        self._write_steps(policy, steps)
-        return policy
-
-    @transaction.atomic
-    def update(self, instance, validated_data):
-        steps = validated_data.pop("steps", None)
-        for key, value in validated_data.items():
-            setattr(instance, key, value)
-        instance.save()
-        if steps is not None:
-            self._write_steps(instance, steps)
-        return instance
+def _steps_input(steps: list[dict[str, Any]]) -> list[policy_services.StepInput]:
+    return [
+        policy_services.StepInput(
+            delay=step["delay"],
+            targets=[
+                policy_services.TargetInput(kind=t["kind"], position=t.get("position") or "", user=t.get("user"))
+                for t in step["targets"]
+            ],
+        )
+        for step in steps
+    ]
 
 
-class EscalationPolicyViewSet(AuditedTeamViewSet):
+def _current(policy: EscalationPolicy) -> dict[str, Any]:
+    """The policy as the services take it, so a PATCH changes only the fields it sends."""
+    return {
+        "name": policy.name,
+        "description": policy.description,
+        "repeat": policy.repeat,
+        "ack_timeout": policy.ack_timeout,
+        "auto_resolve_after": policy.auto_resolve_after,
+        "skip_empty_steps": policy.skip_empty_steps,
+        "reassign_on_handover": policy.reassign_on_handover,
+        "support_hours": policy.support_hours,
+        "raise_urgency_after": policy.raise_urgency_after,
+        "steps": [
+            policy_services.StepInput(
+                delay=step.delay,
+                targets=[
+                    policy_services.TargetInput(kind=t.kind, position=t.position, user=t.user)
+                    for t in step.targets.all()
+                ],
+            )
+            for step in policy.steps.order_by("order").prefetch_related("targets__user")
+        ],
+    }
+
+
+class EscalationPolicyViewSet(TeamScopedViewSet):
     """Escalation policies with their steps and targets. Writes replace the step list; all audited."""
+
+    # The docstring is the OpenAPI description. Writes go through the policy services, like the portal.
 
     queryset = EscalationPolicy.objects.select_related("team").prefetch_related("steps__targets")
     serializer_class = EscalationPolicySerializer
     filterset_fields = ["team"]
     ordering_fields = ["name", "id", "created_at"]
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        team = data.pop("team")
+        self.require_write(team)
+        data["steps"] = _steps_input(data.get("steps") or [])
+        serializer.instance = policy_services.policy_create(team=team, actor=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        team_move_refuse(serializer, "A policy")
+        data = dict(serializer.validated_data)
+        data.pop("team", None)
+        if "steps" in data:
+            data["steps"] = _steps_input(data["steps"])
+        merged = {**_current(serializer.instance), **data}
+        serializer.instance = policy_services.policy_update(
+            policy=serializer.instance, actor=self.request.user, **merged
+        )
+
+    def perform_destroy(self, instance):
+        policy_services.policy_delete(policy=instance, actor=self.request.user)

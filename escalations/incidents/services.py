@@ -27,6 +27,7 @@ from escalations.models import EscalationPolicy, Incident, TimelineEvent
 from escalations.policies.spec import policy_spec_build
 from portal.models import User
 from rotations.models import Team
+from rotations.services.validation import team_paging_members_check
 
 logger = logging.getLogger(__name__)
 
@@ -338,10 +339,18 @@ def incident_escalate(*, incident: Incident, by: User | None, via: str, now: dat
 def incident_reassign(
     *, incident: Incident, by: User | None, to_users: Sequence[User], via: str, now: datetime | None = None
 ) -> None:
-    """Hand the incident to these people; while it is triggered they are paged at once."""
+    """Hand the incident to these people; while it is triggered they are paged at once.
+
+    Everyone newly assigned must be an active engineer or manager of the incident's team (a field error
+    on `user_ids` otherwise): viewers are never paged, and another team's people are not ours to page.
+    People already assigned may stay, so a handover that keeps them does not fail when one has since
+    become a viewer or left the team."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = _locked(incident)
+        current = set(locked.assignees.values_list("pk", flat=True))
+        added = [u for u in to_users if u.pk not in current]
+        team_paging_members_check(team=locked.team, users=added, field="user_ids")
         locked.assignees.set(to_users)
         names = ", ".join(u.display_name for u in to_users) or "nobody"
         timeline_record(

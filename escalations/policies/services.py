@@ -17,6 +17,7 @@ from django.db import transaction
 from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget
 from escalations.policies.spec import policy_spec_build
 from escalations.support_hours import SupportHours
+from rotations.audit import audit_record, diff
 from rotations.models import AuditEntry, Membership, Team
 
 
@@ -52,10 +53,6 @@ def _state(policy: EscalationPolicy) -> dict[str, Any]:
             for s in policy.steps.order_by("order").prefetch_related("targets")
         ],
     }
-
-
-def _diff(before: dict, after: dict) -> dict[str, list]:
-    return {k: [before.get(k), after.get(k)] for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
 
 
 def support_hours_clean(value: Any) -> dict[str, Any]:
@@ -143,18 +140,6 @@ def _steps_write(policy: EscalationPolicy, steps: Sequence[StepInput]) -> None:
         raise ValidationError({"steps": [str(exc)]}) from exc
 
 
-def _audit(*, actor, team: Team, action: str, policy: EscalationPolicy, changes: dict) -> None:
-    AuditEntry.objects.create(
-        actor=actor,
-        team=team,
-        action=action,
-        object_type="escalationpolicy",
-        object_id=str(policy.pk),
-        object_repr=str(policy)[:200],
-        changes=changes,
-    )
-
-
 @transaction.atomic
 def policy_create(
     *,
@@ -200,7 +185,7 @@ def policy_create(
     if make_default or team.escalation_policy_id is None:
         Team.objects.filter(pk=team.pk).update(escalation_policy=policy)
         team.escalation_policy = policy
-    _audit(actor=actor, team=team, action=AuditEntry.Action.CREATE, policy=policy, changes=_diff({}, _state(policy)))
+    audit_record(actor=actor, team=team, action=AuditEntry.Action.CREATE, obj=policy, changes=diff({}, _state(policy)))
     return policy
 
 
@@ -244,10 +229,21 @@ def policy_update(
     _steps_write(policy, steps)
     if make_default and team.escalation_policy_id != policy.pk:
         Team.objects.filter(pk=team.pk).update(escalation_policy=policy)
-    changes = _diff(before, _state(policy))
+    changes = diff(before, _state(policy))
     if changes:
-        _audit(actor=actor, team=team, action=AuditEntry.Action.UPDATE, policy=policy, changes=changes)
+        audit_record(actor=actor, team=team, action=AuditEntry.Action.UPDATE, obj=policy, changes=changes)
     return policy
+
+
+@transaction.atomic
+def policy_delete(*, policy: EscalationPolicy, actor) -> None:
+    """Delete a policy. Teams and integrations that named it fall back to none (SET_NULL); incidents in
+    flight keep their frozen snapshot."""
+    policy = EscalationPolicy.objects.select_for_update().select_related("team").get(pk=policy.pk)
+    audit_record(
+        actor=actor, team=policy.team, action=AuditEntry.Action.DELETE, obj=policy, changes=diff(_state(policy), {})
+    )
+    policy.delete()
 
 
 def policy_state_get(*, policy_id: int) -> dict[str, Any] | None:
@@ -259,17 +255,8 @@ def policy_state_get(*, policy_id: int) -> dict[str, Any] | None:
 def policy_change_record(*, policy: EscalationPolicy, before: dict[str, Any] | None, actor) -> AuditEntry | None:
     """Audit a change made outside the policy services (the Django admin and its inlines): the
     difference between `before` (from policy_state_get, or None for a new policy) and now."""
-    after = _state(policy)
-    changes = _diff(before or {}, after)
+    changes = diff(before or {}, _state(policy))
     if not changes:
         return None
     action = AuditEntry.Action.CREATE if before is None else AuditEntry.Action.UPDATE
-    return AuditEntry.objects.create(
-        actor=actor,
-        team=policy.team,
-        action=action,
-        object_type="escalationpolicy",
-        object_id=str(policy.pk),
-        object_repr=str(policy)[:200],
-        changes=changes,
-    )
+    return audit_record(actor=actor, team=policy.team, action=action, obj=policy, changes=changes)

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 from django import template
+from django.apps import apps
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -71,3 +72,13 @@ def query_with(context, **changes) -> str:
         else:
             params[key] = val
     return params.urlencode()
+
+
+@register.filter
+def audit_object(object_type: str) -> str:
+    """An audit row's object type as people say it ("escalations.escalationpolicy" → "escalation policy");
+    a type no installed model has is shown as stored."""
+    try:
+        return str(apps.get_model(object_type)._meta.verbose_name)
+    except (LookupError, ValueError):
+        return object_type

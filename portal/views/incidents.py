@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -169,16 +169,16 @@ def incident_escalate(request: HttpRequest, pk: int) -> HttpResponse:
 def incident_reassign(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _workable_incident(request, pk)
     wanted = {n for n in map(small_uint, request.POST.getlist("users")) if n is not None}
-    allowed = set(
-        Membership.objects.filter(team_id=incident.team_id, user_id__in=wanted)
-        .exclude(role=Membership.Role.VIEWER)
-        .values_list("user_id", flat=True)
-    )
-    if not wanted or wanted - allowed:
-        messages.error(request, "Choose one or more engineers or managers of this team to reassign to.")
+    users = list(User.objects.filter(pk__in=wanted).order_by("full_name", "email"))
+    refused = "Choose one or more engineers or managers of this team to reassign to."
+    if not wanted or len(users) != len(wanted):
+        messages.error(request, refused)
         return _acted(request, incident)
-    users = list(User.objects.filter(pk__in=allowed).order_by("full_name", "email"))
-    services.incident_reassign(incident=incident, by=request.user, to_users=users, via=WEB)
+    try:
+        services.incident_reassign(incident=incident, by=request.user, to_users=users, via=WEB)
+    except ValidationError as exc:
+        messages.error(request, f"{refused} {' '.join(exc.messages)}")
+        return _acted(request, incident)
     messages.success(request, "Reassigned to " + ", ".join(u.display_name for u in users) + ".")
     return _acted(request, incident)
 

@@ -47,7 +47,7 @@ def test_a_step_delay_changed_in_the_policy_inline_is_audited(admin_client_mfa):
     response = admin_client_mfa.post(f"/admin/escalations/escalationpolicy/{policy.pk}/change/", data)
     assert response.status_code == 302, response.content[:2000]
     assert EscalationStep.objects.get(pk=step.pk).delay == timedelta(minutes=10)
-    entry = AuditEntry.objects.get(object_type="escalationpolicy", object_id=str(policy.pk))
+    entry = AuditEntry.objects.get(object_type="escalations.escalationpolicy", object_id=str(policy.pk))
     assert entry.action == AuditEntry.Action.UPDATE and entry.actor == admin_client_mfa.admin
     assert entry.changes["steps"][0][0]["delay"] == 300 and entry.changes["steps"][1][0]["delay"] == 600
 
@@ -57,7 +57,7 @@ def test_saving_without_changes_writes_no_audit_entry(admin_client_mfa):
     step = EscalationStepFactory(policy=policy, order=0, delay=timedelta(minutes=5))
     data = _policy_form(policy, [{"id": step.pk, "order": 0, "delay": "00:05:00"}])
     assert admin_client_mfa.post(f"/admin/escalations/escalationpolicy/{policy.pk}/change/", data).status_code == 302
-    assert not AuditEntry.objects.filter(object_type="escalationpolicy").exists()
+    assert not AuditEntry.objects.filter(object_type="escalations.escalationpolicy").exists()
 
 
 def test_deleting_a_step_in_its_own_admin_page_is_audited(admin_client_mfa):
@@ -65,6 +65,6 @@ def test_deleting_a_step_in_its_own_admin_page_is_audited(admin_client_mfa):
     step = EscalationStepFactory(policy=policy, order=0, delay=timedelta(minutes=5))
     response = admin_client_mfa.post(f"/admin/escalations/escalationstep/{step.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
-    entry = AuditEntry.objects.get(object_type="escalationpolicy", object_id=str(policy.pk))
+    entry = AuditEntry.objects.get(object_type="escalations.escalationpolicy", object_id=str(policy.pk))
     assert entry.changes["steps"][1] == []
     assert EscalationPolicy.objects.filter(pk=policy.pk).exists()

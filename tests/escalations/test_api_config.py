@@ -46,9 +46,9 @@ def test_policy_crud_nested_and_audited(team, role_users):
     assert r.status_code == 200 and len(r.json()["steps"]) == 1
     assert client.delete(f"/api/v1/escalation-policies/{policy.pk}/").status_code == 204
     assert list(AuditEntry.objects.order_by("id").values_list("action", "object_type")) == [
-        ("create", "escalations.EscalationPolicy"),
-        ("update", "escalations.EscalationPolicy"),
-        ("delete", "escalations.EscalationPolicy"),
+        ("create", "escalations.escalationpolicy"),
+        ("update", "escalations.escalationpolicy"),
+        ("delete", "escalations.escalationpolicy"),
     ]
     assert AuditEntry.objects.filter(actor=role_users["manager"], team=team).count() == 3
 

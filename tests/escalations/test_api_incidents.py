@@ -120,6 +120,25 @@ def test_actions(incident, role_users):
     assert TimelineEvent.objects.filter(incident=incident, kind="note", actor=role_users["engineer"]).exists()
 
 
+@pytest.mark.parametrize("who", ["viewer", "other_team_engineer", "inactive_engineer", "unknown"])
+def test_reassign_refuses_all_but_active_engineers_and_managers_of_the_team(incident, role_users, who):
+    if who == "viewer":
+        target_id = role_users["viewer"].pk
+    elif who == "other_team_engineer":
+        target_id = MembershipFactory(team=TeamFactory(), role="engineer").user_id
+    elif who == "inactive_engineer":
+        target_id = MembershipFactory(team=incident.team, role="engineer", user__is_active=False).user_id
+    else:
+        target_id = 2**40
+    before = list(incident.assignees.values_list("pk", flat=True))
+    r = api_client(role_users["engineer"]).post(
+        f"/api/v1/incidents/{incident.pk}/reassign/", {"user_ids": [role_users["manager"].pk, target_id]}, format="json"
+    )
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "user_ids"
+    assert list(incident.assignees.values_list("pk", flat=True)) == before
+    assert not incident.timeline.filter(kind="reassigned").exists()
+
+
 def test_create_manual_incident(team, role_users):
     r = api_client(role_users["engineer"]).post(
         "/api/v1/incidents/", {"team": team.pk, "title": "Customers report 502s", "severity": "critical"}, format="json"

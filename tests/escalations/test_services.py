@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 
 from escalations.incidents import advance, publish, services
@@ -282,11 +283,35 @@ def test_policy_edits_do_not_disturb_escalations_in_flight():
 def test_reassign_pages_the_new_assignee_once():
     team = TeamFactory()
     alice, carol = person(), person()
+    MembershipFactory(team=team, user=carol)
     policy_for(team, (5, [alice]))
     incident = trigger(team)
     services.incident_reassign(incident=incident, by=alice, to_users=[carol], via="web", now=T0 + MIN)
     assert Page.objects.filter(incident=incident, user=carol).count() == 1
     assert list(incident.assignees.all()) == [carol]
+
+
+@pytest.mark.parametrize("who", ["viewer", "other_team_engineer", "inactive_engineer"])
+def test_reassign_refuses_anyone_but_active_engineers_and_managers_of_the_team(who):
+    team = TeamFactory()
+    alice, target = person(), person()
+    policy_for(team, (5, [alice]))
+    incident = trigger(team)
+    if who == "viewer":
+        MembershipFactory(team=team, user=target, role="viewer")
+    elif who == "other_team_engineer":
+        MembershipFactory(team=TeamFactory(), user=target)
+    else:
+        MembershipFactory(team=team, user=target)
+        target.is_active = False
+        target.save(update_fields=["is_active"])
+    before = list(incident.assignees.all())
+    with pytest.raises(ValidationError) as exc:
+        services.incident_reassign(incident=incident, by=alice, to_users=[target], via="web", now=T0 + MIN)
+    assert "user_ids" in exc.value.message_dict
+    assert list(incident.assignees.all()) == before
+    assert not Page.objects.filter(incident=incident, user=target).exists()
+    assert not incident.timeline.filter(kind="reassigned").exists()
 
 
 def test_snooze_quiets_then_retriggers():

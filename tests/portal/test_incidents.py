@@ -107,6 +107,11 @@ def test_reassign_only_to_team_members(login, role_users, incident):
     assert not incident.timeline.filter(kind="reassigned").exists()
     client.post(url, {"users": [role_users["viewer"].pk]})
     assert not incident.timeline.filter(kind="reassigned").exists()
+    elsewhere = MembershipFactory(team=TeamFactory(), role="engineer").user
+    inactive = MembershipFactory(team=incident.team, role="engineer", user__is_active=False).user
+    for user in (elsewhere, inactive):
+        client.post(url, {"users": [role_users["manager"].pk, user.pk]})
+        assert not incident.timeline.filter(kind="reassigned").exists()
     client.post(url, {"users": [role_users["manager"].pk]})
     event = incident.timeline.get(kind="reassigned")
     assert event.via == "web" and event.data["user_ids"] == [role_users["manager"].pk]

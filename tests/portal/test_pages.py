@@ -155,7 +155,7 @@ def test_policy_create_writes_steps_and_audit(login, team, role_users):
     assert [t.kind for t in steps[1].targets.all()] == ["managers"]
     team.refresh_from_db()
     assert team.escalation_policy == policy
-    assert AuditEntry.objects.filter(team=team, object_type="escalationpolicy", action="create").exists()
+    assert AuditEntry.objects.filter(team=team, object_type="escalations.escalationpolicy", action="create").exists()
 
 
 def test_policy_validation_says_what_is_wrong(login, team, role_users):
@@ -178,7 +178,7 @@ def test_policy_edit_updates_and_audits(login, team, role_users, policy):
     response = client.post(url, _policy_post(name="Default", **{"steps-0-positions": "", "steps-0-whole_team": "on"}))
     assert response.status_code == 302
     assert list(policy.steps.order_by("order").values_list("targets__kind", flat=True)) == ["team", "managers"]
-    assert AuditEntry.objects.filter(object_type="escalationpolicy", action="update").exists()
+    assert AuditEntry.objects.filter(object_type="escalations.escalationpolicy", action="update").exists()
 
 
 @pytest.mark.parametrize("role,status", [("engineer", 403), ("viewer", 403), ("outsider", 404), ("staff", 200)])
