@@ -326,6 +326,7 @@ class IntegrationAdmin(_ServiceAdmin):
                 kind=obj.kind,
                 enabled=data["enabled"],
                 policy=data.get("policy"),
+                urgency_rule=data.get("urgency_rule"),
             )
         return intake_services.integration_create(
             team=data["team"],
@@ -333,6 +334,7 @@ class IntegrationAdmin(_ServiceAdmin):
             kind=data["kind"],
             enabled=data["enabled"],
             policy=data.get("policy"),
+            urgency_rule=data.get("urgency_rule") or Integration.UrgencyRule.SEVERITY,
             actor=request.user,
         )
 

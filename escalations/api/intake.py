@@ -82,6 +82,7 @@ class IntegrationViewSet(TeamScopedViewSet):
             kind=data.get("kind", current.kind),
             enabled=data.get("enabled", current.enabled),
             policy=data.get("policy", current.policy),
+            urgency_rule=data.get("urgency_rule", current.urgency_rule),
         )
 
     def perform_destroy(self, instance):

@@ -55,8 +55,14 @@ def _integration_state(integration: Integration) -> dict[str, Any]:
         "name": integration.name,
         "kind": integration.kind,
         "enabled": integration.enabled,
+        "urgency_rule": integration.urgency_rule,
         "policy": integration.policy_id,
     }
+
+
+def _urgency_rule_check(rule: str) -> None:
+    if rule not in Integration.UrgencyRule.values:
+        raise ValidationError({"urgency_rule": [f"Choose one of {', '.join(Integration.UrgencyRule.values)}."]})
 
 
 def integration_check(
@@ -76,10 +82,20 @@ def integration_check(
 
 @transaction.atomic
 def integration_create(
-    *, team: Team, name: str, kind: str, actor, enabled: bool = True, policy: EscalationPolicy | None = None
+    *,
+    team: Team,
+    name: str,
+    kind: str,
+    actor,
+    enabled: bool = True,
+    policy: EscalationPolicy | None = None,
+    urgency_rule: str = Integration.UrgencyRule.SEVERITY,
 ) -> Integration:
     name = integration_check(team=team, name=name, kind=kind, policy=policy)
-    integration = Integration.objects.create(team=team, name=name, kind=kind, enabled=enabled, policy=policy)
+    _urgency_rule_check(urgency_rule)
+    integration = Integration.objects.create(
+        team=team, name=name, kind=kind, enabled=enabled, policy=policy, urgency_rule=urgency_rule
+    )
     audit_record(
         actor=actor,
         team=team,
@@ -92,13 +108,23 @@ def integration_create(
 
 @transaction.atomic
 def integration_update(
-    *, integration: Integration, actor, name: str, kind: str, enabled: bool, policy: EscalationPolicy | None
+    *,
+    integration: Integration,
+    actor,
+    name: str,
+    kind: str,
+    enabled: bool,
+    policy: EscalationPolicy | None,
+    urgency_rule: str | None = None,
 ) -> Integration:
     integration = Integration.objects.select_for_update(of=("self",)).select_related("team").get(pk=integration.pk)
     name = integration_check(team=integration.team, name=name, kind=kind, policy=policy, integration=integration)
     before = _integration_state(integration)
+    if urgency_rule is not None:
+        _urgency_rule_check(urgency_rule)
+        integration.urgency_rule = urgency_rule
     integration.name, integration.enabled, integration.policy = name, enabled, policy
-    integration.save(update_fields=["name", "enabled", "policy"])
+    integration.save(update_fields=["name", "enabled", "policy", "urgency_rule"])
     changes = diff(before, _integration_state(integration))
     if changes:
         audit_record(

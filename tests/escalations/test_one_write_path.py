@@ -259,12 +259,20 @@ def admin_client_mfa(client, mfa_user):
 
 def test_admin_integration_writes_are_audited_through_the_service(admin_client_mfa, team):
     policy = EscalationPolicyFactory(team=team)
-    add = {"team": team.pk, "name": "Grafana", "kind": "generic", "enabled": "on", "policy": policy.pk}
+    add = {
+        "team": team.pk,
+        "name": "Grafana",
+        "kind": "generic",
+        "enabled": "on",
+        "urgency_rule": "severity",
+        "policy": policy.pk,
+    }
     r = admin_client_mfa.post("/admin/escalations/integration/add/", add)
     assert r.status_code == 302, r.content[:3000]
     integration = Integration.objects.get()
     r = admin_client_mfa.post(
-        f"/admin/escalations/integration/{integration.pk}/change/", {"name": "Grafana 2", "policy": policy.pk}
+        f"/admin/escalations/integration/{integration.pk}/change/",
+        {"name": "Grafana 2", "urgency_rule": "severity", "policy": policy.pk},
     )
     assert r.status_code == 302, r.content[:3000]
     integration.refresh_from_db()
@@ -285,7 +293,13 @@ def test_admin_refuses_what_the_services_refuse(admin_client_mfa, team):
     foreign = IntegrationFactory()
     r = admin_client_mfa.post(
         "/admin/escalations/integration/add/",
-        {"team": team.pk, "name": "x", "kind": "generic", "policy": EscalationPolicyFactory().pk},
+        {
+            "team": team.pk,
+            "name": "x",
+            "kind": "generic",
+            "urgency_rule": "severity",
+            "policy": EscalationPolicyFactory().pk,
+        },
     )
     assert r.status_code == 200 and "The policy belongs to another team." in r.content.decode()
     r = admin_client_mfa.post(
