@@ -60,6 +60,7 @@ __all__ = [
     "TriggerReason",
     "acknowledge",
     "advance",
+    "advance_quiet",
     "escalate_now",
     "next_due",
     "notification_plan",
@@ -67,6 +68,7 @@ __all__ = [
     "retrigger",
     "snooze",
     "trigger",
+    "trigger_quiet",
 ]
 
 # Short enough that a freshly filled roster gap is paged within a minute, long
@@ -491,12 +493,7 @@ def advance(policy: PolicySpec, state: EngineState, now: datetime, targets: Targ
     # when a sweep outage makes several deadlines due at once).
     auto_at = _auto_resolve_deadline(policy, state)
     if auto_at is not None and auto_at <= now:
-        explain = (
-            f"Auto-resolved at {_fmt(now)}: no new trigger for {_fmt_td(policy.auto_resolve_after)} "
-            f"since {_fmt(state.triggered_at)} (deadline {_fmt(auto_at)})."
-        )
-        resolved = replace(state, status=Status.RESOLVED, next_action_at=None, snoozed_until=None)
-        return Decision(resolved, (AutoResolved(at=now, explain=explain),))
+        return _auto_resolve(policy, state, now, auto_at)
 
     if state.status is Status.ACKNOWLEDGED:
         return _advance_acknowledged(policy, state, now, targets)
@@ -505,6 +502,37 @@ def advance(policy: PolicySpec, state: EngineState, now: datetime, targets: Targ
         # Fully exhausted: only the auto-resolve deadline can wake us; re-aim at it.
         return Decision(replace(state, next_action_at=auto_at))
     return _escalate(policy, state, now, targets, (), why=_why_due(state, now))
+
+
+def _auto_resolve(policy: PolicySpec, state: EngineState, now: datetime, auto_at: datetime) -> Decision:
+    explain = (
+        f"Auto-resolved at {_fmt(now)}: no new trigger for {_fmt_td(policy.auto_resolve_after or timedelta(0))} "
+        f"since {_fmt(state.triggered_at)} (deadline {_fmt(auto_at)})."
+    )
+    resolved = replace(state, status=Status.RESOLVED, next_action_at=None, snoozed_until=None)
+    return Decision(resolved, (AutoResolved(at=now, explain=explain),))
+
+
+def trigger_quiet(policy: PolicySpec, now: datetime) -> EngineState:
+    """State for an incident that pages nobody (opened during maintenance, or its policy has no
+    steps): only the auto-resolve deadline wakes it, so it does not stay open for ever."""
+    _require_aware(now)
+    state = EngineState(status=Status.TRIGGERED, triggered_at=now, exhausted=True)
+    return replace(state, next_action_at=_auto_resolve_deadline(policy, state))
+
+
+def advance_quiet(policy: PolicySpec, state: EngineState, now: datetime) -> Decision:
+    """:func:`advance` for an incident that pages nobody: auto-resolve when its deadline has passed,
+    otherwise wait for the deadline (or for nothing). Never notifies."""
+    _require_aware(now)
+    if state.status is Status.RESOLVED:
+        return Decision(state)
+    auto_at = _auto_resolve_deadline(policy, state)
+    if auto_at is not None and auto_at <= now:
+        return _auto_resolve(policy, state, now, auto_at)
+    if state.status is Status.ACKNOWLEDGED:
+        return Decision(replace(state, next_action_at=_acknowledged_wakeup(policy, state)))
+    return Decision(replace(state, next_action_at=auto_at))
 
 
 def _advance_acknowledged(policy: PolicySpec, state: EngineState, now: datetime, targets: Targets) -> Decision:

@@ -129,6 +129,8 @@ def _incident_open(
     )
     if spec is not None and spec.steps and not suppressed:
         _store_state(incident, engine.trigger(spec, now))
+    elif spec is not None:
+        _store_state(incident, engine.trigger_quiet(spec, now))
     else:
         incident.triggered_at = now
     incident.save()
