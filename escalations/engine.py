@@ -65,6 +65,7 @@ __all__ = [
     "next_due",
     "notification_plan",
     "resolve",
+    "restart",
     "retrigger",
     "snooze",
     "trigger",
@@ -519,6 +520,22 @@ def trigger_quiet(policy: PolicySpec, now: datetime) -> EngineState:
     _require_aware(now)
     state = EngineState(status=Status.TRIGGERED, triggered_at=now, exhausted=True)
     return replace(state, next_action_at=_auto_resolve_deadline(policy, state))
+
+
+def restart(policy: PolicySpec, state: EngineState, now: datetime, *, quiet: bool = False) -> EngineState:
+    """Start ``policy`` over at step 1, due now (the incident was moved to another policy).
+
+    Acknowledged, snoozed or exhausted, the incident is triggered again, as PagerDuty does when an
+    incident is reassigned to an escalation policy. The cycle number grows, so the new policy's page
+    keys never meet the old one's and nothing scheduled by the old position is replayed. ``quiet``:
+    the incident pages nobody (suppressed); only the auto-resolve deadline, counted afresh, remains.
+    """
+    _require_aware(now)
+    if state.status is Status.RESOLVED:
+        return state
+    if quiet or not policy.steps:
+        return replace(trigger_quiet(policy, now), cycle=state.cycle + 1)
+    return _new_cycle(state, now)
 
 
 def advance_quiet(policy: PolicySpec, state: EngineState, now: datetime) -> Decision:

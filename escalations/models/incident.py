@@ -110,6 +110,7 @@ class TimelineEvent(models.Model):
         PAGE_FAILED = "page_failed", "Page failed"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         ESCALATED = "escalated", "Escalated manually"
+        POLICY_CHANGED = "policy_changed", "Moved to another escalation policy"
         REASSIGNED = "reassigned", "Reassigned"
         NOTE = "note", "Note"
         SNOOZED = "snoozed", "Snoozed"
