@@ -67,6 +67,7 @@ __all__ = [
     "resolve",
     "restart",
     "retrigger",
+    "rule_due",
     "snooze",
     "trigger",
     "trigger_quiet",
@@ -692,6 +693,7 @@ class RuleSpec:
     contact_method_id: int
     channel: str
     delay: timedelta
+    rule_id: int | None = None  # the person's rule; None for the every-method fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -700,6 +702,7 @@ class PlannedPage:
     contact_method_id: int
     channel: str
     due_at: datetime
+    rule_id: int | None = None
 
 
 def notification_plan(rules: Sequence[RuleSpec], reached_at: datetime) -> list[PlannedPage]:
@@ -718,6 +721,24 @@ def notification_plan(rules: Sequence[RuleSpec], reached_at: datetime) -> list[P
         if rule.delay < timedelta(0):
             raise ValueError("notification rule delay must not be negative")
         seen.add(rule.index)
-        planned.append(PlannedPage(rule.index, rule.contact_method_id, rule.channel, reached_at + rule.delay))
+        planned.append(
+            PlannedPage(rule.index, rule.contact_method_id, rule.channel, reached_at + rule.delay, rule.rule_id)
+        )
     planned.sort(key=lambda p: (p.due_at, p.rule_index))
     return planned
+
+
+def rule_due(*, reached_at: datetime, delay: timedelta, changed_at: datetime) -> datetime | None:
+    """When a rule added or edited at ``changed_at`` pages in a step that reached the person at
+    ``reached_at``: ``delay`` after the reach, if that moment has not passed yet; else never.
+
+    As GoAlert, which on each run fires the rules whose delay lies between its previous run and now,
+    a change applies from the next moment the rule would be due and is never replayed: a rule
+    added 35 minutes into a step with a 90-minute delay pages at minute 90, one with a 10-minute
+    delay does not page in that step at all. A rule due exactly at ``changed_at`` pages at once.
+    """
+    _require_aware(reached_at, changed_at)
+    if delay < timedelta(0):
+        raise ValueError("notification rule delay must not be negative")
+    due = reached_at + delay
+    return due if due >= changed_at else None
