@@ -6,6 +6,7 @@ through the real claim path (e-mail to Django's locmem backend)."""
 from datetime import timedelta
 
 import pytest
+import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -222,3 +223,64 @@ def test_rules_changed_at_random_page_exactly_as_modelled(steps):
     assert all(count == 1 for count in per_rule.values()), per_rule
     expected = {rid for rid, (_, sent_at) in model.items() if sent_at is not None}
     assert set(per_rule) == expected
+
+
+def _admin_user_form(client, user):
+    """The admin's change form for `user` as the browser would post it back, unchanged."""
+    response = client.get(f"/admin/portal/user/{user.pk}/change/")
+    assert response.status_code == 200
+    data = {}
+    form = response.context["adminform"].form
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if value is None or field.disabled:
+            continue
+        if isinstance(value, list):
+            data[name] = value
+        elif hasattr(value, "isoformat") and name in ("last_login", "date_joined"):
+            data[f"{name}_0"], data[f"{name}_1"] = value.date().isoformat(), value.time().isoformat()
+        elif isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        else:
+            data[name] = value
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name in formset.management_form.fields:
+            data[f"{formset.prefix}-{name}"] = formset.management_form[name].value()
+        for sub in formset.forms:
+            for name in sub.fields:
+                value = sub[name].value()
+                if value is not None and value is not False:
+                    data[sub.add_prefix(name)] = value.pk if hasattr(value, "pk") else value
+    return data
+
+
+def test_rule_deleted_and_added_in_the_admin_reach_the_incident(paged, client, mfa_user):
+    from tests.factories import StaffFactory
+
+    incident, alice, method = paged
+    later = add(alice, method, 100, 1)  # written for the step: due at +100
+    later_id = later.pk
+    client.force_login(mfa_user(StaffFactory(is_superuser=True)))
+    data = _admin_user_form(client, alice)
+    prefix = "notification_rules"
+    index = next(i for i in range(int(data[f"{prefix}-TOTAL_FORMS"])) if data.get(f"{prefix}-{i}-id") == later_id)
+    data[f"{prefix}-{index}-DELETE"] = "on"
+    total = int(data[f"{prefix}-TOTAL_FORMS"])
+    data.update(
+        {
+            f"{prefix}-TOTAL_FORMS": total + 1,
+            f"{prefix}-{total}-order": 5,
+            f"{prefix}-{total}-contact_method": method.pk,
+            f"{prefix}-{total}-delay": "01:59:00",
+            f"{prefix}-{total}-urgency": "any",
+            f"{prefix}-{total}-user": alice.pk,
+        }
+    )
+    with time_machine.travel(T0 + 5 * MIN, tick=False):
+        response = client.post(f"/admin/portal/user/{alice.pk}/change/", data)
+    assert response.status_code == 302, response.content[:3000]
+    assert Page.objects.get(rule_id=later_id).status == Page.Status.CANCELED
+    added = NotificationRule.objects.get(user=alice, delay=119 * MIN)
+    assert Page.objects.get(incident=incident, rule=added).due_at == T0 + 119 * MIN
