@@ -121,7 +121,7 @@ def _acted(request: HttpRequest, incident: Incident, *, note_saved: bool = False
     if request.htmx or status >= 400:
         _, version = selectors.incident_version_get(pk=incident.pk)
         incident = selectors.incident_get(pk=incident.pk)
-        context = _detail_context(request, incident, version) | {"oob": True, "note_saved": note_saved}
+        context = _detail_context(request, incident, version) | {"oob": bool(request.htmx), "note_saved": note_saved}
         template = "portal/_incident_panel.html" if request.htmx else "portal/incident_detail.html"
         return render(request, template, context, status=status)
     return redirect("portal:incident", pk=incident.pk)
