@@ -284,3 +284,40 @@ def test_rule_deleted_and_added_in_the_admin_reach_the_incident(paged, client, m
     assert Page.objects.get(rule_id=later_id).status == Page.Status.CANCELED
     added = NotificationRule.objects.get(user=alice, delay=119 * MIN)
     assert Page.objects.get(incident=incident, rule=added).due_at == T0 + 119 * MIN
+
+
+# --- the two reported surprises, written against the profile page's own calls (no `now` passed) ----
+
+
+def _team_paging(alice):
+    team = TeamFactory()
+    policy_for(team, (120, [alice]))
+    return team
+
+
+def test_reported_a_rule_added_at_35_minutes_with_delay_90_pages_at_90():
+    alice = UserFactory()
+    first = ContactMethodFactory(user=alice, kind="email", value="alice@example.com")
+    NotificationRuleFactory(user=alice, contact_method=first, delay=timedelta(0), order=0)
+    second = ContactMethodFactory(user=alice, kind="email", value="alice.phone@example.com")
+    incident = trigger(_team_paging(alice))
+    with time_machine.travel(T0 + 35 * MIN, tick=False):
+        portal_services.notification_rule_add(user=alice, contact_method=second, delay=90 * MIN)
+    deliver(89)
+    assert not Page.objects.filter(incident=incident, destination=second.value).exclude(status__in=DONE).exists()
+    deliver(90)
+    assert Page.objects.filter(incident=incident, destination=second.value).exclude(status__in=DONE).count() == 1
+
+
+def test_reported_a_rule_deleted_mid_incident_no_longer_pages():
+    alice = UserFactory()
+    first = ContactMethodFactory(user=alice, kind="email", value="alice@example.com")
+    NotificationRuleFactory(user=alice, contact_method=first, delay=timedelta(0), order=0)
+    second = ContactMethodFactory(user=alice, kind="email", value="alice.phone@example.com")
+    later = NotificationRuleFactory(user=alice, contact_method=second, delay=40 * MIN, order=1)
+    incident = trigger(_team_paging(alice))
+    with time_machine.travel(T0 + 10 * MIN, tick=False):
+        portal_services.notification_rule_delete(rule=later)
+    deliver(41)
+    deliver(200)
+    assert not Page.objects.filter(incident=incident, destination=second.value).exclude(status__in=DONE).exists()
