@@ -74,14 +74,18 @@ __all__ = [
     "UrgencyRaised",
     "acknowledge",
     "advance",
+    "advance_quiet",
     "escalate_now",
     "next_due",
     "notification_plan",
     "resolve",
+    "restart",
     "retrigger",
+    "rule_due",
     "snooze",
     "trigger",
     "urgency_raise",
+    "trigger_quiet",
 ]
 
 # Short enough that a freshly filled roster gap is paged within a minute, long
@@ -604,12 +608,7 @@ def advance(policy: PolicySpec, state: EngineState, now: datetime, targets: Targ
     # when a sweep outage makes several deadlines due at once).
     auto_at = _auto_resolve_deadline(policy, state)
     if auto_at is not None and auto_at <= now:
-        explain = (
-            f"Auto-resolved at {_fmt(now)}: no new trigger for {_fmt_td(policy.auto_resolve_after)} "
-            f"since {_fmt(state.triggered_at)} (deadline {_fmt(auto_at)})."
-        )
-        resolved = replace(state, status=Status.RESOLVED, next_action_at=None, snoozed_until=None)
-        return Decision(resolved, (AutoResolved(at=now, explain=explain),))
+        return _auto_resolve(policy, state, now, auto_at)
 
     if state.status is Status.ACKNOWLEDGED:
         return _armed(policy, _advance_acknowledged(policy, state, now, targets))
@@ -652,6 +651,53 @@ def _advance_triggered(
         # Fully exhausted: only the auto-resolve deadline can wake us; re-aim at it.
         return Decision(replace(state, next_action_at=auto_at), lead)
     return _escalate(policy, state, now, targets, lead, why=why)
+
+
+def _auto_resolve(policy: PolicySpec, state: EngineState, now: datetime, auto_at: datetime) -> Decision:
+    explain = (
+        f"Auto-resolved at {_fmt(now)}: no new trigger for {_fmt_td(policy.auto_resolve_after or timedelta(0))} "
+        f"since {_fmt(state.triggered_at)} (deadline {_fmt(auto_at)})."
+    )
+    resolved = replace(state, status=Status.RESOLVED, next_action_at=None, snoozed_until=None)
+    return Decision(resolved, (AutoResolved(at=now, explain=explain),))
+
+
+def trigger_quiet(policy: PolicySpec, now: datetime, urgency: Urgency | str = Urgency.HIGH) -> EngineState:
+    """State for an incident that pages nobody (opened during maintenance, or its policy has no
+    steps): only the auto-resolve deadline wakes it, so it does not stay open for ever."""
+    _require_aware(now)
+    state = EngineState(status=Status.TRIGGERED, triggered_at=now, exhausted=True, urgency=Urgency(urgency))
+    return replace(state, next_action_at=_auto_resolve_deadline(policy, state))
+
+
+def restart(policy: PolicySpec, state: EngineState, now: datetime, *, quiet: bool = False) -> EngineState:
+    """Start ``policy`` over at step 1, due now (the incident was moved to another policy).
+
+    Acknowledged, snoozed or exhausted, the incident is triggered again, as PagerDuty does when an
+    incident is reassigned to an escalation policy. The cycle number grows, so the new policy's page
+    keys never meet the old one's and nothing scheduled by the old position is replayed. ``quiet``:
+    the incident pages nobody (suppressed); only the auto-resolve deadline, counted afresh, remains.
+    """
+    _require_aware(now)
+    if state.status is Status.RESOLVED:
+        return state
+    if quiet or not policy.steps:
+        return replace(trigger_quiet(policy, now, state.urgency), cycle=state.cycle + 1)
+    return _new_cycle(state, now)
+
+
+def advance_quiet(policy: PolicySpec, state: EngineState, now: datetime) -> Decision:
+    """:func:`advance` for an incident that pages nobody: auto-resolve when its deadline has passed,
+    otherwise wait for the deadline (or for nothing). Never notifies."""
+    _require_aware(now)
+    if state.status is Status.RESOLVED:
+        return Decision(state)
+    auto_at = _auto_resolve_deadline(policy, state)
+    if auto_at is not None and auto_at <= now:
+        return _auto_resolve(policy, state, now, auto_at)
+    if state.status is Status.ACKNOWLEDGED:
+        return Decision(replace(state, next_action_at=_acknowledged_wakeup(policy, state)))
+    return Decision(replace(state, next_action_at=auto_at))
 
 
 def _advance_acknowledged(policy: PolicySpec, state: EngineState, now: datetime, targets: Targets) -> Decision:
@@ -802,6 +848,7 @@ class RuleSpec:
     contact_method_id: int
     channel: str
     delay: timedelta
+    rule_id: int | None = None  # the person's rule; None for the every-method fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -810,6 +857,7 @@ class PlannedPage:
     contact_method_id: int
     channel: str
     due_at: datetime
+    rule_id: int | None = None
 
 
 def notification_plan(rules: Sequence[RuleSpec], reached_at: datetime) -> list[PlannedPage]:
@@ -828,6 +876,24 @@ def notification_plan(rules: Sequence[RuleSpec], reached_at: datetime) -> list[P
         if rule.delay < timedelta(0):
             raise ValueError("notification rule delay must not be negative")
         seen.add(rule.index)
-        planned.append(PlannedPage(rule.index, rule.contact_method_id, rule.channel, reached_at + rule.delay))
+        planned.append(
+            PlannedPage(rule.index, rule.contact_method_id, rule.channel, reached_at + rule.delay, rule.rule_id)
+        )
     planned.sort(key=lambda p: (p.due_at, p.rule_index))
     return planned
+
+
+def rule_due(*, reached_at: datetime, delay: timedelta, changed_at: datetime) -> datetime | None:
+    """When a rule added or edited at ``changed_at`` pages in a step that reached the person at
+    ``reached_at``: ``delay`` after the reach, if that moment has not passed yet; else never.
+
+    As GoAlert, which on each run fires the rules whose delay lies between its previous run and now,
+    a change applies from the next moment the rule would be due and is never replayed: a rule
+    added 35 minutes into a step with a 90-minute delay pages at minute 90, one with a 10-minute
+    delay does not page in that step at all. A rule due exactly at ``changed_at`` pages at once.
+    """
+    _require_aware(reached_at, changed_at)
+    if delay < timedelta(0):
+        raise ValueError("notification rule delay must not be negative")
+    due = reached_at + delay
+    return due if due >= changed_at else None

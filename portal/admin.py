@@ -1,6 +1,11 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.utils import timezone
 
+from escalations.incidents.rules import pages_rule_apply
+from portal import services
 from portal.models import ApiToken, ContactMethod, JobRun, NotificationRule, User
 
 
@@ -30,6 +35,19 @@ class UserAdmin(BaseUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "full_name", "password1", "password2")}),)
     inlines = [ContactMethodInline, NotificationRuleInline]
+
+    def save_formset(self, request: Any, form: Any, formset: Any, change: bool) -> None:
+        """Rules edited here reach incidents paging this person as they do from the profile page."""
+        if formset.model is not NotificationRule:
+            super().save_formset(request, form, formset, change)
+            return
+        now = timezone.now()
+        rules = formset.save(commit=False)
+        for rule in formset.deleted_objects:
+            services.notification_rule_delete(rule=rule, now=now)
+        for rule in rules:
+            rule.save()
+            pages_rule_apply(rule=rule, now=now)
 
 
 @admin.register(ContactMethod)

@@ -284,6 +284,11 @@ def _successor(spec: engine.PolicySpec, step: int, loop: int) -> tuple[int, int]
 # ------------------------------------------------------------------------------ policies
 
 
+def team_policy_choices_get(*, team_id: int) -> list[tuple[int, str]]:
+    """(id, name) of the team's escalation policies, for pickers."""
+    return list(EscalationPolicy.objects.filter(team_id=team_id).order_by("name", "pk").values_list("pk", "name"))
+
+
 def team_policies_get(*, team: Team) -> list[EscalationPolicy]:
     return list(EscalationPolicy.objects.filter(team=team).prefetch_related("steps__targets__user").order_by("name"))
 

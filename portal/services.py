@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from escalations.delivery.channels import OutgoingMessage, channel_for
+from escalations.incidents.rules import pages_contact_method_withdraw, pages_rule_apply, pages_rule_withdraw
 from portal.api_auth import token_generate, token_hash
 from portal.models import ApiToken, ContactMethod, NotificationRule, User
 
@@ -220,30 +221,64 @@ def contact_method_verify(*, method: ContactMethod, code: str, now: datetime | N
         raise ValidationError(problem)
 
 
-def contact_method_delete(*, method: ContactMethod) -> None:
-    method.delete()
+def contact_method_delete(*, method: ContactMethod, now: datetime | None = None) -> None:
+    """Delete a method and its rules; pages still pending to it are canceled, never sent."""
+    with transaction.atomic():
+        pages_contact_method_withdraw(method=method, now=now or timezone.now())
+        method.delete()
 
 
 # --------------------------------------------------------------------- notification rules
 
 
-def notification_rule_add(
-    *, user: User, contact_method: ContactMethod, delay: timedelta, urgency: str = NotificationRule.Urgency.ANY
-) -> NotificationRule:
+def _rule_checked(*, user: User, contact_method: ContactMethod, delay: timedelta, urgency: str) -> None:
     if contact_method.user_id != user.pk:
         raise ValidationError({"contact_method": ["Choose one of your own contact methods."]})
     if delay < timedelta(0) or delay > timedelta(hours=2):
         raise ValidationError({"delay": ["The delay must be between 0 and 120 minutes."]})
     if urgency not in NotificationRule.Urgency.values:
         raise ValidationError({"urgency": ["Choose any, high or low urgency."]})
-    top = NotificationRule.objects.filter(user=user).aggregate(m=Max("order"))["m"]
-    return NotificationRule.objects.create(
-        user=user, contact_method=contact_method, delay=delay, urgency=urgency, order=0 if top is None else top + 1
-    )
 
 
-def notification_rule_delete(*, rule: NotificationRule) -> None:
-    rule.delete()
+def notification_rule_add(
+    *,
+    user: User,
+    contact_method: ContactMethod,
+    delay: timedelta,
+    urgency: str = NotificationRule.Urgency.ANY,
+    now: datetime | None = None,
+) -> NotificationRule:
+    """Add a rule. Incidents paging this person right now use it from the next moment it is due
+    (escalations.incidents.rules), never for a moment already past."""
+    _rule_checked(user=user, contact_method=contact_method, delay=delay, urgency=urgency)
+    with transaction.atomic():
+        top = NotificationRule.objects.filter(user=user).aggregate(m=Max("order"))["m"]
+        rule = NotificationRule.objects.create(
+            user=user, contact_method=contact_method, delay=delay, urgency=urgency, order=0 if top is None else top + 1
+        )
+        pages_rule_apply(rule=rule, now=now or timezone.now())
+    return rule
+
+
+def notification_rule_update(
+    *, rule: NotificationRule, delay: timedelta, urgency: str | None = None, now: datetime | None = None
+) -> NotificationRule:
+    """Change a rule's delay (and urgency). Pending pages for it are re-timed from when the step
+    reached the person, or canceled if that moment has passed; a page already sent is not repeated."""
+    urgency = rule.urgency if urgency is None else urgency
+    _rule_checked(user=rule.user, contact_method=rule.contact_method, delay=delay, urgency=urgency)
+    with transaction.atomic():
+        rule.delay, rule.urgency = delay, urgency
+        rule.save(update_fields=["delay", "urgency"])
+        pages_rule_apply(rule=rule, now=now or timezone.now())
+    return rule
+
+
+def notification_rule_delete(*, rule: NotificationRule, now: datetime | None = None) -> None:
+    """Delete a rule; its pages still pending are canceled, never sent."""
+    with transaction.atomic():
+        pages_rule_withdraw(rule_id=rule.pk, now=now or timezone.now())
+        rule.delete()
 
 
 def notification_rule_move(*, rule: NotificationRule, direction: int) -> None:

@@ -22,6 +22,7 @@ urlpatterns = [
     path("incidents/<int:pk>/escalate", views_incidents.incident_escalate, name="incident_escalate"),
     path("incidents/<int:pk>/reassign", views_incidents.incident_reassign, name="incident_reassign"),
     path("incidents/<int:pk>/note", views_incidents.incident_note, name="incident_note"),
+    path("incidents/<int:pk>/policy", views_incidents.incident_policy, name="incident_policy"),
     path("incidents/<int:pk>/snooze", views_incidents.incident_snooze, name="incident_snooze"),
     # my schedule
     path("schedule/", views_teams.schedule, name="schedule"),

@@ -124,6 +124,10 @@ class ReassignSerializer(serializers.Serializer):
     user_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=50)
 
 
+class PolicyChangeSerializer(serializers.Serializer):
+    policy = serializers.IntegerField(min_value=1, help_text="An escalation policy of the incident's team.")
+
+
 class NoteSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=10000)
 
@@ -258,6 +262,26 @@ class IncidentViewSet(
             )
         # The service refuses anyone who is not an active engineer or manager of the team (a 400).
         services.incident_reassign(incident=incident, by=request.user, to_users=users, via=VIA)
+        return self._done(incident, True)
+
+    @extend_schema(
+        summary="Move to another escalation policy of the team (restarts at its step 1 now)",
+        request=PolicyChangeSerializer,
+        responses={200: ActionResultSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def policy(self, request, pk=None):
+        incident = self._worked()
+        serializer = PolicyChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        policy_id = serializer.validated_data["policy"]
+        policy = EscalationPolicy.objects.filter(pk=policy_id, team_id=incident.team_id).first()
+        if policy is None:
+            raise serializers.ValidationError({"policy": f"{incident.team} has no escalation policy {policy_id}."})
+        try:
+            services.incident_policy_change(incident=incident, policy=policy, by=request.user, via=VIA)
+        except ValueError as exc:
+            raise serializers.ValidationError({"policy": str(exc)}) from None
         return self._done(incident, True)
 
     @extend_schema(summary="Add a note", request=NoteSerializer, responses={200: ActionResultSerializer})

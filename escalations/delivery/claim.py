@@ -9,8 +9,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
     Case,
     Exists,
+    ExpressionWrapper,
     F,
     OuterRef,
     Q,
@@ -21,6 +23,7 @@ from django.db.models import (
 from config import locks
 from escalations.delivery.record import DeliveryOutcome
 from escalations.models import Incident, Page
+from portal.models import NotificationRule
 
 
 def _throttle(channel: str) -> tuple[int, timedelta]:
@@ -35,6 +38,13 @@ def _open_incident() -> Exists:
     return Exists(
         Incident.objects.filter(pk=OuterRef("incident_id"), status=Incident.Status.TRIGGERED, suppressed=False)
     )
+
+
+def _sendable() -> Q:
+    """The page's incident is still triggered and the rule it carries out (if any) still exists:
+    a rule deleted after its page was written, however it was deleted, never pages."""
+    rule_kept = Q(rule__isnull=True) | Q(Exists(NotificationRule.objects.filter(pk=OuterRef("rule_id"))))
+    return Q(_open_incident()) & rule_kept
 
 
 def _destinations(keys: Iterable[tuple[str, str]]) -> Q:
@@ -66,7 +76,7 @@ def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutc
         rows = {
             row[0]: row
             for row in Page.objects.filter(pk__in=ids)
-            .annotate(open=_open_incident())
+            .annotate(open=ExpressionWrapper(_sendable(), output_field=BooleanField()))
             .values_list("pk", "status", "due_at", "channel", "destination", "open")
         }
         cancel: list[int] = []
@@ -87,7 +97,7 @@ def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutc
             else:
                 due.setdefault((channel, destination), []).append(pk)
         if cancel:
-            Page.objects.filter(~_open_incident(), pk__in=cancel, status=Page.Status.PENDING).update(
+            Page.objects.filter(~_sendable(), pk__in=cancel, status=Page.Status.PENDING).update(
                 status=Page.Status.CANCELED, status_at=now
             )
         if not due:
@@ -124,7 +134,7 @@ def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutc
         locked: dict[tuple[str, str], list[int]] = {}
         for pk, channel, destination in (
             Page.objects.select_for_update(of=("self",))
-            .filter(_open_incident(), _destinations(claimable), status=Page.Status.PENDING, due_at__lte=now)
+            .filter(_sendable(), _destinations(claimable), status=Page.Status.PENDING, due_at__lte=now)
             .order_by("pk")
             .values_list("pk", "channel", "destination")
         ):

@@ -93,10 +93,15 @@ def _advance_locked_batch(incidents: Sequence[Incident], now: datetime) -> list[
     results: list[AdvanceResult] = []
     for incident in incidents:
         spec = _spec_of(incident)
-        if spec is None or incident.suppressed:
+        if spec is None:
             incident.next_action_at = None
             changed.append(incident)
             results.append(AdvanceResult(incident.pk, 0, []))
+            continue
+        if incident.suppressed:
+            # Pages nobody, but the policy's auto-resolve deadline still closes it.
+            quiet = engine.advance_quiet(spec, _state_of(incident), now)
+            decided.append((incident, quiet.state, list(quiet.actions)))
             continue
         cache: dict[int, frozenset[int]] = {}
 

@@ -33,10 +33,10 @@ def _rules_for(user_ids: Iterable[int]) -> dict[int, list[tuple[str, engine.Rule
     rows = (
         NotificationRule.objects.filter(usable, user_id__in=user_ids)
         .order_by("user_id", "order", "delay", "id")
-        .values_list("user_id", "urgency", "contact_method_id", "contact_method__kind", "delay")
+        .values_list("user_id", "urgency", "contact_method_id", "contact_method__kind", "delay", "id")
     )
-    for user_id, urgency, method_id, kind, delay in rows:
-        rule = engine.RuleSpec(index=0, contact_method_id=method_id, channel=kind, delay=delay)
+    for user_id, urgency, method_id, kind, delay, rule_id in rows:
+        rule = engine.RuleSpec(index=0, contact_method_id=method_id, channel=kind, delay=delay, rule_id=rule_id)
         rules[user_id].append((urgency, rule))
     methods = (
         ContactMethod.objects.filter(user_id__in=user_ids, verified_at__isnull=False, opted_out_at__isnull=True)
@@ -122,6 +122,8 @@ class _Batch:
                             plan.contact_method_id,
                             destinations[plan.contact_method_id],
                             plan.due_at,
+                            plan.rule_id,
+                            notify.reached_at,
                         )
                     )
         if not pages:
@@ -148,14 +150,14 @@ class _Batch:
 
 _PAGE_INSERT_SQL = (
     "INSERT INTO escalations_page (incident_id, cycle, step, loop, user_id, rule_index, channel, contact_method_id, "
-    "destination, due_at, status, attempts, provider_id, error, created_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '', '', %s) ON CONFLICT DO NOTHING RETURNING id"
+    "destination, due_at, rule_id, reached_at, status, attempts, provider_id, error, created_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '', '', %s) ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
 def _pages_insert(pages: Sequence[tuple]) -> list[tuple[int, datetime, int]]:
     """Insert pending pages given as (incident, cycle, step, loop, user, rule index, channel, contact
-    method, destination, due) and return (id, due, incident id) of the rows created.
+    method, destination, due, rule, reached) and return (id, due, incident id) of the rows created.
 
     The unique notification key makes a re-run of the same decision harmless: a row that exists is
     skipped (ON CONFLICT DO NOTHING), not created twice. One prepared statement executed many times
@@ -165,7 +167,7 @@ def _pages_insert(pages: Sequence[tuple]) -> list[tuple[int, datetime, int]]:
     moment = connection.ops.adapt_datetimefield_value  # the backend's own encoding (SQLite stores text)
     created_at = moment(timezone.now())
     pending = Page.Status.PENDING.value
-    rows = [(*page[:9], moment(page[9]), pending, created_at) for page in pages]
+    rows = [(*page[:9], moment(page[9]), page[10], moment(page[11]), pending, created_at) for page in pages]
     created: list[tuple[int, datetime, int]] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -134,6 +134,8 @@ def _incident_open(
     )
     if spec is not None and spec.steps and not suppressed:
         _store_state(incident, engine.trigger(spec, now, urgency))
+    elif spec is not None:
+        _store_state(incident, engine.trigger_quiet(spec, now, urgency))
     else:
         incident.triggered_at = now
     incident.save()
@@ -334,6 +336,47 @@ def incident_escalate(*, incident: Incident, by: User | None, via: str, now: dat
         _advance_locked(locked, now)
     _refresh(incident, locked)
     return True
+
+
+def incident_policy_change(
+    *, incident: Incident, policy: EscalationPolicy, by: User | None, via: str, now: datetime | None = None
+) -> None:
+    """Move an open incident to another policy of its team: the old policy's pending pages are
+    canceled and the new one starts at step 1 at once (triggered again if it was acknowledged).
+
+    ValueError when the policy belongs to another team or the incident is resolved.
+    """
+    now = now or timezone.now()
+    if policy.team_id != incident.team_id:
+        raise ValueError("Choose an escalation policy of this incident's team.")
+    with transaction.atomic():
+        locked = _locked(incident)
+        if locked.status == Status.RESOLVED:
+            raise ValueError("A resolved incident cannot be moved to another policy.")
+        old = locked.policy.name if locked.policy is not None else None
+        spec = policy_spec_build(policy)
+        canceled = _pages_cancel(locked, now)
+        locked.policy = policy
+        locked.policy_snapshot = spec.to_json()
+        _store_state(locked, engine.restart(spec, _state_of(locked), now, quiet=locked.suppressed))
+        locked.acknowledged_by = None
+        locked.save(update_fields=[*ENGINE_FIELDS, "policy", "policy_snapshot", "acknowledged_by", "updated_at"])
+        timeline_record(
+            incident=locked,
+            kind=Kind.POLICY_CHANGED,
+            actor=by,
+            via=via,
+            at=now,
+            message=f"Moved from {old or 'no policy'} to {policy.name} by {_name(by)} via "
+            f"{TimelineEvent.Via(via).label}; escalation restarts at step 1"
+            + (f", {canceled} pending page(s) of the old policy canceled." if canceled else "."),
+            data={"from_policy": old, "to_policy": policy.name, "to_policy_id": policy.pk, "canceled": canceled},
+        )
+        event_log("Incident #%s moved to policy %s by %s", locked.pk, policy.name, _name(by))
+        _advance_locked(locked, now)
+    _refresh(incident, locked)
+    incident.policy = policy
+    incident.policy_snapshot = locked.policy_snapshot
 
 
 def incident_reassign(

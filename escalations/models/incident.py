@@ -111,6 +111,7 @@ class TimelineEvent(models.Model):
         PAGE_FAILED = "page_failed", "Page failed"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         ESCALATED = "escalated", "Escalated manually"
+        POLICY_CHANGED = "policy_changed", "Moved to another escalation policy"
         REASSIGNED = "reassigned", "Reassigned"
         NOTE = "note", "Note"
         SNOOZED = "snoozed", "Snoozed"
@@ -172,6 +173,20 @@ class Page(models.Model):
     loop = models.PositiveIntegerField()
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pages")
     rule_index = models.PositiveSmallIntegerField()
+    # The person's rule this page carries out (none for the every-method fallback and hand-made rows).
+    # No database constraint and no cascade: a deleted rule must leave its id behind, so that a page
+    # still pending for it is recognised and canceled, never sent.
+    rule = models.ForeignKey(
+        "portal.NotificationRule",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    # When the step reached the person: rules added or edited later are timed from here.
+    reached_at = models.DateTimeField(null=True, blank=True)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     contact_method = models.ForeignKey(
         "portal.ContactMethod", null=True, blank=True, on_delete=models.SET_NULL, related_name="pages"
@@ -196,10 +211,17 @@ class Page(models.Model):
             models.UniqueConstraint(
                 fields=["incident", "cycle", "step", "loop", "user", "rule_index"], name="one_page_per_notification"
             ),
+            # A rule added or edited mid-incident gets a row of its own: still at most one per step.
+            models.UniqueConstraint(
+                fields=["incident", "cycle", "step", "loop", "user", "rule"],
+                condition=Q(rule__isnull=False),
+                name="one_page_per_rule_and_step",
+            ),
         ]
         indexes = [
             models.Index(fields=["due_at"], condition=Q(status__in=["pending", "sending"]), name="page_due_idx"),
             models.Index(fields=["contact_method", "sent_at"], name="page_contact_sent_idx"),
+            models.Index(fields=["rule"], condition=Q(status="pending"), name="page_pending_rule_idx"),
             # Delivery works per destination: the pending pages to bundle and the recent claims to
             # throttle. Without these, both scanned every pending page or every page ever claimed.
             models.Index(

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from config.parsing import small_uint
 from escalations.incidents import services
-from escalations.models import Incident, TimelineEvent
+from escalations.models import EscalationPolicy, Incident, TimelineEvent
 from portal import selectors
 from portal.models import User
 from portal.permissions import can_view_team, can_work_incidents
@@ -86,6 +86,7 @@ def _detail_context(request: HttpRequest, incident: Incident, version: str) -> d
         "members": members,
         "assignee_ids": {u.pk for u in incident.assignees.all()},
         "call": selectors.incident_call_get(incident=incident),
+        "policies": selectors.team_policy_choices_get(team_id=incident.team_id) if can_act and incident.is_open else [],
         "snooze_choices": [(k, label) for k, (label, _) in SNOOZE_CHOICES.items()],
         "version": version,
     }
@@ -114,12 +115,15 @@ def incident_live(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "portal/_incident_live.html", _detail_context(request, incident, version))
 
 
-def _acted(request: HttpRequest, incident: Incident, *, note_saved: bool = False) -> HttpResponse:
-    if request.htmx:
+def _acted(request: HttpRequest, incident: Incident, *, note_saved: bool = False, status: int = 200) -> HttpResponse:
+    """The refreshed panel (htmx) or a redirect to the page; `status` 400 marks rejected input,
+    with the reason among the messages shown on the page."""
+    if request.htmx or status >= 400:
         _, version = selectors.incident_version_get(pk=incident.pk)
         incident = selectors.incident_get(pk=incident.pk)
-        context = _detail_context(request, incident, version) | {"oob": True, "note_saved": note_saved}
-        return render(request, "portal/_incident_panel.html", context)
+        context = _detail_context(request, incident, version) | {"oob": bool(request.htmx), "note_saved": note_saved}
+        template = "portal/_incident_panel.html" if request.htmx else "portal/incident_detail.html"
+        return render(request, template, context, status=status)
     return redirect("portal:incident", pk=incident.pk)
 
 
@@ -180,6 +184,24 @@ def incident_reassign(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"{refused} {' '.join(exc.messages)}")
         return _acted(request, incident)
     messages.success(request, "Reassigned to " + ", ".join(u.display_name for u in users) + ".")
+    return _acted(request, incident)
+
+
+@login_required
+@require_POST
+def incident_policy(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _workable_incident(request, pk)
+    policy_id = small_uint(request.POST.get("policy", ""))
+    policy = EscalationPolicy.objects.filter(pk=policy_id, team_id=incident.team_id).first() if policy_id else None
+    if policy is None:
+        messages.error(request, "Choose one of this team's escalation policies.")
+        return _acted(request, incident, status=400)
+    try:
+        services.incident_policy_change(incident=incident, policy=policy, by=request.user, via=WEB)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return _acted(request, incident, status=400)
+    messages.success(request, f"Moved #{incident.pk} to {policy.name}: escalation restarts at step 1.")
     return _acted(request, incident)
 
 

@@ -88,9 +88,9 @@ def test_acknowledge_with_htmx_returns_the_panel_and_changes_state(login, role_u
     assert incident.acknowledged_by == role_users["engineer"]
 
 
-def test_resolve_and_escalate_ask_for_confirmation(login, role_users, incident):
+def test_resolve_escalate_and_move_ask_for_confirmation(login, role_users, incident):
     body = login(role_users["engineer"]).get(reverse("portal:incident", args=[incident.pk])).content.decode()
-    assert body.count("hx-confirm=") == 2
+    assert body.count("hx-confirm=") == 3
 
 
 def test_escalate_pages_the_next_step(login, role_users, incident):

@@ -114,6 +114,7 @@ MATRIX: list[Row] = [
     Row("portal:incident_reassign", "POST", "/incidents/{incident}/reassign", PAGE_WORK, {"users": "{engineer}"}),
     Row("portal:incident_note", "POST", "/incidents/{incident}/note", PAGE_WORK, {"text": "Looking"}),
     Row("portal:incident_snooze", "POST", "/incidents/{incident}/snooze", PAGE_WORK, {"minutes": "60"}),
+    Row("portal:incident_policy", "POST", "/incidents/{incident}/policy", PAGE_WORK, {"policy": "{policy}"}),
     Row("portal:schedule", "GET", "/schedule/", PAGE_ALL),
     Row(
         "portal:exclusion_create",
@@ -360,6 +361,7 @@ MATRIX: list[Row] = [
     Row("incident-escalate", "POST", "/api/v1/incidents/{incident}/escalate/", API_WORK, api=True),
     Row("incident-note", "POST", "/api/v1/incidents/{incident}/note/", API_WORK, {"text": "Looking"}, api=True),
     Row("incident-snooze", "POST", "/api/v1/incidents/{incident}/snooze/", API_WORK, {"minutes": 30}, api=True),
+    Row("incident-policy", "POST", "/api/v1/incidents/{incident}/policy/", API_WORK, {"policy": "{policy}"}, api=True),
     Row(
         "incident-reassign",
         "POST",
