@@ -4,6 +4,7 @@ from portal.views import incidents as views_incidents
 from portal.views import insights as views_insights
 from portal.views import manage as views_manage
 from portal.views import members as views_members
+from portal.views import my_roster as views_my_roster
 from portal.views import now as views_now
 from portal.views import outbox
 from portal.views import profile as views_profile
@@ -27,6 +28,10 @@ urlpatterns = [
     path("schedule/", views_teams.schedule, name="schedule"),
     path("schedule/exclusions", views_teams.exclusion_create, name="exclusion_create"),
     path("schedule/overrides", views_teams.override_create, name="override_create"),
+    path("schedule/exclusions/<int:pk>/edit", views_my_roster.exclusion_edit, name="exclusion_edit"),
+    path("schedule/exclusions/<int:pk>/cancel", views_my_roster.exclusion_cancel, name="exclusion_cancel"),
+    path("schedule/overrides/<int:pk>/edit", views_my_roster.override_edit, name="override_edit"),
+    path("schedule/overrides/<int:pk>/cancel", views_my_roster.override_cancel, name="override_cancel"),
     path("schedule/ical/rotate", views_teams.user_ical_rotate, name="user_ical_rotate"),
     # profile
     path("profile/", views_profile.profile, name="profile"),

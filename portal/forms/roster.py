@@ -118,3 +118,20 @@ class OverrideForm(_SpanForm):
                 f"{rotation.name} has no position {data['position']!r}; it has {', '.join(rotation.positions)}.",
             )
         return data
+
+
+class ExclusionEditForm(_SpanForm):
+    """Change one's own time off: the person stays; the kind, window and note move."""
+
+    kind = forms.ChoiceField(choices=Exclusion.Kind.choices, label="Why")
+    start = LocalDateTimeField(label="From")
+    end = LocalDateTimeField(label="Until")
+    reason = forms.CharField(max_length=200, required=False, label="Note", help_text="Optional, visible to your team")
+
+
+class OverrideEditForm(_SpanForm):
+    """Move or shorten an override; who takes and what is taken stay (cancel and create anew to change them)."""
+
+    start = LocalDateTimeField(label="From")
+    end = LocalDateTimeField(label="Until")
+    reason = forms.CharField(max_length=200, required=False, label="Reason")

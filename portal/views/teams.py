@@ -26,7 +26,7 @@ from portal.permissions import (
     can_view_team,
 )
 from rotations import selectors as roster_selectors
-from rotations.models import AuditEntry, Exclusion, Handover, Override, Rotation, Team
+from rotations.models import AuditEntry, Exclusion, Handover, Rotation, Team
 from rotations.services import exclusions, overrides
 from rotations.services import teams as services_teams
 
@@ -133,11 +133,7 @@ def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form
             "override_form": override_form or OverrideForm(user=request.user, team=scope),
             "scope_team": scope,
             "exclusions": list(Exclusion.objects.filter(user=request.user, end__gt=at).order_by("start")),
-            "overrides": list(
-                Override.objects.filter(user=request.user, end__gt=at)
-                .select_related("rotation__team", "replaces_user")
-                .order_by("start")
-            ),
+            "overrides": selectors.my_overrides_get(user=request.user, after=at),
             "ical_url": _ical_url(request),
         },
         status=status,

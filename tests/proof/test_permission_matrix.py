@@ -129,6 +129,37 @@ MATRIX: list[Row] = [
         E("login", "ok|400", 403, "ok|400", "ok|400", "ok|400"),
         {"rotation": "{rotation}", "start": "2026-05-01T09:00", "end": "2026-05-01T12:00", "position": "primary"},
     ),
+    # Own time off (a teammate sees it, may not change it); overrides one takes part in, or the team's manager.
+    Row(
+        "portal:exclusion_edit", "GET", "/schedule/exclusions/{exclusion}/edit", E("login", 404, 403, "ok", "ok", "ok")
+    ),
+    Row(
+        "portal:exclusion_edit",
+        "POST",
+        "/schedule/exclusions/{exclusion}/edit",
+        E("login", 404, 403, "ok|400", "ok|400", "ok|400"),
+        {"kind": "sick", "start": "2026-05-01T09:00", "end": "2026-05-03T09:00"},
+    ),
+    Row(
+        "portal:exclusion_cancel",
+        "POST",
+        "/schedule/exclusions/{exclusion}/cancel",
+        E("login", 404, 403, "ok", "ok", "ok"),
+    ),
+    Row("portal:override_edit", "GET", "/schedule/overrides/{override}/edit", E("login", 404, 403, "ok", "ok", "ok")),
+    Row(
+        "portal:override_edit",
+        "POST",
+        "/schedule/overrides/{override}/edit",
+        E("login", 404, 403, "ok|400", "ok|400", "ok|400"),
+        {"start": "2026-05-01T09:00", "end": "2026-05-01T10:00"},
+    ),
+    Row(
+        "portal:override_cancel",
+        "POST",
+        "/schedule/overrides/{override}/cancel",
+        E("login", 404, 403, "ok", "ok", "ok"),
+    ),
     Row("portal:profile", "GET", "/profile/", PAGE_ALL),
     Row(
         "portal:method_add",
