@@ -42,6 +42,7 @@ urlpatterns = [
     path("profile/rules", views_profile.rule_add, name="rule_add"),
     path("profile/rules/<int:pk>/delete", views_profile.rule_delete, name="rule_delete"),
     path("profile/rules/<int:pk>/move", views_profile.rule_move, name="rule_move"),
+    path("profile/notices", views_profile.notice_prefs, name="notice_prefs"),
     path("profile/tokens", views_profile.token_create, name="token_create"),
     path("profile/tokens/<int:pk>/revoke", views_profile.token_revoke, name="token_revoke"),
     # teams, rosters, policies

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from config.parsing import small_uint
 from escalations.incidents.selectors import incidents_open_count_by_team
 from escalations.models import Integration
 from portal import selectors
@@ -26,6 +27,7 @@ from portal.permissions import (
     can_view_team,
 )
 from rotations import selectors as roster_selectors
+from rotations.ical import MAX_ALARM_MINUTES
 from rotations.models import AuditEntry, Exclusion, Handover, Rotation, Team
 from rotations.services import exclusions, overrides
 from rotations.services import teams as services_teams
@@ -113,6 +115,12 @@ def _ical_url(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("ical:user", kwargs={"token": request.user.ical_token}))
 
 
+def _ical_alarm(request: HttpRequest) -> int:
+    """Minutes before each shift for the feed's own reminder (?alarm=): asked for, else 15."""
+    minutes = small_uint(request.GET.get("alarm"))
+    return minutes if minutes is not None and minutes <= MAX_ALARM_MINUTES else 15
+
+
 def _override_scope(request: HttpRequest, data) -> Team | None:
     """The team the override pickers are narrowed to (?team= slug or id), None for the user's own teams."""
     key = str(data.get("team", "")).strip()[:100]
@@ -135,6 +143,8 @@ def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form
             "exclusions": list(Exclusion.objects.filter(user=request.user, end__gt=at).order_by("start")),
             "overrides": selectors.my_overrides_get(user=request.user, after=at),
             "ical_url": _ical_url(request),
+            "ical_alarm": _ical_alarm(request),
+            "max_alarm": MAX_ALARM_MINUTES,
         },
         status=status,
     )

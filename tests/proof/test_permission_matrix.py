@@ -193,6 +193,14 @@ MATRIX: list[Row] = [
         E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
         {"name": "script", "expires_in_days": "30"},
     ),
+    # One's own shift notice settings: anyone signed in, for themselves only (no id in the URL or body).
+    Row(
+        "portal:notice_prefs",
+        "POST",
+        "/profile/notices",
+        E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"reminder_leads": "1h", "reminder_kinds": "email", "handover_kinds": "email", "roster_change_kinds": "email"},
+    ),
     Row("portal:token_revoke", "POST", "/profile/tokens/{token}/revoke", PAGE_OWN),
     Row("portal:teams", "GET", "/teams/", PAGE_ALL),
     Row("portal:team_options", "GET", "/teams/options?q=a", PAGE_ALL),
