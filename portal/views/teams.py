@@ -25,6 +25,7 @@ from portal.permissions import (
     can_manage_override,
     can_manage_team,
     can_view_team,
+    can_work_incidents,
 )
 from rotations import selectors as roster_selectors
 from rotations.ical import MAX_ALARM_MINUTES
@@ -102,6 +103,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "handovers": _handover_log(team),
             "integrations": _integrations(team),
             "can_manage": can_manage_team(request.user, team),
+            "can_work": can_work_incidents(request.user, team),
             "team_ical_url": request.build_absolute_uri(reverse("ical:team", kwargs={"token": team.ical_token})),
             "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
         },

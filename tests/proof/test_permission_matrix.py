@@ -293,6 +293,10 @@ MATRIX: list[Row] = [
         api=True,
     ),
     Row("team-member-remove", "DELETE", "/api/v1/teams/{team}/members/{viewer}/", API_MANAGE, api=True),
+    Row("team-handover-notes", "GET", "/api/v1/teams/{team}/handover-notes/", API_WORK, api=True),
+    Row(
+        "team-handover-notes", "POST", "/api/v1/teams/{team}/handover-notes/", API_WORK, {"text": "watch db1"}, api=True
+    ),
     Row("rotation-list", "GET", "/api/v1/rotations/", API_READ_ALL, api=True),
     Row(
         "rotation-list",
