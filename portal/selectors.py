@@ -328,3 +328,9 @@ def my_overrides_get(*, user: User, after: datetime) -> list[Override]:
         .select_related("rotation__team", "user", "replaces_user")
         .order_by("start", "pk")
     )
+
+
+def paging_teams_get(*, user: User) -> list[Team]:
+    """Teams whose on-call the user may page by hand: those they are an engineer or manager of."""
+    roles = [Membership.Role.MANAGER, Membership.Role.ENGINEER]
+    return list(Team.objects.filter(memberships__user=user, memberships__role__in=roles).order_by("name", "pk"))

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from portal.views import incident_new as views_incident_new
 from portal.views import incidents as views_incidents
 from portal.views import insights as views_insights
 from portal.views import manage as views_manage
@@ -16,6 +17,7 @@ urlpatterns = [
     path("", views_now.now, name="now"),
     # incidents
     path("incidents/", views_incidents.incidents, name="incidents"),
+    path("incidents/new", views_incident_new.incident_new, name="incident_new"),
     path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident"),
     path("incidents/<int:pk>/live", views_incidents.incident_live, name="incident_live"),
     path("incidents/<int:pk>/acknowledge", views_incidents.incident_acknowledge, name="incident_acknowledge"),

@@ -106,6 +106,15 @@ MATRIX: list[Row] = [
     # ---- portal pages ----------------------------------------------------------------------------
     Row("portal:now", "GET", "/", PAGE_ALL),
     Row("portal:incidents", "GET", "/incidents/", PAGE_ALL),
+    # Page a team by hand: the team is a body id, so a team one cannot page is a field error (400).
+    Row("portal:incident_new", "GET", "/incidents/new", PAGE_ALL),
+    Row(
+        "portal:incident_new",
+        "POST",
+        "/incidents/new",
+        E("login", 400, 400, "ok", "ok", "ok"),
+        {"team": "{team_slug}", "title": "Checkout down", "urgency": "high", "severity": "error"},
+    ),
     Row("portal:incident", "GET", "/incidents/{incident}/", PAGE_TEAM),
     Row("portal:incident_live", "GET", "/incidents/{incident}/live?v=stale", PAGE_TEAM),
     Row("portal:incident_acknowledge", "POST", "/incidents/{incident}/acknowledge", PAGE_WORK),
