@@ -22,7 +22,7 @@ from portal.filters import IncidentFilter
 from portal.models import User
 from portal.permissions import user_team_ids
 from rotations import selectors as roster_selectors
-from rotations.models import Exclusion, Membership, Override, Team
+from rotations.models import Exclusion, Membership, Override, SwapRequest, Team
 
 PAGE_SIZE = 25
 
@@ -334,3 +334,14 @@ def paging_teams_get(*, user: User) -> list[Team]:
     """Teams whose on-call the user may page by hand: those they are an engineer or manager of."""
     roles = [Membership.Role.MANAGER, Membership.Role.ENGINEER]
     return list(Team.objects.filter(memberships__user=user, memberships__role__in=roles).order_by("name", "pk"))
+
+
+def swaps_get(*, user: User, role: str, after: datetime) -> list[SwapRequest]:
+    """Swap requests the user asked ("requester") or was asked ("taker"), not yet over."""
+    if role not in ("requester", "taker"):
+        raise ValueError(f"role is requester or taker, not {role!r}")
+    return list(
+        SwapRequest.objects.filter(**{role: user}, end__gt=after)
+        .select_related("rotation__team", "requester", "taker")
+        .order_by("start", "pk")[:50]
+    )

@@ -9,6 +9,7 @@ from portal.views import my_roster as views_my_roster
 from portal.views import now as views_now
 from portal.views import outbox
 from portal.views import profile as views_profile
+from portal.views import swaps as views_swaps
 from portal.views import teams as views_teams
 
 app_name = "portal"
@@ -34,6 +35,10 @@ urlpatterns = [
     path("schedule/exclusions/<int:pk>/cancel", views_my_roster.exclusion_cancel, name="exclusion_cancel"),
     path("schedule/overrides/<int:pk>/edit", views_my_roster.override_edit, name="override_edit"),
     path("schedule/overrides/<int:pk>/cancel", views_my_roster.override_cancel, name="override_cancel"),
+    path("schedule/swaps", views_swaps.swap_create, name="swap_create"),
+    path("schedule/swaps/<int:pk>/accept", views_swaps.swap_accept, name="swap_accept"),
+    path("schedule/swaps/<int:pk>/decline", views_swaps.swap_decline, name="swap_decline"),
+    path("schedule/swaps/<int:pk>/cancel", views_swaps.swap_cancel, name="swap_cancel"),
     path("schedule/ical/rotate", views_teams.user_ical_rotate, name="user_ical_rotate"),
     # profile
     path("profile/", views_profile.profile, name="profile"),

@@ -19,7 +19,7 @@ from escalations.incidents.selectors import incidents_open_count_by_team
 from escalations.models import Integration
 from portal import selectors
 from portal.forms.common import apply_errors
-from portal.forms.roster import ExclusionForm, OverrideForm
+from portal.forms.roster import ExclusionForm, OverrideForm, SwapRequestForm
 from portal.permissions import (
     can_manage_exclusion_for,
     can_manage_override,
@@ -129,7 +129,7 @@ def _override_scope(request: HttpRequest, data) -> Team | None:
     return selectors.visible_team_get(user=request.user, key=key) if key else None
 
 
-def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form=None, status=200):
+def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form=None, swap_form=None, status=200):
     at = timezone.now()
     shifts = roster_selectors.user_shift_rows_get(user=request.user, since=at, until=at + timedelta(days=30))
 
@@ -146,6 +146,9 @@ def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form
             "overrides": selectors.my_overrides_get(user=request.user, after=at),
             "ical_url": _ical_url(request),
             "ical_alarm": _ical_alarm(request),
+            "swap_form": swap_form or SwapRequestForm(user=request.user),
+            "swaps_incoming": selectors.swaps_get(user=request.user, role="taker", after=at),
+            "swaps_outgoing": selectors.swaps_get(user=request.user, role="requester", after=at),
             "max_alarm": MAX_ALARM_MINUTES,
         },
         status=status,

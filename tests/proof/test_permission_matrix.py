@@ -169,6 +169,14 @@ MATRIX: list[Row] = [
         "/schedule/overrides/{override}/cancel",
         E("login", 404, 403, "ok", "ok", "ok"),
     ),
+    # A swap request: any paging member may ask (the body is checked: another team's rotation or person, 400).
+    Row(
+        "portal:swap_create",
+        "POST",
+        "/schedule/swaps",
+        E("login", 400, 400, "ok|400", "ok|400", 400),
+        {"rotation": "{rotation}", "taker": "{engineer}", "start": "2026-05-01T09:00", "end": "2026-05-02T09:00"},
+    ),
     Row("portal:profile", "GET", "/profile/", PAGE_ALL),
     Row(
         "portal:method_add",
@@ -594,7 +602,7 @@ def _admin_changelists() -> list[str]:
 
 
 def test_every_url_pattern_has_a_permission_decision():
-    decided = {row.name for row in MATRIX} | set(NOT_ROLE_CHECKED)
+    decided = {row.name for row in MATRIX + SWAP_MATRIX} | set(NOT_ROLE_CHECKED)
     undecided = sorted(
         name
         for name in _url_names()
@@ -902,3 +910,37 @@ def test_adding_another_teams_engineer_gives_no_say_over_their_exclusions(world)
     other = users["other_manager"]
     assert _api(other).delete(f"/api/v1/exclusions/{existing.pk}/").status_code == 403
     assert _api(users["staff"]).delete(f"/api/v1/exclusions/{existing.pk}/").status_code == 204
+
+
+# ------------------------------------------------------------------- swap requests
+# The engineer asked the manager to take their shifts: only the manager answers, only the engineer
+# withdraws, and nobody else learns the request exists (404).
+
+SWAP_MATRIX: list[Row] = [
+    Row("portal:swap_accept", "POST", "/schedule/swaps/{swap}/accept", E("login", 404, 404, 403, "ok", 404)),
+    Row("portal:swap_decline", "POST", "/schedule/swaps/{swap}/decline", E("login", 404, 404, 403, "ok", 404)),
+    Row("portal:swap_cancel", "POST", "/schedule/swaps/{swap}/cancel", E("login", 404, 404, "ok", 403, 404)),
+]
+
+
+@pytest.fixture
+def swap_world(world):
+    from rotations.models import SwapRequest
+
+    users, ids = world
+    start = timezone.now() + timedelta(days=3)
+    ids.swap = SwapRequest.objects.create(
+        rotation_id=ids.rotation,
+        requester=users["engineer"],
+        taker=users["manager"],
+        start=start,
+        end=start + timedelta(days=1),
+        created_at=timezone.now(),
+    ).pk
+    return world
+
+
+@pytest.mark.parametrize("row", SWAP_MATRIX, ids=[r.id for r in SWAP_MATRIX])
+def test_permission_matrix_swaps(swap_world, row):
+    wrong = _check_row(row, swap_world)
+    assert not wrong, f"{row.method} {row.path}:\n  " + "\n  ".join(wrong)
