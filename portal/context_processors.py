@@ -8,7 +8,7 @@ def _twilio_configured() -> bool:
 # (url name, label, section names that light it up)
 NAV = [
     ("portal:now", "Now", {"now"}),
-    ("portal:incidents", "Incidents", {"incidents", "incident"}),
+    ("portal:incidents", "Incidents", {"incidents", "incident", "incident_new"}),
     ("portal:schedule", "My schedule", {"schedule"}),
     ("portal:teams", "Teams", {"teams", "team", "calendar", "team_form", "rotation_form", "policy_form"}),
     ("portal:insights", "Insights", {"insights"}),

@@ -22,7 +22,7 @@ from portal.filters import IncidentFilter
 from portal.models import User
 from portal.permissions import user_team_ids
 from rotations import selectors as roster_selectors
-from rotations.models import Membership, Team
+from rotations.models import Exclusion, Membership, Override, SwapRequest, Team
 
 PAGE_SIZE = 25
 
@@ -304,3 +304,49 @@ def incident_call_get(*, incident: Incident) -> dict | None:
     for call in calls:
         call.recording_path = reverse("calls:recording", args=[call.pk]) if call.recording_url else ""
     return {"calls": calls}
+
+
+# ------------------------------------------------------------------------------ my time off and overrides
+
+
+def exclusion_visible_get(*, user: User, pk: int) -> Exclusion | None:
+    """An exclusion the user may see (as the API's list): their own, a teammate's, or any for staff."""
+    qs = Exclusion.objects.select_related("user").filter(pk=pk)
+    if not user.is_staff:
+        teammates = Membership.objects.filter(team_id__in=user_team_ids(user=user)).values("user_id")
+        qs = qs.filter(Q(user=user) | Q(user_id__in=teammates))
+    return qs.first()
+
+
+def override_visible_get(*, user: User, pk: int) -> Override | None:
+    """An override of a team the user sees."""
+    qs = Override.objects.select_related("rotation__team", "user", "replaces_user").filter(pk=pk)
+    if not user.is_staff:
+        qs = qs.filter(rotation__team_id__in=user_team_ids(user=user))
+    return qs.first()
+
+
+def my_overrides_get(*, user: User, after: datetime) -> list[Override]:
+    """Current and future overrides the user takes part in: taking the pager, or having theirs taken."""
+    return list(
+        Override.objects.filter(Q(user=user) | Q(replaces_user=user), end__gt=after)
+        .select_related("rotation__team", "user", "replaces_user")
+        .order_by("start", "pk")
+    )
+
+
+def paging_teams_get(*, user: User) -> list[Team]:
+    """Teams whose on-call the user may page by hand: those they are an engineer or manager of."""
+    roles = [Membership.Role.MANAGER, Membership.Role.ENGINEER]
+    return list(Team.objects.filter(memberships__user=user, memberships__role__in=roles).order_by("name", "pk"))
+
+
+def swaps_get(*, user: User, role: str, after: datetime) -> list[SwapRequest]:
+    """Swap requests the user asked ("requester") or was asked ("taker"), not yet over."""
+    if role not in ("requester", "taker"):
+        raise ValueError(f"role is requester or taker, not {role!r}")
+    return list(
+        SwapRequest.objects.filter(**{role: user}, end__gt=after)
+        .select_related("rotation__team", "requester", "taker")
+        .order_by("start", "pk")[:50]
+    )

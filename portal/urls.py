@@ -1,12 +1,15 @@
 from django.urls import path
 
+from portal.views import incident_new as views_incident_new
 from portal.views import incidents as views_incidents
 from portal.views import insights as views_insights
 from portal.views import manage as views_manage
 from portal.views import members as views_members
+from portal.views import my_roster as views_my_roster
 from portal.views import now as views_now
 from portal.views import outbox
 from portal.views import profile as views_profile
+from portal.views import swaps as views_swaps
 from portal.views import teams as views_teams
 
 app_name = "portal"
@@ -15,6 +18,7 @@ urlpatterns = [
     path("", views_now.now, name="now"),
     # incidents
     path("incidents/", views_incidents.incidents, name="incidents"),
+    path("incidents/new", views_incident_new.incident_new, name="incident_new"),
     path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident"),
     path("incidents/<int:pk>/live", views_incidents.incident_live, name="incident_live"),
     path("incidents/<int:pk>/acknowledge", views_incidents.incident_acknowledge, name="incident_acknowledge"),
@@ -28,6 +32,14 @@ urlpatterns = [
     path("schedule/", views_teams.schedule, name="schedule"),
     path("schedule/exclusions", views_teams.exclusion_create, name="exclusion_create"),
     path("schedule/overrides", views_teams.override_create, name="override_create"),
+    path("schedule/exclusions/<int:pk>/edit", views_my_roster.exclusion_edit, name="exclusion_edit"),
+    path("schedule/exclusions/<int:pk>/cancel", views_my_roster.exclusion_cancel, name="exclusion_cancel"),
+    path("schedule/overrides/<int:pk>/edit", views_my_roster.override_edit, name="override_edit"),
+    path("schedule/overrides/<int:pk>/cancel", views_my_roster.override_cancel, name="override_cancel"),
+    path("schedule/swaps", views_swaps.swap_create, name="swap_create"),
+    path("schedule/swaps/<int:pk>/accept", views_swaps.swap_accept, name="swap_accept"),
+    path("schedule/swaps/<int:pk>/decline", views_swaps.swap_decline, name="swap_decline"),
+    path("schedule/swaps/<int:pk>/cancel", views_swaps.swap_cancel, name="swap_cancel"),
     path("schedule/ical/rotate", views_teams.user_ical_rotate, name="user_ical_rotate"),
     # profile
     path("profile/", views_profile.profile, name="profile"),
@@ -38,6 +50,7 @@ urlpatterns = [
     path("profile/rules", views_profile.rule_add, name="rule_add"),
     path("profile/rules/<int:pk>/delete", views_profile.rule_delete, name="rule_delete"),
     path("profile/rules/<int:pk>/move", views_profile.rule_move, name="rule_move"),
+    path("profile/notices", views_profile.notice_prefs, name="notice_prefs"),
     path("profile/tokens", views_profile.token_create, name="token_create"),
     path("profile/tokens/<int:pk>/revoke", views_profile.token_revoke, name="token_revoke"),
     # teams, rosters, policies

@@ -20,7 +20,17 @@ from config.api_filters import IdFilter, UtcIsoDateTimeFilter
 from config.parsing import small_uint
 from portal import permissions as perms
 from rotations import selectors
-from rotations.models import Exclusion, Membership, Override, Rotation, RotationEra, RotationParticipant, Team
+from rotations.handover import HANDOVER_NOTE_MAX, handover_note_add
+from rotations.models import (
+    Exclusion,
+    HandoverNote,
+    Membership,
+    Override,
+    Rotation,
+    RotationEra,
+    RotationParticipant,
+    Team,
+)
 from rotations.services import exclusions, memberships, overrides
 from rotations.services import rotations as services_rotations
 from rotations.services import teams as services_teams
@@ -55,6 +65,18 @@ class TeamSerializer(serializers.ModelSerializer):
         model = Team
         fields = ["id", "name", "slug", "description", "time_zone", "handover_email", "escalation_policy", "members"]
         extra_kwargs = {"slug": {"required": False}}
+
+
+class HandoverNoteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = HandoverNote
+        fields = ["id", "team", "position", "text", "created_at"]
+        read_only_fields = fields
+
+
+class HandoverNoteWriteSerializer(serializers.Serializer):
+    position = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    text = serializers.CharField(max_length=HANDOVER_NOTE_MAX, trim_whitespace=False)
 
 
 class MembershipWriteSerializer(serializers.Serializer):
@@ -327,6 +349,23 @@ class TeamViewSet(
                 membership=membership, role=role, actor=request.user, now=timezone.now()
             )
         return Response(MemberSerializer(membership).data, status=status.HTTP_200_OK)
+
+    @extend_schema(methods=["GET"], request=None, responses=HandoverNoteSerializer(many=True))
+    @extend_schema(methods=["POST"], request=HandoverNoteWriteSerializer, responses={201: HandoverNoteSerializer})
+    @action(detail=True, methods=["get", "post"], url_path="handover-notes")
+    def handover_notes(self, request, pk=None):
+        """Your handover notes for this team (GET, newest first), or a new one for your next handover
+        (POST): the team's engineers and managers, and staff."""
+        team = self.get_object()
+        if not perms.can_work_incidents(request.user, team):
+            raise PermissionDenied("Only the team's engineers and managers write handover notes.")
+        if request.method == "GET":
+            notes = HandoverNote.objects.filter(team=team, author=request.user).order_by("-created_at", "-pk")[:50]
+            return Response(HandoverNoteSerializer(notes, many=True).data)
+        ser = HandoverNoteWriteSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        note = handover_note_add(team=team, author=request.user, now=timezone.now(), **ser.validated_data)
+        return Response(HandoverNoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=IcalLinkSerializer)
     @action(detail=True, methods=["post"], url_path="ical-token/rotate")

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
@@ -348,6 +349,18 @@ def handovers_run(*, now: datetime, lookback: timedelta = timedelta(hours=6)) ->
     return result
 
 
+HANDOVER_NOTE_MAX = 5000
+
+
+def team_positions_get(*, team: Team) -> list[str]:
+    """The positions of the team's rotations, each once, in rotation order."""
+    positions: dict[str, None] = {}
+    for rotation in team.rotations.order_by("name", "pk"):
+        for position in rotation.positions:
+            positions.setdefault(position, None)
+    return list(positions)
+
+
 def handover_note_add(
     *,
     team: Team,
@@ -358,12 +371,26 @@ def handover_note_add(
     for_shift_end: datetime | None = None,
     now: datetime,
 ) -> HandoverNote:
+    """Save a note for the author's next handover in `team`. Who may write is the caller's check
+    (portal.permissions.can_work_incidents); what is written is checked here, for portal and API alike."""
+    text = (text or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not text:
+        errors["text"] = ["Write what the next person should know."]
+    elif len(text) > HANDOVER_NOTE_MAX:
+        errors["text"] = [f"At most {HANDOVER_NOTE_MAX} characters."]
+    if position and position not in team_positions_get(team=team):
+        errors["position"] = [f"{team.name} has no position {position!r}."]
+    if rotation is not None and rotation.team_id != team.pk:
+        errors["rotation"] = [f"{rotation.name} is not a rotation of {team.name}."]
+    if errors:
+        raise ValidationError(errors)
     return HandoverNote.objects.create(
         team=team,
         rotation=rotation,
         position=position,
         author=author,
-        text=text.strip(),
+        text=text,
         created_at=now,
         for_shift_end=for_shift_end,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django import forms
@@ -10,6 +11,7 @@ from portal.forms.common import timezone_choices
 from portal.models import ContactMethod, NotificationRule
 from portal.services import TOKEN_LIFETIME_CHOICES_DAYS
 from portal.widgets import PlainSelect
+from rotations.models import NotificationPreference
 
 
 class ProfileForm(forms.Form):
@@ -70,3 +72,51 @@ class ApiTokenForm(forms.Form):
     @property
     def lifetime(self) -> timedelta:
         return timedelta(days=self.cleaned_data["expires_in_days"])
+
+
+_LEAD_UNITS = {"m": 1, "min": 1, "mins": 1, "minutes": 1, "h": 60, "hr": 60, "hours": 60, "d": 1440, "days": 1440}
+_LEAD_RE = re.compile(r"^(\d{1,5})\s*([a-z]*)$")
+
+
+def leads_parse(text: str) -> list[int]:
+    """ "24h, 1h, 15m" -> [1440, 60, 15] (a bare number is minutes); the service checks the range."""
+    leads = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        if not part:
+            continue
+        match = _LEAD_RE.match(part)
+        if match is None or match.group(2) not in {"", *_LEAD_UNITS}:
+            raise forms.ValidationError(f"{part!r}: write each reminder as minutes, hours or days, e.g. 24h, 1h, 15m.")
+        leads.append(int(match.group(1)) * _LEAD_UNITS.get(match.group(2), 1))
+    return leads
+
+
+def leads_text(minutes: list[int]) -> str:
+    """[1440, 60, 15] -> "24h, 1h, 15m" (the form's initial value)."""
+    parts = []
+    for m in minutes:
+        parts.append(f"{m // 60}h" if m % 60 == 0 else f"{m}m")
+    return ", ".join(parts)
+
+
+class NotificationPreferenceForm(forms.Form):
+    reminder_leads = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Remind me before each shift",
+        help_text="e.g. 24h, 1h, 15m — empty: no reminders",
+    )
+    reminder_kinds = forms.MultipleChoiceField(
+        choices=NotificationPreference.Kind.choices, widget=forms.CheckboxSelectMultiple, label="Reminders by"
+    )
+    handover_kinds = forms.MultipleChoiceField(
+        choices=NotificationPreference.Kind.choices, widget=forms.CheckboxSelectMultiple, label="Handover messages by"
+    )
+    roster_change_kinds = forms.MultipleChoiceField(
+        choices=NotificationPreference.Kind.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="Roster-change notices by",
+    )
+
+    def clean_reminder_leads(self) -> list[int]:
+        return leads_parse(self.cleaned_data["reminder_leads"])

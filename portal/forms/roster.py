@@ -118,3 +118,45 @@ class OverrideForm(_SpanForm):
                 f"{rotation.name} has no position {data['position']!r}; it has {', '.join(rotation.positions)}.",
             )
         return data
+
+
+class ExclusionEditForm(_SpanForm):
+    """Change one's own time off: the person stays; the kind, window and note move."""
+
+    kind = forms.ChoiceField(choices=Exclusion.Kind.choices, label="Why")
+    start = LocalDateTimeField(label="From")
+    end = LocalDateTimeField(label="Until")
+    reason = forms.CharField(max_length=200, required=False, label="Note", help_text="Optional, visible to your team")
+
+
+class OverrideEditForm(_SpanForm):
+    """Move or shorten an override; who takes and what is taken stay (cancel and create anew to change them)."""
+
+    start = LocalDateTimeField(label="From")
+    end = LocalDateTimeField(label="Until")
+    reason = forms.CharField(max_length=200, required=False, label="Reason")
+
+
+class SwapRequestForm(_SpanForm):
+    """Ask a colleague to take one's shifts of a rotation for a window; the services check the team."""
+
+    rotation = forms.ModelChoiceField(queryset=Rotation.objects.none(), label="Rotation", widget=PlainSelect)
+    taker = forms.ModelChoiceField(queryset=User.objects.none(), label="Ask", widget=PlainSelect)
+    start = LocalDateTimeField(label="From")
+    end = LocalDateTimeField(label="Until")
+    reason = forms.CharField(max_length=200, required=False, label="Message", help_text="e.g. 'family visit'")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        workers = [Membership.Role.MANAGER, Membership.Role.ENGINEER]
+        rotations = Rotation.objects.select_related("team").order_by("team__name", "name", "pk")
+        self.fields["rotation"].queryset = rotations.filter(
+            team__memberships__user=user, team__memberships__role__in=workers
+        ).distinct()
+        self.fields["rotation"].label_from_instance = _rotation_label
+        self.fields["taker"].queryset = (
+            User.objects.filter(memberships__role__in=workers, memberships__team__memberships__user=user)
+            .exclude(pk=user.pk)
+            .order_by("full_name", "email")
+            .distinct()
+        )

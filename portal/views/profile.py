@@ -13,8 +13,17 @@ from django.views.decorators.http import require_POST
 
 from portal import services
 from portal.forms.common import apply_errors
-from portal.forms.profile import ApiTokenForm, ContactMethodForm, NotificationRuleForm, ProfileForm, VerifyForm
+from portal.forms.profile import (
+    ApiTokenForm,
+    ContactMethodForm,
+    NotificationPreferenceForm,
+    NotificationRuleForm,
+    ProfileForm,
+    VerifyForm,
+    leads_text,
+)
 from portal.models import ApiToken, ContactMethod, NotificationRule
+from rotations.services import notification_preferences
 
 
 def _render(request: HttpRequest, status: int = 200, **forms) -> HttpResponse:
@@ -25,6 +34,7 @@ def _render(request: HttpRequest, status: int = 200, **forms) -> HttpResponse:
         "method_form": forms.get("method_form") or ContactMethodForm(),
         "rule_form": forms.get("rule_form") or NotificationRuleForm(user=user),
         "token_form": forms.get("token_form") or ApiTokenForm(),
+        "notice_form": forms.get("notice_form") or _notice_form_initial(user),
         "verify_errors": forms.get("verify_errors") or {},
         "methods": list(ContactMethod.objects.filter(user=user).order_by("kind", "id")),
         "rules": list(
@@ -36,6 +46,18 @@ def _render(request: HttpRequest, status: int = 200, **forms) -> HttpResponse:
         "new_token_expires_at": forms.get("new_token_expires_at"),
     }
     return render(request, "portal/profile.html", context, status=status)
+
+
+def _notice_form_initial(user) -> NotificationPreferenceForm:
+    pref = notification_preferences.notification_preference_get(user=user)
+    return NotificationPreferenceForm(
+        initial={
+            "reminder_leads": leads_text(list(pref.reminder_lead_minutes)),
+            "reminder_kinds": pref.reminder_kinds,
+            "handover_kinds": pref.handover_kinds,
+            "roster_change_kinds": pref.roster_change_kinds,
+        }
+    )
 
 
 @login_required
@@ -172,3 +194,29 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     services.api_token_revoke(token=token)
     messages.success(request, f"Revoked token “{token.name}”. Anything using it is now refused.")
     return redirect("portal:profile")
+
+
+@login_required
+@require_POST
+def notice_prefs(request: HttpRequest) -> HttpResponse:
+    """Shift reminders, handover messages and roster-change notices: when and by which channel."""
+    form = NotificationPreferenceForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            notification_preferences.notification_preference_set(
+                user=request.user,
+                reminder_lead_minutes=data["reminder_leads"],
+                reminder_kinds=data["reminder_kinds"],
+                handover_kinds=data["handover_kinds"],
+                roster_change_kinds=data["roster_change_kinds"],
+            )
+        except ValidationError as exc:
+            # The service names the model's field; the form shows the leads under its own.
+            if hasattr(exc, "error_dict") and "reminder_lead_minutes" in exc.error_dict:
+                exc.error_dict["reminder_leads"] = exc.error_dict.pop("reminder_lead_minutes")
+            apply_errors(form, exc)
+        else:
+            messages.success(request, "Shift notice settings saved.")
+            return redirect("portal:profile")
+    return _render(request, status=400, notice_form=form)

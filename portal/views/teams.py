@@ -14,19 +14,22 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from config.parsing import small_uint
 from escalations.incidents.selectors import incidents_open_count_by_team
 from escalations.models import Integration
 from portal import selectors
 from portal.forms.common import apply_errors
-from portal.forms.roster import ExclusionForm, OverrideForm
+from portal.forms.roster import ExclusionForm, OverrideForm, SwapRequestForm
 from portal.permissions import (
     can_manage_exclusion_for,
     can_manage_override,
     can_manage_team,
     can_view_team,
+    can_work_incidents,
 )
 from rotations import selectors as roster_selectors
-from rotations.models import AuditEntry, Exclusion, Handover, Override, Rotation, Team
+from rotations.ical import MAX_ALARM_MINUTES
+from rotations.models import AuditEntry, Exclusion, Handover, Rotation, Team
 from rotations.services import exclusions, overrides
 from rotations.services import teams as services_teams
 
@@ -100,6 +103,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "handovers": _handover_log(team),
             "integrations": _integrations(team),
             "can_manage": can_manage_team(request.user, team),
+            "can_work": can_work_incidents(request.user, team),
             "team_ical_url": request.build_absolute_uri(reverse("ical:team", kwargs={"token": team.ical_token})),
             "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
         },
@@ -113,13 +117,19 @@ def _ical_url(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("ical:user", kwargs={"token": request.user.ical_token}))
 
 
+def _ical_alarm(request: HttpRequest) -> int:
+    """Minutes before each shift for the feed's own reminder (?alarm=): asked for, else 15."""
+    minutes = small_uint(request.GET.get("alarm"))
+    return minutes if minutes is not None and minutes <= MAX_ALARM_MINUTES else 15
+
+
 def _override_scope(request: HttpRequest, data) -> Team | None:
     """The team the override pickers are narrowed to (?team= slug or id), None for the user's own teams."""
     key = str(data.get("team", "")).strip()[:100]
     return selectors.visible_team_get(user=request.user, key=key) if key else None
 
 
-def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form=None, status=200):
+def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form=None, swap_form=None, status=200):
     at = timezone.now()
     shifts = roster_selectors.user_shift_rows_get(user=request.user, since=at, until=at + timedelta(days=30))
 
@@ -133,12 +143,13 @@ def _schedule_render(request: HttpRequest, *, exclusion_form=None, override_form
             "override_form": override_form or OverrideForm(user=request.user, team=scope),
             "scope_team": scope,
             "exclusions": list(Exclusion.objects.filter(user=request.user, end__gt=at).order_by("start")),
-            "overrides": list(
-                Override.objects.filter(user=request.user, end__gt=at)
-                .select_related("rotation__team", "replaces_user")
-                .order_by("start")
-            ),
+            "overrides": selectors.my_overrides_get(user=request.user, after=at),
             "ical_url": _ical_url(request),
+            "ical_alarm": _ical_alarm(request),
+            "swap_form": swap_form or SwapRequestForm(user=request.user),
+            "swaps_incoming": selectors.swaps_get(user=request.user, role="taker", after=at),
+            "swaps_outgoing": selectors.swaps_get(user=request.user, role="requester", after=at),
+            "max_alarm": MAX_ALARM_MINUTES,
         },
         status=status,
     )

@@ -17,6 +17,7 @@ from .roster import (
     RotationParticipant,
     Team,
 )
+from .swaps import SwapRequest
 
 __all__ = [
     "AuditEntry",
@@ -33,5 +34,6 @@ __all__ = [
     "RotationEra",
     "RotationParticipant",
     "ShiftReminder",
+    "SwapRequest",
     "Team",
 ]

@@ -106,6 +106,15 @@ MATRIX: list[Row] = [
     # ---- portal pages ----------------------------------------------------------------------------
     Row("portal:now", "GET", "/", PAGE_ALL),
     Row("portal:incidents", "GET", "/incidents/", PAGE_ALL),
+    # Page a team by hand: the team is a body id, so a team one cannot page is a field error (400).
+    Row("portal:incident_new", "GET", "/incidents/new", PAGE_ALL),
+    Row(
+        "portal:incident_new",
+        "POST",
+        "/incidents/new",
+        E("login", 400, 400, "ok", "ok", "ok"),
+        {"team": "{team_slug}", "title": "Checkout down", "urgency": "high", "severity": "error"},
+    ),
     Row("portal:incident", "GET", "/incidents/{incident}/", PAGE_TEAM),
     Row("portal:incident_live", "GET", "/incidents/{incident}/live?v=stale", PAGE_TEAM),
     Row("portal:incident_acknowledge", "POST", "/incidents/{incident}/acknowledge", PAGE_WORK),
@@ -129,6 +138,45 @@ MATRIX: list[Row] = [
         "/schedule/overrides",
         E("login", "ok|400", 403, "ok|400", "ok|400", "ok|400"),
         {"rotation": "{rotation}", "start": "2026-05-01T09:00", "end": "2026-05-01T12:00", "position": "primary"},
+    ),
+    # Own time off (a teammate sees it, may not change it); overrides one takes part in, or the team's manager.
+    Row(
+        "portal:exclusion_edit", "GET", "/schedule/exclusions/{exclusion}/edit", E("login", 404, 403, "ok", "ok", "ok")
+    ),
+    Row(
+        "portal:exclusion_edit",
+        "POST",
+        "/schedule/exclusions/{exclusion}/edit",
+        E("login", 404, 403, "ok|400", "ok|400", "ok|400"),
+        {"kind": "sick", "start": "2026-05-01T09:00", "end": "2026-05-03T09:00"},
+    ),
+    Row(
+        "portal:exclusion_cancel",
+        "POST",
+        "/schedule/exclusions/{exclusion}/cancel",
+        E("login", 404, 403, "ok", "ok", "ok"),
+    ),
+    Row("portal:override_edit", "GET", "/schedule/overrides/{override}/edit", E("login", 404, 403, "ok", "ok", "ok")),
+    Row(
+        "portal:override_edit",
+        "POST",
+        "/schedule/overrides/{override}/edit",
+        E("login", 404, 403, "ok|400", "ok|400", "ok|400"),
+        {"start": "2026-05-01T09:00", "end": "2026-05-01T10:00"},
+    ),
+    Row(
+        "portal:override_cancel",
+        "POST",
+        "/schedule/overrides/{override}/cancel",
+        E("login", 404, 403, "ok", "ok", "ok"),
+    ),
+    # A swap request: any paging member may ask (the body is checked: another team's rotation or person, 400).
+    Row(
+        "portal:swap_create",
+        "POST",
+        "/schedule/swaps",
+        E("login", 400, 400, "ok|400", "ok|400", 400),
+        {"rotation": "{rotation}", "taker": "{engineer}", "start": "2026-05-01T09:00", "end": "2026-05-02T09:00"},
     ),
     Row("portal:profile", "GET", "/profile/", PAGE_ALL),
     Row(
@@ -162,6 +210,14 @@ MATRIX: list[Row] = [
         "/profile/tokens",
         E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
         {"name": "script", "expires_in_days": "30"},
+    ),
+    # One's own shift notice settings: anyone signed in, for themselves only (no id in the URL or body).
+    Row(
+        "portal:notice_prefs",
+        "POST",
+        "/profile/notices",
+        E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
+        {"reminder_leads": "1h", "reminder_kinds": "email", "handover_kinds": "email", "roster_change_kinds": "email"},
     ),
     Row("portal:token_revoke", "POST", "/profile/tokens/{token}/revoke", PAGE_OWN),
     Row("portal:teams", "GET", "/teams/", PAGE_ALL),
@@ -255,6 +311,10 @@ MATRIX: list[Row] = [
         api=True,
     ),
     Row("team-member-remove", "DELETE", "/api/v1/teams/{team}/members/{viewer}/", API_MANAGE, api=True),
+    Row("team-handover-notes", "GET", "/api/v1/teams/{team}/handover-notes/", API_WORK, api=True),
+    Row(
+        "team-handover-notes", "POST", "/api/v1/teams/{team}/handover-notes/", API_WORK, {"text": "watch db1"}, api=True
+    ),
     Row("rotation-list", "GET", "/api/v1/rotations/", API_READ_ALL, api=True),
     Row(
         "rotation-list",
@@ -546,7 +606,7 @@ def _admin_changelists() -> list[str]:
 
 
 def test_every_url_pattern_has_a_permission_decision():
-    decided = {row.name for row in MATRIX} | set(NOT_ROLE_CHECKED)
+    decided = {row.name for row in MATRIX + SWAP_MATRIX} | set(NOT_ROLE_CHECKED)
     undecided = sorted(
         name
         for name in _url_names()
@@ -854,3 +914,37 @@ def test_adding_another_teams_engineer_gives_no_say_over_their_exclusions(world)
     other = users["other_manager"]
     assert _api(other).delete(f"/api/v1/exclusions/{existing.pk}/").status_code == 403
     assert _api(users["staff"]).delete(f"/api/v1/exclusions/{existing.pk}/").status_code == 204
+
+
+# ------------------------------------------------------------------- swap requests
+# The engineer asked the manager to take their shifts: only the manager answers, only the engineer
+# withdraws, and nobody else learns the request exists (404).
+
+SWAP_MATRIX: list[Row] = [
+    Row("portal:swap_accept", "POST", "/schedule/swaps/{swap}/accept", E("login", 404, 404, 403, "ok", 404)),
+    Row("portal:swap_decline", "POST", "/schedule/swaps/{swap}/decline", E("login", 404, 404, 403, "ok", 404)),
+    Row("portal:swap_cancel", "POST", "/schedule/swaps/{swap}/cancel", E("login", 404, 404, "ok", 403, 404)),
+]
+
+
+@pytest.fixture
+def swap_world(world):
+    from rotations.models import SwapRequest
+
+    users, ids = world
+    start = timezone.now() + timedelta(days=3)
+    ids.swap = SwapRequest.objects.create(
+        rotation_id=ids.rotation,
+        requester=users["engineer"],
+        taker=users["manager"],
+        start=start,
+        end=start + timedelta(days=1),
+        created_at=timezone.now(),
+    ).pk
+    return world
+
+
+@pytest.mark.parametrize("row", SWAP_MATRIX, ids=[r.id for r in SWAP_MATRIX])
+def test_permission_matrix_swaps(swap_world, row):
+    wrong = _check_row(row, swap_world)
+    assert not wrong, f"{row.method} {row.path}:\n  " + "\n  ".join(wrong)

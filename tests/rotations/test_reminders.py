@@ -110,3 +110,24 @@ def test_roster_change_notice_lists_added_and_removed_shifts(week, names):
     # A day later shifts have started and new ones entered the horizon: not a change.
     assert roster_changes_notify(now=now + timedelta(days=1)) == 0
     assert mail.outbox == []
+
+
+def test_lead_times_saved_in_the_portal_drive_the_reminders(week, names):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(week.A)
+    saved = client.post(
+        "/profile/notices",
+        {
+            "reminder_leads": "1h",
+            "reminder_kinds": ["email"],
+            "handover_kinds": ["email"],
+            "roster_change_kinds": ["email"],
+        },
+    )
+    assert saved.status_code == 302
+    reminders_run(now=utc(2026, 10, 24, 8))
+    mail.outbox.clear()
+    sent = run_at([utc(2026, 10, 25, 6, 59), utc(2026, 10, 25, 7), utc(2026, 10, 25, 7, 45)], names)
+    assert [(t, who) for t, who, _ in sent] == [(utc(2026, 10, 25, 7), "A"), (utc(2026, 10, 25, 7, 45), "B")]
