@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rotations', '0001_initial'),
+        ('rotations', '0003_audit_object_type_one_spelling'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
