@@ -360,8 +360,9 @@ class TeamViewSet(
         if not perms.can_work_incidents(request.user, team):
             raise PermissionDenied("Only the team's engineers and managers write handover notes.")
         if request.method == "GET":
-            notes = HandoverNote.objects.filter(team=team, author=request.user).order_by("-created_at", "-pk")[:50]
-            return Response(HandoverNoteSerializer(notes, many=True).data)
+            notes = HandoverNote.objects.filter(team=team, author=request.user).order_by("-created_at", "-pk")
+            page = self.paginate_queryset(notes)
+            return self.get_paginated_response(HandoverNoteSerializer(page, many=True).data)
         ser = HandoverNoteWriteSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         note = handover_note_add(team=team, author=request.user, now=timezone.now(), **ser.validated_data)

@@ -51,10 +51,12 @@ def test_api_handover_notes_for_the_teams_paging_members(team, role_users, holde
     assert response.status_code == 201, response.content
     note = HandoverNote.objects.get()
     assert (note.author, note.team, note.position, note.text) == (holder, team, "primary", "db1 is flaky")
-    assert [n["text"] for n in client.get(url).json()] == ["db1 is flaky"]
+    assert [n["text"] for n in client.get(url).json()["results"]] == ["db1 is flaky"]
     # Someone else's notes are not listed to them.
     assert (
-        api_client(role_users["manager"] if holder != role_users["manager"] else role_users["engineer"]).get(url).json()
+        api_client(role_users["manager"] if holder != role_users["manager"] else role_users["engineer"])
+        .get(url)
+        .json()["results"]
         == []
     )
     assert api_client(role_users["viewer"]).post(url, {"text": "x"}, format="json").status_code == 403
