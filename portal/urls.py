@@ -3,6 +3,7 @@ from django.urls import path
 from portal.views import incident_new as views_incident_new
 from portal.views import incidents as views_incidents
 from portal.views import insights as views_insights
+from portal.views import integrations as views_integrations
 from portal.views import manage as views_manage
 from portal.views import members as views_members
 from portal.views import my_roster as views_my_roster
@@ -71,6 +72,43 @@ urlpatterns = [
     path("rotations/<int:pk>/edit", views_manage.rotation_edit, name="rotation_edit"),
     path("teams/<slug:slug>/policies/new", views_manage.policy_create, name="policy_create"),
     path("policies/<int:pk>/edit", views_manage.policy_edit, name="policy_edit"),
+    # integrations, maintenance windows, heartbeats
+    path("teams/<slug:slug>/integrations/", views_integrations.integrations, name="integrations"),
+    path("teams/<slug:slug>/integrations/new", views_integrations.integration_create, name="integration_create"),
+    path("teams/<slug:slug>/integrations/<int:pk>/", views_integrations.integration_detail, name="integration"),
+    path(
+        "teams/<slug:slug>/integrations/<int:pk>/enabled",
+        views_integrations.integration_enabled,
+        name="integration_enabled",
+    ),
+    path(
+        "teams/<slug:slug>/integrations/<int:pk>/rotate",
+        views_integrations.integration_key_rotate,
+        name="integration_key_rotate",
+    ),
+    path(
+        "teams/<slug:slug>/integrations/<int:pk>/delete",
+        views_integrations.integration_delete,
+        name="integration_delete",
+    ),
+    path(
+        "teams/<slug:slug>/integrations/<int:pk>/test", views_integrations.integration_probe, name="integration_probe"
+    ),
+    path(
+        "teams/<slug:slug>/integrations/<int:pk>/test/status",
+        views_integrations.integration_probe_status,
+        name="integration_probe_status",
+    ),
+    path("teams/<slug:slug>/maintenance/new", views_integrations.window_create, name="window_create"),
+    path("teams/<slug:slug>/maintenance/<int:pk>/end", views_integrations.window_end, name="window_end"),
+    path("teams/<slug:slug>/maintenance/<int:pk>/delete", views_integrations.window_delete, name="window_delete"),
+    path("teams/<slug:slug>/heartbeats/new", views_integrations.heartbeat_create, name="heartbeat_create"),
+    path(
+        "teams/<slug:slug>/heartbeats/<int:pk>/rotate",
+        views_integrations.heartbeat_token_rotate,
+        name="heartbeat_token_rotate",
+    ),
+    path("teams/<slug:slug>/heartbeats/<int:pk>/delete", views_integrations.heartbeat_delete, name="heartbeat_delete"),
     # insights, outbox
     path("insights/", views_insights.insights, name="insights"),
     path("insights.csv", views_insights.insights_csv, name="insights_csv"),

@@ -53,7 +53,7 @@ SEEDS = (
 )
 SKIP = re.compile(
     r"logout|signout|/admin/|delete|revoke|remove|rotate|recording|/static/|/media/|\.ics\b|/ical/|csv"
-    r"|/api/schema/|/twilio/|/integrations/"
+    r"|/api/schema/|/twilio/|^/integrations/"
 )
 PROBES = ("pay", "%_'\"<", "99999999999999999999999")
 PER_SHAPE = 8
@@ -70,6 +70,8 @@ DETAIL_KINDS = (
     ("team", r"^/teams/(?!new/|options/)[\w-]+/$", ("staff", "manager", "engineer", "viewer")),
     ("rotation", r"^/rotations/\d+/edit$", ("staff", "manager")),
     ("policy", r"^/policies/\d+/edit$", ("staff", "manager")),
+    ("integrations", r"^/teams/[\w-]+/integrations/$", ("staff", "manager", "engineer", "viewer")),
+    ("integration", r"^/teams/[\w-]+/integrations/\d+/$", ("staff", "manager")),
     ("call", r"^/calls/\d+/recording$", ("staff",)),  # a download: found on the call log, never fetched
 )
 
