@@ -20,6 +20,7 @@ from escalations.models import Integration
 from portal import selectors
 from portal.forms.common import apply_errors
 from portal.forms.roster import ExclusionForm, OverrideForm, SwapRequestForm
+from portal.models import User
 from portal.permissions import (
     can_manage_exclusion_for,
     can_manage_override,
@@ -27,6 +28,7 @@ from portal.permissions import (
     can_view_team,
     can_work_incidents,
 )
+from rotations import roster_health
 from rotations import selectors as roster_selectors
 from rotations.ical import MAX_ALARM_MINUTES
 from rotations.models import AuditEntry, Exclusion, Handover, Rotation, Team
@@ -90,12 +92,14 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         era = eras[-1] if eras else next(iter(rotation.eras.all()), None)
         rotation.current_era = era
         rotation.people = [link.user for link in era.participant_links.all()] if era else []
+    members = selectors.team_members_get(team=team)
     return render(
         request,
         "portal/team_detail.html",
         {
             "team": team,
-            "members": selectors.team_members_get(team=team),
+            "members": members,
+            "problems": _roster_problems(team, at, members) if rotations else [],
             "rotations": rotations,
             "policies": selectors.team_policies_get(team=team),
             "oncall": oncall.get(team.pk, []),
@@ -108,6 +112,16 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
         },
     )
+
+
+def _roster_problems(team: Team, at, members) -> list[dict]:
+    """Open gaps and on-call-during-time-off, each with the person's name (for the team page's list)."""
+    names = {m.user_id: m.user.display_name for m in members}
+    problems = roster_health.roster_problems_get(team=team, now=at)
+    missing = {p.user_id for p in problems if p.user_id and p.user_id not in names}
+    if missing:
+        names.update((u.pk, u.display_name) for u in User.objects.filter(pk__in=missing))
+    return [{"p": p, "name": names.get(p.user_id or 0, "")} for p in problems]
 
 
 # ------------------------------------------------------------------------------ schedule
