@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from config.parsing import small_uint
-from escalations.incidents.selectors import incidents_open_count_by_team
+from escalations.incidents.selectors import CHANGE_LOOKBACK, incidents_open_count_by_team, team_timeline_get
 from escalations.models import Integration
 from portal import selectors
 from portal.forms.common import apply_errors
@@ -100,6 +100,8 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "team": team,
             "members": members,
             "problems": _roster_problems(team, at, members) if rotations else [],
+            "timeline": team_timeline_get(team=team, now=at),
+            "change_lookback_minutes": int(CHANGE_LOOKBACK.total_seconds() // 60),
             "rotations": rotations,
             "policies": selectors.team_policies_get(team=team),
             "oncall": oncall.get(team.pk, []),
