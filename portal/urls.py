@@ -69,7 +69,9 @@ urlpatterns = [
     path("teams/<slug:slug>/overrides/new", views_manage.team_override_new, name="team_override_new"),
     path("teams/<slug:slug>/exclusions/new", views_manage.team_exclusion_new, name="team_exclusion_new"),
     path("teams/<slug:slug>/rotations/new", views_manage.rotation_create, name="rotation_create"),
+    path("teams/<slug:slug>/rotations/preview", views_manage.rotation_create_preview, name="rotation_create_preview"),
     path("rotations/<int:pk>/edit", views_manage.rotation_edit, name="rotation_edit"),
+    path("rotations/<int:pk>/preview", views_manage.rotation_edit_preview, name="rotation_edit_preview"),
     path("teams/<slug:slug>/policies/new", views_manage.policy_create, name="policy_create"),
     path("policies/<int:pk>/edit", views_manage.policy_edit, name="policy_edit"),
     # integrations, maintenance windows, heartbeats

@@ -94,6 +94,71 @@ def gaps_check_team(*, team: Team, now: datetime, days: int | None = None) -> li
     return new
 
 
+@dataclass(frozen=True)
+class RosterProblem:
+    """An open coverage problem, with what a manager needs to fix it."""
+
+    kind: str  # GapAlert.Kind
+    position: str
+    start: datetime
+    end: datetime
+    user_id: int | None
+    rotation_id: int | None  # the rotation to override or edit
+    exclusion_id: int | None  # EXCLUDED: the time off it overlaps
+    alerted_at: datetime | None  # when the managers were told (None: not yet)
+
+
+PROBLEMS_SHOWN = 100
+
+
+def roster_problems_get(*, team: Team, now: datetime, days: int | None = None) -> list[RosterProblem]:
+    """The team's coverage problems in [now, now + days) as they stand now (fixed ones are gone).
+
+    Same detection as gaps_check_team; reads only. At most PROBLEMS_SHOWN, soonest first.
+    """
+    days = settings.BACKSTOP_GAP_LOOKAHEAD_DAYS if days is None else days
+    until = now + timedelta(days=days)
+    ts = rotation_specs_for_teams(team_ids=[team.pk], since=now - MARGIN, until=until + MARGIN).teams.get(team.pk)
+    if ts is None:
+        return []
+    found = sorted(_problems(ts, now, until), key=lambda a: (a.start, a.position, a.kind))[:PROBLEMS_SHOWN]
+    alerted = {
+        (a.kind, a.position, a.start, a.end, a.user_id): a.created_at
+        for a in GapAlert.objects.filter(team=team, end__gt=now, start__lt=until).order_by("start")[:1000]
+    }
+    shifts = holds_of(schedule.team_shifts(ts.specs, ts.exclusions, ts.overrides, now - MARGIN, until + MARGIN))
+    out = []
+    for a in found:
+        if a.kind == GapAlert.Kind.GAP:
+            rotation_id = next((s.id for s in ts.specs if a.position in s.positions), None)
+            exclusion_id = None
+        else:
+            rotation_id = next(
+                (
+                    h.rotation_id
+                    for h in shifts
+                    if h.user_id == a.user_id and h.position == a.position and h.start < a.end and h.end > a.start
+                ),
+                None,
+            )
+            exclusion_id = next(
+                (x.id for x in ts.exclusions if x.user_id == a.user_id and x.start < a.end and x.end > a.start), None
+            )
+        out.append(
+            RosterProblem(
+                kind=a.kind,
+                position=a.position,
+                start=a.start,
+                end=a.end,
+                user_id=a.user_id,
+                rotation_id=rotation_id,
+                exclusion_id=exclusion_id,
+                alerted_at=alerted.get((a.kind, a.position, a.start, a.end, a.user_id)),
+            )
+        )
+    return out
+
+
 def gaps_check(*, now: datetime, days: int | None = None) -> int:
     """gaps_check_team for every team that has a rotation; returns the number of new alerts."""
     count = 0

@@ -13,11 +13,12 @@ unclipped, so their UIDs do not depend on the feed window.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
@@ -565,3 +566,72 @@ def team_shift_rows_get(*, team: Team | int, since: datetime, until: datetime) -
 
 def team_members_get(*, team: Team) -> list[Membership]:
     return list(Membership.objects.filter(team=team).select_related("user").order_by("role", "user__full_name"))
+
+
+# ------------------------------------------------------------------------- unsaved drafts
+
+
+@dataclass(frozen=True)
+class RotationDraft:
+    """A rotation definition as posted, not saved: what the preview resolves."""
+
+    time_zone: str
+    positions: tuple[str, ...]
+    start_date: date
+    handoff_time: time
+    shift_unit: str
+    shift_length: int
+    participants: tuple[int, ...]
+    restrictions: tuple[dict, ...] = ()  # already through validate_windows
+    effective_from: datetime | None = None  # edits: when the new definition starts
+
+
+@dataclass(frozen=True)
+class DraftPreview:
+    shifts: list[Shift]
+    gaps: list[tuple[str, datetime, datetime]]
+
+
+def rotation_draft_preview_get(
+    *, team: Team, rotation: Rotation | None, draft: RotationDraft, since: datetime, until: datetime
+) -> DraftPreview:
+    """The shifts and gaps in [since, until) if `draft` were saved (as a new rotation, or as a new
+    definition of `rotation` from draft.effective_from). Reads exclusions and overrides; writes nothing."""
+    anchor = era_anchor(start_date=draft.start_date, handoff_time=draft.handoff_time, time_zone=draft.time_zone)
+    new_era = schedule.Era(
+        effective_from=anchor if rotation is None else (draft.effective_from or anchor),
+        anchor=anchor,
+        unit=draft.shift_unit,
+        length=draft.shift_length,
+        participants=tuple(draft.participants),
+        restrictions=tuple(_window(w) for w in draft.restrictions),
+    )
+    if rotation is None:
+        spec = RotationSpec(
+            id=0, team_id=team.pk, time_zone=draft.time_zone, positions=tuple(draft.positions), eras=(new_era,)
+        )
+    else:
+        stored = rotation_spec_get(rotation=rotation)
+        at = new_era.effective_from
+        before = [e for e in stored.eras if e.effective_from < at]
+        after = [e for e in stored.eras if e.effective_from > at]
+        spec = dataclasses.replace(stored, positions=tuple(draft.positions), eras=(*before, new_era, *after))
+        offset = schedule.cycle_offset(spec, len(before))
+        spec = dataclasses.replace(spec, eras=(*before, dataclasses.replace(new_era, offset=offset), *after))
+    users = {u for era in spec.eras for u in era.participants}
+    overrides = []
+    if rotation is not None:
+        for o in Override.objects.filter(rotation=rotation, start__lt=until, end__gt=since).order_by("start", "pk"):
+            users.add(o.user_id)
+            overrides.append(
+                schedule.override_make(
+                    rotation.pk, o.user_id, o.start, o.end, o.position or None, o.replaces_user_id, o.pk
+                )
+            )
+    exclusions = [
+        schedule.exclusion_make(x.user_id, x.start, x.end, x.pk, x.reason)
+        for x in Exclusion.objects.filter(user_id__in=users, start__lt=until, end__gt=since).order_by("start", "pk")
+    ]
+    shifts = schedule.rotation_shifts(spec, exclusions, overrides, since, until)
+    gaps = schedule.coverage_gaps([spec], exclusions, overrides, since, until)
+    return DraftPreview(shifts=[s for s in shifts if s.user_id is not None], gaps=gaps)

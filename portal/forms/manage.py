@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import calendar
+import re
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.forms import formset_factory
 
 from config.parsing import small_uint
@@ -13,6 +15,7 @@ from portal.forms.roster import LocalDateTimeField
 from portal.models import User
 from portal.widgets import PlainSelect
 from rotations.models import Membership, RotationEra
+from rotations.services.validation import validate_windows
 
 
 def _comma_list(value: str) -> list[str]:
@@ -29,6 +32,79 @@ class TeamForm(forms.Form):
     )
 
 
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WINDOW_LINE = re.compile(r"^(?:(?P<days>[a-z ,\-]+?)\s+)?(?P<start>\d{1,2}:\d{2})\s*[-–]\s*(?P<end>\d{1,2}:\d{2})$")
+EVERY_DAY = ("daily", "every day", "all", "*")
+
+
+def _days_parse(text: str) -> list[int | None]:
+    """ "Mon-Fri", "sat, sun", "daily" (or nothing) -> weekdays (None = every day)."""
+    text = (text or "").strip()
+    if not text or text in EVERY_DAY:
+        return [None]
+    days: list[int | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        first, _, last = (x.strip()[:3] for x in part.partition("-"))
+        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
+            raise ValueError(part)
+        a = DAY_NAMES.index(first)
+        b = DAY_NAMES.index(last) if last else a
+        days.extend((a + i) % 7 for i in range((b - a) % 7 + 1))
+    return days
+
+
+def windows_parse(text: str) -> list[dict]:
+    """One window per line, "[days] HH:MM-HH:MM", in the rotation's zone -> service windows.
+
+    An end at or before the start runs past midnight (Mon 22:00-06:00 ends Tuesday morning); 24:00
+    is midnight at the end of the day.
+    """
+    out: list[dict] = []
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        line = raw.strip().lower()
+        if not line:
+            continue
+        match = _WINDOW_LINE.match(line)
+        try:
+            if match is None:
+                raise ValueError(line)
+            days = _days_parse(match["days"] or "")
+        except ValueError:
+            raise ValidationError(
+                f"Line {number} ({raw.strip()!r}): write a window as days and hours, e.g. Mon-Fri 09:00-17:00 "
+                "or daily 22:00-06:00."
+            ) from None
+        start, end = match["start"].zfill(5), match["end"].zfill(5)
+        end = "00:00" if end == "24:00" else end
+        out.extend({"weekday": d, "start": start, "end": end} for d in days)
+    try:
+        return validate_windows(out)
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict.get("restrictions", exc.messages)) from None
+
+
+def windows_format(windows: list[dict]) -> str:
+    """Stored windows back to the text windows_parse reads, runs of days with equal hours joined."""
+    lines: list[str] = []
+    by_hours: dict[tuple[str, str], list[int | None]] = {}
+    for w in windows or ():
+        by_hours.setdefault((w["start"], w["end"]), []).append(w.get("weekday"))
+    for (start, end), days in by_hours.items():
+        if None in days:
+            lines.append(f"daily {start}-{end}")
+        plain = sorted({d for d in days if d is not None})
+        runs: list[list[int]] = []
+        for d in plain:
+            if runs and runs[-1][-1] == d - 1:
+                runs[-1].append(d)
+            else:
+                runs.append([d])
+        for run in runs:
+            first, last = DAY_NAMES[run[0]].title(), DAY_NAMES[run[-1]].title()
+            lines.append(f"{first}-{last} {start}-{end}" if len(run) > 1 else f"{first} {start}-{end}")
+    return "\n".join(lines)
+
+
 class RotationForm(forms.Form):
     name = forms.CharField(max_length=100)
     time_zone = forms.ChoiceField(
@@ -39,6 +115,13 @@ class RotationForm(forms.Form):
     handoff_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), initial="09:00")
     shift_unit = forms.ChoiceField(choices=RotationEra.Unit.choices, initial="weeks", label="Shift unit")
     shift_length = forms.IntegerField(min_value=1, max_value=365, initial=1, label="Shift length")
+    restrictions = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Mon-Fri 09:00-17:00"}),
+        label="On call only during (follow the sun)",
+        help_text="One window per line in the rotation's time zone, e.g. Mon-Fri 09:00-17:00 or daily 22:00-06:00. "
+        "Empty = around the clock. Outside the windows this rotation has nobody on call.",
+    )
     effective_from = LocalDateTimeField(
         required=False, label="Changes take effect from", help_text="Edits only: past shifts never change"
     )
@@ -59,6 +142,9 @@ class RotationForm(forms.Form):
         if len(set(positions)) != len(positions):
             raise forms.ValidationError("Each position name must be different.")
         return positions
+
+    def clean_restrictions(self) -> list[dict]:
+        return windows_parse(self.cleaned_data.get("restrictions", ""))
 
     def participants(self) -> list[User]:
         """Members given an order number, in that order (ties by name)."""

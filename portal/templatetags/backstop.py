@@ -82,3 +82,10 @@ def audit_object(object_type: str) -> str:
         return str(apps.get_model(object_type)._meta.verbose_name)
     except (LookupError, ValueError):
         return object_type
+
+
+@register.filter
+def web_url(value) -> str:
+    """`value` if it is an http(s) link, else "": links from senders must not carry javascript: and the like."""
+    text = str(value or "").strip()
+    return text if text.lower().startswith(("https://", "http://")) else ""

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from config.parsing import small_uint
 from escalations.incidents import services
+from escalations.incidents.selectors import CHANGE_LOOKBACK, incident_recent_changes_get
 from escalations.models import EscalationPolicy, Incident, TimelineEvent
 from portal import selectors
 from portal.models import User
@@ -92,12 +93,20 @@ def _detail_context(request: HttpRequest, incident: Incident, version: str) -> d
     }
 
 
+def _panel_context(request: HttpRequest, incident: Incident, version: str) -> dict:
+    """The whole panel: the live regions plus what never changes once opened (recent changes)."""
+    return _detail_context(request, incident, version) | {
+        "recent_changes": incident_recent_changes_get(incident=incident),
+        "change_lookback_minutes": int(CHANGE_LOOKBACK.total_seconds() // 60),
+    }
+
+
 @login_required
 def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = _live_version(request, pk)
     incident = selectors.incident_get(pk=pk)
     template = "portal/_incident_panel.html" if request.htmx else "portal/incident_detail.html"
-    return render(request, template, _detail_context(request, incident, version))
+    return render(request, template, _panel_context(request, incident, version))
 
 
 @login_required
@@ -121,7 +130,7 @@ def _acted(request: HttpRequest, incident: Incident, *, note_saved: bool = False
     if request.htmx or status >= 400:
         _, version = selectors.incident_version_get(pk=incident.pk)
         incident = selectors.incident_get(pk=incident.pk)
-        context = _detail_context(request, incident, version) | {"oob": bool(request.htmx), "note_saved": note_saved}
+        context = _panel_context(request, incident, version) | {"oob": bool(request.htmx), "note_saved": note_saved}
         template = "portal/_incident_panel.html" if request.htmx else "portal/incident_detail.html"
         return render(request, template, context, status=status)
     return redirect("portal:incident", pk=incident.pk)

@@ -11,14 +11,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from config.parsing import small_uint
 from escalations.models import EscalationPolicy, EscalationTarget
 from escalations.policies import services as policy_services
 from portal import selectors
 from portal.forms.common import apply_errors
-from portal.forms.manage import PolicyForm, RotationForm, StepFormSet, TeamForm, _comma_list
+from portal.forms.manage import PolicyForm, RotationForm, StepFormSet, TeamForm, _comma_list, windows_format
 from portal.forms.roster import ExclusionForm, OverrideForm
 from portal.permissions import can_manage_team, can_view_team
 from portal.views.teams import _team_or_404
@@ -90,7 +92,7 @@ def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
 # ------------------------------------------------------------------------------ rotations
 
 
-def _rotation_page(request, *, team, form, rotation=None, order=None, status=200):
+def _rotation_page(request, *, team, form, rotation=None, order=None, status=200, preview=None):
     members = [m for m in selectors.team_members_get(team=team) if m.role != Membership.Role.VIEWER]
     order = order or {}
     rows = sorted(members, key=lambda m: (order.get(m.user_id) is None, order.get(m.user_id) or 0, m.user.display_name))
@@ -102,9 +104,117 @@ def _rotation_page(request, *, team, form, rotation=None, order=None, status=200
             "form": form,
             "rotation": rotation,
             "rows": [(m, order.get(m.user_id)) for m in rows],
+            "preview": preview,
+            "preview_url": reverse("portal:rotation_edit_preview", args=[rotation.pk])
+            if rotation
+            else reverse("portal:rotation_create_preview", args=[team.slug]),
         },
         status=status,
     )
+
+
+PREVIEW_DAYS = 14
+
+
+def _preview(request: HttpRequest, *, team: Team, rotation: Rotation | None, form: RotationForm) -> dict:
+    """The posted definition resolved for the next PREVIEW_DAYS days (nothing saved): bars and gaps."""
+    data = form.cleaned_data
+    time_zone = rotation.time_zone if rotation is not None else data["time_zone"]
+    now = timezone.now()
+    starts_at = roster_selectors.era_anchor(
+        start_date=data["start_date"], handoff_time=data["handoff_time"], time_zone=time_zone
+    )
+    if rotation is not None:
+        starts_at = data.get("effective_from") or now
+    first = timezone.localtime(max(now, starts_at)).date()
+    tz = timezone.get_current_timezone()
+    since = datetime.combine(first, datetime.min.time(), tzinfo=tz)
+    until = datetime.combine(first + timedelta(days=PREVIEW_DAYS), datetime.min.time(), tzinfo=tz)
+    people = form.participants()
+    draft = roster_selectors.RotationDraft(
+        time_zone=time_zone,
+        positions=tuple(data["positions"]),
+        start_date=data["start_date"],
+        handoff_time=data["handoff_time"],
+        shift_unit=data["shift_unit"],
+        shift_length=data["shift_length"],
+        participants=tuple(u.pk for u in people),
+        restrictions=tuple(data["restrictions"]),
+        effective_from=data.get("effective_from") or now if rotation is not None else None,
+    )
+    result = roster_selectors.rotation_draft_preview_get(
+        team=team, rotation=rotation, draft=draft, since=since, until=until
+    )
+    names = {m.user_id: m.user.display_name for m in form.members}
+    rows: dict[str, dict] = {p: {"position": p, "bars": []} for p in draft.positions}
+    for sh in result.shifts:
+        left = _pct(sh.start, since, until)
+        rows.setdefault(sh.position, {"position": sh.position, "bars": []})["bars"].append(
+            {
+                "left": left,
+                "width": max(_pct(sh.end, since, until) - left, 0.3),
+                "css": sh.reason.value,
+                "label": names.get(sh.user_id, "?"),
+                "start": sh.start,
+                "end": sh.end,
+            }
+        )
+    for position, start, end in result.gaps:
+        left = _pct(start, since, until)
+        rows[position]["bars"].append(
+            {
+                "left": left,
+                "width": max(_pct(end, since, until) - left, 0.3),
+                "css": "gap",
+                "label": "Gap",
+                "start": start,
+                "end": end,
+            }
+        )
+    span = (until - since).total_seconds()
+    ticks = []
+    for i in range(PREVIEW_DAYS):
+        at = since + timedelta(days=i)
+        ticks.append(((at - since).total_seconds() / span * 100, at.strftime("%a %d")))
+    return {
+        "since": since,
+        "until": until,
+        "ticks": ticks,
+        "rows": list(rows.values()),
+        "gaps": result.gaps,
+        "no_people": not people,
+    }
+
+
+def _rotation_preview(request: HttpRequest, *, team: Team, rotation: Rotation | None) -> HttpResponse:
+    members = selectors.team_members_get(team=team)
+    initial = {"time_zone": rotation.time_zone} if rotation is not None else {}
+    form = RotationForm(request.POST, members=members, initial=initial, editing=rotation is not None)
+    preview = _preview(request, team=team, rotation=rotation, form=form) if form.is_valid() else None
+    status = 200 if preview is not None else 400
+    if request.htmx:
+        return render(request, "portal/_rotation_preview.html", {"form": form, "preview": preview}, status=status)
+    return _rotation_page(
+        request, team=team, form=form, rotation=rotation, order=_posted_order(request), status=status, preview=preview
+    )
+
+
+@login_required
+@require_POST
+def rotation_create_preview(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    _require_manager(request, team)
+    return _rotation_preview(request, team=team, rotation=None)
+
+
+@login_required
+@require_POST
+def rotation_edit_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    rotation = get_object_or_404(Rotation.objects.select_related("team"), pk=pk)
+    if not can_view_team(request.user, rotation.team):
+        raise Http404("No such rotation.")
+    _require_manager(request, rotation.team)
+    return _rotation_preview(request, team=rotation.team, rotation=rotation)
 
 
 def _posted_order(request) -> dict[int, int]:
@@ -139,6 +249,7 @@ def rotation_create(request: HttpRequest, slug: str) -> HttpResponse:
                     shift_unit=data["shift_unit"],
                     shift_length=data["shift_length"],
                     participants=people,
+                    restrictions=data["restrictions"],
                     actor=request.user,
                 )
                 messages.success(request, f"Created rotation {data['name']}.")
@@ -174,6 +285,7 @@ def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
             handoff_time=current.handoff_time,
             shift_unit=current.shift_unit,
             shift_length=current.shift_length,
+            restrictions=windows_format(current.restrictions),
         )
         order = {link.user_id: link.order + 1 for link in current.participant_links.all()}
     form = RotationForm(request.POST or None, members=members, initial=initial, editing=True)
@@ -198,6 +310,7 @@ def rotation_edit(request: HttpRequest, pk: int) -> HttpResponse:
                         shift_length=data["shift_length"],
                         handoff_time=data["handoff_time"],
                         start_date=data["start_date"],
+                        restrictions=data["restrictions"],
                     )
                     messages.success(request, f"Saved {rotation.name}; shifts before the change stay as they were.")
                     return redirect("portal:team", slug=team.slug)

@@ -15,11 +15,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from config.parsing import small_uint
-from escalations.incidents.selectors import incidents_open_count_by_team
+from escalations.incidents.selectors import CHANGE_LOOKBACK, incidents_open_count_by_team, team_timeline_get
 from escalations.models import Integration
 from portal import selectors
 from portal.forms.common import apply_errors
 from portal.forms.roster import ExclusionForm, OverrideForm, SwapRequestForm
+from portal.models import User
 from portal.permissions import (
     can_manage_exclusion_for,
     can_manage_override,
@@ -27,6 +28,7 @@ from portal.permissions import (
     can_view_team,
     can_work_incidents,
 )
+from rotations import roster_health
 from rotations import selectors as roster_selectors
 from rotations.ical import MAX_ALARM_MINUTES
 from rotations.models import AuditEntry, Exclusion, Handover, Rotation, Team
@@ -90,12 +92,16 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         era = eras[-1] if eras else next(iter(rotation.eras.all()), None)
         rotation.current_era = era
         rotation.people = [link.user for link in era.participant_links.all()] if era else []
+    members = selectors.team_members_get(team=team)
     return render(
         request,
         "portal/team_detail.html",
         {
             "team": team,
-            "members": selectors.team_members_get(team=team),
+            "members": members,
+            "problems": _roster_problems(team, at, members) if rotations else [],
+            "timeline": team_timeline_get(team=team, now=at),
+            "change_lookback_minutes": int(CHANGE_LOOKBACK.total_seconds() // 60),
             "rotations": rotations,
             "policies": selectors.team_policies_get(team=team),
             "oncall": oncall.get(team.pk, []),
@@ -108,6 +114,16 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "open_incidents": incidents_open_count_by_team([team.pk]).get(team.pk, 0),
         },
     )
+
+
+def _roster_problems(team: Team, at, members) -> list[dict]:
+    """Open gaps and on-call-during-time-off, each with the person's name (for the team page's list)."""
+    names = {m.user_id: m.user.display_name for m in members}
+    problems = roster_health.roster_problems_get(team=team, now=at)
+    missing = {p.user_id for p in problems if p.user_id and p.user_id not in names}
+    if missing:
+        names.update((u.pk, u.display_name) for u in User.objects.filter(pk__in=missing))
+    return [{"p": p, "name": names.get(p.user_id or 0, "")} for p in problems]
 
 
 # ------------------------------------------------------------------------------ schedule

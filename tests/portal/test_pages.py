@@ -88,7 +88,9 @@ def test_team_detail_query_count_constant(login, team, role_users, policy, djang
         RotationEraFactory(rotation=rotation, participants=[MembershipFactory(team=team).user for _ in range(2)])
     client = login(role_users["manager"])
     client.get(reverse("portal:team", args=[team.slug]))
-    with django_assert_max_num_queries(24):
+    # 24 for the page, plus the roster-health list (one roster load: five queries, and its alerts) and the
+    # timeline (incidents, change events).
+    with django_assert_max_num_queries(32):
         assert client.get(reverse("portal:team", args=[team.slug])).status_code == 200
 
 
