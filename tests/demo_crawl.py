@@ -71,6 +71,8 @@ DETAIL_KINDS = (
     ("rotation", r"^/rotations/\d+/edit$", ("staff", "manager")),
     ("policy", r"^/policies/\d+/edit$", ("staff", "manager")),
     ("call", r"^/calls/\d+/recording$", ("staff",)),  # a download: found on the call log, never fetched
+    ("phone line", r"^/calls/lines/\d+/$", ("staff",)),
+    ("customer", r"^/calls/directory/\d+/$", ("staff",)),
 )
 
 
