@@ -22,8 +22,8 @@ def backstop(request) -> dict:
     twilio = _twilio_configured()
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_staff:
-        # The emergency line's call log is staff-only (portal.permissions).
-        nav.append(("calls:log", "Calls", current in {"log", "simulate"} and match.namespace == "calls"))
+        # The emergency line (calls, lines, block list, customer directory) is staff-only (portal.permissions).
+        nav.append(("calls:log", "Calls", match is not None and match.namespace == "calls"))
     if not twilio:
         nav.append(("portal:outbox", "Outbox", current == "outbox"))
     return {

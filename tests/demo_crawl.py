@@ -73,6 +73,8 @@ DETAIL_KINDS = (
     ("integrations", r"^/teams/[\w-]+/integrations/$", ("staff", "manager", "engineer", "viewer")),
     ("integration", r"^/teams/[\w-]+/integrations/\d+/$", ("staff", "manager")),
     ("call", r"^/calls/\d+/recording$", ("staff",)),  # a download: found on the call log, never fetched
+    ("phone line", r"^/calls/lines/\d+/$", ("staff",)),
+    ("customer", r"^/calls/directory/\d+/$", ("staff",)),
 )
 
 

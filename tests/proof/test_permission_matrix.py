@@ -29,7 +29,14 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from escalations.models import CallRecord, OutboxMessage, PhoneLine
+from escalations.models import (
+    BlockedNumber,
+    CallRecord,
+    CustomerContact,
+    OutboxMessage,
+    PhoneLine,
+    PhoneMenuOption,
+)
 from portal.models import ApiToken, ContactMethod
 from rotations.models import Exclusion, Override, Rotation, RotationEra
 from tests.escalations.api_helpers import api_client
@@ -79,6 +86,7 @@ PAGE_MANAGE_POST = E("login", 404, 403, 403, "ok|400", "ok|400")
 PAGE_WORK = E("login", 404, 403, "ok", "ok", "ok")
 PAGE_OWN = E("login", 404, 404, "ok", 404, 404)
 PAGE_STAFF = E("login", 403, 403, 403, 403, "ok")
+PAGE_STAFF_POST = E("login", 403, 403, 403, 403, "ok|400")
 ADMIN = E("admin-login", "admin-login", "admin-login", "admin-login", "admin-login", "ok")
 # Staff may do everything: every admin model page opens for staff (portal.auth_backends), for nobody else.
 ADMIN_MODEL = E("admin-login", "admin-login", "admin-login", "admin-login", "admin-login", "ok")
@@ -392,6 +400,39 @@ MATRIX: list[Row] = [
     Row("calls:simulate", "GET", "/calls/simulate/", E("login", 403, 403, 403, 403, 404)),
     # Visible to the line's team; no recording stored, so the permitted answer is 404 "no recording".
     Row("calls:recording", "GET", "/calls/{call}/recording", E("login", 403, 404, 404, 404, 404)),
+    # Setting up the emergency line: staff only (no team owns the directory or the block list).
+    Row("calls:lines", "GET", "/calls/lines/", PAGE_STAFF),
+    Row("calls:line_new", "GET", "/calls/lines/new/", PAGE_STAFF),
+    Row("calls:line_new", "POST", "/calls/lines/new/", PAGE_STAFF_POST, {"number": "+15550100998", "name": "Line 2"}),
+    Row("calls:line", "GET", "/calls/lines/{line}/", PAGE_STAFF),
+    Row("calls:line", "POST", "/calls/lines/{line}/", PAGE_STAFF_POST, {"number": "not a number"}),
+    Row(
+        "calls:option_new",
+        "POST",
+        "/calls/lines/{line}/options/new/",
+        PAGE_STAFF_POST,
+        {"digit": 2, "label": "x", "team": "{team}"},
+    ),
+    Row("calls:option", "GET", "/calls/lines/{line}/options/{option}/", PAGE_STAFF),
+    Row("calls:option", "POST", "/calls/lines/{line}/options/{option}/", PAGE_STAFF_POST, {"digit": 0}),
+    Row("calls:option_delete", "POST", "/calls/lines/{line}/options/{option}/delete/", PAGE_STAFF, {}),
+    Row("calls:blocked", "GET", "/calls/blocked/", PAGE_STAFF),
+    Row("calls:blocked", "POST", "/calls/blocked/", PAGE_STAFF_POST, {"number": "+15550142999"}),
+    Row("calls:blocked_remove", "POST", "/calls/blocked/{blocked}/delete/", PAGE_STAFF, {}),
+    Row("calls:directory", "GET", "/calls/directory/", PAGE_STAFF),
+    Row("calls:customer_new", "GET", "/calls/directory/new/", PAGE_STAFF),
+    Row("calls:customer_new", "POST", "/calls/directory/new/", PAGE_STAFF_POST, {"organisation": "Acme"}),
+    Row("calls:customer", "GET", "/calls/directory/{customer}/", PAGE_STAFF),
+    Row("calls:customer", "POST", "/calls/directory/{customer}/", PAGE_STAFF_POST, {"organisation": ""}),
+    Row("calls:customer_delete", "POST", "/calls/directory/{customer}/delete/", PAGE_STAFF, {}),
+    Row("calls:directory_import", "GET", "/calls/directory/import/", PAGE_STAFF),
+    Row(
+        "calls:directory_import",
+        "POST",
+        "/calls/directory/import/",
+        PAGE_STAFF_POST,
+        {"content": "name,company,phone numbers\nDana,Acme,+15550142001\n"},
+    ),
     Row("admin:index", "GET", "/admin/", ADMIN),
     # ---- API: rosters ------------------------------------------------------------------------------
     Row("api-root", "GET", "/api/v1/", API_READ_ALL, api=True),
@@ -750,6 +791,9 @@ def world(team, role_users, mfa_user, policy, incident):
         expires_at=timezone.now() + timedelta(days=30),
     )
     line = PhoneLine.objects.create(number="+15550100999", name="Emergency line", team=team)
+    option = PhoneMenuOption.objects.create(line=line, digit=1, label="payments", team=team)
+    blocked = BlockedNumber.objects.create(number="+15550142998")
+    customer = CustomerContact.objects.create(organisation="Acme Retail", name="Dana")
     call = CallRecord.objects.create(
         call_sid="CA" + "1" * 32, line=line, from_number="+15550142001", to_number=line.number, started_at=T0
     )
@@ -778,6 +822,10 @@ def world(team, role_users, mfa_user, policy, incident):
         rule=rule.pk,
         token=token.pk,
         call=call.pk,
+        line=line.pk,
+        option=option.pk,
+        blocked=blocked.pk,
+        customer=customer.pk,
         outbox=outbox.pk,
         engineer=engineer.pk,
         viewer=users["viewer"].pk,
