@@ -79,7 +79,7 @@ def swap_accept(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def swap_decline(request: HttpRequest, pk: int) -> HttpResponse:
-    return _answered(request, pk, swaps.swap_request_decline, "Declined; they have been told in the portal.")
+    return _answered(request, pk, swaps.swap_request_decline, "Declined; they have been told.")
 
 
 @login_required
