@@ -41,6 +41,7 @@ urlpatterns = [
     path("schedule/swaps/<int:pk>/accept", views_swaps.swap_accept, name="swap_accept"),
     path("schedule/swaps/<int:pk>/decline", views_swaps.swap_decline, name="swap_decline"),
     path("schedule/swaps/<int:pk>/cancel", views_swaps.swap_cancel, name="swap_cancel"),
+    path("schedule/swaps/answer/<str:token>", views_swaps.swap_answer, name="swap_answer"),
     path("schedule/ical/rotate", views_teams.user_ical_rotate, name="user_ical_rotate"),
     # profile
     path("profile/", views_profile.profile, name="profile"),

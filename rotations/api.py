@@ -29,9 +29,10 @@ from rotations.models import (
     Rotation,
     RotationEra,
     RotationParticipant,
+    SwapRequest,
     Team,
 )
-from rotations.services import exclusions, memberships, overrides
+from rotations.services import exclusions, memberships, overrides, swaps
 from rotations.services import rotations as services_rotations
 from rotations.services import teams as services_teams
 
@@ -562,10 +563,24 @@ class OverrideViewSet(viewsets.ModelViewSet):
         if not perms.can_manage_override(self.request.user, team=rotation.team_id, taker=taker, replaced=replaced):
             raise PermissionDenied("Engineers can only create overrides they take part in; managers for their team.")
 
+    def _consent_check(self, *, rotation, taker) -> None:
+        """Giving a shift away needs the taker's consent: an engineer asks with a swap request. Managers
+        and staff run the roster and assign directly."""
+        if taker.pk != self.request.user.pk and not perms.can_manage_team(self.request.user, rotation.team_id):
+            raise serializers.ValidationError(
+                {
+                    "user": [
+                        "You can only take a shift yourself. To hand yours to a colleague, ask them with a "
+                        "swap request (POST /api/v1/swaps/); it becomes an override when they accept."
+                    ]
+                }
+            )
+
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
         data.setdefault("user", self.request.user)
         self._check(rotation=data["rotation"], taker=data["user"], replaced=data.get("replaces_user"))
+        self._consent_check(rotation=data["rotation"], taker=data["user"])
         serializer.instance = overrides.override_create(actor=self.request.user, **data)
 
     def perform_update(self, serializer):
@@ -579,11 +594,94 @@ class OverrideViewSet(viewsets.ModelViewSet):
             taker=data.get("user", override.user),
             replaced=data.get("replaces_user", override.replaces_user),
         )
+        if "user" in data and data["user"].pk != override.user_id:
+            self._consent_check(rotation=override.rotation, taker=data["user"])
         serializer.instance = overrides.override_update(override=override, actor=self.request.user, **data)
 
     def perform_destroy(self, instance):
         self._check(rotation=instance.rotation, taker=instance.user, replaced=instance.replaces_user)
         overrides.override_delete(override=instance, actor=self.request.user)
+
+
+# --------------------------------------------------------------------------- swap requests
+
+
+class SwapRequestSerializer(serializers.ModelSerializer):
+    taker = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+
+    class Meta:
+        model = SwapRequest
+        fields = [
+            "id",
+            "rotation",
+            "requester",
+            "taker",
+            "start",
+            "end",
+            "reason",
+            "status",
+            "created_at",
+            "decided_at",
+            "override",
+        ]
+        read_only_fields = ["requester", "status", "created_at", "decided_at", "override"]
+
+
+class SwapRequestFilter(django_filters.FilterSet):
+    class Meta:
+        model = SwapRequest
+        fields = ["status", "rotation"]
+
+
+class SwapRequestViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Swap requests the caller asked or was asked ("please take my shifts"); only the colleague's
+    acceptance makes an override. Nobody else learns a request exists (404)."""
+
+    serializer_class = SwapRequestSerializer
+    queryset = SwapRequest.objects.none()
+    filterset_class = SwapRequestFilter
+    ordering_fields = ["start", "created_at"]
+    ordering = ["start"]
+
+    def get_queryset(self):
+        user = self.request.user
+        return SwapRequest.objects.filter(Q(requester=user) | Q(taker=user)).order_by("start", "pk")
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        if not perms.can_view_team(self.request.user, data["rotation"].team_id):
+            raise serializers.ValidationError({"rotation": ["No such rotation."]})
+        serializer.instance = swaps.swap_request_create(
+            rotation=data["rotation"],
+            requester=self.request.user,
+            taker=data["taker"],
+            start=data["start"],
+            end=data["end"],
+            reason=data.get("reason", ""),
+            now=timezone.now(),
+        )
+
+    def _answer(self, service) -> Response:
+        swap = self.get_object()  # 404 unless the caller is one of the two people
+        swap = service(swap_id=swap.pk, actor=self.request.user, now=timezone.now())
+        return Response(SwapRequestSerializer(swap).data)
+
+    @extend_schema(request=None, responses=SwapRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        return self._answer(swaps.swap_request_accept)
+
+    @extend_schema(request=None, responses=SwapRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def decline(self, request, pk=None):
+        return self._answer(swaps.swap_request_decline)
+
+    @extend_schema(request=None, responses=SwapRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        return self._answer(swaps.swap_request_cancel)
 
 
 # --------------------------------------------------------------------------- on call and shifts

@@ -8,6 +8,7 @@ router.register("teams", api.TeamViewSet, basename="team")
 router.register("rotations", api.RotationViewSet, basename="rotation")
 router.register("exclusions", api.ExclusionViewSet, basename="exclusion")
 router.register("overrides", api.OverrideViewSet, basename="override")
+router.register("swaps", api.SwapRequestViewSet, basename="swap")
 
 urlpatterns = [
     path("oncall/", api.OncallView.as_view(), name="oncall"),

@@ -93,6 +93,15 @@ def handover_message_send(*, user: User, subject: str, body: str, kinds: Sequenc
     return sent
 
 
+def sms_send(*, user: User, text: str) -> list[str]:
+    """A ready-made SMS text (e.g. one that asks for a reply code) to each of the person's numbers."""
+    results = [
+        _send(OutgoingMessage(channel="sms", to=number, body=text, kind="notice", user_id=user.pk), user.pk)
+        for number in sms_numbers(user)
+    ]
+    return ["sms"] if any(results) else []
+
+
 def team_message_send(*, address: str, subject: str, body: str) -> bool:
     """A team's shared mailbox (Team.handover_email); True if it went out."""
     return _send(

@@ -6,7 +6,7 @@ from django.utils import timezone
 from portal.jobs import job_run
 from rotations import handover, reminders, roster_health
 from rotations.models import Team
-from rotations.services import hooks
+from rotations.services import hooks, swaps
 
 
 @shared_task(name="rotations.tasks.shift_handovers", acks_late=True, ignore_result=True)
@@ -41,3 +41,8 @@ def roster_gap_check_teams(team_ids: list[int]) -> int:
     for team in Team.objects.filter(pk__in=team_ids).order_by("pk"):
         count += len(roster_health.gaps_check_team(team=team, now=now))
     return count
+
+
+@shared_task(name=hooks.SWAP_REQUEST_NOTICE, acks_late=True, ignore_result=True)
+def swap_request_notice(swap_id: int, event: str) -> list[str]:
+    return swaps.swap_notice_send(swap_id=swap_id, event=event)

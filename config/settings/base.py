@@ -185,6 +185,7 @@ BACKSTOP_PHONE_NEW_INCIDENTS_PER_LINE_PER_HOUR = env.int("PHONE_NEW_INCIDENTS_PE
 
 # Seconds a one-click acknowledge/resolve link in a paging e-mail stays valid.
 BACKSTOP_EMAIL_LINK_MAX_AGE = env.int("EMAIL_LINK_MAX_AGE", default=24 * 3600)
+BACKSTOP_SWAP_LINK_MAX_AGE = env.int("SWAP_LINK_MAX_AGE", default=7 * 24 * 3600)
 
 # --- Paging -------------------------------------------------------------------------------
 # Per contact-method kind: at most `count` messages per `seconds`; pages beyond that are

@@ -1,7 +1,9 @@
-"""Inbound SMS replies: acknowledge, resolve or escalate by text, and STOP/START.
+"""Inbound SMS replies: acknowledge, resolve or escalate by text, answer swap requests, and STOP/START.
 
 Replies look like "123A" (acknowledge #123), "123R" (resolve), "123E" (escalate), with or without a
 space, or a word ("ack 123"). A bare "A"/"ACK" acts on the newest incident paged to this number.
+"YES 12" / "NO 12" (or "accept 12" / "decline 12") answer swap request #12; they always need the number
+(a bare "YES" stays START, as carriers expect), and act only as the colleague the request asked.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -17,6 +20,8 @@ from escalations.incidents import services
 from escalations.models import Incident, Page
 from portal.models import ContactMethod, User
 from portal.permissions import can_work_incidents
+from rotations.models import SwapRequest
+from rotations.services import swaps
 
 ACTIONS = {
     "a": "acknowledge",
@@ -29,6 +34,14 @@ ACTIONS = {
     "esc": "escalate",
     "escalate": "escalate",
 }
+SWAP_ACTIONS = {
+    "yes": "swap_accept",
+    "y": "swap_accept",
+    "accept": "swap_accept",
+    "no": "swap_decline",
+    "n": "swap_decline",
+    "decline": "swap_decline",
+}
 STOP_WORDS = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit"}
 START_WORDS = {"start", "yes", "unstop"}
 HELP_WORDS = {"help", "info"}
@@ -40,8 +53,9 @@ HELP_TEXT = "Backstop: reply <number>A to acknowledge, <number>R to resolve, <nu
 
 @dataclass(frozen=True)
 class ParsedReply:
-    action: str | None  # acknowledge/resolve/escalate/stop/start/help, None if not understood
+    action: str | None  # acknowledge/resolve/escalate/swap_accept/swap_decline/stop/start/help, None if not understood
     incident_id: int | None
+    swap_id: int | None = None
 
 
 def sms_reply_parse(body: str) -> ParsedReply:
@@ -57,6 +71,8 @@ def sms_reply_parse(body: str) -> ParsedReply:
         return ParsedReply(None, None)
     word = match["a1"] or match["a2"] or match["a3"]
     number = match["n1"] or match["n2"]
+    if word in SWAP_ACTIONS and number:
+        return ParsedReply(SWAP_ACTIONS[word], None, int(number))
     action = ACTIONS.get(word)
     if action is None:
         return ParsedReply(None, None)
@@ -106,6 +122,8 @@ def sms_reply_handle(*, from_number: str, body: str, as_user: User | None = None
         return "Backstop: this number is not a verified contact of any Backstop user."
     if parsed.action is None:
         return f"Backstop: sorry, I did not understand {body.strip()[:40]!r}. {HELP_TEXT}"
+    if parsed.swap_id is not None:
+        return _swap_answer(parsed.action, swap_id=parsed.swap_id, user=user, now=now)
     if parsed.incident_id is not None:
         incident = Incident.objects.select_related("team").filter(pk=parsed.incident_id).first()
         if incident is None:
@@ -130,3 +148,18 @@ def _act(action: str, *, incident: Incident, user: User, now: datetime) -> str:
         changed = services.incident_escalate(incident=incident, by=user, via="sms", now=now)
         verb = "escalated to the next step" if changed else "not escalated (it is resolved or has no policy)"
     return f"Backstop: #{incident.pk} {incident.title[:60]} — {verb}."
+
+
+def _swap_answer(action: str, *, swap_id: int, user: User, now: datetime) -> str:
+    # Only the colleague asked learns the request exists; anyone else hears "no such request".
+    if not SwapRequest.objects.filter(pk=swap_id, taker=user).exists():
+        return f"Backstop: there is no swap request #{swap_id} for you."
+    answer = swaps.swap_request_accept if action == "swap_accept" else swaps.swap_request_decline
+    try:
+        swap = answer(swap_id=swap_id, actor=user, now=now)
+    except (ValidationError, PermissionDenied) as exc:
+        detail = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        return f"Backstop: swap #{swap_id} not answered: {detail}"
+    if swap.status == SwapRequest.Status.ACCEPTED:
+        return f"Backstop: swap #{swap_id} accepted; you hold those shifts now."
+    return f"Backstop: swap #{swap_id} declined; the shifts stay theirs."

@@ -9,9 +9,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.forms.common import apply_errors
 from portal.forms.roster import SwapRequestForm
@@ -79,10 +79,28 @@ def swap_accept(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def swap_decline(request: HttpRequest, pk: int) -> HttpResponse:
-    return _answered(request, pk, swaps.swap_request_decline, "Declined; they have been told in the portal.")
+    return _answered(request, pk, swaps.swap_request_decline, "Declined; they have been told.")
 
 
 @login_required
 @require_POST
 def swap_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _answered(request, pk, swaps.swap_request_cancel, "Request withdrawn.")
+
+
+@require_http_methods(["GET", "POST"])
+def swap_answer(request: HttpRequest, token: str) -> HttpResponse:
+    """The one-click links of the swap e-mail: GET confirms, POST answers. No sign-in: the signed link
+    is the credential, and it answers only as the colleague asked (rotations.services.swaps)."""
+    try:
+        if request.method == "POST":
+            swap, done = swaps.swap_link_use(token=token, now=timezone.now()), True
+            action = "accept" if swap.status == SwapRequest.Status.ACCEPTED else "decline"
+        else:
+            link = swaps.swap_link_get(token=token)
+            swap, action, done = link.swap, link.action, False
+    except swaps.SwapLinkError as exc:
+        return render(request, "portal/swap_answer.html", {"error": str(exc)}, status=410)
+    response = render(request, "portal/swap_answer.html", {"swap": swap, "action": action, "done": done})
+    response["Cache-Control"] = "private, no-store"
+    return response

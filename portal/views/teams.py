@@ -32,7 +32,7 @@ from rotations import roster_health
 from rotations import selectors as roster_selectors
 from rotations.ical import MAX_ALARM_MINUTES
 from rotations.models import AuditEntry, Exclusion, Handover, Rotation, Team
-from rotations.services import exclusions, overrides
+from rotations.services import exclusions, overrides, swaps
 from rotations.services import teams as services_teams
 
 TEAM_OPTIONS = 20
@@ -232,6 +232,9 @@ def override_create(request: HttpRequest) -> HttpResponse:
         replaced = data.get("replaces_user")
         if not can_manage_override(request.user, team=rotation.team_id, taker=taker, replaced=replaced):
             raise PermissionDenied("You can only create overrides you take part in, unless you manage the team.")
+        if taker.pk != request.user.pk and not can_manage_team(request.user, rotation.team_id):
+            # Giving one's shift away needs the taker's consent: it becomes a swap request they answer.
+            return _override_as_swap(request, form, taker=taker)
         try:
             overrides.override_create(
                 rotation=rotation,
@@ -248,6 +251,27 @@ def override_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             apply_errors(form, exc)
     return _schedule_render(request, override_form=form, status=400)
+
+
+def _override_as_swap(request: HttpRequest, form: OverrideForm, *, taker) -> HttpResponse:
+    data = form.cleaned_data
+    try:
+        swaps.swap_request_create(
+            rotation=data["rotation"],
+            requester=request.user,
+            taker=taker,
+            start=data["start"],
+            end=data["end"],
+            reason=data.get("reason", ""),
+            now=timezone.now(),
+        )
+    except ValidationError as exc:
+        apply_errors(form, exc)
+        return _schedule_render(request, override_form=form, status=400)
+    messages.success(
+        request, f"Asked {taker.display_name} to take that window; your shifts stay yours until they accept."
+    )
+    return redirect(_safe_next(request))
 
 
 def _safe_next(request: HttpRequest) -> str:

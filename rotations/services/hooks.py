@@ -32,6 +32,8 @@ ROSTER_CHANGE_NOTICES = "rotations.tasks.roster_change_notices"
 
 NOTICE_DELAY_SECONDS = 60
 
+SWAP_REQUEST_NOTICE = "rotations.tasks.swap_request_notice"
+
 
 _NOTICE_QUEUED_KEY = "rotations:roster-change-notices-queued"
 
@@ -60,4 +62,14 @@ def _user_roster_team_ids(user_id: int) -> set[int]:
         Rotation.objects.filter(
             Q(eras__participant_links__user_id=user_id) | Q(overrides__user_id=user_id)
         ).values_list("team_id", flat=True)
+    )
+
+
+def swap_request_noticed(*, swap_id: int, event: str) -> None:
+    """After the current transaction commits: tell the other person of a swap request (Celery).
+
+    robust: a broker outage must not undo the request or its answer; the portal shows both anyway.
+    """
+    transaction.on_commit(
+        lambda: current_app.tasks[SWAP_REQUEST_NOTICE].apply_async(args=[swap_id, event]), robust=True
     )

@@ -17,6 +17,7 @@ PUBLISHED = [
     phone_publish.SMS_CONFIRMATION_SEND,
     hooks.ROSTER_GAP_CHECK_TEAMS,
     hooks.ROSTER_CHANGE_NOTICES,
+    hooks.SWAP_REQUEST_NOTICE,
 ]
 
 

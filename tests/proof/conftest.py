@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from portal.api_auth import token_generate, token_hash
 from portal.models import ApiToken
+from rotations.models import SwapRequest
 from tests.factories import (
     EscalationPolicyFactory,
     ExclusionFactory,
@@ -63,6 +64,14 @@ def api_world(db) -> tuple[dict[str, dict[str, str]], list[int]]:
         MaintenanceWindowFactory(team=team),
         ExclusionFactory(user=engineer),
         OverrideFactory(rotation=rotation, user=engineer),
+        SwapRequest.objects.create(
+            rotation=rotation,
+            requester=engineer,
+            taker=viewer,
+            start=timezone.now() + timedelta(days=3),
+            end=timezone.now() + timedelta(days=4),
+            created_at=timezone.now(),
+        ),
         *ApiToken.objects.all(),
     ]
     return headers, sorted({obj.pk for obj in objects})

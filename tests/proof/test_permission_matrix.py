@@ -728,6 +728,8 @@ NOT_ROLE_CHECKED: dict[str, str] = {
     },
     "email:action": "the signed, expiring, single-use link is the credential; acts only as the paged person "
     "(tests/escalations/test_email_links.py)",
+    "portal:swap_answer": "the signed, expiring link is the credential, used once (a request is answered once); "
+    "answers only as the colleague asked (tests/portal/test_swap_consent.py)",
     "ical:user": "secret feed token in the URL (tests/rotations/test_ical.py)",
     "ical:team": "secret feed token in the URL (tests/rotations/test_ical.py)",
 }
@@ -1079,6 +1081,52 @@ SWAP_MATRIX: list[Row] = [
     Row("portal:swap_accept", "POST", "/schedule/swaps/{swap}/accept", E("login", 404, 404, 403, "ok", 404)),
     Row("portal:swap_decline", "POST", "/schedule/swaps/{swap}/decline", E("login", 404, 404, 403, "ok", 404)),
     Row("portal:swap_cancel", "POST", "/schedule/swaps/{swap}/cancel", E("login", 404, 404, "ok", 403, 404)),
+    # The API: everyone lists their own requests (none for the others); the same answers as the portal.
+    Row("swap-list", "GET", "/api/v1/swaps/", E(401, "ok", "ok", "ok", "ok", "ok"), api=True),
+    # Asking the manager: only a paging member of the rotation's team may ask (another team's rotation,
+    # a viewer, staff outside the team: 400), and not themselves (the manager: 400).
+    Row(
+        "swap-list",
+        "POST",
+        "/api/v1/swaps/",
+        E(401, 400, 400, "ok", 400, 400),
+        {"rotation": "{rotation}", "taker": "{manager}", "start": "{in_a_week}", "end": "{in_eight_days}"},
+        api=True,
+    ),
+    Row("swap-detail", "GET", "/api/v1/swaps/{swap}/", E(401, 404, 404, "ok", "ok", 404), api=True),
+    Row("swap-accept", "POST", "/api/v1/swaps/{swap}/accept/", E(401, 404, 404, 403, "ok", 404), api=True),
+    Row("swap-decline", "POST", "/api/v1/swaps/{swap}/decline/", E(401, 404, 404, 403, "ok", 404), api=True),
+    Row("swap-withdraw", "POST", "/api/v1/swaps/{swap}/withdraw/", E(401, 404, 404, "ok", 403, 404), api=True),
+    # Giving a shift away needs the taker's consent: an engineer naming the manager as taker gets a 400
+    # pointing to swap requests (before: created the override); managers and staff assign directly.
+    Row(
+        "override-list",
+        "POST",
+        "/api/v1/overrides/",
+        E(401, 400, 403, 400, "ok", "ok"),
+        {
+            "rotation": "{rotation}",
+            "user": "{manager}",
+            "replaces_user": "{engineer}",
+            "start": "{in_a_week}",
+            "end": "{in_eight_days}",
+        },
+        api=True,
+    ),
+    # The portal form: the same request becomes a swap request the manager answers (a redirect, "ok").
+    Row(
+        "portal:override_create",
+        "POST",
+        "/schedule/overrides",
+        E("login", 400, 403, "ok", "ok", "ok|400"),
+        {
+            "rotation": "{rotation}",
+            "taker": "{manager}",
+            "replaces_user": "{engineer}",
+            "start": "{in_a_week_local}",
+            "end": "{in_eight_days_local}",
+        },
+    ),
 ]
 
 
@@ -1096,6 +1144,11 @@ def swap_world(world):
         end=start + timedelta(days=1),
         created_at=timezone.now(),
     ).pk
+    ids.manager = users["manager"].pk
+    week = (timezone.now() + timedelta(days=7)).replace(second=0, microsecond=0)
+    ids.in_eight_days = (week + timedelta(days=1)).isoformat()
+    ids.in_a_week_local = timezone.localtime(week).strftime("%Y-%m-%dT%H:%M")
+    ids.in_eight_days_local = timezone.localtime(week + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     return world
 
 

@@ -186,7 +186,7 @@ def test_override_create_matrix(api, role_users, roster, role, taking_part, othe
     assert res.status_code == others
 
 
-def test_engineer_may_give_away_own_shift(api, roster):
+def test_engineer_may_not_give_away_own_shift_without_the_takers_consent(api, roster):
     rotation, people = roster
     maria, jonas = people[:2]
     res = api(maria).post(
@@ -201,7 +201,10 @@ def test_engineer_may_give_away_own_shift(api, roster):
         },
         format="json",
     )
-    assert res.status_code == 201, res.json()
+    # That is a swap request the taker answers (POST /api/v1/swaps/), not an override.
+    assert res.status_code == 400, res.json()
+    assert "/api/v1/swaps/" in res.json()["errors"][0]["message"]
+    assert not Override.objects.exists()
 
 
 @pytest.mark.parametrize(
