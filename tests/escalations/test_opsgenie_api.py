@@ -387,3 +387,30 @@ def test_request_status_refusals(client, integration):
 
 def test_api_lists_the_opsgenie_base_url(integration):
     assert IntegrationSerializer(integration).data["endpoint"] == "/integrations/opsgenie/"
+
+
+MALFORMED = {
+    "truncated": '{"message": "Disk',
+    "string": '"trigger"',
+    "null_byte_raw": '{"message": "m"\x00}',
+    "invalid_utf8": b'{"message": "m\xff\xfe"}',
+    "deep_nesting": "[" * 100_000 + "]" * 100_000,
+    "deep_object": '{"a":' * 50_000 + "1" + "}" * 50_000,
+    "xml": "<alert><message>down</message></alert>",
+}
+
+
+@pytest.mark.parametrize("path", ["/v2/alerts", "/v2/alerts/x/close"])
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_bodies_are_422_and_store_nothing(client, integration, path, case):
+    response = _post(client, path, MALFORMED[case], integration.key)
+    assert response.status_code == 422, response.content[:300]
+    assert response.json()["message"]
+    assert not InboxEvent.objects.exists()
+
+
+def test_body_over_the_limit_is_a_413_and_stores_nothing(client, integration, settings):
+    settings.BACKSTOP_INTAKE_MAX_BYTES = 100
+    response = _post(client, "/v2/alerts", {"message": "m", "description": "x" * 200}, integration.key)
+    assert response.status_code == 413 and response.json()["requestId"]
+    assert not InboxEvent.objects.exists()
