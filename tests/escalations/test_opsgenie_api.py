@@ -18,9 +18,14 @@ import opsgenie_sdk
 import pytest
 from django.core.cache import cache
 
+from config.wsgi_routing import LeanWSGIHandler
 from escalations.api.intake import IntegrationSerializer
+from escalations.incidents import services
+from escalations.intake import kick
+from escalations.intake.wsgi import PagerDutyWSGI
 from escalations.models import Alert, InboxEvent, Incident, Integration, TimelineEvent
 from tests.escalations.inbox_helpers import drain
+from tests.escalations.test_intake_wsgi import call
 from tests.factories import IntegrationFactory, TeamFactory
 
 BASE = "/integrations/opsgenie"
@@ -414,3 +419,33 @@ def test_body_over_the_limit_is_a_413_and_stores_nothing(client, integration, se
     response = _post(client, "/v2/alerts", {"message": "m", "description": "x" * 200}, integration.key)
     assert response.status_code == 413 and response.json()["requestId"]
     assert not InboxEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_served_by_the_production_intake_handler(monkeypatch):
+    """Production routes /integrations/ around the portal's middleware (config/wsgi.py): the same answers."""
+    integration = IntegrationFactory(team=TeamFactory(), kind=Integration.Kind.OPSGENIE)
+    monkeypatch.setattr(kick, "inbox_kick_publish", lambda: None)
+    app = PagerDutyWSGI(LeanWSGIHandler())
+    auth = {"HTTP_AUTHORIZATION": f"GenieKey {integration.key}"}
+    created = call(app, f"{BASE}/v2/alerts", b'{"message": "m", "alias": "a"}', **auth)
+    refused = call(app, f"{BASE}/v2/alerts", b'{"message": "m"}', HTTP_AUTHORIZATION="GenieKey nope")
+    assert created["status"].startswith("202") and refused["status"].startswith("401")
+    request_id = json.loads(created["body"])["requestId"]
+    drain()
+    status = call(app, f"{BASE}/v2/alerts/requests/{request_id}", method="GET", **auth)
+    assert json.loads(status["body"])["data"]["alertId"] == str(Incident.objects.get().pk)
+
+
+def test_a_request_that_fails_to_apply_reports_failure(client, integration, monkeypatch):
+    _post(client, "/v2/alerts", {"message": "m", "alias": "a"}, integration.key)
+    drain()
+
+    def broken(**kwargs):
+        raise RuntimeError("note store down")
+
+    monkeypatch.setattr(services, "incident_note_add", broken)
+    noted = _post(client, "/v2/alerts/a/notes", {"note": "hi"}, integration.key, identifierType="alias")
+    drain()
+    data = _status(client, noted.json()["requestId"], integration.key).json()["data"]
+    assert (data["success"], data["status"]) == (False, "Failed to process request")
