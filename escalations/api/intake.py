@@ -41,6 +41,9 @@ class IntegrationSerializer(serializers.ModelSerializer):
             return reverse("intake:alertmanager", args=["<key>"])
         if obj.kind == Integration.Kind.GENERIC:
             return reverse("intake:generic", args=["<key>"])
+        if obj.kind == Integration.Kind.OPSGENIE:
+            # The API base: senders append v2/alerts… and send the key as `Authorization: GenieKey <key>`.
+            return reverse("intake:opsgenie-alerts").removesuffix("v2/alerts")
         return reverse("intake:heartbeat", args=["<token>"])
 
 

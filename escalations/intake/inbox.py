@@ -77,8 +77,9 @@ class InboxRefused(Exception):
 
 
 _INSERT = (
-    f"INSERT INTO {InboxEvent._meta.db_table} (integration_id, kind, action, dedup_key, payload, received_at, error)"
-    f" SELECT id, %s, %s, %s, {{payload}}, %s, '' FROM {Integration._meta.db_table}"
+    f"INSERT INTO {InboxEvent._meta.db_table}"
+    " (integration_id, kind, action, dedup_key, payload, received_at, error, request_id, outcome)"
+    f" SELECT id, %s, %s, %s, {{payload}}, %s, '', %s, '' FROM {Integration._meta.db_table}"
     " WHERE key = %s AND kind = %s AND enabled RETURNING id"
 )
 
@@ -87,17 +88,26 @@ _INSERT_PG = _INSERT.format(payload="%s::jsonb")
 
 
 def inbox_accept(
-    *, key: str, integration_kind: str, kind: str, action: str, dedup_key: str, payload: str, now: datetime
+    *,
+    key: str,
+    integration_kind: str,
+    kind: str,
+    action: str,
+    dedup_key: str,
+    payload: str,
+    now: datetime,
+    request_id: uuid.UUID | None = None,
 ) -> int:
     """Store one validated event for the enabled integration with `key`, in one statement.
 
     `payload` is the event as JSON text (stored as received). Raises InboxRefused when no enabled
     integration of `integration_kind` has the key, and EventInvalid when the database refuses the JSON
     (NUL characters, NaN or lone surrogates, which Python's parser accepts). Must run in autocommit:
-    when it returns, the event is committed.
+    when it returns, the event is committed. `request_id`: the id an Opsgenie sender was given.
     """
     db = connections[DEFAULT_DB_ALIAS]  # `connection` is a proxy: every attribute looks it up again
-    params = [kind, action, dedup_key, payload, db.ops.adapt_datetimefield_value(now), key, integration_kind]
+    request = InboxEvent._meta.get_field("request_id").get_db_prep_value(request_id, db)
+    params = [kind, action, dedup_key, payload, db.ops.adapt_datetimefield_value(now), request, key, integration_kind]
     try:
         if db.vendor == "postgresql" and not db.in_atomic_block and not db.queries_logged and not db.execute_wrappers:
             # The web request's case: autocommit, and nobody watching the queries (Django's query log
@@ -165,8 +175,10 @@ def intake_events_process(*, now: datetime, limit: int) -> int:
             rows = _claim(limit)
             if not rows:
                 return 0
-            _Batch(rows).apply()
+            batch = _Batch(rows)
+            batch.apply()
             _mark(rows, now)
+            _outcomes_record(batch.outcomes)
             return len(rows)
     except (OperationalError, InterfaceError):
         raise
@@ -179,16 +191,20 @@ def _process_one_by_one(*, now: datetime, limit: int) -> int:
     with transaction.atomic():
         rows = _claim(limit)
         failed: dict[int, str] = {}
+        outcomes: dict[int, tuple[int | None, str]] = {}
         for row in rows:
             try:
                 with transaction.atomic():
-                    _Batch([row]).apply()
+                    batch = _Batch([row])
+                    batch.apply()
+                    outcomes.update(batch.outcomes)
             except (OperationalError, InterfaceError):
                 raise
             except Exception as exc:
                 logger.exception("Intake inbox event %s could not be applied; set aside", row.id)
                 failed[row.id] = repr(exc)[:2000]
         _mark([r for r in rows if r.id not in failed], now)
+        _outcomes_record(outcomes)
         for row_id, error in failed.items():
             InboxEvent.objects.filter(pk=row_id).update(processed_at=now, error=error)
         return len(rows)
@@ -226,6 +242,12 @@ def _mark(rows: list[_Row], now: datetime) -> None:
         InboxEvent.objects.filter(pk__in=[r.id for r in rows]).update(processed_at=now)
 
 
+def _outcomes_record(outcomes: dict[int, tuple[int | None, str]]) -> None:
+    # Opsgenie requests only (rare next to PagerDuty's): what they did, for their status endpoint.
+    for row_id, (incident_id, outcome) in outcomes.items():
+        InboxEvent.objects.filter(pk=row_id).update(incident_id=incident_id, outcome=outcome)
+
+
 class _Batch:
     """One drain batch: applies rows in order, collapsing repeated triggers of an open incident.
 
@@ -247,6 +269,7 @@ class _Batch:
         self.alerts: list[tuple] = []
         self.timeline: list[tuple] = []
         self.changes: list[ChangeEvent] = []
+        self.outcomes: dict[int, tuple[int | None, str]] = {}  # Opsgenie rows: (incident id, status text)
 
     def _windows(self) -> list[tuple[int, int | None, datetime, datetime]]:
         team_ids = {i.team_id for i in self.integrations.values()}
@@ -265,7 +288,8 @@ class _Batch:
         pairs = {
             (self.integrations[r.integration_id].team_id, r.dedup_key)
             for r in self.rows
-            if r.kind in (Kind.PAGERDUTY, Kind.GENERIC) and r.dedup_key
+            if r.dedup_key
+            and (r.kind in (Kind.PAGERDUTY, Kind.GENERIC) or (r.kind == Kind.OPSGENIE and r.action == "trigger"))
         }
         if not pairs:
             return {}
@@ -296,6 +320,8 @@ class _Batch:
                 self.pagerduty(row, integration)
             elif row.kind == Kind.GENERIC:
                 self.generic(row, integration)
+            elif row.kind == Kind.OPSGENIE:
+                self.opsgenie(row, integration)
             elif row.kind == Kind.CHANGE:
                 change = parsers.pagerduty_change_parse(row.payload)
                 self.changes.append(
@@ -357,7 +383,9 @@ class _Batch:
         else:
             self.action(row, integration, summary=event.summary)
 
-    def trigger(self, row: _Row, integration: Integration, *, title: str, summary: str, urgency: str, opening) -> None:
+    def trigger(
+        self, row: _Row, integration: Integration, *, title: str, summary: str, urgency: str, opening
+    ) -> Incident | _Locked:
         at = row.received_at
         suppressed = self.suppressed(integration, at)
         cache_key = (integration.team_id, row.dedup_key)
@@ -399,6 +427,82 @@ class _Batch:
             incident = result.incident
             self.open[cache_key] = incident
         self.alert(row, integration, incident, Alert.Status.SUPPRESSED if suppressed else Alert.Status.FIRING, summary)
+        return incident
+
+    # -- Opsgenie ----------------------------------------------------------------------------------
+
+    def opsgenie(self, row: _Row, integration: Integration) -> None:
+        """A stored Opsgenie request: {"alert": body} for a create, else {"verb", "identifier",
+        "identifierType", "body"}. Its outcome is kept on the inbox row for the status endpoint."""
+        stored = row.payload
+        if "alert" in stored:
+            alert = parsers.opsgenie_alert_parse(stored["alert"])
+            incident = self.trigger(
+                row,
+                integration,
+                title=alert.message,
+                summary=alert.message,
+                urgency=parsers.urgency_of(rule=integration.urgency_rule, severity=alert.severity),
+                opening=lambda: {
+                    "details": parsers.opsgenie_details(alert),
+                    "severity": alert.severity,
+                    "payload": {"integration": integration.pk, "opsgenie": stored["alert"]},
+                },
+            )
+            if alert.note:
+                self.note(incident.pk, alert.note, alert.user, alert.source, row.received_at)
+            self.outcomes[row.id] = (incident.pk, "Created alert")
+            return
+        request = parsers.opsgenie_action_parse(
+            verb=stored["verb"],
+            identifier=stored["identifier"],
+            identifier_type=stored["identifierType"],
+            body=stored["body"],
+        )
+        incident = self.opsgenie_target(integration, request)
+        if incident is None:
+            self.outcomes[row.id] = (None, "Alert does not exist")
+            if request.action != "note":
+                self.alert(row, integration, None, Alert.Status.IGNORED, "")
+            return
+        # Whatever this batch knew about the incident's key is stale after this: forget it.
+        self.open.pop((integration.team_id, incident.dedup_key), None)
+        if request.action == "note":
+            self.note(incident.pk, request.note, request.user, request.source, row.received_at)
+            self.outcomes[row.id] = (incident.pk, "Added note")
+            return
+        if incident.status == Incident.Status.RESOLVED:
+            status, outcome = Alert.Status.IGNORED, "Alert is already closed"
+        else:
+            status = intake_apply.action_apply(incident=incident, action=request.action, now=row.received_at)
+            outcome = "Closed alert" if request.action == "resolve" else "Acknowledged alert"
+        if request.note:
+            self.note(incident.pk, request.note, request.user, request.source, row.received_at)
+        self.outcomes[row.id] = (incident.pk, outcome)
+        self.alert(row, integration, incident, status, incident.title)
+
+    def opsgenie_target(self, integration: Integration, request: parsers.OpsgenieAction) -> Incident | None:
+        """The incident an Opsgenie identifier names, within the integration's team. identifierType
+        alias: the open incident of that dedup key. id (and tiny): the incident with that number, else,
+        as an alias (senders that kept Opsgenie's alert id have only our alias to offer)."""
+        team = integration.team
+        if request.identifier_type != "alias" and request.identifier.isdigit():
+            found = Incident.objects.filter(pk=int(request.identifier), team=team).first()
+            if found is not None:
+                return found
+        key = parsers.opsgenie_dedup_key(request.identifier)
+        return incidents_selectors.incident_open_get(team=team, dedup_key=key)
+
+    def note(self, incident_id: int, note: str, user: str, source: str, at: datetime) -> None:
+        if not note.strip():
+            return
+        services.incident_note_add(
+            incident=Incident.objects.get(pk=incident_id),
+            by=None,
+            text=parsers.opsgenie_note_text(note=note, user=user, source=source),
+            via=VIA,
+            now=at,
+        )
 
     def action(self, row: _Row, integration: Integration, *, summary: str) -> None:
         cache_key = (integration.team_id, row.dedup_key)

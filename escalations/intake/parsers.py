@@ -488,6 +488,172 @@ def generic_parse(data: Any) -> GenericEvent:
     return GenericEvent(action, summary, details, severity, dedup_key, data, urgency)
 
 
+# --- Opsgenie Alert API v2 ----------------------------------------------------------------------
+
+OPSGENIE_MESSAGE_MAX = 130
+OPSGENIE_ALIAS_MAX = 512
+OPSGENIE_DESCRIPTION_MAX = 15_000
+OPSGENIE_PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+# Under the integration's "severity" urgency rule, P1-P2 page with high urgency and P3-P5 with low
+# (warning and info are the low-urgency severities of `urgency_of`).
+OPSGENIE_SEVERITY = {"P1": "critical", "P2": "error", "P3": "warning", "P4": "info", "P5": "info"}
+OPSGENIE_ACTIONS = {"close": "resolve", "acknowledge": "acknowledge", "notes": "note"}
+OPSGENIE_IDENTIFIER_TYPES = ("id", "alias", "tiny")
+
+
+@dataclass(frozen=True)
+class OpsgenieAlert:
+    message: str
+    alias: str  # "" when the sender gave none (a new alert each time)
+    description: str
+    priority: str
+    tags: tuple[str, ...]
+    details: dict[str, str]
+    entity: str
+    source: str
+    user: str
+    note: str
+
+    @property
+    def severity(self) -> str:
+        return OPSGENIE_SEVERITY[self.priority]
+
+
+@dataclass(frozen=True)
+class OpsgenieAction:
+    action: str  # resolve, acknowledge or note
+    identifier: str
+    identifier_type: str  # id, alias or tiny
+    user: str
+    source: str
+    note: str
+
+
+def opsgenie_dedup_key(alias: str) -> str:
+    """The incident dedup key of an Opsgenie alias: the alias itself, or a hash of it when it is longer
+    than our dedup keys (Opsgenie allows 512 characters)."""
+    if len(alias) <= DEDUP_KEY_MAX:
+        return alias
+    return "opsgenie:" + hashlib.sha256(alias.encode()).hexdigest()
+
+
+def _opsgenie_text(body: Mapping, key: str, errors: list[str], *, max_len: int, truncate: bool = False) -> str:
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors.append(f"{key} must be a string")
+        return ""
+    if len(value) > max_len:
+        if truncate:
+            return value[:max_len]
+        errors.append(f"{key} can not be longer than {max_len} characters")
+        return ""
+    return value
+
+
+def opsgenie_alert_parse(body: Any) -> OpsgenieAlert:
+    """Validate a `POST v2/alerts` body completely. Responders, visibleTo and actions are accepted and
+    ignored: who is paged is decided by the integration's escalation policy."""
+    if not isinstance(body, dict):
+        raise EventInvalid(["Request body must be a JSON object"], message="Request body is not valid")
+    errors: list[str] = []
+    message = body.get("message")
+    if not isinstance(message, str) or not message.strip():
+        errors.append("Message can not be empty")
+        message = ""
+    alias = _opsgenie_text(body, "alias", errors, max_len=OPSGENIE_ALIAS_MAX)
+    description = _opsgenie_text(body, "description", errors, max_len=OPSGENIE_DESCRIPTION_MAX, truncate=True)
+    if len(message) > OPSGENIE_MESSAGE_MAX:
+        # Opsgenie cuts a long message rather than refuse the alert; a refused alert is a lost page.
+        # The whole message is kept at the top of the description.
+        description = f"{message}\n\n{description}".strip()[:OPSGENIE_DESCRIPTION_MAX]
+        message = message[:OPSGENIE_MESSAGE_MAX]
+    priority = body.get("priority")
+    if priority is None or priority == "":
+        priority = "P3"
+    elif priority not in OPSGENIE_PRIORITIES:
+        errors.append("Priority should be one of [P1, P2, P3, P4, P5]")
+        priority = "P3"
+    tags = body.get("tags")
+    if tags is None:
+        tags = []
+    elif not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        errors.append("tags must be an array of strings")
+        tags = []
+    details = body.get("details")
+    if details is None:
+        details = {}
+    elif not isinstance(details, dict):
+        errors.append("details must be an object")
+        details = {}
+    entity = _opsgenie_text(body, "entity", errors, max_len=512, truncate=True)
+    source = _opsgenie_text(body, "source", errors, max_len=100, truncate=True)
+    user = _opsgenie_text(body, "user", errors, max_len=100, truncate=True)
+    note = _opsgenie_text(body, "note", errors, max_len=25_000, truncate=True)
+    if errors:
+        raise EventInvalid(errors, message=errors[0])
+    return OpsgenieAlert(
+        message=message,
+        alias=alias,
+        description=description,
+        priority=priority,
+        tags=tuple(tags),
+        details={str(k): v if isinstance(v, str) else json.dumps(v) for k, v in details.items()},
+        entity=entity,
+        source=source,
+        user=user,
+        note=note,
+    )
+
+
+def opsgenie_action_parse(*, verb: str, identifier: str, identifier_type: str | None, body: Any) -> OpsgenieAction:
+    """Validate `POST v2/alerts/{identifier}/{close|acknowledge|notes}?identifierType=…` (body may be
+    empty for close and acknowledge; notes need a note)."""
+    errors: list[str] = []
+    action = OPSGENIE_ACTIONS.get(verb)
+    if action is None:
+        errors.append(f"Unknown alert action {verb!r}")
+    identifier_type = identifier_type or "id"
+    if identifier_type not in OPSGENIE_IDENTIFIER_TYPES:
+        errors.append("identifierType should be one of [id, alias, tiny]")
+    if not identifier.strip():
+        errors.append("Identifier can not be empty")
+    elif len(identifier) > OPSGENIE_ALIAS_MAX:
+        errors.append(f"Identifier can not be longer than {OPSGENIE_ALIAS_MAX} characters")
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise EventInvalid(["Request body must be a JSON object"], message="Request body is not valid")
+    user = _opsgenie_text(body, "user", errors, max_len=100, truncate=True)
+    source = _opsgenie_text(body, "source", errors, max_len=100, truncate=True)
+    note = _opsgenie_text(body, "note", errors, max_len=25_000, truncate=True)
+    if action == "note" and not note.strip():
+        errors.append("Note can not be empty")
+    if errors:
+        raise EventInvalid(errors, message=errors[0])
+    return OpsgenieAction(action or "", identifier, identifier_type, user, source, note)
+
+
+def opsgenie_details(alert: OpsgenieAlert) -> str:
+    """The incident's details text: description, then what else the sender told us."""
+    lines = [alert.description] if alert.description else []
+    for label, value in (("Entity", alert.entity), ("Source", alert.source), ("Priority", alert.priority)):
+        if value:
+            lines.append(f"{label}: {value}")
+    if alert.tags:
+        lines.append("Tags: " + ", ".join(alert.tags))
+    for key in sorted(alert.details):
+        lines.append(f"{key}: {alert.details[key]}")
+    return "\n".join(lines)
+
+
+def opsgenie_note_text(*, note: str, user: str, source: str) -> str:
+    """A note as the timeline shows it, naming who sent it (a free-text name, not a Backstop user)."""
+    by = " via ".join(p for p in (user, source) if p)
+    return f"{note} ({by})" if by else note
+
+
 def throttle_key_is_plausible(key: str) -> bool:
     """Only count keys that could exist, so junk keys cannot fill the cache."""
     return bool(re.fullmatch(r"[A-Za-z0-9]{32}", key or ""))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import time
+import uuid
 from typing import NamedTuple
 
 from django.conf import settings
@@ -24,7 +26,7 @@ from django.views.decorators.http import require_http_methods
 
 from escalations.intake import heartbeats, inbox, kick, parsers
 from escalations.intake import rate as intake_rate
-from escalations.models import Heartbeat, InboxEvent, Integration
+from escalations.models import Heartbeat, InboxEvent, Incident, Integration
 
 logger = logging.getLogger(__name__)
 
@@ -383,3 +385,164 @@ def heartbeat_webhook(request: HttpRequest, token: str) -> HttpResponse:
         return _error(429, "Rate limit exceeded for this heartbeat; retry later")
     heartbeats.heartbeat_ping(heartbeat=heartbeat)
     return JsonResponse({"status": "success"})
+
+
+# --- Opsgenie Alert API v2 (key in the Authorization header) ------------------------------------
+
+
+_GENIE_KEY = re.compile(r"GenieKey\s+(\S+)\s*", re.IGNORECASE)
+
+
+def _og(status: int, request_id: uuid.UUID, started: float, **data) -> JsonResponse:
+    """An answer in Opsgenie's shape: the fields, then how long it took (seconds) and the request id."""
+    return JsonResponse(
+        {**data, "took": round(time.monotonic() - started, 3), "requestId": str(request_id)}, status=status
+    )
+
+
+def _og_refused(reason: str, request_id: uuid.UUID, started: float) -> JsonResponse:
+    if reason == "disabled":
+        return _og(403, request_id, started, message=inbox.DISABLED)
+    return _og(401, request_id, started, message="Could not authenticate")
+
+
+def _genie_key(request: HttpRequest) -> str:
+    match = _GENIE_KEY.fullmatch(request.headers.get("Authorization", ""))
+    return match.group(1) if match else ""
+
+
+def _opsgenie_accept(request: HttpRequest, *, parse, action: str, dedup_key, stored) -> HttpResponse:
+    """Shared path of the Opsgenie POSTs: key, size limit, JSON, validation, rate limit, one INSERT.
+    A bad key answers 401/403 before a bad body's 422, as Opsgenie does; nothing is stored unless 202."""
+    started = time.monotonic()
+    request_id = uuid.uuid4()
+    key = _genie_key(request)
+    if not key:
+        return _og(401, request_id, started, message="Could not authenticate")
+    kind = Integration.Kind.OPSGENIE
+    try:
+        body = _body(request)
+    except _TooLarge:
+        if refusal := _key_refusal(key, kind):
+            return _og_refused(refusal, request_id, started)
+        return _og(413, request_id, started, message=f"Request body exceeds {settings.BACKSTOP_INTAKE_MAX_BYTES} bytes")
+    try:
+        data = _json(body) if body.strip() else None
+        parsed = parse(data)
+    except parsers.EventInvalid as exc:
+        if refusal := _key_refusal(key, kind):
+            return _og_refused(refusal, request_id, started)
+        return _og(422, request_id, started, message=exc.message, errors=exc.errors)
+    if throttle_exceeded(key):
+        response = _og(429, request_id, started, message="Rate limit exceeded; retry later")
+        response["Retry-After"] = "1"
+        return response
+    try:
+        inbox.inbox_accept(
+            key=key,
+            integration_kind=kind,
+            kind=InboxEvent.Kind.OPSGENIE,
+            action=action,
+            dedup_key=dedup_key(parsed),
+            payload=json.dumps(stored(data)),
+            now=timezone.now(),
+            request_id=request_id,
+        )
+    except parsers.EventInvalid as exc:
+        return _og(422, request_id, started, message=exc.message, errors=exc.errors)
+    except inbox.InboxRefused as exc:
+        return _og_refused(exc.reason, request_id, started)
+    answer = Answer(
+        202,
+        {
+            "result": "Request will be processed",
+            "took": round(time.monotonic() - started, 3),
+            "requestId": str(request_id),
+        },
+        accepted=True,
+    )
+    return _response(answer)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def opsgenie_alerts(request: HttpRequest) -> HttpResponse:
+    """Opsgenie Create Alert: POST /integrations/opsgenie/v2/alerts. The alias is the dedup key."""
+    return _opsgenie_accept(
+        request,
+        parse=parsers.opsgenie_alert_parse,
+        action="trigger",
+        dedup_key=lambda alert: parsers.opsgenie_dedup_key(alert.alias) if alert.alias else inbox.dedup_key_new(),
+        stored=lambda data: {"alert": data},
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def opsgenie_alert_action(request: HttpRequest, identifier: str, verb: str) -> HttpResponse:
+    """Opsgenie Close / Acknowledge / Add Note: POST …/v2/alerts/{identifier}/{close|acknowledge|notes}
+    ?identifierType=id|alias|tiny. `id` (the default) and `tiny` name a Backstop incident number, or,
+    when no incident of the team has that number, an alias."""
+    identifier_type = request.GET.get("identifierType") or "id"
+
+    def parse(data):
+        return parsers.opsgenie_action_parse(
+            verb=verb, identifier=identifier, identifier_type=identifier_type, body=data
+        )
+
+    return _opsgenie_accept(
+        request,
+        parse=parse,
+        action=parsers.OPSGENIE_ACTIONS.get(verb, ""),
+        dedup_key=lambda a: parsers.opsgenie_dedup_key(a.identifier) if a.identifier_type == "alias" else "",
+        stored=lambda data: {"verb": verb, "identifier": identifier, "identifierType": identifier_type, "body": data},
+    )
+
+
+_OG_ACTIONS = {"trigger": "Create", "resolve": "Close", "acknowledge": "Acknowledge", "note": "AddNote"}
+
+
+@csrf_exempt
+@require_http_methods(["GET"])
+def opsgenie_request_status(request: HttpRequest, request_id: str) -> HttpResponse:
+    """Opsgenie Get Request Status: GET …/v2/alerts/requests/{requestId}, for a request of this key's
+    integration. Until the drain has applied it, a 404 as Opsgenie answers for a request it has not
+    processed yet (senders poll again)."""
+    started = time.monotonic()
+    own_id = uuid.uuid4()
+    key = _genie_key(request)
+    integration = (
+        Integration.objects.filter(key=key, kind=Integration.Kind.OPSGENIE).only("pk", "enabled").first()
+        if key
+        else None
+    )
+    if integration is None:
+        return _og(401, own_id, started, message="Could not authenticate")
+    if not integration.enabled:
+        return _og(403, own_id, started, message=inbox.DISABLED)
+    try:
+        wanted = uuid.UUID(request_id)
+    except ValueError:
+        return _og(422, own_id, started, message="Request id is not valid")
+    row = (
+        InboxEvent.objects.filter(request_id=wanted, integration=integration)
+        .values("action", "dedup_key", "processed_at", "incident_id", "outcome", "error", "payload")
+        .first()
+    )
+    if row is None or row["processed_at"] is None:
+        return _og(404, own_id, started, message="Request not found. It might not be processed, yet.")
+    success = not row["error"] and row["incident_id"] is not None
+    alias = row["dedup_key"]
+    if not alias and row["incident_id"] is not None:
+        alias = Incident.objects.filter(pk=row["incident_id"]).values_list("dedup_key", flat=True).first() or ""
+    data = {
+        "success": success,
+        "isSuccess": success,
+        "action": _OG_ACTIONS.get(row["action"], row["action"]),
+        "processedAt": row["processed_at"].isoformat().replace("+00:00", "Z"),
+        "integrationId": str(integration.pk),
+        "status": "Failed to process request" if row["error"] else row["outcome"],
+        "alertId": str(row["incident_id"]) if row["incident_id"] is not None else "",
+        "alias": alias,
+    }
+    return _og(200, own_id, started, data=data)

@@ -22,6 +22,7 @@ class Integration(models.Model):
         ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
         GENERIC = "generic", "Generic webhook"
         HEARTBEAT = "heartbeat", "Heartbeat"
+        OPSGENIE = "opsgenie", "Opsgenie Alert API"
 
     team = models.ForeignKey("rotations.Team", on_delete=models.CASCADE, related_name="integrations")
     name = models.CharField(max_length=100)
@@ -216,6 +217,7 @@ class InboxEvent(models.Model):
         CHANGE = "change", "PagerDuty change event"
         ALERTMANAGER = "alertmanager", "Alertmanager webhook"
         GENERIC = "generic", "Generic webhook"
+        OPSGENIE = "opsgenie", "Opsgenie Alert API request"
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=12, choices=Kind.choices)
@@ -225,12 +227,26 @@ class InboxEvent(models.Model):
     received_at = models.DateTimeField()
     processed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, help_text="Why applying this event failed (it was then set aside)")
+    # Opsgenie requests only: the requestId the sender was given, and what applying the request did,
+    # so `GET v2/alerts/requests/{requestId}` can answer from this row.
+    request_id = models.UUIDField(null=True, blank=True)
+    incident = models.ForeignKey(
+        "escalations.Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    outcome = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["id"]
         indexes = [
             models.Index(fields=["id"], condition=Q(processed_at__isnull=True), name="inbox_pending_idx"),
             models.Index(fields=["processed_at"], condition=Q(processed_at__isnull=False), name="inbox_processed_idx"),
+            # Partial: the PagerDuty hot path inserts NULLs and must not pay for these indexes.
+            models.Index(fields=["incident"], condition=Q(incident__isnull=False), name="inbox_incident_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request_id"], condition=Q(request_id__isnull=False), name="inbox_request_id_unique"
+            )
         ]
 
     def __str__(self) -> str:

@@ -708,6 +708,10 @@ NOT_ROLE_CHECKED: dict[str, str] = {
         for n in ("pagerduty-enqueue", "pagerduty-change-enqueue", "alertmanager", "generic", "heartbeat")
     },
     **{
+        f"intake:{n}": "the GenieKey (integration key) is the credential (tests/escalations/test_opsgenie_api.py)"
+        for n in ("opsgenie-alerts", "opsgenie-alert-action", "opsgenie-request-status")
+    },
+    **{
         f"twilio:{n}": "X-Twilio-Signature is the credential (tests/proof/test_twilio_signatures.py)"
         for n in (
             "page-status",
