@@ -15,3 +15,10 @@ STORAGES = {
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="") or "local-demo-auth-token"
 # Where e-mail goes when EMAIL_BACKEND is the file backend (`manage.py devstack` without --verbose).
 EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+
+# On the quiet demo console (LOG_LEVEL=WARNING, set by devstack) a person following a link their role may
+# not use is not news: Django would print each 403/404 with a traceback. Server errors still show, and
+# `bin/run --verbose` shows everything.
+LOGGING["loggers"]["django.request"] = {  # type: ignore[index]  # noqa: F405
+    "level": "ERROR" if env.str("LOG_LEVEL", default="INFO") == "WARNING" else "WARNING"
+}
