@@ -79,6 +79,9 @@ class OverrideForm(_SpanForm):
     team = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, user, team=None, **kwargs):
+        # My schedule shows this form next to the time-off and swap forms: ids of its own, so each label
+        # names this form's field (the field names, which the POST uses, stay the same).
+        kwargs.setdefault("auto_id", "override_%s")
         super().__init__(*args, **kwargs)
         # Accepted: any rotation or person of a team the user can see. Offered: only those of `team`
         # or of the user's own teams — staff can see a thousand teams and four thousand people.
@@ -147,6 +150,7 @@ class SwapRequestForm(_SpanForm):
     reason = forms.CharField(max_length=200, required=False, label="Message", help_text="e.g. 'family visit'")
 
     def __init__(self, *args, user, **kwargs):
+        kwargs.setdefault("auto_id", "swap_%s")  # next to the time-off and override forms: own ids
         super().__init__(*args, **kwargs)
         workers = [Membership.Role.MANAGER, Membership.Role.ENGINEER]
         rotations = Rotation.objects.select_related("team").order_by("team__name", "name", "pk")

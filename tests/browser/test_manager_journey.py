@@ -177,9 +177,7 @@ def test_manager_sets_up_a_team_and_engineers_swap(browser_at, live_server, layo
     tuesday = monday + timedelta(days=1)
     swap_start = datetime.combine(tuesday, time(9, 0), tzinfo=BERLIN)
     swap_end = datetime.combine(tuesday, time(17, 0), tzinfo=BERLIN)
-    # The swap form's labels cannot be used: its fields share their ids (id_start, id_end, id_reason…)
-    # with the time-off and override forms above it, so "From" points at the time-off field (see
-    # test_my_schedule_form_ids_are_unique). A sighted person picks the fields themselves; so do we.
+    # Several forms on this page have a "From" and an "Until": pick the swap form's fields within it.
     ask = swap_section.locator("form", has=e.page.get_by_role("button", name="Ask", exact=True))
     ask.locator("select[name=rotation]").select_option(label="Platform · Berlin days")
     ask.locator("select[name=taker]").select_option(label=sam.display_name)
@@ -231,11 +229,10 @@ def test_manager_sets_up_a_team_and_engineers_swap(browser_at, live_server, layo
     assert User.objects.filter(is_staff=True).count() == 0  # nobody needed staff powers
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: My schedule's three forms render the same field ids")
-def test_my_schedule_form_ids_are_unique(client):
-    """Each label on My schedule must name its own form's field. The time-off, override and swap forms
-    are all rendered without a prefix, so id_start/id_end (and more) appear two or three times and the
-    swap form's "From"/"Until"/"Rotation"/"Message" labels point at other forms' fields."""
+def test_my_schedule_form_ids_are_unique_and_help_is_linked(client):
+    """Each label on My schedule names its own form's field: the time-off, override and swap forms
+    share field names (start, end, reason…), so the override and swap forms render ids of their own.
+    And every field's aria-describedby names an element on the page (its help text)."""
     team = TeamFactory()
     me, colleague = UserFactory(), UserFactory()
     MembershipFactory(team=team, user=me)
@@ -245,3 +242,5 @@ def test_my_schedule_form_ids_are_unique(client):
     ids = re.findall(r'\sid="([^"]+)"', html)
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicates, duplicates
+    described = set(re.findall(r'aria-describedby="([^"]+)"', html))
+    assert described and described <= set(ids), sorted(described - set(ids))
