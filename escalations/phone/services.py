@@ -227,22 +227,32 @@ def _ack_timeout(incident: Incident) -> timedelta:
     return DEFAULT_REPEAT_CALL_ACK_TIMEOUT
 
 
-def _repeat_call_record(record: CallRecord, incident: Incident, now: datetime) -> None:
-    """A further voicemail from a number whose incident is still open joins that incident."""
+def _voicemail_join(record: CallRecord, incident: Incident, now: datetime, message: str) -> None:
+    """Attach the voicemail to an incident it did not open, with a CALL entry that links the recording."""
     record.incident = incident
     record.incident_created = False
     timeline.timeline_record(
         incident=incident,
         kind=TimelineEvent.Kind.CALL,
         at=now,
-        message=f"Another call from {caller_label(record)} ({record.from_number}), reference "
-        f"{record.reference}: {record.recording_duration} s voicemail. Transcript: {_transcript_text(record)}",
+        message=message,
         data={
             "call_id": record.pk,
             "call_sid": record.call_sid,
             "reference": record.reference,
             "recording_path": call_recording_path(record),
         },
+    )
+
+
+def _repeat_call_record(record: CallRecord, incident: Incident, now: datetime) -> None:
+    """A further voicemail from a number whose incident is still open joins that incident."""
+    _voicemail_join(
+        record,
+        incident,
+        now,
+        f"Another call from {caller_label(record)} ({record.from_number}), reference "
+        f"{record.reference}: {record.recording_duration} s voicemail. Transcript: {_transcript_text(record)}",
     )
     incident.refresh_from_db()
     if (
@@ -298,20 +308,12 @@ def _flood_join(record: CallRecord, team: Team | None, now: datetime) -> None:
             via=TimelineEvent.Via.SYSTEM,
             now=now,
         ).incident
-    record.incident = incident
-    record.incident_created = False
-    timeline.timeline_record(
-        incident=incident,
-        kind=TimelineEvent.Kind.CALL,
-        at=now,
-        message=f"Call flood: voicemail from {caller_label(record)} ({record.from_number}, unverified), reference "
+    _voicemail_join(
+        record,
+        incident,
+        now,
+        f"Call flood: voicemail from {caller_label(record)} ({record.from_number}, unverified), reference "
         f"{record.reference}, {record.recording_duration} s. Transcript: {_transcript_text(record)}",
-        data={
-            "call_id": record.pk,
-            "call_sid": record.call_sid,
-            "reference": record.reference,
-            "recording_path": call_recording_path(record),
-        },
     )
 
 
