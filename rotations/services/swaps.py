@@ -85,6 +85,20 @@ def _decide(
     return swap, before
 
 
+def _decided(swap: SwapRequest, before: dict, *, actor: Any, fields: list[str], event: str) -> SwapRequest:
+    """Store the decision, audit it, and tell the other person once the transaction commits."""
+    swap.save(update_fields=fields)
+    audit_record(
+        actor=actor,
+        team=swap.rotation.team,
+        action=AuditEntry.Action.UPDATE,
+        obj=swap,
+        changes=diff(before, _state(swap)),
+    )
+    swap_request_noticed(swap_id=swap.pk, event=event)
+    return swap
+
+
 @transaction.atomic
 def swap_request_accept(*, swap_id: int, actor: Any, now: datetime) -> SwapRequest:
     swap, before = _decide(swap_id=swap_id, actor=actor, allowed="taker", status=SwapRequest.Status.ACCEPTED, now=now)
@@ -97,35 +111,13 @@ def swap_request_accept(*, swap_id: int, actor: Any, now: datetime) -> SwapReque
         reason=swap.reason or f"Swap request #{swap.pk}",
         actor=actor,
     )
-    swap.save(update_fields=["status", "decided_at", "override"])
-    audit_record(
-        actor=actor,
-        team=swap.rotation.team,
-        action=AuditEntry.Action.UPDATE,
-        obj=swap,
-        changes=diff(before, _state(swap)),
-    )
-    swap_request_noticed(
-        swap_id=swap.pk, event=EVENT_ANSWERED if swap.status != swap.Status.CANCELLED else EVENT_WITHDRAWN
-    )
-    return swap
+    return _decided(swap, before, actor=actor, fields=["status", "decided_at", "override"], event=EVENT_ANSWERED)
 
 
 @transaction.atomic
 def swap_request_decline(*, swap_id: int, actor: Any, now: datetime) -> SwapRequest:
     swap, before = _decide(swap_id=swap_id, actor=actor, allowed="taker", status=SwapRequest.Status.DECLINED, now=now)
-    swap.save(update_fields=["status", "decided_at"])
-    audit_record(
-        actor=actor,
-        team=swap.rotation.team,
-        action=AuditEntry.Action.UPDATE,
-        obj=swap,
-        changes=diff(before, _state(swap)),
-    )
-    swap_request_noticed(
-        swap_id=swap.pk, event=EVENT_ANSWERED if swap.status != swap.Status.CANCELLED else EVENT_WITHDRAWN
-    )
-    return swap
+    return _decided(swap, before, actor=actor, fields=["status", "decided_at"], event=EVENT_ANSWERED)
 
 
 @transaction.atomic
@@ -133,18 +125,7 @@ def swap_request_cancel(*, swap_id: int, actor: Any, now: datetime) -> SwapReque
     swap, before = _decide(
         swap_id=swap_id, actor=actor, allowed="requester", status=SwapRequest.Status.CANCELLED, now=now
     )
-    swap.save(update_fields=["status", "decided_at"])
-    audit_record(
-        actor=actor,
-        team=swap.rotation.team,
-        action=AuditEntry.Action.UPDATE,
-        obj=swap,
-        changes=diff(before, _state(swap)),
-    )
-    swap_request_noticed(
-        swap_id=swap.pk, event=EVENT_ANSWERED if swap.status != swap.Status.CANCELLED else EVENT_WITHDRAWN
-    )
-    return swap
+    return _decided(swap, before, actor=actor, fields=["status", "decided_at"], event=EVENT_WITHDRAWN)
 
 
 # --------------------------------------------------------------------------- notices
