@@ -65,3 +65,25 @@ chromium_ensure() {
     echo "################################################################################" >&2
   fi
 }
+
+# Debian binaries some tests drive for real (a test skips with its reason when its binary is absent):
+# Prometheus and promtool (metrics, alert rules), Alertmanager (its Opsgenie notifier), Redis Sentinel
+# (broker failover), wrk (intake benchmark). Installed when we can (root with apt-get), like chromium.
+debian_tools_ensure() {
+  local missing=() pkg bin
+  for pair in prometheus:promtool prometheus-alertmanager:prometheus-alertmanager redis-sentinel:redis-sentinel wrk:wrk; do
+    pkg=${pair%%:*}; bin=${pair##*:}
+    command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing ${missing[*]} for the tests that drive them (apt-get) ..."
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
+      apt-get update -qq >/dev/null 2>&1 || true
+      apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || true
+    fi
+  else
+    echo "WARNING: ${missing[*]} not installed (needs root + apt-get); the tests that drive them will be SKIPPED." >&2
+  fi
+}
