@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from portal.importers.apply import ApplyReport, plan_apply
@@ -37,7 +39,13 @@ def export_fetch(*, source: str, token: str, now: datetime, base_url: str | None
     """Read the vendor's REST API (network: call outside any transaction)."""
     module = _module(source)
     since = now.astimezone(UTC).replace(second=0, microsecond=0)
+    # Optional settings (absent = the vendor's public API, the system's CA store): another region's API, or a
+    # private CA in front of it.
+    ca_bundle = getattr(settings, "IMPORTER_CA_BUNDLE", "")
+    if verify is True and ca_bundle:
+        verify = ssl.create_default_context(cafile=ca_bundle)
     kwargs: dict[str, Any] = {"verify": verify}
+    base_url = base_url or getattr(settings, "IMPORTER_BASE_URLS", {}).get(source)
     if base_url:
         kwargs["base_url"] = base_url
     return module.fetch(token=token, since=since, until=since + COMPARE_SPAN, **kwargs)
