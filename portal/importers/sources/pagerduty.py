@@ -21,21 +21,20 @@ Mapping (PagerDuty -> Backstop):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from portal.importers.layers import Layer, layer_rotations
 from portal.importers.plan import (
     DAY_MINUTES,
     FULL_WEEK,
     ContactPlan,
-    EraPlan,
     IntegrationPlan,
     Mask,
     OverridePlan,
     Plan,
     PolicyPlan,
-    RotationPlan,
     RulePlan,
     SourceAnswer,
     StepPlan,
@@ -43,8 +42,6 @@ from portal.importers.plan import (
     Unmapped,
     UserPlan,
     mask_normalise,
-    mask_subtract,
-    mask_windows,
 )
 
 SOURCE = "pagerduty"
@@ -169,139 +166,6 @@ def _restriction_mask(layer: dict) -> Mask | str:
     return mask_normalise(intervals)
 
 
-def _unit(seconds: int) -> tuple[str, int] | None:
-    if seconds % (7 * 86400) == 0:
-        return "weeks", seconds // (7 * 86400)
-    if seconds % 86400 == 0:
-        return "days", seconds // 86400
-    if seconds % 3600 == 0:
-        return "hours", seconds // 3600
-    return None
-
-
-def _shift_index(*, unit: str, length: int, anchor: datetime, at: datetime, tz: ZoneInfo) -> int:
-    """Which turn of the layer runs at `at`. Day and week turns hand off at the same local time across a
-    DST change (PagerDuty keeps the handoff's wall-clock time); hour turns count elapsed hours."""
-    if unit == "hours":
-        return int((at - anchor) // timedelta(hours=length))
-    days = length * (7 if unit == "weeks" else 1)
-    a = anchor.astimezone(tz).replace(tzinfo=None)
-    b = at.astimezone(tz).replace(tzinfo=None)
-    return int((b - a) // timedelta(days=days))
-
-
-def _layer_rotation(
-    *, schedule: dict, index: int, tz: ZoneInfo, team_key: str, position: str, masks: list[Mask], plan: Plan
-) -> RotationPlan | None:
-    layers = schedule["schedule_layers"]
-    layer = layers[index]
-    label = f"{schedule['name']} / {layer.get('name') or f'layer {index + 1}'}"
-    users = [u["user"]["id"] for u in layer.get("users", [])]
-    if len(set(users)) != len(users):
-        plan.unmapped.append(
-            Unmapped(
-                "schedule layer", label, "a person is listed twice in the rotation; Backstop lists each person once"
-            )
-        )
-        return None
-    unit = _unit(int(layer["rotation_turn_length_seconds"]))
-    if unit is None:
-        plan.unmapped.append(Unmapped("schedule layer", label, "the turn length is not a whole number of hours"))
-        return None
-    if unit[1] > 1000:
-        plan.unmapped.append(Unmapped("schedule layer", label, "the turn is longer than Backstop's 1000 units"))
-        return None
-    start = parse_time(layer["start"])
-    virtual = parse_time(layer["rotation_virtual_start"])
-    # The cycle repeats every len(users) turns; move the anchor back by whole cycles to the layer's start.
-    cycle = max(len(users), 1)
-    anchor = virtual
-    while anchor > start:
-        anchor = _step(anchor, unit, -cycle, tz)
-    local = anchor.astimezone(tz)
-    if local.second or local.microsecond:
-        plan.unmapped.append(Unmapped("schedule layer", label, "handoffs are kept to the minute in Backstop"))
-        return None
-    eras = _layer_eras(layers=layers, index=index, masks=masks, users=users, unit=unit, anchor=anchor, tz=tz)
-    return RotationPlan(
-        external_id=f"{schedule['id']}:{layer['id']}",
-        team_key=team_key,
-        name=label[:100],
-        position=position,
-        time_zone=str(tz),
-        start_date=local.date(),
-        handoff_time=time(local.hour, local.minute),
-        unit=unit[0],
-        length=unit[1],
-        eras=eras,
-    )
-
-
-def _live(layer: dict, at: datetime) -> bool:
-    return parse_time(layer["start"]) <= at and (not layer.get("end") or at < parse_time(layer["end"]))
-
-
-def _layer_eras(
-    *,
-    layers: list[dict],
-    index: int,
-    masks: list[Mask],
-    users: list[str],
-    unit: tuple[str, int],
-    anchor: datetime,
-    tz: ZoneInfo,
-) -> list[EraPlan]:
-    """The layer's definitions over time: what it covers once the layers above it have taken their part."""
-    layer = layers[index]
-    start = parse_time(layer["start"])
-    # Every moment a layer (this one or one above) starts or ends may change what this layer covers.
-    bounds = sorted(
-        {start}
-        | {parse_time(x["start"]) for x in layers[index + 1 :]}
-        | {parse_time(x["end"]) for x in layers[index:] if x.get("end")}
-    )
-    eras: list[EraPlan] = []
-    if anchor < start:
-        eras.append(EraPlan(effective_from=anchor, participants=[], restrictions=[]))
-    for at in bounds:
-        if at < start:
-            continue
-        mask: Mask = masks[index] if _live(layer, at) else []
-        for upper in range(index + 1, len(layers)):
-            if _live(layers[upper], at):
-                mask = mask_subtract(mask, masks[upper])
-        if not mask or not users:
-            era = EraPlan(effective_from=at, participants=[], restrictions=[])
-        else:
-            # The participant order starts with whoever PagerDuty has on this layer at `at`.
-            lead = _shift_index(unit=unit[0], length=unit[1], anchor=anchor, at=at, tz=tz) % len(users)
-            era = EraPlan(effective_from=at, participants=users[lead:] + users[:lead], restrictions=mask_windows(mask))
-        if (
-            eras
-            and eras[-1].restrictions == era.restrictions
-            and _cyclic(eras[-1].participants) == _cyclic(era.participants)
-        ):
-            continue  # nothing changes here
-        eras.append(era)
-    return eras
-
-
-def _cyclic(people: list[str]) -> tuple[str, ...]:
-    """A participant list up to rotation (the same cycle started elsewhere)."""
-    if not people:
-        return ()
-    i = people.index(min(people))
-    return tuple(people[i:] + people[:i])
-
-
-def _step(at: datetime, unit: tuple[str, int], turns: int, tz: ZoneInfo) -> datetime:
-    if unit[0] == "hours":
-        return at + timedelta(hours=unit[1] * turns)
-    days = unit[1] * (7 if unit[0] == "weeks" else 1) * turns
-    local = at.astimezone(tz).replace(tzinfo=None) + timedelta(days=days)
-    return local.replace(tzinfo=tz).astimezone(UTC)
-
-
 def position_name(schedule: dict) -> str:
     return (schedule.get("name") or schedule["id"]).strip()[:40]
 
@@ -329,16 +193,31 @@ def _schedules(export: dict, plan: Plan, teams_of: dict[str, list[str]]) -> None
             masks.append(mask)
         if bad:
             continue
+        pd_layers = [
+            Layer(
+                external_id=f"{schedule['id']}:{layer['id']}",
+                name=layer.get("name") or "",
+                start=parse_time(layer["start"]),
+                end=parse_time(layer["end"]) if layer.get("end") else None,
+                anchor=parse_time(layer["rotation_virtual_start"]),
+                turn_seconds=int(layer["rotation_turn_length_seconds"]),
+                users=[u["user"]["id"] for u in layer.get("users", [])],
+                mask=mask,
+            )
+            for layer, mask in zip(layers, masks, strict=True)
+        ]
         for team_key in teams_of.get(schedule["id"], [f"schedule:{schedule['id']}"]):
-            rotation_ids = []
-            for index in range(len(layers)):
-                rotation = _layer_rotation(
-                    schedule=schedule, index=index, tz=tz, team_key=team_key, position=position, masks=masks, plan=plan
-                )
-                if rotation is not None:
-                    rotation.external_id = f"{team_key}:{rotation.external_id}"
-                    plan.rotations.append(rotation)
-                    rotation_ids.append(rotation.external_id)
+            rotations = layer_rotations(
+                schedule_name=schedule["name"],
+                layers=pd_layers,
+                tz=tz,
+                team_key=team_key,
+                position=position,
+                plan=plan,
+                what="schedule layer",
+            )
+            plan.rotations += rotations
+            rotation_ids = [r.external_id for r in rotations]
             for override in schedule.get("overrides", []):
                 plan.overrides.append(
                     OverridePlan(
