@@ -380,7 +380,7 @@ class _Run:
                 IntegrationUrl(
                     name=integration.name,
                     team=integration.team.name,
-                    url=settings.PUBLIC_BASE_URL + reverse("intake:pagerduty-enqueue"),
+                    url=_intake_url(integration),
                     routing_key=integration.key,
                 )
             )
@@ -392,6 +392,17 @@ class _Run:
         self.record("integration", plan_integration.external_id, integration)
         self.line("created", "integration", plan_integration.name, "send events to its new URL with its routing key")
         return integration
+
+
+def _intake_url(integration: Integration) -> str:
+    """Where senders post now (a PagerDuty sender keeps its routing key in the body; the others carry it in the URL)."""
+    base = settings.PUBLIC_BASE_URL
+    if integration.kind == Integration.Kind.PAGERDUTY:
+        return base + reverse("intake:pagerduty-enqueue")
+    if integration.kind == Integration.Kind.OPSGENIE:
+        return base + reverse("intake:opsgenie-alerts")
+    name = "intake:alertmanager" if integration.kind == Integration.Kind.ALERTMANAGER else "intake:generic"
+    return base + reverse(name, args=[integration.key])
 
 
 def plan_apply(*, plan: Plan, actor: Any, now: datetime, dry_run: bool) -> ApplyReport:

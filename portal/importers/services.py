@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from portal.importers.apply import ApplyReport, plan_apply
 from portal.importers.compare import ScheduleComparison, plan_compare
 from portal.importers.plan import Plan, Unmapped
-from portal.importers.sources import pagerduty
+from portal.importers.sources import grafana_oncall, pagerduty
 
-SOURCES = {"pagerduty": pagerduty}
+SOURCES = {"pagerduty": pagerduty, "grafana_oncall": grafana_oncall}
 # The comparison covers the next 8 weeks: long enough for a weekly rotation of several people, a DST change
 # and the end of a layer to show.
 COMPARE_SPAN = timedelta(weeks=8)

@@ -31,3 +31,17 @@ def people(db):
         name: UserFactory(email=f"{name}@example.com", full_name=name.title())
         for name in ("alice", "bob", "carol", "dan")
     }
+
+
+@pytest.fixture
+def grafana_account() -> dict:
+    return json.loads((FIXTURES / "grafana_oncall_account.json").read_text())
+
+
+@pytest.fixture
+def fake_grafana(grafana_account):
+    from tests.fakes.fake_grafana_oncall import FakeGrafanaOnCall
+
+    fake = FakeGrafanaOnCall(grafana_account).start()
+    yield fake
+    fake.stop()
