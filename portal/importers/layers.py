@@ -69,7 +69,9 @@ def _cyclic(people: list[str]) -> tuple[str, ...]:
     return tuple(people[i:] + people[:i])
 
 
-def _eras(*, layers: list[Layer], index: int, unit: tuple[str, int], anchor: datetime, tz: ZoneInfo) -> list[EraPlan]:
+def _eras(
+    *, layers: list[Layer], index: int, unit: tuple[str, int], anchor: datetime, tz: ZoneInfo, precedence: bool
+) -> list[EraPlan]:
     """The layer's definitions over time: what it covers once the layers above it have taken their part."""
     layer = layers[index]
     bounds = sorted(
@@ -82,7 +84,7 @@ def _eras(*, layers: list[Layer], index: int, unit: tuple[str, int], anchor: dat
         if at < layer.start:
             continue
         mask: Mask = layer.mask if _live(layer, at) else []
-        for upper in layers[index + 1 :]:
+        for upper in layers[index + 1 :] if precedence else []:
             if _live(upper, at):
                 mask = mask_subtract(mask, upper.mask)
         users = layer.users
@@ -103,9 +105,21 @@ def _eras(*, layers: list[Layer], index: int, unit: tuple[str, int], anchor: dat
 
 
 def layer_rotations(
-    *, schedule_name: str, layers: list[Layer], tz: ZoneInfo, team_key: str, position: str, plan: Plan, what: str
+    *,
+    schedule_name: str,
+    layers: list[Layer],
+    tz: ZoneInfo,
+    team_key: str,
+    position: str,
+    plan: Plan,
+    what: str,
+    precedence: bool = True,
 ) -> list[RotationPlan]:
-    """One rotation per layer (layers lowest first); what cannot be expressed is named in plan.unmapped."""
+    """One rotation per layer (layers lowest first); what cannot be expressed is named in plan.unmapped.
+
+    precedence=False: the layers are all on call together (Opsgenie's rotations), as Backstop's rotations of
+    one position are.
+    """
     out = []
     for index, layer in enumerate(layers):
         label = f"{schedule_name} / {layer.name or f'{what} {index + 1}'}"
@@ -140,7 +154,7 @@ def layer_rotations(
                 handoff_time=time(local.hour, local.minute),
                 unit=unit[0],
                 length=unit[1],
-                eras=_eras(layers=layers, index=index, unit=unit, anchor=anchor, tz=tz),
+                eras=_eras(layers=layers, index=index, unit=unit, anchor=anchor, tz=tz, precedence=precedence),
             )
         )
     return out

@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from portal.importers.apply import ApplyReport, plan_apply
 from portal.importers.compare import ScheduleComparison, plan_compare
 from portal.importers.plan import Plan, Unmapped
-from portal.importers.sources import grafana_oncall, pagerduty
+from portal.importers.sources import grafana_oncall, opsgenie, pagerduty
 
-SOURCES = {"pagerduty": pagerduty, "grafana_oncall": grafana_oncall}
+SOURCES = {"pagerduty": pagerduty, "grafana_oncall": grafana_oncall, "opsgenie": opsgenie}
 # The comparison covers the next 8 weeks: long enough for a weekly rotation of several people, a DST change
 # and the end of a layer to show.
 COMPARE_SPAN = timedelta(weeks=8)
@@ -48,7 +48,15 @@ def export_fetch(*, source: str, token: str, now: datetime, base_url: str | None
     base_url = base_url or getattr(settings, "IMPORTER_BASE_URLS", {}).get(source)
     if base_url:
         kwargs["base_url"] = base_url
-    return module.fetch(token=token, since=since, until=since + COMPARE_SPAN, **kwargs)
+    elif not hasattr(module, "DEFAULT_BASE_URL"):
+        raise ValidationError({"base_url": [f"Give the {source} API's base URL (e.g. https://oncall.example.com)."]})
+    import pagerduty
+    import requests
+
+    try:
+        return module.fetch(token=token, since=since, until=since + COMPARE_SPAN, **kwargs)
+    except (pagerduty.Error, requests.RequestException) as exc:
+        raise ValidationError({"token": [f"{source} refused or could not be reached: {exc}"]}) from None
 
 
 def export_load(*, raw: bytes | str) -> dict:

@@ -45,3 +45,17 @@ def fake_grafana(grafana_account):
     fake = FakeGrafanaOnCall(grafana_account).start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def opsgenie_account() -> dict:
+    return json.loads((FIXTURES / "opsgenie_account.json").read_text())
+
+
+@pytest.fixture
+def fake_opsgenie(opsgenie_account):
+    from tests.fakes.fake_opsgenie import FakeOpsgenie
+
+    fake = FakeOpsgenie(opsgenie_account).start()
+    yield fake
+    fake.stop()

@@ -71,3 +71,17 @@ def test_dry_run_writes_nothing(fake_grafana, people, staff):
     report = import_run(export=_export(fake_grafana), actor=staff, now=NOW, dry_run=True)
     assert report.applied.count("created") > 0
     assert not Rotation.objects.exists() and not Team.objects.exists()
+
+
+def test_the_page_reads_oncall_with_a_token_and_base_url(fake_grafana, people, staff, mfa_user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(mfa_user(staff))
+    response = client.post(
+        "/import/", {"source": "grafana_oncall", "token": fake_grafana.token, "base_url": fake_grafana.base_url}
+    )
+    assert response.status_code == 200 and "SRE / Weekly" in response.content.decode()
+    response = client.post("/import/", {"source": "grafana_oncall", "token": fake_grafana.token})
+    assert response.status_code == 400 and "base URL" in response.content.decode()
+    assert not Rotation.objects.exists()

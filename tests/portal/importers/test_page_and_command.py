@@ -69,7 +69,7 @@ def test_staff_dry_run_with_a_token_reads_the_api(staff, people, fake_pagerduty,
     assert "Platform Primary / Weekly" in response.content.decode()
     response = _client(staff).post("/import/", {"source": "pagerduty", "token": "wrong"})
     assert response.status_code == 400
-    assert "PagerDuty refused the request" in response.content.decode()
+    assert "pagerduty refused or could not be reached" in response.content.decode()
 
 
 def test_bad_file_is_a_clear_400(staff):
