@@ -36,6 +36,7 @@ class ScheduleComparison:
     minutes: int
     disagreeing_minutes: int
     disagreements: list[Disagreement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why, where the cause is known
 
 
 Entries = list[tuple[datetime, datetime, str]]
@@ -80,7 +81,20 @@ def answer_compare(*, plan: Plan, answer: SourceAnswer) -> ScheduleComparison:
             if shift.position == answer.position and shift.user_id is not None:
                 backstop.append((shift.start, shift.end, emails.get(shift.user_id) or str(shift.user_id)))
     found = answers_compare(source=source, backstop=backstop, since=answer.since, until=answer.until)
+    notes = []
+    for override in plan.overrides:
+        if not override.external_id.startswith(f"{answer.team_key}:"):
+            continue
+        for d in found:
+            if not d.backstop and d.start < override.end and d.end > override.start:
+                notes.append(
+                    f"The override {override.start:%Y-%m-%d %H:%M}–{override.end:%Y-%m-%d %H:%M} UTC falls where no "
+                    "rotation of the schedule is on: a Backstop override only replaces a scheduled shift, so that time "
+                    "has nobody on call. Extend a rotation over it, or add the cover by hand."
+                )
+                break
     return ScheduleComparison(
+        notes=notes,
         name=answer.name,
         team=team_name,
         position=answer.position,

@@ -116,6 +116,7 @@ def report_text(report: ImportReport) -> str:
             f"Comparison {c.name} ({c.team}, position {c.position}), {span}: "
             f"{c.disagreeing_minutes} of {c.minutes} minutes disagree"
         )
+        out += [f"  Note: {note}" for note in c.notes]
         for d in c.disagreements:
             out.append(
                 f"  {d.start:%Y-%m-%d %H:%M}–{d.end:%Y-%m-%d %H:%M} UTC: source {', '.join(d.source) or 'nobody'}; "

@@ -15,7 +15,8 @@ Mapping (PagerDuty -> Backstop):
   any moment at most one layer rotation is active. A layer before its start or after its end is an era
   with nobody in it.
 * overrides become position overrides on every layer rotation of the schedule; a Backstop override only
-  replaces a scheduled shift, so an override at a time no layer covers is named as unmappable.
+  replaces a scheduled shift, so an override at a time no layer covers shows in the comparison, with a note
+  saying why.
 """
 
 from __future__ import annotations

@@ -164,3 +164,26 @@ def test_answers_compare_counts_overlaps_and_gaps():
         (4, 5, ["b"], ["a"]),
         (7, 8, ["b"], []),
     ]
+
+
+def test_an_override_where_no_layer_is_on_is_named(fake_pagerduty, people, staff):
+    """PagerDuty puts an override's taker on call even where no layer is; Backstop cannot, and says so."""
+    export = _export(fake_pagerduty)
+    schedule = export["schedules"][0]
+    # The weekly layer covers 09:00-17:00 only; the override falls at night, outside every layer.
+    schedule["schedule_layers"][0]["restrictions"] = [
+        {"type": "daily_restriction", "start_time_of_day": "09:00:00", "duration_seconds": 28800}
+    ]
+    schedule["overrides"].append(
+        {"id": "POV3", "start": "2027-03-30T01:00:00Z", "end": "2027-03-30T02:00:00Z", "user": {"id": "PBOB"}}
+    )
+    schedule["final_schedule"]["rendered_schedule_entries"] = [
+        {"start": "2027-03-30T01:00:00Z", "end": "2027-03-30T02:00:00Z", "user": {"id": "PBOB"}}
+    ]
+    report = import_run(export=export, actor=staff, now=NOW, dry_run=False)
+    [comparison] = report.comparisons
+    night = [d for d in comparison.disagreements if d.source == ["bob@example.com"]]
+    assert [(d.start.isoformat(), d.end.isoformat(), d.backstop) for d in night] == [
+        ("2027-03-30T01:00:00+00:00", "2027-03-30T02:00:00+00:00", [])
+    ]
+    assert any("a Backstop override only replaces a scheduled shift" in note for note in comparison.notes)
