@@ -181,3 +181,24 @@ class InsightsRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team_id or 'all'} {self.days} d as of {self.as_of}"
+
+
+class ImportedObject(models.Model):
+    """What an on-call import (portal.importers) made from one vendor object, keyed by the vendor's id,
+    so running the import again creates nothing new."""
+
+    source = models.CharField(max_length=20, help_text="pagerduty, opsgenie, grafana_oncall")
+    kind = models.CharField(max_length=20, help_text="user, team, rotation, override, policy, integration, ...")
+    external_id = models.CharField(max_length=200)
+    object_type = models.CharField(max_length=60, help_text="app_label.model of the object made")
+    object_id = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["source", "kind", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "kind", "external_id"], name="imported_object_unique_external")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} {self.external_id} -> {self.object_type}#{self.object_id}"

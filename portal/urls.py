@@ -1,5 +1,6 @@
 from django.urls import path
 
+from portal.views import importer as views_importer
 from portal.views import incident_new as views_incident_new
 from portal.views import incidents as views_incidents
 from portal.views import insights as views_insights
@@ -118,4 +119,7 @@ urlpatterns = [
     path("outbox/", outbox.outbox, name="outbox"),
     path("outbox/sms-reply", outbox.outbox_sms_reply, name="outbox_sms_reply"),
     path("outbox/<int:pk>/key", outbox.outbox_voice_key, name="outbox_voice_key"),
+    # on-call import (staff)
+    path("import/", views_importer.import_page, name="import"),
+    path("import/apply", views_importer.import_apply, name="import_apply"),
 ]

@@ -373,6 +373,9 @@ MATRIX: list[Row] = [
     ),
     Row("portal:insights", "GET", "/insights/", PAGE_ALL),
     Row("portal:insights_csv", "GET", "/insights.csv", PAGE_ALL),
+    Row("portal:import", "GET", "/import/", PAGE_STAFF),
+    Row("portal:import", "POST", "/import/", PAGE_STAFF_POST, {}),
+    Row("portal:import_apply", "POST", "/import/apply", PAGE_STAFF_POST, {"ticket": "none"}),
     # With Twilio configured (as in tests) there is no outbox: 404 for everyone signed in.
     Row("portal:outbox", "GET", "/outbox/", E("login", 404, 404, 404, 404, 404)),
     Row(
