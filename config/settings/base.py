@@ -407,6 +407,7 @@ SPECTACULAR_SETTINGS = {
         "IntegrationKindEnum": "escalations.models.Integration.Kind",
         "TargetKindEnum": "escalations.models.EscalationTarget.Kind",
         "HeartbeatStateEnum": "escalations.models.Heartbeat.State",
+        "WebhookEventTypeEnum": "escalations.webhooks.events.EVENT_TYPE_CHOICES",
     },
 }
 

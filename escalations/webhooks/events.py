@@ -50,6 +50,8 @@ EVENT_TYPES: dict[str, str] = {
     PAGE_FAILED: "A page (SMS, call, e-mail) could not be delivered, or a responder had no way to be paged",
 }
 
+EVENT_TYPE_CHOICES = list(EVENT_TYPES.items())
+
 _TYPE_OF_KIND = {
     Kind.CREATED: TRIGGERED,
     Kind.ACKNOWLEDGED: ACKNOWLEDGED,
