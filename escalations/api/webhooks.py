@@ -19,7 +19,7 @@ from rotations.models import Membership
 
 SIGNATURE_HELP = (
     "Every delivery is a POST with a JSON body (the event) and three headers, after Standard Webhooks: "
-    "`webhook-id` (the event id; the same on retries and on \"send again\" — deduplicate by it), "
+    '`webhook-id` (the event id; the same on retries and on "send again" — deduplicate by it), '
     "`webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature`: `v1,` + base64 of "
     "HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{raw body}`, keyed with the base64-decoded part "
     "of the secret after `whsec_`. After a secret rotation the old secret also signs for 24 h (signatures "

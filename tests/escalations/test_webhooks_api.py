@@ -85,8 +85,9 @@ def test_a_name_resolving_to_a_private_address_is_refused(team, monkeypatch):
         lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))],
     )
     with pytest.raises(Exception, match="10.1.2.3"):
-        services.subscription_create(team=team, url="https://intranet.example.com/", events=["incident.triggered"],
-                                     actor=None)
+        services.subscription_create(
+            team=team, url="https://intranet.example.com/", events=["incident.triggered"], actor=None
+        )
 
 
 def test_private_targets_are_allowed_only_by_the_setting(team, settings):

@@ -97,14 +97,20 @@ def test_a_receiver_failing_for_ten_minutes_gets_every_event_afterwards_once_eac
     assert set(counts.values()) == {1}, "each event accepted exactly once"
     for r in receiver.requests():
         assert signing.verify(
-            secret=sub.secret if "team=payments" in r.path else _secret_of(r), headers=r.headers, body=r.body,
+            secret=sub.secret if "team=payments" in r.path else _secret_of(r),
+            headers=r.headers,
+            body=r.body,
             now=int(r.headers["webhook-timestamp"]),
         )
         body = json.loads(r.body)
         assert body["id"] == r.headers["webhook-id"]
     kinds = Counter(json.loads(r.body)["type"] for r in accepted)
-    assert kinds == {"incident.triggered": 10, "incident.annotated": 10, "incident.acknowledged": 10,
-                     "incident.resolved": 10}
+    assert kinds == {
+        "incident.triggered": 10,
+        "incident.annotated": 10,
+        "incident.acknowledged": 10,
+        "incident.resolved": 10,
+    }
     other_ids = {r.headers["webhook-id"] for r in receiver.requests() if "team=other" in r.path}
     assert other_ids and not other_ids & expected
     assert {json.loads(r.body)["data"]["incident"]["team"]["id"] for r in accepted} == {team.pk}
@@ -157,9 +163,7 @@ def test_nothing_is_sent_inside_a_transaction_and_the_claim_is_committed_first(r
         # the row is already claimed (committed), and no transaction of the sender holds its lock.
         try:
             with transaction.atomic():
-                row = WebhookDelivery.objects.select_for_update(nowait=True).get(
-                    event__public_id=headers["webhook-id"]
-                )
+                row = WebhookDelivery.objects.select_for_update(nowait=True).get(event__public_id=headers["webhook-id"])
                 seen.append((row.status, True))
         finally:
             connection.close()

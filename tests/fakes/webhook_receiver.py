@@ -35,10 +35,7 @@ class WebhookReceiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 if receiver.on_request is not None:
                     receiver.on_request(headers, body)
-                if receiver.redirect_to:
-                    status = 307
-                else:
-                    status = 500 if receiver.failing else receiver.status_when_ok
+                status = receiver.status_now()
                 with receiver._lock:
                     receiver.received.append(Received(self.path, headers, body, status))
                 self.send_response(status)
@@ -56,6 +53,11 @@ class WebhookReceiver:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def status_now(self) -> int:
+        if self.redirect_to:
+            return 307
+        return 500 if self.failing else self.status_when_ok
 
     @property
     def url(self) -> str:
