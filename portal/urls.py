@@ -12,6 +12,7 @@ from portal.views import outbox
 from portal.views import profile as views_profile
 from portal.views import swaps as views_swaps
 from portal.views import teams as views_teams
+from portal.views import webhooks as views_webhooks
 
 app_name = "portal"
 
@@ -118,4 +119,16 @@ urlpatterns = [
     path("outbox/", outbox.outbox, name="outbox"),
     path("outbox/sms-reply", outbox.outbox_sms_reply, name="outbox_sms_reply"),
     path("outbox/<int:pk>/key", outbox.outbox_voice_key, name="outbox_voice_key"),
+    # outgoing webhooks (managers and staff)
+    path("teams/<slug:slug>/webhooks/", views_webhooks.webhooks, name="webhooks"),
+    path("teams/<slug:slug>/webhooks/new", views_webhooks.webhook_create, name="webhook_create"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/", views_webhooks.webhook_detail, name="webhook"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/enabled", views_webhooks.webhook_enabled, name="webhook_enabled"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/rotate", views_webhooks.webhook_secret_rotate, name="webhook_rotate"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/delete", views_webhooks.webhook_delete, name="webhook_delete"),
+    path(
+        "teams/<slug:slug>/webhooks/<int:pk>/deliveries/<int:delivery_pk>/resend",
+        views_webhooks.webhook_resend,
+        name="webhook_resend",
+    ),
 ]
