@@ -5,7 +5,13 @@ escalations.webhooks.services, like the portal's."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiCallback, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiCallback,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -125,10 +131,15 @@ class WebhookSubscriptionWithSecretSerializer(WebhookSubscriptionSerializer):
         fields = [*WebhookSubscriptionSerializer.Meta.fields, "secret"]
 
 
+@extend_schema_field(WebhookEventBodySerializer)
+class _EventBodyField(serializers.JSONField):
+    """The stored body as it was sent (documented by WebhookEventBodySerializer, rendered as stored)."""
+
+
 class WebhookDeliverySerializer(serializers.ModelSerializer):
     event_id = serializers.CharField(source="event.public_id", read_only=True)
     event_type = serializers.CharField(source="event.type", read_only=True)
-    payload = WebhookEventBodySerializer(source="event.payload", read_only=True)
+    payload = _EventBodyField(source="event.payload", read_only=True)
 
     class Meta:
         model = WebhookDelivery
