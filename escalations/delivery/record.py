@@ -58,7 +58,7 @@ def _timeline_event(page: Page, kind: str, message: str, now: datetime, data: di
         kind=kind,
         via=TimelineEvent.Via.SYSTEM,
         message=message,
-        data={"page_id": page.pk, "channel": page.channel, **(data or {})},
+        data={"page_id": page.pk, "channel": page.channel, "user_id": page.user_id, **(data or {})},
     )
 
 
