@@ -127,6 +127,9 @@ def deliveries_send(*, ids: list[int], claimed_at: datetime | None = None, now: 
     """Send these deliveries: claim the pending, due ones among them (or, with `claimed_at`, take those
     still held under that claim), POST them in parallel outside any transaction, record each outcome.
     Returns how many the receivers accepted."""
+    if transaction.get_connection().in_atomic_block:
+        # The claim must commit before the POST, and no row lock may wait on a receiver.
+        raise RuntimeError("Webhooks are never sent inside a database transaction.")
     now = now or timezone.now()
     if claimed_at is None:
         claimed_at = now

@@ -83,7 +83,8 @@ def webhook_post(*, url: str, body: bytes, headers: dict[str, str], allow_privat
     finally:
         pool.close()
     status = response.status
-    text = snippet.decode("utf-8", errors="replace")
+    # PostgreSQL text cannot hold NUL; the log shows a replacement character instead.
+    text = snippet.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     if 200 <= status < 300:
         return Outcome(ok=True, status=status, body=text)
     reason = "a redirect, which is not followed" if 300 <= status < 400 else "not a 2xx answer"

@@ -5,8 +5,10 @@ these tests commit (transaction=True)."""
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -15,6 +17,7 @@ from django.db import connection, transaction
 from escalations.incidents import services as incidents
 from escalations.models import TimelineEvent, WebhookDelivery, WebhookEvent
 from escalations.webhooks import dispatch, events, services, signing
+from escalations.webhooks import send as send_module
 from escalations.webhooks.send import webhook_post
 from tests.factories import T0, MembershipFactory, TeamFactory
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -271,3 +274,70 @@ def test_a_private_target_is_refused_again_at_send_time(receiver, settings):
     assert receiver.requests() == []
     delivery = WebhookDelivery.objects.get()
     assert "127.0.0.1" in delivery.error and delivery.status == WebhookDelivery.Status.PENDING
+
+
+def _self_signed(tmp_path, name: str) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_urls_host_name(tmp_path, monkeypatch, settings):
+    """The POST goes to the address resolved and checked a moment before (no second DNS lookup to
+    rebind), while TLS still verifies the certificate for the URL's host name and sends it as SNI."""
+    settings.BACKSTOP_WEBHOOKS_ALLOW_PRIVATE = True
+    cert, key = _self_signed(tmp_path, "hooks.test")
+    receiver = WebhookReceiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    receiver._server.socket = context.wrap_socket(receiver._server.socket, server_side=True)
+    receiver.start()
+    port = receiver._server.server_address[1]
+    lookups: list[str] = []
+
+    def resolve(host, port_, *args, **kwargs):
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port_))]
+
+    monkeypatch.setattr("escalations.webhooks.addresses.socket.getaddrinfo", resolve)
+    real_pool = send_module._pool
+
+    def trusting_pool(target):  # trust the test's own certificate, as a real CA would be trusted
+        pool = real_pool(target)
+        pool.ca_certs = cert
+        return pool
+
+    monkeypatch.setattr(send_module, "_pool", trusting_pool)
+    try:
+        ok = webhook_post(url=f"https://hooks.test:{port}/in", body=b"{}", headers={}, allow_private=True)
+        wrong = webhook_post(url=f"https://other.test:{port}/in", body=b"{}", headers={}, allow_private=True)
+    finally:
+        receiver.stop()
+    assert ok.ok and ok.status == 200
+    assert receiver.requests()[0].headers["host"] == f"hooks.test:{port}"
+    assert not wrong.ok and "SSLError" in wrong.error and len(receiver.requests()) == 1
+    # urllib3 "resolves" the literal address it was given; the name is looked up once per POST.
+    assert [h for h in lookups if h != "127.0.0.1"] == ["hooks.test", "other.test"]
