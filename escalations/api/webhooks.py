@@ -241,6 +241,21 @@ class WebhookSubscriptionViewSet(TeamScopedViewSet):
         sub = services.subscription_secret_rotate(subscription=sub, actor=request.user)
         return Response(WebhookSubscriptionWithSecretSerializer(sub).data)
 
+    @extend_schema(
+        summary="Send a test event (`webhook.ping`) to this webhook, signed and logged like any other",
+        request=None,
+        responses={202: WebhookDeliverySerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def ping(self, request, pk=None):
+        sub = self.get_object()
+        self.require_write(sub.team)
+        try:
+            delivery = services.subscription_ping(subscription=sub, actor=request.user)
+        except DjangoValidationError as exc:
+            raise _django_errors(exc) from exc
+        return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(summary="The delivery log, newest first", responses={200: WebhookDeliverySerializer(many=True)})
     @action(detail=True, methods=["get"], filterset_fields=[], ordering_fields=[])
     def deliveries(self, request, pk=None):

@@ -37,6 +37,8 @@ REASSIGNED = "incident.reassigned"
 ANNOTATED = "incident.annotated"
 RESOLVED = "incident.resolved"
 PAGE_FAILED = "incident.page_failed"
+# Sent by "Send a test event" only; nobody subscribes to it.
+PING = "webhook.ping"
 
 # (type, what it means) — offered in the portal and documented in the API schema.
 EVENT_TYPES: dict[str, str] = {

@@ -20,7 +20,7 @@ from django.utils import timezone
 from escalations.models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from escalations.webhooks import publish, signing
 from escalations.webhooks.addresses import UrlRefused, target_resolve
-from escalations.webhooks.events import EVENT_TYPES, RETRY_WINDOW
+from escalations.webhooks.events import EVENT_TYPES, PING, RETRY_WINDOW, public_id_new
 from rotations.audit import audit_record, diff
 from rotations.models import AuditEntry, Team
 
@@ -185,6 +185,39 @@ def delivery_resend(*, delivery: WebhookDelivery, actor, now: datetime | None = 
     ids = [row.pk]
     transaction.on_commit(lambda: publish.deliveries_publish(ids), robust=True)
     return row
+
+
+@transaction.atomic
+def subscription_ping(*, subscription: WebhookSubscription, actor, now: datetime | None = None) -> WebhookDelivery:
+    """A `webhook.ping` event to this subscription only, signed and logged like any other: what a manager
+    sends to check a new receiver and its signature check."""
+    now = now or timezone.now()
+    if not subscription.enabled:
+        raise ValidationError("The webhook is disabled; enable it before sending a test event.")
+    public_id = public_id_new()
+    name = actor.display_name if actor is not None and actor.is_authenticated else "Backstop"
+    event = WebhookEvent.objects.create(
+        public_id=public_id,
+        team=subscription.team,
+        type=PING,
+        occurred_at=now,
+        payload={
+            "id": public_id,
+            "type": PING,
+            "timestamp": now.isoformat().replace("+00:00", "Z"),
+            "data": {
+                "subscription": {"id": subscription.pk, "url": subscription.url},
+                "message": f"A test event sent by {name}.",
+            },
+        },
+        created_at=now,
+    )
+    delivery = WebhookDelivery.objects.create(
+        subscription=subscription, event=event, next_attempt_at=now, retry_until=now + RETRY_WINDOW, created_at=now
+    )
+    ids = [delivery.pk]
+    transaction.on_commit(lambda: publish.deliveries_publish(ids), robust=True)
+    return delivery
 
 
 def webhook_events_purge(*, before: datetime) -> int:

@@ -97,6 +97,28 @@ def webhook_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return _detail_page(request, team, _of_team(team, pk))
 
 
+@login_required
+def webhook_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    team = _managed(request, slug)
+    sub = _of_team(team, pk)
+    initial = {"url": sub.url, "events": list(sub.events), "description": sub.description}
+    form = WebhookForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.subscription_update(subscription=sub, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(request, "Webhook saved.")
+            return redirect("portal:webhook", slug=team.slug, pk=sub.pk)
+    return render(
+        request,
+        "portal/form_page.html",
+        {"title": "Edit webhook", "form": form, "submit": "Save", "team": team},
+        status=400 if form.errors else 200,
+    )
+
+
 def _refused(request: HttpRequest, team: Team, sub: WebhookSubscription, exc: ValidationError) -> HttpResponse:
     for msg in _errors(exc):
         messages.error(request, msg)
@@ -137,6 +159,19 @@ def webhook_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     services.subscription_delete(subscription=sub, actor=request.user)
     messages.success(request, "Webhook deleted with its delivery log.")
     return redirect("portal:webhooks", slug=team.slug)
+
+
+@login_required
+@require_POST
+def webhook_ping(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    team = _managed(request, slug)
+    sub = _of_team(team, pk)
+    try:
+        services.subscription_ping(subscription=sub, actor=request.user)
+    except ValidationError as exc:
+        return _refused(request, team, sub, exc)
+    messages.success(request, "Test event sent: its delivery shows in the log below in a moment.")
+    return redirect(reverse("portal:webhook", args=[team.slug, sub.pk]) + "#h-log")
 
 
 @login_required

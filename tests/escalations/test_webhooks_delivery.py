@@ -341,3 +341,20 @@ def test_https_connects_to_the_checked_address_and_verifies_the_urls_host_name(t
     assert not wrong.ok and "SSLError" in wrong.error and len(receiver.requests()) == 1
     # urllib3 "resolves" the literal address it was given; the name is looked up once per POST.
     assert [h for h in lookups if h != "127.0.0.1"] == ["hooks.test", "other.test"]
+
+
+def test_a_test_event_goes_to_that_webhook_only_signed_and_logged(receiver):
+    team = TeamFactory()
+    sub = services.subscription_create(team=team, url=receiver.url, events=[events.RESOLVED], actor=None)
+    other = services.subscription_create(
+        team=team, url=receiver.url.replace("payments", "other"), events=[events.RESOLVED], actor=None
+    )
+    delivery = services.subscription_ping(subscription=sub, actor=MembershipFactory(team=team, role="manager").user)
+    assert dispatch.deliveries_send(ids=[delivery.pk]) == 1
+    (got,) = receiver.requests()
+    body = json.loads(got.body)
+    assert body["type"] == "webhook.ping" and body["data"]["subscription"]["id"] == sub.pk
+    assert signing.verify(
+        secret=sub.secret, headers=got.headers, body=got.body, now=int(got.headers["webhook-timestamp"])
+    )
+    assert not WebhookDelivery.objects.filter(subscription=other).exists()

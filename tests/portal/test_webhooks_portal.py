@@ -86,3 +86,23 @@ def test_another_teams_delivery_or_webhook_is_404(team):
     assert _client(engineer).get(reverse("portal:webhooks", args=[team.slug])).status_code == 403
     their_delivery.refresh_from_db()
     assert their_delivery.status == WebhookDelivery.Status.PENDING and their_delivery.attempts == 0
+
+
+def test_a_manager_edits_url_and_events_through_the_service(team):
+    manager = MembershipFactory(team=team, role="manager").user
+    sub = services.subscription_create(team=team, url=PUBLIC, events=["incident.triggered"], actor=manager)
+    client = _client(manager)
+    form = client.get(reverse("portal:webhook_edit", args=[team.slug, sub.pk])).content.decode()
+    assert PUBLIC in form
+    refused = client.post(
+        reverse("portal:webhook_edit", args=[team.slug, sub.pk]),
+        {"url": "http://10.0.0.1/", "events": ["incident.resolved"]},
+    )
+    assert refused.status_code == 400
+    saved = client.post(
+        reverse("portal:webhook_edit", args=[team.slug, sub.pk]),
+        {"url": "https://93.184.216.34/v2", "events": ["incident.resolved", "incident.annotated"]},
+    )
+    assert saved.status_code == 302
+    sub.refresh_from_db()
+    assert (sub.url, sub.events) == ("https://93.184.216.34/v2", ["incident.annotated", "incident.resolved"])

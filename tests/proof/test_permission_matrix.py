@@ -129,6 +129,15 @@ WEBHOOK_MATRIX = [
         {"url": "https://93.184.216.34/hook", "events": ["incident.triggered"]},
     ),
     Row("portal:webhook", "GET", "/teams/{team_slug}/webhooks/{webhook}/", PAGE_MANAGE),
+    Row("portal:webhook_edit", "GET", "/teams/{team_slug}/webhooks/{webhook}/edit", PAGE_MANAGE),
+    Row("portal:webhook_ping", "POST", "/teams/{team_slug}/webhooks/{webhook}/ping", PAGE_MANAGE),
+    Row(
+        "portal:webhook_edit",
+        "POST",
+        "/teams/{team_slug}/webhooks/{webhook}/edit",
+        PAGE_MANAGE,
+        {"url": "https://93.184.216.34/other", "events": ["incident.resolved"]},
+    ),
     Row(
         "portal:webhook_enabled", "POST", "/teams/{team_slug}/webhooks/{webhook}/enabled", PAGE_MANAGE, {"enabled": "0"}
     ),
@@ -152,6 +161,7 @@ WEBHOOK_MATRIX = [
     Row("webhook-detail", "DELETE", "/api/v1/webhooks/{webhook}/", API_WEBHOOK, api=True),
     Row("webhook-rotate-secret", "POST", "/api/v1/webhooks/{webhook}/rotate-secret/", API_WEBHOOK, api=True),
     Row("webhook-deliveries", "GET", "/api/v1/webhooks/{webhook}/deliveries/", API_WEBHOOK, api=True),
+    Row("webhook-ping", "POST", "/api/v1/webhooks/{webhook}/ping/", API_WEBHOOK, api=True),
     Row(
         "webhook-resend",
         "POST",
