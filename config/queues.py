@@ -3,9 +3,10 @@ benchmark harness and `manage.py devstack` start workers exactly as the README's
 
 * The dispatch worker takes only `escalations` (engine wake-ups and the escalation sweep): dispatching
   a step costs a couple of milliseconds and must never wait behind a delivery.
-* Every other worker takes `deliveries` (Twilio calls), `celery` (everything else) and `periodic`
+* Every other worker takes `deliveries` (Twilio calls), `celery` (everything else), `webhooks`
+  (outgoing webhook POSTs, each bounded by a 15 s timeout) and `periodic`
   (the other safety nets).
 """
 
 DISPATCH_QUEUES = "escalations"
-WORKER_QUEUES = "deliveries,celery,periodic"
+WORKER_QUEUES = "deliveries,celery,periodic,webhooks"

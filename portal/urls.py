@@ -13,6 +13,7 @@ from portal.views import outbox
 from portal.views import profile as views_profile
 from portal.views import swaps as views_swaps
 from portal.views import teams as views_teams
+from portal.views import webhooks as views_webhooks
 
 app_name = "portal"
 
@@ -122,4 +123,18 @@ urlpatterns = [
     # on-call import (staff)
     path("import/", views_importer.import_page, name="import"),
     path("import/apply", views_importer.import_apply, name="import_apply"),
+    # outgoing webhooks (managers and staff)
+    path("teams/<slug:slug>/webhooks/", views_webhooks.webhooks, name="webhooks"),
+    path("teams/<slug:slug>/webhooks/new", views_webhooks.webhook_create, name="webhook_create"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/", views_webhooks.webhook_detail, name="webhook"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/edit", views_webhooks.webhook_edit, name="webhook_edit"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/ping", views_webhooks.webhook_ping, name="webhook_ping"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/enabled", views_webhooks.webhook_enabled, name="webhook_enabled"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/rotate", views_webhooks.webhook_secret_rotate, name="webhook_rotate"),
+    path("teams/<slug:slug>/webhooks/<int:pk>/delete", views_webhooks.webhook_delete, name="webhook_delete"),
+    path(
+        "teams/<slug:slug>/webhooks/<int:pk>/deliveries/<int:delivery_pk>/resend",
+        views_webhooks.webhook_resend,
+        name="webhook_resend",
+    ),
 ]

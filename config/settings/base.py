@@ -278,6 +278,7 @@ CELERY_TASK_QUEUES = (
     Queue("periodic", routing_key="periodic"),
     Queue("escalations", routing_key="escalations"),
     Queue("deliveries", routing_key="deliveries"),
+    Queue("webhooks", routing_key="webhooks"),  # outgoing webhook POSTs (escalations/webhooks/)
 )
 # Task names are frozen (workers, queued messages and beat refer to them); they no longer match module paths.
 CELERY_TASK_ROUTES = {
@@ -406,6 +407,7 @@ SPECTACULAR_SETTINGS = {
         "IntegrationKindEnum": "escalations.models.Integration.Kind",
         "TargetKindEnum": "escalations.models.EscalationTarget.Kind",
         "HeartbeatStateEnum": "escalations.models.Heartbeat.State",
+        "WebhookEventTypeEnum": "escalations.webhooks.events.EVENT_TYPE_CHOICES",
     },
 }
 
@@ -439,4 +441,22 @@ LOGGING = {
         # kept when LOG_LEVEL is WARNING.
         "backstop.events": {"level": env.str("EVENTS_LOG_LEVEL", default="INFO")},
     },
+}
+
+# Outgoing webhooks (escalations/webhooks/). Private, loopback and other internal addresses are refused
+# as webhook targets unless this is set (a receiver on the installation's own network, the tests).
+BACKSTOP_WEBHOOKS_ALLOW_PRIVATE = env.bool("BACKSTOP_WEBHOOKS_ALLOW_PRIVATE", default=False)
+BACKSTOP_WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+CELERY_IMPORTS.append("escalations.webhooks.tasks")
+CELERY_TASK_ROUTES["escalations.webhooks.deliver"] = {"queue": "webhooks"}
+CELERY_TASK_ROUTES["escalations.webhooks.*"] = {"queue": "periodic"}
+CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
+    "task": "escalations.webhooks.sweep",
+    "schedule": env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=5.0),
+    "options": {"expires": 20},
+}
+CELERY_BEAT_SCHEDULE["webhook-purge"] = {
+    "task": "escalations.webhooks.purge",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
 }

@@ -6,6 +6,7 @@ from escalations.api import incidents as api_incidents
 from escalations.api import intake as api_intake
 from escalations.api import policies
 from escalations.api import users as api_users
+from escalations.api import webhooks as api_webhooks
 
 router = SimpleRouter()
 router.register("incidents", api_incidents.IncidentViewSet, basename="incident")
@@ -14,5 +15,6 @@ router.register("integrations", api_intake.IntegrationViewSet, basename="integra
 router.register("maintenance-windows", api_intake.MaintenanceWindowViewSet, basename="maintenance-window")
 router.register("heartbeats", api_intake.HeartbeatViewSet, basename="heartbeat")
 router.register("users", api_users.UserViewSet, basename="user")
+router.register("webhooks", api_webhooks.WebhookSubscriptionViewSet, basename="webhook")
 
 urlpatterns = router.urls

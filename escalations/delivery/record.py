@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 
 from escalations.delivery.channels.console import OUTBOX_PREFIX
 from escalations.incidents.events import event_log
+from escalations.incidents.timeline import timeline_record_many
 from escalations.models import Page, TimelineEvent
 
 BACKOFF_BASE = timedelta(seconds=15)
@@ -57,12 +58,12 @@ def _timeline_event(page: Page, kind: str, message: str, now: datetime, data: di
         kind=kind,
         via=TimelineEvent.Via.SYSTEM,
         message=message,
-        data={"page_id": page.pk, "channel": page.channel, **(data or {})},
+        data={"page_id": page.pk, "channel": page.channel, "user_id": page.user_id, **(data or {})},
     )
 
 
 def _timeline(page: Page, kind: str, message: str, now: datetime, data: dict | None = None) -> None:
-    _timeline_event(page, kind, message, now, data).save(force_insert=True)
+    timeline_record_many([_timeline_event(page, kind, message, now, data)])
 
 
 def _who(page: Page) -> str:
@@ -108,7 +109,7 @@ def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> Non
                         {"provider_id": pid, "carrier_page_id": carrier.pk},
                     )
                 )
-        TimelineEvent.objects.bulk_create(events)
+        timeline_record_many(events)
         for carrier, pages, pid in sent:
             others = {p.incident_id for p in pages} - {carrier.incident_id}
             event_log(

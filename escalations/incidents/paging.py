@@ -14,7 +14,7 @@ from django.utils import timezone
 from escalations import engine
 from escalations.incidents.publish import _on_commit_advance_many, _on_commit_deliver
 from escalations.incidents.state import _incidents_store
-from escalations.incidents.timeline import _name
+from escalations.incidents.timeline import _name, timeline_record_many
 from escalations.models import Incident, Page, TimelineEvent
 from portal.models import ContactMethod, NotificationRule, User
 
@@ -142,7 +142,7 @@ class _Batch:
             through.objects.bulk_create(
                 [through(incident_id=iid, user_id=uid) for iid, uids in self.assign.items() for uid in uids]
             )
-        TimelineEvent.objects.bulk_create(self.timeline, batch_size=1000)
+        timeline_record_many(self.timeline)
         if incidents:
             _incidents_store(incidents)
             _on_commit_advance_many(incidents)
@@ -196,7 +196,7 @@ def _pages_create(
     batch.users = User.objects.in_bulk(list(user_ids))
     batch.notifies.append(_Notify(incident, cycle, step, loop, tuple(user_ids), reached_at))
     batch.write_pages()
-    TimelineEvent.objects.bulk_create(batch.timeline)
+    timeline_record_many(batch.timeline)
     return batch.page_ids
 
 

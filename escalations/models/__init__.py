@@ -11,6 +11,7 @@ from .intake import (
 from .outbox import OutboxMessage
 from .phone import BlockedNumber, CallRecord, CustomerContact, CustomerPhone, PhoneLine, PhoneMenuOption
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
+from .webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 __all__ = [
     "Alert",
@@ -34,4 +35,7 @@ __all__ = [
     "PhoneLine",
     "PhoneMenuOption",
     "TimelineEvent",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
 ]

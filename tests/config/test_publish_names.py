@@ -7,6 +7,7 @@ from escalations.delivery import publish as delivery_publish
 from escalations.incidents import publish as incident_publish
 from escalations.intake import kick
 from escalations.phone import publish as phone_publish
+from escalations.webhooks import publish as webhook_publish
 from rotations.services import hooks
 
 PUBLISHED = [
@@ -18,6 +19,9 @@ PUBLISHED = [
     hooks.ROSTER_GAP_CHECK_TEAMS,
     hooks.ROSTER_CHANGE_NOTICES,
     hooks.SWAP_REQUEST_NOTICE,
+    webhook_publish.DELIVER,
+    webhook_publish.SWEEP,
+    webhook_publish.PURGE,
 ]
 
 

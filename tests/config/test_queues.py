@@ -48,3 +48,11 @@ def test_every_task_and_beat_entry_lands_on_a_queue_the_layout_consumes():
         assert _queue(name) in consumed, name
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         assert _queue(entry["task"]) in consumed, entry["task"]
+
+
+def test_webhook_posts_have_their_own_queue_and_their_sweeps_are_periodic():
+    # A slow receiver holds a webhook message up to ~15 s: never in front of pages or the engine.
+    assert _queue("escalations.webhooks.deliver") == "webhooks"
+    assert _queue("escalations.webhooks.sweep") == "periodic"
+    assert _queue("escalations.webhooks.purge") == "periodic"
+    assert "webhooks" in _consumed()["worker"]

@@ -36,7 +36,11 @@ from escalations.models import (
     OutboxMessage,
     PhoneLine,
     PhoneMenuOption,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
 )
+from escalations.webhooks import signing
 from portal.models import ApiToken, ContactMethod
 from rotations.models import Exclusion, Override, Rotation, RotationEra
 from tests.escalations.api_helpers import api_client
@@ -108,6 +112,64 @@ class Row:
 
 def _soon(hours: int) -> str:
     return (timezone.now() + timedelta(hours=hours)).isoformat()
+
+
+# ---- Outgoing webhooks: the team's managers and staff only, reads included (URLs and delivery logs are the
+# team's configuration). Through the API the team's engineers and viewers do not see them at all (404).
+API_WEBHOOK = E(401, 404, 404, 404, "ok", "ok")
+WEBHOOK_BODY = {"team": "{team}", "url": "https://93.184.216.34/hook", "events": ["incident.resolved"]}
+WEBHOOK_MATRIX = [
+    Row("portal:webhooks", "GET", "/teams/{team_slug}/webhooks/", PAGE_MANAGE),
+    Row("portal:webhook_create", "GET", "/teams/{team_slug}/webhooks/new", PAGE_MANAGE),
+    Row(
+        "portal:webhook_create",
+        "POST",
+        "/teams/{team_slug}/webhooks/new",
+        PAGE_MANAGE,
+        {"url": "https://93.184.216.34/hook", "events": ["incident.triggered"]},
+    ),
+    Row("portal:webhook", "GET", "/teams/{team_slug}/webhooks/{webhook}/", PAGE_MANAGE),
+    Row("portal:webhook_edit", "GET", "/teams/{team_slug}/webhooks/{webhook}/edit", PAGE_MANAGE),
+    Row("portal:webhook_ping", "POST", "/teams/{team_slug}/webhooks/{webhook}/ping", PAGE_MANAGE),
+    Row(
+        "portal:webhook_edit",
+        "POST",
+        "/teams/{team_slug}/webhooks/{webhook}/edit",
+        PAGE_MANAGE,
+        {"url": "https://93.184.216.34/other", "events": ["incident.resolved"]},
+    ),
+    Row(
+        "portal:webhook_enabled", "POST", "/teams/{team_slug}/webhooks/{webhook}/enabled", PAGE_MANAGE, {"enabled": "0"}
+    ),
+    Row(
+        "portal:webhook_rotate", "POST", "/teams/{team_slug}/webhooks/{webhook}/rotate", PAGE_MANAGE, {"confirm": "on"}
+    ),
+    Row(
+        "portal:webhook_delete", "POST", "/teams/{team_slug}/webhooks/{webhook}/delete", PAGE_MANAGE, {"confirm": "on"}
+    ),
+    Row(
+        "portal:webhook_resend",
+        "POST",
+        "/teams/{team_slug}/webhooks/{webhook}/deliveries/{webhook_delivery}/resend",
+        PAGE_MANAGE,
+    ),
+    Row("webhook-list", "GET", "/api/v1/webhooks/", API_READ_ALL, api=True),
+    Row("webhook-list", "POST", "/api/v1/webhooks/", API_CREATE_MANAGED, WEBHOOK_BODY, api=True),
+    Row("webhook-detail", "GET", "/api/v1/webhooks/{webhook}/", API_WEBHOOK, api=True),
+    Row("webhook-detail", "PATCH", "/api/v1/webhooks/{webhook}/", API_WEBHOOK, {"description": "chat"}, api=True),
+    Row("webhook-detail", "PUT", "/api/v1/webhooks/{webhook}/", API_WEBHOOK, WEBHOOK_BODY, api=True),
+    Row("webhook-detail", "DELETE", "/api/v1/webhooks/{webhook}/", API_WEBHOOK, api=True),
+    Row("webhook-rotate-secret", "POST", "/api/v1/webhooks/{webhook}/rotate-secret/", API_WEBHOOK, api=True),
+    Row("webhook-deliveries", "GET", "/api/v1/webhooks/{webhook}/deliveries/", API_WEBHOOK, api=True),
+    Row("webhook-ping", "POST", "/api/v1/webhooks/{webhook}/ping/", API_WEBHOOK, api=True),
+    Row(
+        "webhook-resend",
+        "POST",
+        "/api/v1/webhooks/{webhook}/deliveries/{webhook_delivery}/resend/",
+        API_WEBHOOK,
+        api=True,
+    ),
+]
 
 
 MATRIX: list[Row] = [
@@ -696,6 +758,7 @@ MATRIX: list[Row] = [
     ),
     Row("api-token-detail", "GET", "/api/v1/tokens/{token}/", API_OWN, api=True),
     Row("api-token-detail", "DELETE", "/api/v1/tokens/{token}/", API_OWN, api=True),
+    *WEBHOOK_MATRIX,
 ]
 
 # URL names deliberately outside the role matrix, each with the reason.
@@ -822,6 +885,7 @@ def world(team, role_users, mfa_user, policy, incident):
         policy=policy.pk,
         incident=incident.pk,
         integration=IntegrationFactory(team=team).pk,
+        **_webhook_ids(team, incident),
         heartbeat=HeartbeatFactory(team=team).pk,
         window=MaintenanceWindowFactory(team=team).pk,
         exclusion=ExclusionFactory(user=engineer).pk,
@@ -843,6 +907,25 @@ def world(team, role_users, mfa_user, policy, incident):
         next_month=(timezone.now() + timedelta(days=30)).isoformat(),
     )
     return users, ids
+
+
+def _webhook_ids(team, incident) -> dict:
+    sub = WebhookSubscription.objects.create(
+        team=team, url="https://93.184.216.34/hook", events=["incident.triggered"], secret=signing.secret_new()
+    )
+    event = WebhookEvent.objects.create(
+        public_id="evt_matrix",
+        team=team,
+        type="incident.triggered",
+        incident=incident,
+        occurred_at=T0,
+        payload={},
+        created_at=T0,
+    )
+    delivery = WebhookDelivery.objects.create(
+        subscription=sub, event=event, status="failed", retry_until=T0, created_at=T0
+    )
+    return {"webhook": sub.pk, "webhook_delivery": delivery.pk}
 
 
 def _fill(value, ids):
