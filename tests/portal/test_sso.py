@@ -358,3 +358,12 @@ def test_without_sso_the_sign_in_page_has_no_button(client):
     assert response.status_code == 200
     assert b"Sign in with" not in response.content and b"Emergency sign-in" not in response.content
     assert client.post(reverse("openid_connect_login", kwargs={"provider_id": "sso"})).status_code == 404
+
+
+def test_enrolled_staff_with_accepted_amr_is_not_asked_for_the_code(sso, person):
+    sso(MFA_AMR=["otp"])
+    boss = StaffFactory(email="boss-otp@example.com")
+    TOTP.activate(boss, generate_totp_secret())
+    response = person.sign_in("boss-otp")
+    assert response.status_code == 302 and response["Location"] == reverse("portal:now")
+    assert person.signed_in_user() == boss and person.backstop.get("/admin/").status_code == 200
