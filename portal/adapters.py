@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.providers.base import AuthProcess
@@ -14,6 +15,7 @@ from django.shortcuts import render
 
 from portal.sso.claims import sociallogin_identity
 from portal.sso.config import SsoConfig, sso_config
+from portal.sso.reauth import signed_in_through_idp_recently
 from portal.sso.services import SsoRefused, password_sign_in_allowed, sso_user_resolve
 
 # allauth's MFA stage, replaced by the one that also accepts the IdP's `amr` claim.
@@ -51,6 +53,11 @@ class AccountAdapter(DefaultAccountAdapter):
         if not password_sign_in_allowed(email=user.email, config=sso_config()):
             return
         super().send_password_reset_mail(user, email, context)
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        if not super().is_reauthentication_required(app=app, **kwargs):
+            return False
+        return not signed_in_through_idp_recently(context.request)
 
     def get_login_stages(self) -> list[str]:
         return [_IDP_AWARE_MFA_STAGE if path == _ALLAUTH_MFA_STAGE else path for path in super().get_login_stages()]

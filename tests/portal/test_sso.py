@@ -277,6 +277,7 @@ def test_amr_is_ignored_unless_the_operator_accepts_it(sso, person):
     # Signed in, but the staff gate sends an unenrolled staff member to enrol before anything opens.
     response = person.backstop.get("/admin/")
     assert response.status_code == 302 and response["Location"].startswith(reverse("mfa_activate_totp"))
+    assert person.backstop.get(response["Location"]).status_code == 200  # the SSO sign-in is recent enough
     assert person.backstop.get("/api/v1/teams/").status_code == 403
 
 
@@ -367,3 +368,25 @@ def test_enrolled_staff_with_accepted_amr_is_not_asked_for_the_code(sso, person)
     response = person.sign_in("boss-otp")
     assert response.status_code == 302 and response["Location"] == reverse("portal:now")
     assert person.signed_in_user() == boss and person.backstop.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_signed_in_through_the_idp_can_enrol_totp_when_sso_is_required(sso, person):
+    """No password Backstop accepts and no authenticator yet: the fresh IdP sign-in lets them enrol.
+
+    A real commit, as in tests/proof/test_staff_mfa.py: allauth announces the authenticator on commit.
+    """
+    boss = StaffFactory(email="boss-pwd@example.com")  # has a password, but it is refused
+    sso(REQUIRED=True, MFA_AMR=["mfa"])
+    assert person.sign_in("boss-pwd").status_code == 302
+    client = person.backstop
+    response = client.get("/admin/")
+    assert response.status_code == 302 and response["Location"].startswith(reverse("mfa_activate_totp"))
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    response = client.post(
+        response["Location"],
+        {"code": totp_code(page.context["form"].secret), "csrfmiddlewaretoken": person._csrf()},
+    )
+    assert response.status_code == 302, response.content
+    assert person.signed_in_user() == boss and client.get("/admin/").status_code == 200
