@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
@@ -17,6 +18,8 @@ from portal.sso.claims import sociallogin_identity
 from portal.sso.config import SsoConfig, sso_config
 from portal.sso.reauth import signed_in_through_idp_recently
 from portal.sso.services import SsoRefused, password_sign_in_allowed, sso_user_resolve
+
+logger = logging.getLogger(__name__)
 
 # allauth's MFA stage, replaced by the one that also accepts the IdP's `amr` claim.
 _ALLAUTH_MFA_STAGE = "allauth.mfa.stages.AuthenticateStage"
@@ -84,6 +87,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 linked_user=linked, identity=sociallogin_identity(sociallogin), config=config
             )
         except SsoRefused as refusal:
+            # The reason only (no address): an operator sees why people bounce, e.g. "unverified" from an IdP
+            # that does not send email_verified.
+            logger.info("sso: sign-in refused (%s)", refusal.reason)
             response = render(
                 request, "account/sso_refused.html", {"message": refusal.message, "reason": refusal.reason}, status=403
             )

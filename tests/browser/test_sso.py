@@ -86,3 +86,16 @@ def test_newcomer_is_created_and_unverified_email_is_refused(browser_at, idp, ss
     b.shot("refused-unverified")
     b.goto("/")
     expect(b.page).to_have_url(re.compile(r"/accounts/login/"))
+
+
+def test_sso_required_folds_the_password_form_away(browser_at, idp, sso):
+    sso(BACKSTOP_OIDC_REQUIRED=True, BACKSTOP_OIDC_BREAK_GLASS_EMAILS=["root@example.com"])
+    b = browser_at("phone")
+    b.goto("/accounts/login/")
+    expect(b.page.get_by_role("button", name="Sign in with Example IdP")).to_be_visible()
+    password = b.page.get_by_label("Password", exact=True)
+    expect(password).to_be_hidden()
+    b.page.get_by_text("Emergency sign-in for administrators").click()
+    expect(password).to_be_visible()
+    b.shot("sso-required")
+    assert not b.console_errors
