@@ -1,5 +1,6 @@
 from typing import Any
 
+from allauth.socialaccount.models import SocialApp, SocialToken
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils import timezone
@@ -71,3 +72,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class JobRunAdmin(admin.ModelAdmin):
     list_display = ("name", "last_started_at", "last_success_at", "last_error_at", "runs")
     readonly_fields = ("name", "last_started_at", "last_success_at", "last_error", "last_error_at", "runs")
+
+
+# Single sign-on is configured by environment (BACKSTOP_OIDC_*, portal/sso/): an app added here would be a
+# second provider under the same id, and access tokens are never stored. The links between IdP identities
+# and accounts (social accounts) stay visible, and removable, in the admin.
+admin.site.unregister(SocialApp)
+admin.site.unregister(SocialToken)

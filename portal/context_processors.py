@@ -1,5 +1,7 @@
 from django.conf import settings
 
+from portal.sso.config import sso_config
+
 
 def _twilio_configured() -> bool:
     return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN)
@@ -31,4 +33,6 @@ def backstop(request) -> dict:
         "debug": settings.DEBUG,
         "nav_items": nav,
         "nav_current": current,
+        # The sign-in page's identity-provider button (portal/sso/); `enabled` is False without BACKSTOP_OIDC_ISSUER.
+        "sso": sso_config(),
     }

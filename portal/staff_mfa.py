@@ -7,7 +7,8 @@ session (`get_authentication_records`); an "mfa" record means a TOTP code or a r
 checked in this session, for this user. A staff session without one — a session older than this gate,
 or one opened by a path that skipped allauth's MFA stage — is ended and must sign in again. Staff
 who have not enrolled are sent to enrol; checking the first code at enrolment counts as the session's
-second factor (`record_enrolment`).
+second factor (`record_enrolment`), and so does a sign-in through the identity provider whose `amr`
+claim names a method the operator accepts (BACKSTOP_OIDC_MFA_AMR, `record_idp_mfa`).
 
 API tokens are not asked: a token can be minted only from a session that passed this gate
 (`portal.api.ApiTokenViewSet`), and it expires.
@@ -67,3 +68,14 @@ def record_enrolment(sender, request: HttpRequest | None = None, user=None, auth
     if request is None or authenticator is None or authenticator.type != Authenticator.Type.TOTP:
         return
     record_authentication(request, user, MFA_METHOD, id=authenticator.pk, type=authenticator.type, enrolled=True)
+
+
+def record_idp_mfa(request: HttpRequest, user, *, amr: list[str]) -> None:
+    """The identity provider checked a second factor the operator accepts (portal.sso.stages).
+
+    Written like allauth's own MFA record, so every gate above treats this session as having passed
+    a second factor; `source` and `amr` say where it came from.
+    """
+    from allauth.account.internal.flows.login import record_authentication
+
+    record_authentication(request, user, MFA_METHOD, source="oidc", amr=amr)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -45,6 +46,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "portal",
     "rotations",
     "escalations",
@@ -136,6 +139,54 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Backstop"
 # Staff accounts must enrol TOTP before they can use the portal or the admin.
 BACKSTOP_REQUIRE_STAFF_MFA = env.bool("BACKSTOP_REQUIRE_STAFF_MFA", default=True)
+
+# --- Single sign-on (OpenID Connect, portal/sso/) ------------------------------------------
+# One identity provider (Keycloak, Okta, Entra ID, Google Workspace, ...), named by its issuer URL.
+# Unset = no SSO button, passwords only. People are matched to accounts by the e-mail address the IdP
+# says it verified; an unverified address never signs anyone in (docs/operations.md, "Single sign-on").
+BACKSTOP_OIDC_ISSUER = env.str("BACKSTOP_OIDC_ISSUER", default="").rstrip("/")
+BACKSTOP_OIDC_CLIENT_ID = env.str("BACKSTOP_OIDC_CLIENT_ID", default="")
+BACKSTOP_OIDC_CLIENT_SECRET = env.str("BACKSTOP_OIDC_CLIENT_SECRET", default="")
+BACKSTOP_OIDC_NAME = env.str("BACKSTOP_OIDC_NAME", default="") or "single sign-on"
+# Unknown people with a verified e-mail get an account on first sign-in, optionally in one team.
+BACKSTOP_OIDC_AUTO_CREATE = env.bool("BACKSTOP_OIDC_AUTO_CREATE", default=False)
+BACKSTOP_OIDC_DEFAULT_TEAM = env.str("BACKSTOP_OIDC_DEFAULT_TEAM", default="")
+BACKSTOP_OIDC_DEFAULT_ROLE = env.str("BACKSTOP_OIDC_DEFAULT_ROLE", default="viewer")
+# Passwords are refused for everyone but the break-glass staff accounts listed here.
+BACKSTOP_OIDC_REQUIRED = env.bool("BACKSTOP_OIDC_REQUIRED", default=False)
+BACKSTOP_OIDC_BREAK_GLASS_EMAILS = [e.strip().lower() for e in env.list("BACKSTOP_OIDC_BREAK_GLASS_EMAILS", default=[])]
+# `amr` values of the IdP's ID token that count as the staff second factor (mfa, otp, hwk, ...); empty = none.
+BACKSTOP_OIDC_MFA_AMR = env.list("BACKSTOP_OIDC_MFA_AMR", default=[])
+if BACKSTOP_OIDC_ISSUER and not (BACKSTOP_OIDC_CLIENT_ID and BACKSTOP_OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("BACKSTOP_OIDC_ISSUER needs BACKSTOP_OIDC_CLIENT_ID and BACKSTOP_OIDC_CLIENT_SECRET.")
+if BACKSTOP_OIDC_REQUIRED and not BACKSTOP_OIDC_ISSUER:
+    raise ImproperlyConfigured("BACKSTOP_OIDC_REQUIRED needs BACKSTOP_OIDC_ISSUER (nobody could sign in).")
+if BACKSTOP_OIDC_DEFAULT_ROLE not in ("manager", "engineer", "viewer"):
+    raise ImproperlyConfigured("BACKSTOP_OIDC_DEFAULT_ROLE must be manager, engineer or viewer.")
+SOCIALACCOUNT_ADAPTER = "portal.adapters.SocialAccountAdapter"
+# portal.sso.services decides every match, creation and refusal; allauth's own e-mail matching and
+# sign-up form stay off.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": BACKSTOP_OIDC_NAME,
+                "client_id": BACKSTOP_OIDC_CLIENT_ID,
+                "secret": BACKSTOP_OIDC_CLIENT_SECRET,
+                "settings": {"server_url": BACKSTOP_OIDC_ISSUER},
+            }
+        ]
+        if BACKSTOP_OIDC_ISSUER
+        else [],
+    }
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
