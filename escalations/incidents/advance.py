@@ -17,6 +17,7 @@ from escalations.incidents.state import _spec_of, _state_of, _store_state
 from escalations.incidents.targets import TargetResolver
 from escalations.incidents.timeline import _name
 from escalations.models import Incident, TimelineEvent
+from escalations.monitoring import metrics
 from portal.models import User
 
 Status = Incident.Status
@@ -124,6 +125,9 @@ def _advance_locked_batch(incidents: Sequence[Incident], now: datetime) -> list[
     notified = {uid for _, _, acts in decided for a in acts if isinstance(a, engine.NotifyStep) for uid in a.user_ids}
     batch.users = User.objects.in_bulk(list(notified)) if notified else {}
     for incident, state, actions in decided:
+        metrics.steps_observe(
+            due_at=incident.next_action_at, now=now, reached=sum(isinstance(a, engine.NotifyStep) for a in actions)
+        )
         _apply_actions(batch, incident, actions)
         _store_state(incident, state)
         incident.updated_at = now

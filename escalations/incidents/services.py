@@ -24,6 +24,7 @@ from escalations.incidents.paging import _pages_cancel, _pages_create
 from escalations.incidents.state import ENGINE_FIELDS, _locked, _refresh, _spec_of, _state_of, _store_state
 from escalations.incidents.timeline import _name, timeline_record
 from escalations.models import EscalationPolicy, Incident, TimelineEvent
+from escalations.monitoring import metrics
 from escalations.policies.spec import policy_spec_build
 from portal.models import User
 from rotations.models import Team
@@ -166,6 +167,7 @@ def _incident_open(
         short(title),
         " (nobody is paged)" if reason else "",
     )
+    metrics.incident_opened(urgency=incident.urgency)
     publish._on_commit_advance(incident)
     return incident
 
@@ -283,6 +285,7 @@ def incident_acknowledge(*, incident: Incident, by: User | None, via: str, now: 
             + (f"; {canceled} pending page(s) canceled." if canceled else "."),
         )
         event_log("Incident #%s acknowledged by %s via %s", locked.pk, _name(by), TimelineEvent.Via(via).label)
+        metrics.incident_acknowledged(urgency=locked.urgency, opened_at=locked.created_at, now=now)
         publish._on_commit_advance(locked)
     _refresh(incident, locked)
     return True
@@ -310,6 +313,7 @@ def incident_resolve(
             message=f"Resolved by {_name(by)} via {TimelineEvent.Via(via).label}." + (f" {note}" if note else ""),
         )
         event_log("Incident #%s resolved by %s via %s", locked.pk, _name(by), TimelineEvent.Via(via).label)
+        metrics.incident_resolved(urgency=locked.urgency, opened_at=locked.created_at, now=now)
     _refresh(incident, locked)
     return True
 
