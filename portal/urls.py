@@ -11,6 +11,7 @@ from portal.views import now as views_now
 from portal.views import outbox
 from portal.views import profile as views_profile
 from portal.views import swaps as views_swaps
+from portal.views import system as views_system
 from portal.views import teams as views_teams
 
 app_name = "portal"
@@ -118,4 +119,5 @@ urlpatterns = [
     path("outbox/", outbox.outbox, name="outbox"),
     path("outbox/sms-reply", outbox.outbox_sms_reply, name="outbox_sms_reply"),
     path("outbox/<int:pk>/key", outbox.outbox_voice_key, name="outbox_voice_key"),
+    path("system/", views_system.system, name="system"),
 ]

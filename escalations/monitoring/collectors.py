@@ -18,7 +18,6 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from config.celery import app
 from escalations.models import InboxEvent, Incident
 from escalations.monitoring import health, services
 from portal.models import JobRun
@@ -89,13 +88,8 @@ def _jobs(now: datetime) -> Iterator[Metric]:
 
 def _queues() -> Iterator[Metric]:
     gauge = GaugeMetricFamily("backstop_queue_depth", "Messages waiting in each Celery queue", labels=["queue"])
-    with app.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
-        channel = conn.default_channel
-        for queue in settings.CELERY_TASK_QUEUES:
-            # A passive declare answers the ready-message count (kombu sums Redis's priority lists).
-            _, depth, _ = channel.queue_declare(queue=queue.name, passive=True)
-            gauge.add_metric([queue.name], depth)
+    for queue, depth in health.queue_depths().items():
+        gauge.add_metric([queue], depth)
     yield gauge
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
+from kombu.exceptions import ChannelError
 
 from config.celery import app
 from portal.models import JobRun
@@ -87,6 +88,22 @@ def job_checks(*, now: datetime) -> list[Check]:
             )
         )
     return checks
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in each Celery queue (one size query per queue; raises when the broker is down)."""
+    depths: dict[str, int] = {}
+    with app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        channel = conn.default_channel
+        for queue in settings.CELERY_TASK_QUEUES:
+            try:
+                # A passive declare answers the ready-message count (kombu sums Redis's priority lists).
+                _, depth, _ = channel.queue_declare(queue=queue.name, passive=True)
+            except ChannelError:  # never declared: nobody consumed or published to it yet
+                depth = 0
+            depths[queue.name] = depth
+    return depths
 
 
 def checks_run(*, now: datetime, broker: bool = True) -> list[Check]:
