@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from escalations import engine
 from escalations.incidents import publish
+from escalations.incidents.events import event_log
 from escalations.incidents.paging import _Batch, _Notify, _pages_cancel
 from escalations.incidents.state import _spec_of, _state_of, _store_state
 from escalations.incidents.targets import TargetResolver
@@ -53,6 +54,17 @@ def _apply_actions(batch: _Batch, incident: Incident, actions: Sequence[engine.A
                 user_ids=list(action.user_ids),
             )
             batch.assign[incident.pk] = action.user_ids
+            event_log(
+                "Incident #%s reached step %s: paging %s",
+                incident.pk,
+                action.step + 1,
+                names,
+                event="step_reached",
+                incident_id=incident.pk,
+                step=action.step,
+                cycle=action.cycle,
+                loop=action.loop,
+            )
         elif isinstance(action, engine.StepSkipped):
             batch.event(
                 incident,

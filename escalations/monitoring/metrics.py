@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -26,6 +27,9 @@ from typing import Any, TypeVar
 
 from django.db import transaction
 from prometheus_client import Counter, Histogram
+
+# The operator's event lines (escalations.incidents.events writes the same logger after commits).
+events_logger = logging.getLogger("backstop.events")
 
 # Seconds: lateness is mostly sub-second (250 ms wake-up buckets) but a broken worker makes it minutes.
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
@@ -184,8 +188,18 @@ def intake_outcome(status: int) -> str:
 
 
 def intake_observe(*, kind: str, status: int) -> None:
-    """An intake request answered with HTTP `status` (202: the event is stored)."""
-    INTAKE_EVENTS.labels(kind, intake_outcome(status)).inc()
+    """An intake request answered with HTTP `status` (202: the event is stored). A refusal is also one
+    `intake_rejected` event line (with the request id, config.log_json); rate-limited requests are only
+    counted, so that a flood does not flood the logs too."""
+    outcome = intake_outcome(status)
+    INTAKE_EVENTS.labels(kind, outcome).inc()
+    if outcome == "rejected":
+        events_logger.info(
+            "Intake refused a %s request: HTTP %s",
+            kind,
+            status,
+            extra={"event": "intake_rejected", "kind": kind, "status": status},
+        )
 
 
 def intake_counted(kind: str | None = None) -> Callable[[Callable[..., _R]], Callable[..., _R]]:

@@ -60,6 +60,12 @@ def deadman_run(*, now: datetime, url: str | None = None) -> SwitchPing:
     switch, created = SwitchPing.objects.get_or_create(name=SWITCH, defaults=fields)
     if not created:
         SwitchPing.objects.filter(name=SWITCH).update(**fields)
+        if result == "pinged" and switch.last_result in ("unhealthy", "ping failed"):
+            metrics.events_logger.info(
+                "Backstop is healthy again (was: %s); the dead man's switch pings again",
+                "; ".join(switch.last_problems) or switch.last_result,
+                extra={"event": "fault_recovered", "fault": "deadman_" + switch.last_result.replace(" ", "_")},
+            )
     if result == "pinged":
         SwitchPing.objects.filter(name=SWITCH).update(last_pinged_at=now, pings=F("pings") + 1)
     switch.refresh_from_db()

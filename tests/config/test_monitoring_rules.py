@@ -39,7 +39,9 @@ def _exported() -> set[str]:
     for value in vars(metrics).values():
         if hasattr(value, "_type") and hasattr(value, "_name"):
             base = value._name
-            names |= {f"{base}_total"} if value._type == "counter" else {f"{base}_bucket", f"{base}_count", f"{base}_sum"}
+            names |= (
+                {f"{base}_total"} if value._type == "counter" else {f"{base}_bucket", f"{base}_count", f"{base}_sum"}
+            )
     return names
 
 
@@ -87,5 +89,8 @@ def test_rules_and_dashboard_name_only_exported_metrics():
     shown = set().union(*(_metric_names(t["expr"]) for p in dashboard["panels"] for t in p["targets"]))
     families = {n.rsplit("_", 1)[0] for n in exported if n.endswith(("_total", "_bucket"))}
     assert {"backstop_pages", "backstop_delivery_lateness_seconds", "backstop_phone_calls"} <= families
-    missing = {f for f in families if not any(s.startswith(f) for s in shown)} - {"backstop_incidents_opened", "backstop_deadman_pings"}
+    missing = {f for f in families if not any(s.startswith(f) for s in shown)} - {
+        "backstop_incidents_opened",
+        "backstop_deadman_pings",
+    }
     assert not missing, missing

@@ -55,7 +55,9 @@ def receiver(settings):
 
 
 def _healthy(now, *, sweep_age=5, worker_age=5) -> None:
-    JobRun.objects.update_or_create(name="escalation-sweep", defaults={"last_success_at": now - timedelta(seconds=sweep_age)})
+    JobRun.objects.update_or_create(
+        name="escalation-sweep", defaults={"last_success_at": now - timedelta(seconds=sweep_age)}
+    )
     for queue in health.PAGING_QUEUES:
         JobRun.objects.update_or_create(
             name=health.worker_job_name(queue), defaults={"last_success_at": now - timedelta(seconds=worker_age)}
@@ -95,7 +97,9 @@ def test_a_missing_worker_on_either_paging_queue_stops_the_pings(receiver, queue
     JobRun.objects.filter(name=health.worker_job_name(queue)).update(last_success_at=now - timedelta(minutes=2))
     switch = services.deadman_run(now=now)
     assert receiver.pings == []
-    assert switch.last_problems == [f"worker on {queue}: last seen at {(now - timedelta(minutes=2)).isoformat(timespec='seconds')}"]
+    assert switch.last_problems == [
+        f"worker on {queue}: last seen at {(now - timedelta(minutes=2)).isoformat(timespec='seconds')}"
+    ]
 
 
 def test_a_worker_never_seen_stops_the_pings(receiver):

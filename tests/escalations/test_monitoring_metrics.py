@@ -118,13 +118,21 @@ def test_intake_counts_stored_rejected_and_rate_limited_by_kind(client, settings
     limited = sample("backstop_intake_events_total", kind="pagerduty", outcome="rate_limited")
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"integration": "1/min"}}
     pd = IntegrationFactory(kind="pagerduty")
-    event = {"routing_key": pd.key, "event_action": "trigger", "payload": {"summary": "x", "source": "s", "severity": "info"}}
+    event = {
+        "routing_key": pd.key,
+        "event_action": "trigger",
+        "payload": {"summary": "x", "source": "s", "severity": "info"},
+    }
     statuses = [
-        client.post("/integrations/pagerduty/v2/enqueue", data=json.dumps(event), content_type="application/json").status_code
+        client.post(
+            "/integrations/pagerduty/v2/enqueue", data=json.dumps(event), content_type="application/json"
+        ).status_code
         for _ in range(3)
     ]
     assert 429 in statuses
-    assert sample("backstop_intake_events_total", kind="pagerduty", outcome="rate_limited") == limited + statuses.count(429)
+    assert sample("backstop_intake_events_total", kind="pagerduty", outcome="rate_limited") == limited + statuses.count(
+        429
+    )
 
 
 def test_acknowledgement_and_resolution_times_are_observed_after_commit(django_capture_on_commit_callbacks):
@@ -157,7 +165,9 @@ def test_state_gauges_count_open_incidents_inbox_jobs_and_workers(client):
     JobRun.objects.create(name="escalation-sweep", last_success_at=now - timedelta(seconds=30), runs=9)
 
     samples = scrape(client)
-    open_ = {(s.labels["team"], s.labels["urgency"], s.labels["status"]): s.value for s in samples["backstop_incidents_open"]}
+    open_ = {
+        (s.labels["team"], s.labels["urgency"], s.labels["status"]): s.value for s in samples["backstop_incidents_open"]
+    }
     assert open_ == {("payments", "high", "triggered"): 2, ("search", "low", "acknowledged"): 1}
     assert samples["backstop_inbox_pending"][0].value == 1
     assert samples["backstop_inbox_oldest_pending_age_seconds"][0].value >= 0
