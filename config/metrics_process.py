@@ -51,5 +51,10 @@ def worker_metrics_start() -> None:
     if multiproc_dir() is not None:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    start_http_server(int(port), addr=os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1"), registry=registry)
-    logger.info("worker metrics on %s:%s", os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1"), port)
+    addr = os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
+    try:
+        start_http_server(int(port), addr=addr, registry=registry)
+    except (OSError, ValueError) as exc:  # metrics must never keep a worker from paging
+        logger.error("worker metrics could not listen on %s:%s: %s", addr, port, exc)
+        return
+    logger.info("worker metrics on %s:%s", addr, port)

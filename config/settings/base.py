@@ -378,7 +378,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     **{
         f"worker-heartbeat-{queue}": {
             "task": "escalations.monitoring.worker_heartbeat",
-            "schedule": 15.0,
+            "schedule": env.float("WORKER_HEARTBEAT_SECONDS", default=15.0),
             "args": (queue,),
             "options": {"queue": queue, "expires": 14},
         }
