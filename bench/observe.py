@@ -86,7 +86,7 @@ class Observer:
         stack = self.stack
         jobs = [("backstop-web", f"127.0.0.1:{stack.web_port}")]
         jobs += [(f"backstop-{name}", f"127.0.0.1:{port}") for name, port in self.worker_ports.items()]
-        config = "global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n" + "".join(
+        config = "global: {scrape_interval: 2s, scrape_timeout: 2s}\nscrape_configs:\n" + "".join(
             f"  - job_name: {job}\n    static_configs: [{{targets: ['{target}']}}]\n" for job, target in jobs
         )
         (stack.dir / "prometheus.yml").write_text(config)
@@ -150,7 +150,7 @@ class Observer:
             ("worker seen on deliveries", 'max(backstop_workers_seen{queue="deliveries"})', "{:.0f}"),
             (
                 "beat stale (sweep age > 5 s)",
-                'max(backstop_job_last_success_age_seconds{job="escalation-sweep"}) > bool 5',
+                'max(backstop_job_last_success_age_seconds{name="escalation-sweep"}) > bool 5',
                 "{:.0f}",
             ),
             ("provider errors /s (10 s rate)", "sum(rate(backstop_provider_errors_total[10s])) or vector(0)", "{:.1f}"),
@@ -163,13 +163,38 @@ class Observer:
             ("queue depth deliveries", 'max(backstop_queue_depth{queue="deliveries"})', "{:.0f}"),
         ):
             print(f"  {title}: {self._changes(expr, fmt)}")
-        totals = self._instant("sum by (code) (backstop_provider_errors_total)")
-        print("  provider errors by code (totals at the end): " + (", ".join(totals) or "none"))
+        # increase() over the whole run: counters restart with their worker.
+        run = f"{time.time() - self.started_at:.0f}s"
+        totals = self._instant(f"sum by (code) (increase(backstop_provider_errors_total[{run}]))")
+        print("  provider errors by code over the run: " + (", ".join(totals) or "none"))
         pings = self.receiver.times
-        print(
-            f"  dead man's switch pings: {len(pings)}; gaps over 10 s: "
-            + (", ".join(f"{a:.0f}s→{b:.0f}s" for a, b in zip(pings, pings[1:], strict=False) if b - a > 10) or "none")
-        )
+        gaps = [f"{a:.0f}s→{b:.0f}s" for a, b in zip(pings, pings[1:], strict=False) if b - a > 10]
+        print(f"  dead man's switch pings: {len(pings)}; gaps over 10 s: {', '.join(gaps) or 'none'}")
+        self._beat_outage_report(faults, pings)
+
+    @staticmethod
+    def _fault_times(faults: list[str], text: str) -> list[float]:
+        return [float(f.split("s", 1)[0]) for f in faults if f.split("s", 1)[1].strip() == text]
+
+    def _beat_outage_report(self, faults: list[str], pings: list[float]) -> None:
+        """The switch around each beat outage: its last ping before the kill, its first after the restart."""
+        starts = self._fault_times(faults, "restarted beat")
+        for killed in self._fault_times(faults, "SIGKILL beat (whole process group)"):
+            back = next((s for s in starts if s > killed), None)
+            before = [p for p in pings if p <= killed]
+            during = [p for p in pings if killed < p and (back is None or p <= back)]
+            after = [p for p in pings if back is not None and p > back]
+            line = (
+                f"  beat killed at {killed:.0f}s: last ping before it at {before[-1]:.0f}s"
+                if before
+                else (f"  beat killed at {killed:.0f}s: no ping before it")
+            )
+            line += f"; {len(during)} ping(s) while it was down"
+            if back is not None:
+                line += (
+                    f"; first ping {after[0] - back:.0f}s after its restart at {back:.0f}s" if after else "; none since"
+                )
+            print(line)
 
     def _instant(self, expr: str) -> list[str]:
         with urlopen(f"{self.base}/api/v1/query?{urlencode({'query': expr})}", timeout=10) as resp:

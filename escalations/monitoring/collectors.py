@@ -57,10 +57,11 @@ def _inbox(now: datetime) -> Iterator[Metric]:
 
 
 def _jobs(now: datetime) -> Iterator[Metric]:
+    # The label is `name`, not `job`: Prometheus's own target label `job` would rename it on scrape.
     age = GaugeMetricFamily(
-        "backstop_job_last_success_age_seconds", "Seconds since each periodic job last succeeded", labels=["job"]
+        "backstop_job_last_success_age_seconds", "Seconds since each periodic job last succeeded", labels=["name"]
     )
-    runs = GaugeMetricFamily("backstop_job_runs", "Successful runs of each periodic job recorded", labels=["job"])
+    runs = GaugeMetricFamily("backstop_job_runs", "Successful runs of each periodic job recorded", labels=["name"])
     workers = GaugeMetricFamily(
         "backstop_workers_seen",
         "1 when a worker ran this queue's heartbeat within WORKER_STALE_AFTER_SECONDS",

@@ -94,7 +94,7 @@ def queue_depths() -> dict[str, int]:
     """Messages waiting in each Celery queue (one size query per queue; raises when the broker is down)."""
     depths: dict[str, int] = {}
     with app.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        conn.ensure_connection(max_retries=1, timeout=0.5)
         channel = conn.default_channel
         for queue in settings.CELERY_TASK_QUEUES:
             try:

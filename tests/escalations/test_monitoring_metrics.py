@@ -171,7 +171,7 @@ def test_state_gauges_count_open_incidents_inbox_jobs_and_workers(client):
     assert open_ == {("payments", "high", "triggered"): 2, ("search", "low", "acknowledged"): 1}
     assert samples["backstop_inbox_pending"][0].value == 1
     assert samples["backstop_inbox_oldest_pending_age_seconds"][0].value >= 0
-    ages = {s.labels["job"]: s.value for s in samples["backstop_job_last_success_age_seconds"]}
+    ages = {s.labels["name"]: s.value for s in samples["backstop_job_last_success_age_seconds"]}
     assert 29 <= ages["escalation-sweep"] < 120
     seen = {s.labels["queue"]: s.value for s in samples["backstop_workers_seen"]}
     assert seen == {"escalations": 1, "deliveries": 0, "periodic": 0, "celery": 0}
@@ -271,5 +271,10 @@ def test_a_real_prometheus_scrapes_metrics_and_sees_state_change(prometheus, cli
     # ... until a worker runs the heartbeat, and Prometheus sees it on a later scrape.
     JobRun.objects.create(name=health.worker_job_name("deliveries"), last_success_at=timezone.now())
     assert _wait_value(prometheus, 'backstop_workers_seen{queue="deliveries"}', lambda v: v == 1) == 1
+    # The beat-stale rule's expression, as shipped, on what Prometheus stored (its own `job` label must
+    # not have renamed ours).
+    JobRun.objects.create(name="escalation-sweep", last_success_at=timezone.now() - timedelta(minutes=5))
+    stale = 'min(backstop_job_last_success_age_seconds{name="escalation-sweep"}) > 120'
+    assert _wait_value(prometheus, stale, lambda v: v >= 300) >= 300
     Incident.objects.filter(team=team).update(status=Incident.Status.RESOLVED)
     assert _wait_value(prometheus, 'sum(backstop_incidents_open{team="checkout"}) or vector(0)', lambda v: v == 0) == 0
