@@ -11,6 +11,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +42,13 @@ def process_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-def worker_metrics_start() -> None:
+def worker_metrics_start() -> WSGIServer | None:
     """Serve this Celery worker's samples on WORKER_METRICS_PORT (bound to WORKER_METRICS_ADDR,
     default 127.0.0.1), when set."""
     multiproc_dir_reset()
     port = os.environ.get("WORKER_METRICS_PORT", "")
     if not port:
-        return
+        return None
     from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
     registry = REGISTRY
@@ -53,8 +57,9 @@ def worker_metrics_start() -> None:
         multiprocess.MultiProcessCollector(registry)
     addr = os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
     try:
-        start_http_server(int(port), addr=addr, registry=registry)
+        server, _ = start_http_server(int(port), addr=addr, registry=registry)
     except (OSError, ValueError) as exc:  # metrics must never keep a worker from paging
         logger.error("worker metrics could not listen on %s:%s: %s", addr, port, exc)
-        return
+        return None
     logger.info("worker metrics on %s:%s", addr, port)
+    return server
