@@ -355,14 +355,14 @@ def compare(plans: list[Planned], created: list[dict]) -> Report:
 
 
 def settled() -> bool:
-    """Nothing left to do: no page waiting or in flight, no escalation overdue (only ends the drain)."""
-    from django.utils import timezone
-
+    """Nothing left to do: no page waiting or in flight, no escalation with a step still to come (only
+    ends the drain). Steps are scheduled from the moment the previous one ran, so after long outages an
+    escalation can still be on its way well after its nominal end: "none overdue right now" is not enough."""
     from escalations.models import Incident, Page
 
     return not (
         Page.objects.filter(status__in=[Page.Status.PENDING, Page.Status.SENDING]).exists()
-        or Incident.objects.filter(status="triggered", next_action_at__lte=timezone.now()).exists()
+        or Incident.objects.filter(status="triggered", next_action_at__isnull=False).exists()
     )
 
 
