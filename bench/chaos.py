@@ -455,6 +455,24 @@ def diagnose(report: Report) -> None:
         print(f"  Page rows for {number}:")
         for row in rows:
             print("    ", row)
+    _incident_states(report)
+
+
+def _incident_states(report: Report) -> None:
+    """Where the escalations of the first incidents with missing pages stand, with their last steps."""
+    from escalations.models import Incident, TimelineEvent
+
+    plans_missing = sorted({m[0] for m in report.missing})[:5]
+    titles = [f"Chaos incident {i}" for i in plans_missing]
+    for inc in Incident.objects.filter(title__in=titles):
+        print(
+            f"  Incident #{inc.pk} ({inc.title}): {inc.status}, cycle {inc.cycle} step {inc.step} loop {inc.loop}, "
+            f"next action {inc.next_action_at}, updated {inc.updated_at}"
+        )
+        for at, kind, message in (
+            TimelineEvent.objects.filter(incident=inc).order_by("-at").values_list("at", "kind", "message")[:8]
+        ):
+            print(f"      {at:%H:%M:%S.%f} {kind}: {message[:110]}")
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -465,7 +483,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--incidents", type=int, default=1000)
     p.add_argument("--duration", type=float, default=300.0, help="seconds from the first incident to the end")
     p.add_argument("--quick", action="store_true", help="CI size: 60 incidents, about 90 s in all")
-    p.add_argument("--ack-share", type=float, default=0.2, help="share of incidents acknowledged on schedule")
+    p.add_argument(
+        "--ack-share",
+        type=float,
+        default=None,
+        help="share of incidents acknowledged on schedule (default 0.2; 0 with --prometheus)",
+    )
     p.add_argument("--fail-rate", type=float, default=0.05, help="fake Twilio: HTTP 500 share")
     p.add_argument("--timeout-rate", type=float, default=None, help="fake Twilio: answers-too-late share")
     p.add_argument("--drain", type=float, default=None, help="seconds after the last due page")
@@ -483,6 +506,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.incidents, args.duration = 60, 75.0
+    if args.ack_share is None:
+        # The harness acknowledges on the nominal schedule, 25 s after step 2 is due; --prometheus stalls
+        # the engine for 30 s (beat down while Redis loses the timed wake-ups), so step 2 would really fall
+        # due after the acknowledgement and its pages would count as missing.
+        args.ack_share = 0.0 if args.prometheus else 0.2
     if args.timeout_rate is None:
         args.timeout_rate = 0.02 if args.quick else 0.01
     if args.drain is None:
