@@ -177,6 +177,8 @@ class Stack:
         self.web_port = free_port()
         self.twilio_port = free_port()
         self.children: dict[str, Child] = {}
+        # Variables for one child only (bench/observe.py: each process's metrics directory and port).
+        self.child_env: dict[str, dict[str, str]] = {}
         self.events: list[tuple[float, str]] = []
         self.t0 = time.monotonic()
         self.secret_key = "chaos-" + secrets.token_hex(24)
@@ -291,7 +293,8 @@ class Stack:
     def _child(self, name: str, argv: list[str]) -> Child:
         child = self.children.get(name)
         if child is None:
-            child = Child(name=name, argv=argv, env=self.env(), log_path=self.dir / f"{name}.log")
+            env = {**self.env(), **self.child_env.get(name, {})}
+            child = Child(name=name, argv=argv, env=env, log_path=self.dir / f"{name}.log")
             self.children[name] = child
         return child
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init, worker_process_shutdown
 from kombu.transport import redis as kombu_redis
 
 # Forgetting DJANGO_SETTINGS_MODULE must not start a DEBUG, MFA-off demo: production refuses to
@@ -22,6 +22,32 @@ app.autodiscover_tasks()
 def _freeze_startup_objects(**_kwargs) -> None:
     # As in config/wsgi.py: long-lived start-up objects stay out of full garbage collections.
     gc.freeze()
+
+
+@worker_init.connect
+def _metrics_serve(**_kwargs) -> None:
+    # Prometheus scrapes each worker at WORKER_METRICS_PORT (the web's /metrics shows the web's own
+    # counters and the database gauges). Prefork children write their samples to files in
+    # PROMETHEUS_MULTIPROC_DIR — one directory per worker, emptied here at start — and this, the parent
+    # process, serves them all.
+    from config import metrics_process
+
+    metrics_process.worker_metrics_start()
+
+
+@worker_process_shutdown.connect
+def _metrics_process_dead(pid=None, **_kwargs) -> None:
+    from config import metrics_process
+
+    metrics_process.process_dead(pid or os.getpid())
+
+
+@task_prerun.connect
+def _task_id_log(task_id=None, **_kwargs) -> None:
+    # Every log line of a task carries its id (config.log_json).
+    from config.log_json import current_task_id
+
+    current_task_id.set(task_id or "")
 
 
 @task_prerun.connect

@@ -20,3 +20,18 @@ threads = int(os.environ.get("WEB_THREADS", "2"))
 keepalive = int(os.environ.get("WEB_KEEPALIVE_SECONDS", "30"))
 # Requests in flight when a worker restarts get this long to finish.
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "30"))
+
+
+# Prometheus multiprocess mode (config/metrics_process.py): every worker process writes its samples to
+# PROMETHEUS_MULTIPROC_DIR and /metrics merges them; the directory starts empty, and a worker that exits
+# takes its live gauges with it.
+def on_starting(server) -> None:
+    from config import metrics_process
+
+    metrics_process.multiproc_dir_reset()
+
+
+def child_exit(server, worker) -> None:
+    from config import metrics_process
+
+    metrics_process.process_dead(worker.pid)

@@ -12,6 +12,7 @@ class EscalationsConfig(AppConfig):
         from escalations.delivery import tasks as delivery_tasks  # noqa: F401
         from escalations.incidents import tasks as incident_tasks  # noqa: F401
         from escalations.intake import tasks as intake_tasks  # noqa: F401
+        from escalations.monitoring import tasks as monitoring_tasks  # noqa: F401
         from escalations.phone import tasks as phone_tasks  # noqa: F401
         from escalations.retention import tasks as retention_tasks  # noqa: F401
         from escalations.webhooks import tasks as webhook_tasks  # noqa: F401

@@ -26,6 +26,8 @@ def backstop(request) -> dict:
     if user is not None and user.is_authenticated and user.is_staff:
         # The emergency line (calls, lines, block list, customer directory) is staff-only (portal.permissions).
         nav.append(("calls:log", "Calls", match is not None and match.namespace == "calls"))
+        # Backstop's own health (escalations.monitoring): staff only, like the admin.
+        nav.append(("portal:system", "System", current == "system"))
     if not twilio:
         nav.append(("portal:outbox", "Outbox", current == "outbox"))
     return {

@@ -12,6 +12,7 @@ from portal.views import now as views_now
 from portal.views import outbox
 from portal.views import profile as views_profile
 from portal.views import swaps as views_swaps
+from portal.views import system as views_system
 from portal.views import teams as views_teams
 from portal.views import webhooks as views_webhooks
 
@@ -137,4 +138,5 @@ urlpatterns = [
         views_webhooks.webhook_resend,
         name="webhook_resend",
     ),
+    path("system/", views_system.system, name="system"),
 ]

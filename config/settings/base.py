@@ -54,6 +54,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log line of the request carries its id (config.log_json).
+    "config.log_json.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -313,6 +315,7 @@ CELERY_IMPORTS = [
     "escalations.intake.tasks",
     "escalations.phone.tasks",
     "escalations.retention.tasks",
+    "escalations.monitoring.tasks",
 ]
 # Queues, so that a slow kind of work never holds up a more urgent one:
 # * `escalations`: the engine's wake-ups and the escalation sweep. Dispatching a step costs a couple of
@@ -346,6 +349,8 @@ CELERY_TASK_ROUTES = {
     "rotations.tasks.shift_*": {"queue": "periodic"},
     "rotations.tasks.roster_*": {"queue": "periodic"},
     "portal.tasks.insights_rollup": {"queue": "periodic"},
+    # The worker heartbeats name their queue in the beat entry (options win over routes).
+    "escalations.monitoring.deadman": {"queue": "periodic"},
 }
 # The one beat schedule. Every job is idempotent and safe if two beats run at once: each one
 # takes database row locks, never an in-memory flag.
@@ -419,6 +424,23 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": env.float("INSIGHTS_ROLLUP_INTERVAL_SECONDS", default=300.0),
         "options": {"expires": 240},
     },
+    # Monitoring (escalations.monitoring): a heartbeat through each queue proves a worker consumes it,
+    # and the dead man's switch pings DEADMAN_URL only while beat, both paging workers and the
+    # database are healthy.
+    **{
+        f"worker-heartbeat-{queue}": {
+            "task": "escalations.monitoring.worker_heartbeat",
+            "schedule": env.float("WORKER_HEARTBEAT_SECONDS", default=15.0),
+            "args": (queue,),
+            "options": {"queue": queue, "expires": 14},
+        }
+        for queue in ("escalations", "deliveries", "periodic", "celery")
+    },
+    "deadman-switch": {
+        "task": "escalations.monitoring.deadman",
+        "schedule": env.float("DEADMAN_INTERVAL_SECONDS", default=60.0),
+        "options": {"expires": 50},
+    },
 }
 
 # --- REST API -----------------------------------------------------------------------------
@@ -476,13 +498,32 @@ BACKSTOP_CALL_RETENTION = timedelta(days=env.float("CALL_RETENTION_DAYS", defaul
 BACKSTOP_OUTBOX_RETENTION = timedelta(days=env.float("OUTBOX_RETENTION_DAYS", default=30))
 BACKSTOP_PAYLOAD_RETENTION = timedelta(days=env.float("PAYLOAD_RETENTION_DAYS", default=180))
 
+# --- Monitoring ---------------------------------------------------------------------------
+# /metrics answers a request bearing METRICS_TOKEN, or from an address in METRICS_ALLOWED_NETWORKS.
+BACKSTOP_METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+BACKSTOP_METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+# A worker is "seen" on a queue while its heartbeat (every 15 s) ran within this.
+BACKSTOP_WORKER_STALE_AFTER = timedelta(seconds=env.int("WORKER_STALE_AFTER_SECONDS", default=60))
+# The dead man's switch: a URL pinged every minute while Backstop can page (empty: off).
+BACKSTOP_DEADMAN_URL = env.str("DEADMAN_URL", default="")
+BACKSTOP_DEADMAN_TIMEOUT_SECONDS = env.float("DEADMAN_TIMEOUT_SECONDS", default=5.0)
+
+# Log lines: "json" (one object per line, for a log pipeline) or "plain" (for people; the demo).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "config.log_json.JsonFormatter"},
+    },
     # Phone numbers, transcripts, recording URLs and tokens are masked in every line (config.log_redaction).
-    "filters": {"redact": {"()": "config.log_redaction.RedactFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    # Each line carries the id of the request it belongs to (config.log_json.RequestIdMiddleware).
+    "filters": {
+        "redact": {"()": "config.log_redaction.RedactFilter"},
+        "ids": {"()": "config.log_json.RequestIdFilter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["ids", "redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

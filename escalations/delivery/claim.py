@@ -23,6 +23,7 @@ from django.db.models import (
 from config import locks
 from escalations.delivery.record import DeliveryOutcome
 from escalations.models import Incident, Page
+from escalations.monitoring import metrics
 from portal.models import NotificationRule
 
 
@@ -100,6 +101,7 @@ def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutc
             Page.objects.filter(~_sendable(), pk__in=cancel, status=Page.Status.PENDING).update(
                 status=Page.Status.CANCELED, status_at=now
             )
+            metrics.pages_canceled(channels=[rows[pk][3] for pk in cancel])
         if not due:
             return []
         _lock_destinations(due)
@@ -125,6 +127,7 @@ def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutc
             Page.objects.filter(pk__in=batch, status=Page.Status.PENDING).update(due_at=free_at)
             for pk in batch:
                 outcomes[pk] = DeliveryOutcome(pk, "throttled", retry_at=free_at)
+            metrics.claims_observe(channel=key[0], result="throttled", count=len(batch))
         if not claimable:
             return []
 

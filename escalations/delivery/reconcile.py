@@ -15,6 +15,7 @@ from escalations.delivery.channels import (
 )
 from escalations.delivery.message import page_message_build
 from escalations.delivery.record import _channel_label, _record_failure, _timeline, _who
+from escalations.incidents.events import event_log
 from escalations.models import Page, TimelineEvent
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,20 @@ def pages_due_soon_get(*, now: datetime, within: timedelta, limit: int = 5000) -
         Page.objects.filter(status=Page.Status.PENDING, due_at__gt=now, due_at__lte=now + within)
         .order_by("due_at", "id")
         .values_list("pk", "due_at")[:limit]
+    )
+
+
+def _recovered_log(carrier: Page, how: str) -> None:
+    event_log(
+        "Page %s about incident #%s was left sending (worker or provider lost); %s",
+        carrier.pk,
+        carrier.incident_id,
+        how,
+        event="fault_recovered",
+        fault="page_stuck_sending",
+        page_id=carrier.pk,
+        incident_id=carrier.incident_id,
+        channel=carrier.channel,
     )
 
 
@@ -103,6 +118,7 @@ def pages_reconcile_stuck(*, now: datetime | None = None) -> int:
                             now,
                             {"provider_id": found, "reconciled": True, "carrier_page_id": carrier.pk},
                         )
+                    _recovered_log(carrier, "the provider had the message: marked sent, not resent")
                     settled += 1
             continue
         with transaction.atomic():
@@ -121,5 +137,6 @@ def pages_reconcile_stuck(*, now: datetime | None = None) -> int:
                     f"The provider never got the page to {_who(carrier)}; sending again",
                     now,
                 )
+                _recovered_log(carrier, "the provider never got it: sending again")
                 settled += 1
     return settled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from escalations.delivery.channels.console import OUTBOX_PREFIX
 from escalations.incidents.events import event_log
 from escalations.incidents.timeline import timeline_record_many
 from escalations.models import Page, TimelineEvent
+from escalations.monitoring import metrics
 
 BACKOFF_BASE = timedelta(seconds=15)
 
@@ -119,6 +121,11 @@ def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> Non
                 carrier.incident_id,
                 f" (and {len(others)} more)" if others else "",
                 " — in the outbox (/outbox/)" if pid.startswith(OUTBOX_PREFIX) else "",
+                event="page_sent",
+                page_id=carrier.pk,
+                incident_id=carrier.incident_id,
+                channel=carrier.channel,
+                bundled_page_ids=[p.pk for p in pages[1:]],
             )
 
 
@@ -145,6 +152,7 @@ def _record_temporary_failure(carrier: Page, pages: list[Page], error: str, now:
             now,
             {"attempt": attempts, "temporary": True},
         )
+        _failure_log(carrier, error, attempts, retry=True)
     return DeliveryOutcome(carrier.pk, "retry", bundled_page_ids=bundled_ids, retry_at=retry_at, detail=error)
 
 
@@ -165,7 +173,29 @@ def _record_failure(carrier: Page, pages: list[Page], error: str, now: datetime)
                 now,
             )
             promoted += _promote_next_rule(p, now)
+        _failure_log(carrier, error, carrier.attempts, retry=False)
     return promoted
+
+
+def _failure_log(carrier: Page, error: str, attempts: int, *, retry: bool) -> None:
+    # The provider's code, never its message: Twilio's messages quote the number they refused.
+    event_log(
+        "Paging %s by %s about incident #%s failed (%s, attempt %s)%s",
+        _who(carrier),
+        _channel_label(carrier.channel),
+        carrier.incident_id,
+        metrics.provider_error_code(error),
+        attempts,
+        "; retrying" if retry else "; giving up on this contact method",
+        level=logging.WARNING,
+        event="page_failed",
+        page_id=carrier.pk,
+        incident_id=carrier.incident_id,
+        channel=carrier.channel,
+        code=metrics.provider_error_code(error),
+        attempt=attempts,
+        retry=retry,
+    )
 
 
 def _promote_next_rule(page: Page, now: datetime) -> list[int]:

@@ -32,6 +32,7 @@ from escalations.delivery.record import (
     _who,
 )
 from escalations.models import Page, TimelineEvent
+from escalations.monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -119,4 +120,7 @@ def _pages_send(carriers: list[int], now: datetime) -> dict[int, DeliveryOutcome
             outcomes[page_id] = DeliveryOutcome(page_id, "error", bundled_page_ids=bundled_ids, detail=repr(result))
     if sent:
         _record_sent(sent, now)
+    metrics.deliveries_observe(
+        ((c.channel, c.due_at, outcomes[c.pk].result, outcomes[c.pk].detail, len(p) - 1) for c, p in jobs), now=now
+    )
     return outcomes

@@ -12,11 +12,13 @@ from django.utils import timezone
 
 from escalations import engine
 from escalations.incidents import publish
+from escalations.incidents.events import event_log
 from escalations.incidents.paging import _Batch, _Notify, _pages_cancel
 from escalations.incidents.state import _spec_of, _state_of, _store_state
 from escalations.incidents.targets import TargetResolver
 from escalations.incidents.timeline import _name
 from escalations.models import Incident, TimelineEvent
+from escalations.monitoring import metrics
 from portal.models import User
 
 Status = Incident.Status
@@ -52,6 +54,17 @@ def _apply_actions(batch: _Batch, incident: Incident, actions: Sequence[engine.A
                 user_ids=list(action.user_ids),
             )
             batch.assign[incident.pk] = action.user_ids
+            event_log(
+                "Incident #%s reached step %s: paging %s",
+                incident.pk,
+                action.step + 1,
+                names,
+                event="step_reached",
+                incident_id=incident.pk,
+                step=action.step,
+                cycle=action.cycle,
+                loop=action.loop,
+            )
         elif isinstance(action, engine.StepSkipped):
             batch.event(
                 incident,
@@ -124,6 +137,9 @@ def _advance_locked_batch(incidents: Sequence[Incident], now: datetime) -> list[
     notified = {uid for _, _, acts in decided for a in acts if isinstance(a, engine.NotifyStep) for uid in a.user_ids}
     batch.users = User.objects.in_bulk(list(notified)) if notified else {}
     for incident, state, actions in decided:
+        metrics.steps_observe(
+            due_at=incident.next_action_at, now=now, reached=sum(isinstance(a, engine.NotifyStep) for a in actions)
+        )
         _apply_actions(batch, incident, actions)
         _store_state(incident, state)
         incident.updated_at = now

@@ -24,6 +24,7 @@ from escalations.incidents.paging import _pages_cancel, _pages_create
 from escalations.incidents.state import ENGINE_FIELDS, _locked, _refresh, _spec_of, _state_of, _store_state
 from escalations.incidents.timeline import _name, timeline_record
 from escalations.models import EscalationPolicy, Incident, TimelineEvent
+from escalations.monitoring import metrics
 from escalations.policies.spec import policy_spec_build
 from portal.models import User
 from rotations.models import Team
@@ -165,7 +166,12 @@ def _incident_open(
         source,
         short(title),
         " (nobody is paged)" if reason else "",
+        event="incident_opened",
+        incident_id=incident.pk,
+        team=team.slug,
+        urgency=incident.urgency,
     )
+    metrics.incident_opened(urgency=incident.urgency)
     publish._on_commit_advance(incident)
     return incident
 
@@ -282,7 +288,16 @@ def incident_acknowledge(*, incident: Incident, by: User | None, via: str, now: 
             message=f"Acknowledged by {_name(by)} via {TimelineEvent.Via(via).label}"
             + (f"; {canceled} pending page(s) canceled." if canceled else "."),
         )
-        event_log("Incident #%s acknowledged by %s via %s", locked.pk, _name(by), TimelineEvent.Via(via).label)
+        event_log(
+            "Incident #%s acknowledged by %s via %s",
+            locked.pk,
+            _name(by),
+            TimelineEvent.Via(via).label,
+            event="incident_acknowledged",
+            incident_id=locked.pk,
+            via=via,
+        )
+        metrics.incident_acknowledged(urgency=locked.urgency, opened_at=locked.created_at, now=now)
         publish._on_commit_advance(locked)
     _refresh(incident, locked)
     return True
@@ -309,7 +324,16 @@ def incident_resolve(
             at=now,
             message=f"Resolved by {_name(by)} via {TimelineEvent.Via(via).label}." + (f" {note}" if note else ""),
         )
-        event_log("Incident #%s resolved by %s via %s", locked.pk, _name(by), TimelineEvent.Via(via).label)
+        event_log(
+            "Incident #%s resolved by %s via %s",
+            locked.pk,
+            _name(by),
+            TimelineEvent.Via(via).label,
+            event="incident_resolved",
+            incident_id=locked.pk,
+            via=via,
+        )
+        metrics.incident_resolved(urgency=locked.urgency, opened_at=locked.created_at, now=now)
     _refresh(incident, locked)
     return True
 

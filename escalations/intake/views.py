@@ -27,6 +27,7 @@ from django.views.decorators.http import require_http_methods
 from escalations.intake import heartbeats, inbox, kick, parsers
 from escalations.intake import rate as intake_rate
 from escalations.models import Heartbeat, InboxEvent, Incident, Integration
+from escalations.monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ def _response(answer: Answer) -> HttpResponse:
     return response
 
 
+@metrics.intake_counted("pagerduty")
 def _pagerduty(request: HttpRequest, change: bool) -> HttpResponse:
     try:
         body = _body(request)
@@ -287,6 +289,7 @@ def _key_refusal(key: str, kind: str) -> str | None:
     return "unknown" if enabled is None else None if enabled else "disabled"
 
 
+@metrics.intake_counted()
 def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, parse, status: int) -> HttpResponse:
     """Shared shape of the keyed webhooks: size-limited parse, rate limit, one INSERT, JSON answer.
 
@@ -411,6 +414,7 @@ def _genie_key(request: HttpRequest) -> str:
     return match.group(1) if match else ""
 
 
+@metrics.intake_counted("opsgenie")
 def _opsgenie_accept(request: HttpRequest, *, parse, action: str, dedup_key, stored) -> HttpResponse:
     """Shared path of the Opsgenie POSTs: key, size limit, JSON, validation, rate limit, one INSERT.
     A bad key answers 401/403 before a bad body's 422, as Opsgenie does; nothing is stored unless 202."""

@@ -28,6 +28,7 @@ from django.middleware.security import SecurityMiddleware
 
 from escalations.intake import kick as intake_kick
 from escalations.intake import views as intake_views
+from escalations.monitoring import metrics
 
 PATHS = {"/integrations/pagerduty/v2/enqueue": False, "/integrations/pagerduty/v2/change/enqueue": True}
 _STATUS = {s.value: f"{s.value} {s.phrase}" for s in http.HTTPStatus}
@@ -154,6 +155,7 @@ class PagerDutyWSGI:
             except intake_views._TooLarge:
                 body = None
             answer = intake_views.pagerduty_answer(body, change=change)
+            metrics.intake_observe(kind="pagerduty", status=answer.status)
         except Exception as exc:
             return self._error(environ, start_response, exc)
         content = answer.content()

@@ -8,6 +8,7 @@ from .intake import (
     Integration,
     MaintenanceWindow,
 )
+from .monitoring import SwitchPing
 from .outbox import OutboxMessage
 from .phone import BlockedNumber, CallRecord, CustomerContact, CustomerPhone, PhoneLine, PhoneMenuOption
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
@@ -34,6 +35,7 @@ __all__ = [
     "Page",
     "PhoneLine",
     "PhoneMenuOption",
+    "SwitchPing",
     "TimelineEvent",
     "WebhookDelivery",
     "WebhookEvent",

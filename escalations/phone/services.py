@@ -51,6 +51,7 @@ from escalations.models import (
     PhoneMenuOption,
     TimelineEvent,
 )
+from escalations.monitoring import metrics
 from escalations.phone import publish
 from portal.models import ContactMethod, User
 from rotations.models import Membership, Rotation, Team
@@ -353,6 +354,7 @@ def _incident_ensure(record: CallRecord, now: datetime) -> None:
             _repeat_call_record(record, result.incident, now)
     record.outcome = Outcome.VOICEMAIL
     _event(record, "incident", now, incident_id=record.incident_id, created=record.incident_created)
+    metrics.phone_call(outcome=Outcome.VOICEMAIL)
     attempts = _connect_attempts(record)
     if attempts and record.incident is not None:
         timeline.timeline_record(
@@ -453,6 +455,7 @@ def call_start(
             # known customer's attested call is never refused for the line's load.
             record.outcome = Outcome.RATE_LIMITED
         _event(record, "incoming", now, outcome=record.outcome, stir_verstat=(stir_verstat or "")[:40])
+        metrics.phone_call(outcome="answered" if record.outcome == Outcome.IN_PROGRESS else record.outcome)
         if record.outcome != Outcome.IN_PROGRESS:
             record.ended_at = now
             logger.info("Call %s refused: %s", call_sid, record.outcome)
@@ -795,6 +798,7 @@ def call_dial_finished(
         connected = record.connected_to_id is not None and dial_status == "completed"
         if connected:
             record.outcome = Outcome.CONNECTED
+            metrics.phone_call(outcome=Outcome.CONNECTED)
             record.ended_at = record.ended_at or now
             _connected_call_record(record, now, seconds)
         record.save(update_fields=["events", "outcome", "ended_at", "incident", "incident_created"])

@@ -1,5 +1,5 @@
 """The console's event lines (escalations.events, logger `backstop.events`): one line per incident
-opened, acknowledged or resolved and per page sent, written only once the change has committed."""
+opened, step reached, acknowledged or resolved and per page sent, written only once the change has committed."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def test_one_line_each_for_open_page_acknowledge_and_resolve(payments, caplog, d
         incident_resolve(incident=incident, by=None, via="api", now=NOW + timedelta(minutes=2))
     assert _lines(caplog) == [
         f"Incident #{incident.pk} opened for Payments (api): Checkout failing for everyone",
+        f"Incident #{incident.pk} reached step 1: paging Jonas Weber",
         f"Paged Jonas Weber by SMS about incident #{incident.pk} — in the outbox (/outbox/)",
         f"Paged Jonas Weber by e-mail about incident #{incident.pk}",
         f"Incident #{incident.pk} acknowledged by Jonas Weber via SMS reply",

@@ -461,6 +461,7 @@ MATRIX: list[Row] = [
         E("login", 403, "ok", "ok", "ok", "ok"),
     ),
     Row("calls:log", "GET", "/calls/", PAGE_STAFF),
+    Row("portal:system", "GET", "/system/", PAGE_STAFF),
     # The simulator is off outside DEBUG: staff get its 404, everyone else stops at the staff check.
     Row("calls:simulate", "GET", "/calls/simulate/", E("login", 403, 403, 403, 403, 404)),
     # Visible to the line's team; no recording stored, so the permitted answer is 404 "no recording".
@@ -765,6 +766,7 @@ MATRIX: list[Row] = [
 NOT_ROLE_CHECKED: dict[str, str] = {
     "healthz": "public liveness probe",
     "readyz": "public readiness probe",
+    "metrics": "Prometheus: bearer token or an allowed address (tests/escalations/test_monitoring_metrics.py)",
     "api-schema": "public OpenAPI document (fuzzed by tests/proof/test_schemathesis.py)",
     "api-docs": "public Swagger UI",
     "api-redoc": "public Redoc",

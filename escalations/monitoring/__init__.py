@@ -1,0 +1,1 @@
+"""Watching the watcher: Prometheus metrics, worker heartbeats and the dead man's switch."""
