@@ -14,3 +14,4 @@ class EscalationsConfig(AppConfig):
         from escalations.intake import tasks as intake_tasks  # noqa: F401
         from escalations.phone import tasks as phone_tasks  # noqa: F401
         from escalations.retention import tasks as retention_tasks  # noqa: F401
+        from escalations.slack import tasks as slack_tasks  # noqa: F401

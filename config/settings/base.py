@@ -440,3 +440,13 @@ LOGGING = {
         "backstop.events": {"level": env.str("EVENTS_LOG_LEVEL", default="INFO")},
     },
 }
+
+# Slack app (escalations.slack): channel messages per incident, buttons, /oncall, on-call user groups,
+# paging by DM. Without a bot token all of it is inert. BACKSTOP_SLACK_API_URL points the SDK elsewhere (tests).
+BACKSTOP_SLACK_BOT_TOKEN = env.str("BACKSTOP_SLACK_BOT_TOKEN", default="")
+BACKSTOP_SLACK_SIGNING_SECRET = env.str("BACKSTOP_SLACK_SIGNING_SECRET", default="")
+BACKSTOP_SLACK_API_URL = env.str("BACKSTOP_SLACK_API_URL", default="")
+BACKSTOP_SLACK_TIMEOUT = env.int("BACKSTOP_SLACK_TIMEOUT", default=10)
+BACKSTOP_SLACK_RATE_LIMIT_RETRIES = env.int("BACKSTOP_SLACK_RATE_LIMIT_RETRIES", default=2)
+CELERY_IMPORTS.append("escalations.slack.tasks")
+CELERY_TASK_ROUTES["escalations.slack.*"] = {"queue": "celery"}

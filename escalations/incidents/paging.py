@@ -16,6 +16,7 @@ from escalations.incidents.publish import _on_commit_advance_many, _on_commit_de
 from escalations.incidents.state import _incidents_store
 from escalations.incidents.timeline import _name
 from escalations.models import Incident, Page, TimelineEvent
+from escalations.slack import publish as slack_publish
 from portal.models import ContactMethod, NotificationRule, User
 
 Kind = TimelineEvent.Kind
@@ -143,6 +144,7 @@ class _Batch:
                 [through(incident_id=iid, user_id=uid) for iid, uids in self.assign.items() for uid in uids]
             )
         TimelineEvent.objects.bulk_create(self.timeline, batch_size=1000)
+        slack_publish.incidents_changed(events=[(e.incident_id, e.kind) for e in self.timeline])
         if incidents:
             _incidents_store(incidents)
             _on_commit_advance_many(incidents)

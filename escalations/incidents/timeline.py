@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from escalations.models import Incident, TimelineEvent
+from escalations.slack import publish as slack_publish
 from portal.models import User
 
 # ------------------------------------------------------------------------------- timeline
@@ -23,7 +24,7 @@ def timeline_record(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> TimelineEvent:
-    return TimelineEvent.objects.create(
+    event = TimelineEvent.objects.create(
         incident=incident,
         kind=kind,
         message=message,
@@ -32,6 +33,8 @@ def timeline_record(
         data=data or {},
         at=at or timezone.now(),
     )
+    slack_publish.incident_changed(incident_id=incident.pk, kind=kind)
+    return event
 
 
 def _name(user: User | None) -> str:

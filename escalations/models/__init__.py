@@ -11,6 +11,7 @@ from .intake import (
 from .outbox import OutboxMessage
 from .phone import BlockedNumber, CallRecord, CustomerContact, CustomerPhone, PhoneLine, PhoneMenuOption
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
+from .slack import SlackInboundRequest, SlackIncidentMessage
 
 __all__ = [
     "Alert",
@@ -34,4 +35,6 @@ __all__ = [
     "PhoneLine",
     "PhoneMenuOption",
     "TimelineEvent",
+    "SlackIncidentMessage",
+    "SlackInboundRequest",
 ]
