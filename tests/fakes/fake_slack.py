@@ -43,7 +43,7 @@ class FakeSlack:
         self._rate_limited = 0
         self._retry_after = 1
         self._hang: dict[str, float] = {}
-        self._clock = 1_700_000_000
+        self._clock = 0.0
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
 
@@ -87,8 +87,9 @@ class FakeSlack:
 
     # --- behaviour -------------------------------------------------------------------------------
     def _next_ts(self) -> str:
-        self._clock += 1
-        return f"{self._clock}.000100"
+        # Slack's ts is the posting time (seconds.microseconds), unique per channel.
+        self._clock = max(time.time(), self._clock + 0.000001)
+        return f"{self._clock:.6f}"
 
     def _do(self, method: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: C901, PLR0911 (one branch per method)
         if method == "chat.postMessage":
