@@ -1,7 +1,7 @@
 import pytest
 
 from escalations.delivery.channels.twilio import _build_client
-from tests.escalations.slack_helpers import SLACK_SECRET
+from tests.escalations.slack_helpers import fake_slack  # noqa: F401 (a fixture, shared with tests/portal)
 from tests.fakes.fake_twilio import FakeTwilio
 
 
@@ -15,20 +15,3 @@ def fake_twilio(settings):
     yield fake
     fake.stop()
     _build_client.cache_clear()
-
-
-@pytest.fixture
-def fake_slack(settings):
-    """A fake Slack Web API on 127.0.0.1:<random>, with the real slack_sdk pointed at it."""
-    from escalations.slack.client import _build
-    from tests.fakes.fake_slack import FakeSlack
-
-    fake = FakeSlack(token="xoxb-test-token").start()
-    settings.BACKSTOP_SLACK_BOT_TOKEN = "xoxb-test-token"
-    settings.BACKSTOP_SLACK_SIGNING_SECRET = SLACK_SECRET
-    settings.BACKSTOP_SLACK_API_URL = fake.base_url
-    settings.BACKSTOP_SLACK_TIMEOUT = 1
-    _build.cache_clear()
-    yield fake
-    fake.stop()
-    _build.cache_clear()

@@ -6,7 +6,9 @@ import json
 import time
 from urllib.parse import urlencode
 
-from tests.fakes.fake_slack import sign
+import pytest
+
+from tests.fakes.fake_slack import FakeSlack, sign
 
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -34,3 +36,19 @@ def click(
         "actions": [{"action_id": action, "value": str(incident_id), "action_ts": "1700000000.1"}],
     }
     return slack_post(client, "/slack/interactivity/", {"payload": json.dumps(payload)}, **kw)
+
+
+@pytest.fixture
+def fake_slack(settings):
+    """A fake Slack Web API on 127.0.0.1:<random>, with the real slack_sdk pointed at it."""
+    from escalations.slack.client import _build
+
+    fake = FakeSlack(token="xoxb-test-token").start()
+    settings.BACKSTOP_SLACK_BOT_TOKEN = "xoxb-test-token"
+    settings.BACKSTOP_SLACK_SIGNING_SECRET = SLACK_SECRET
+    settings.BACKSTOP_SLACK_API_URL = fake.base_url
+    settings.BACKSTOP_SLACK_TIMEOUT = 1
+    _build.cache_clear()
+    yield fake
+    fake.stop()
+    _build.cache_clear()
