@@ -220,7 +220,9 @@ def incident_message_sync(*, incident_id: int, now: datetime) -> str:
 
 
 def inbound_store(*, key: str, kind: str, payload: dict, now: datetime) -> SlackInboundRequest | None:
-    """Store an inbound interaction once; None when Slack's id of it was seen before (a retry or replay)."""
+    """Store an inbound interaction once; None when Slack's id of it was seen before (a retry or replay).
+    Rows older than INBOUND_KEEP go: the signature's 5-minute window refuses their replays already."""
+    SlackInboundRequest.objects.filter(received_at__lt=now - INBOUND_KEEP).delete()
     row, created = SlackInboundRequest.objects.get_or_create(
         key=key[:128], defaults={"kind": kind, "payload": payload, "received_at": now}
     )
@@ -289,7 +291,6 @@ def interaction_handle(*, request_id: int, now: datetime) -> str:
             verb = blocks.ACTIONS[action_id].lower()
             reply = f"Incident #{incident.pk} is already {incident.status}; nothing to {verb}."
         SlackInboundRequest.objects.filter(pk=request_id).update(processed_at=now, result=result)
-    SlackInboundRequest.objects.filter(received_at__lt=now - INBOUND_KEEP).delete()
     if incident is not None and result == "no change":
         # The message may show an older state (the click came from a stale view): refresh it.
         publish.incident_changed(incident_id=incident.pk, kind="created")
