@@ -49,18 +49,22 @@ def _publish(name: str, args: list) -> None:
         logger.exception("could not publish %s%s", name, args)
 
 
-def incident_changed(*, incident_id: int, kind: str) -> None:
+def incident_message_refresh(*, incident_id: int) -> None:
     """After the current transaction commits: bring the incident's Slack message up to date."""
-    if kind in SHOWN_KINDS and slack_configured():
-        transaction.on_commit(lambda: _publish(INCIDENT_MESSAGE_SYNC, [incident_id]), robust=True)
+    if slack_configured():
+        transaction.on_commit(functools.partial(_publish, INCIDENT_MESSAGE_SYNC, [incident_id]), robust=True)
+
+
+def incident_changed(*, incident_id: int, kind: str) -> None:
+    """An event of this kind was recorded on the incident: refresh its message if Slack shows the change."""
+    if kind in SHOWN_KINDS:
+        incident_message_refresh(incident_id=incident_id)
 
 
 def incidents_changed(*, events: Iterable[tuple[int, str]]) -> None:
-    """`incident_changed` for many (incident id, kind) pairs, one message per incident."""
-    if not slack_configured():
-        return
+    """`incident_changed` for many (incident id, kind) pairs, one refresh per incident."""
     for incident_id in sorted({iid for iid, kind in events if kind in SHOWN_KINDS}):
-        incident_changed(incident_id=incident_id, kind="created")
+        incident_message_refresh(incident_id=incident_id)
 
 
 def oncall_usergroups_sync(*, team_ids: Iterable[int]) -> None:

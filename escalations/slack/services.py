@@ -44,7 +44,9 @@ from rotations.selectors import team_oncall_get, team_shifts_get
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+# Longer than a call with the SDK's in-place 429 retries takes, so a live sync never loses its lease.
+LEASE = timedelta(minutes=3)
+DEFERRED = "deferred to the running sync"
 # A stored interaction is only needed to refuse Slack's retries and replays, which come within minutes.
 INBOUND_KEEP = timedelta(hours=1)
 ONCALL_LOOKAHEAD = timedelta(days=60)
@@ -155,7 +157,7 @@ def _lease_take(incident_id: int, now: datetime) -> _Lease | str:
         if row.lease_until is not None and row.lease_until > now:
             row.dirty = True
             row.save(update_fields=["dirty"])
-            return "deferred to the running sync"
+            return DEFERRED
         text, message_blocks = blocks.incident_message(incident)
         print_ = blocks.fingerprint(text, message_blocks)
         if row.ts and print_ == row.rendered_hash:
@@ -230,12 +232,14 @@ def inbound_store(*, key: str, kind: str, payload: dict, now: datetime) -> Slack
 
 
 def _ephemeral(payload: dict, text: str) -> None:
-    channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
-    user = (payload.get("user") or {}).get("id")
-    if not channel or not user:
+    """A reply only the clicking person sees, where they clicked (a channel or the app's DM)."""
+    where = payload.get("channel") if isinstance(payload.get("channel"), dict) else payload.get("container")
+    channel = where.get("id") or where.get("channel_id") if isinstance(where, dict) else None
+    user = payload["user"]["id"]
+    if not channel:
         return
     try:
-        slack_call(slack_client().chat_postEphemeral, channel=channel, user=user, text=text)
+        slack_call(slack_client().chat_postEphemeral, channel=str(channel), user=user, text=text)
     except SlackError as exc:
         logger.warning("could not answer a Slack user: %s", exc)
 
@@ -293,7 +297,7 @@ def interaction_handle(*, request_id: int, now: datetime) -> str:
         SlackInboundRequest.objects.filter(pk=request_id).update(processed_at=now, result=result)
     if incident is not None and result == "no change":
         # The message may show an older state (the click came from a stale view): refresh it.
-        publish.incident_changed(incident_id=incident.pk, kind="created")
+        publish.incident_message_refresh(incident_id=incident.pk)
     if reply:
         _ephemeral(payload, reply)
     return result
@@ -368,7 +372,10 @@ def team_oncall_text(*, team: Team, now: datetime) -> str:
 
 def oncall_answer(*, text: str, channel_id: str, slack_user_id: str, now: datetime) -> str:
     """The answer to `/oncall [team]`, for this Slack user (who must be able to see the team)."""
-    user = backstop_user_for(slack_user_id)
+    try:
+        user = backstop_user_for(slack_user_id) if slack_user_id else None
+    except SlackError:
+        return "Slack could not tell me who you are just now; try again in a moment."
     if user is None:
         return "Your Slack account is not linked to a Backstop person."
     found = _team_find(text, channel_id, user)

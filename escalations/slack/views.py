@@ -48,6 +48,18 @@ def _seen(request: HttpRequest) -> HttpResponse:
     return HttpResponse("replayed Slack request", status=401, content_type="text/plain")
 
 
+def _block_actions_problem(payload: dict) -> str:
+    """What makes a block_actions payload unusable, or "" (a signed body can still be malformed)."""
+    user, actions = payload.get("user"), payload.get("actions")
+    if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+        return "payload.user.id is missing"
+    if not isinstance(actions, list) or not actions or not all(isinstance(a, dict) for a in actions):
+        return "payload.actions must be a list of actions"
+    if not isinstance(payload.get("trigger_id"), str) or not payload["trigger_id"]:
+        return "payload.trigger_id is missing"
+    return ""
+
+
 @csrf_exempt
 @require_POST
 def interactivity(request: HttpRequest) -> HttpResponse:
@@ -62,9 +74,10 @@ def interactivity(request: HttpRequest) -> HttpResponse:
         return HttpResponse("payload is not an object", status=400, content_type="text/plain")
     if payload.get("type") != "block_actions":
         return HttpResponse(status=200)  # other interactions (shortcuts, views) are not ours
-    key = str(payload.get("trigger_id") or "") or str((payload.get("actions") or [{}])[0].get("action_ts") or "")
-    if not key:
-        return HttpResponse("no trigger_id", status=400, content_type="text/plain")
+    problem = _block_actions_problem(payload)
+    if problem:
+        return HttpResponse(problem, status=400, content_type="text/plain")
+    key = str(payload["trigger_id"])
     row = services.inbound_store(key=f"action:{key}", kind="block_actions", payload=payload, now=timezone.now())
     if row is None:
         return _seen(request)

@@ -368,3 +368,37 @@ def test_handoff_publishes_the_usergroup_sync(world, fake_slack, published, djan
         result = handovers_run(now=now, lookback=timedelta(days=8))
     assert result.recorded >= 1
     assert (publish.ONCALL_USERGROUP_SYNC, [world["team"].pk]) in published
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not json",
+        "[1, 2]",
+        '{"type": "block_actions", "trigger_id": "t", "user": "U0ENG", "actions": []}',
+        '{"type": "block_actions", "trigger_id": "t", "user": {"id": "U0ENG"}, "actions": "incident_acknowledge"}',
+        '{"type": "block_actions", "user": {"id": "U0ENG"}, "actions": [{"action_id": "incident_acknowledge"}]}',
+    ],
+)
+def test_a_signed_but_malformed_payload_is_a_400_and_nothing_is_stored(world, fake_slack, published, payload):
+    response = slack_post(Client(), "/slack/interactivity/", {"payload": payload})
+    assert response.status_code == 400
+    assert not SlackInboundRequest.objects.exists() and published == []
+
+
+def test_a_click_naming_no_incident_is_answered_not_acted_on(world, fake_slack, published):
+    click(Client(), incident_id=10**12, slack_user="U0ENG")
+    assert _handle(published) == ["no such incident"]
+    assert "does not exist" in fake_slack.ephemerals[0]["text"]
+
+
+def test_a_deferred_sync_looks_again_after_the_lease(world, fake_slack, monkeypatch):
+    from escalations.slack import tasks
+
+    later = []
+    monkeypatch.setattr(tasks.incident_message_sync, "apply_async", lambda **kw: later.append(kw))
+    incident = incident_services.incident_trigger(team=world["team"], title="x").incident
+    lease = services._lease_take(incident.pk, time_now())
+    assert not isinstance(lease, str)
+    assert tasks.incident_message_sync.run(incident.pk) == services.DEFERRED
+    assert later == [{"args": [incident.pk], "countdown": services.LEASE.total_seconds() + 1}]
