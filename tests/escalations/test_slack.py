@@ -356,18 +356,35 @@ def test_usergroup_is_set_to_the_people_on_call(world, fake_slack):
     assert fake_slack.usergroups == {"S0ONCALL": [expected]}
 
 
-def test_handoff_publishes_the_usergroup_sync(world, fake_slack, published, django_capture_on_commit_callbacks):
+def test_the_usergroup_follows_the_roster_at_each_handoff(
+    world, fake_slack, published, django_capture_on_commit_callbacks
+):
     from datetime import timedelta
 
     from rotations.handover import handovers_run
+    from rotations.selectors import team_oncall_get
 
-    _rostered(world)
+    other = _rostered(world)
+    fake_slack.add_user("U0OTHER", other.email)
+    team = world["team"]
+    team.slack_usergroup_id = "S0ONCALL"
+    team.save()
     now = time_now()
-    # The first run records the handoffs of the last hours; every handoff publishes the team's sync.
+    # The first run records the handoffs of the last days; each one publishes the team's sync.
     with django_capture_on_commit_callbacks(execute=True):
         result = handovers_run(now=now, lookback=timedelta(days=8))
     assert result.recorded >= 1
-    assert (publish.ONCALL_USERGROUP_SYNC, [world["team"].pk]) in published
+    syncs = [args for name, args in published if name == publish.ONCALL_USERGROUP_SYNC]
+    assert syncs and all(args == [team.pk] for args in syncs)
+    for args in syncs:  # what the worker runs
+        services.oncall_usergroup_sync(team_id=args[0], now=now)
+    [shift] = team_oncall_get(team=team, at=now)["primary"]
+    assert fake_slack.usergroups == {"S0ONCALL": ["U0OTHER" if shift.user_id == other.pk else "U0ENG"]}
+    # Nothing changes hands on the next run: no new sync.
+    published.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        handovers_run(now=now + timedelta(minutes=1))
+    assert [n for n, _ in published if n == publish.ONCALL_USERGROUP_SYNC] == []
 
 
 @pytest.mark.parametrize(
