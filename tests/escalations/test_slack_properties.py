@@ -50,14 +50,14 @@ def test_one_message_showing_the_latest_state(fake_slack, script):
             if not isinstance(lease, str):
                 held.append(lease)
         elif step == "release" and held:
-            # The held sync's call lands (posting when it had no ts yet), then it lets go.
+            # The held sync's call lands, then it lets go.
             lease = held.pop()
-            ts = lease.ts or fake_slack_post(fake_slack, lease)
+            ts = _held_call_lands(lease)
             if services._lease_release(incident.pk, lease, ts=ts, now=now):
                 services.incident_message_sync(incident_id=incident.pk, now=now)
     if held:
         lease = held.pop()
-        ts = lease.ts or fake_slack_post(fake_slack, lease)
+        ts = _held_call_lands(lease)
         if services._lease_release(incident.pk, lease, ts=ts, now=timezone.now()):
             services.incident_message_sync(incident_id=incident.pk, now=timezone.now())
     services.incident_message_sync(incident_id=incident.pk, now=timezone.now())
@@ -68,7 +68,12 @@ def test_one_message_showing_the_latest_state(fake_slack, script):
     assert status_line(incident) in messages[0]["text"]
 
 
-def fake_slack_post(fake_slack, lease) -> str:
+def _held_call_lands(lease) -> str:
+    """The call the held sync makes: update its message, or post it when it had none yet."""
     from escalations.slack.client import slack_client
 
-    return str(slack_client().chat_postMessage(channel=lease.channel_id, text=lease.text, blocks=lease.blocks)["ts"])
+    content = {"channel": lease.channel_id, "text": lease.text, "blocks": lease.blocks}
+    if lease.ts:
+        slack_client().chat_update(ts=lease.ts, **content)
+        return lease.ts
+    return str(slack_client().chat_postMessage(**content)["ts"])
