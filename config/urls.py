@@ -27,6 +27,7 @@ urlpatterns = [
     path("calls/", include("escalations.phone.urls")),
     path("email/", include("escalations.delivery.email_urls")),
     path("ical/", include("rotations.ical_urls")),
+    path("slack/", include("escalations.slack.urls")),
     path("rosters/", include("rotations.urls")),
     path("", include("portal.urls")),
 ]

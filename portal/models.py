@@ -70,10 +70,12 @@ class ContactMethod(models.Model):
         SMS = "sms", "SMS"
         VOICE = "voice", "Voice call"
         EMAIL = "email", "E-mail"
+        # The value is the person's Slack user id, found from their e-mail (users.lookupByEmail).
+        SLACK = "slack", "Slack"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="contact_methods")
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    value = models.CharField(max_length=254, help_text="E.164 phone number or e-mail address")
+    value = models.CharField(max_length=254, help_text="E.164 phone number, e-mail address or Slack user id")
     label = models.CharField(max_length=60, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     verification_code_hash = models.CharField(max_length=128, blank=True)

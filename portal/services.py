@@ -89,7 +89,8 @@ def phone_country_check(number: phonenumbers.PhoneNumber) -> None:
 
 def contact_method_add(*, user: User, kind: str, value: str, label: str = "") -> ContactMethod:
     """Add an unverified method; it is paged only once verified."""
-    if kind not in Kind.values:
+    if kind not in Kind.values or kind == Kind.SLACK:
+        # Slack: escalations.slack.services.slack_contact_method_connect (the id comes from Slack).
         raise ValidationError({"kind": ["Choose SMS, voice call or e-mail."]})
     if kind == Kind.EMAIL:
         value = value.strip().lower()

@@ -49,6 +49,7 @@ urlpatterns = [
     # profile
     path("profile/", views_profile.profile, name="profile"),
     path("profile/methods", views_profile.method_add, name="method_add"),
+    path("profile/methods/slack", views_profile.slack_connect, name="slack_connect"),
     path("profile/methods/<int:pk>/send", views_profile.method_send, name="method_send"),
     path("profile/methods/<int:pk>/verify", views_profile.method_verify, name="method_verify"),
     path("profile/methods/<int:pk>/delete", views_profile.method_delete, name="method_delete"),

@@ -64,7 +64,18 @@ class TeamSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Team
-        fields = ["id", "name", "slug", "description", "time_zone", "handover_email", "escalation_policy", "members"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "description",
+            "time_zone",
+            "handover_email",
+            "escalation_policy",
+            "slack_channel_id",
+            "slack_usergroup_id",
+            "members",
+        ]
         extra_kwargs = {"slug": {"required": False}}
 
 

@@ -24,6 +24,7 @@ from django.db.models import Q
 from escalations.incidents.services import incident_reassign
 from escalations.incidents.timeline import timeline_record
 from escalations.models import Incident, TimelineEvent
+from escalations.slack import publish as slack_publish
 from portal.models import User
 from rotations import schedule
 from rotations._common import holds_of, insert_ignore, local, span
@@ -143,6 +144,8 @@ def _rotation_record(
             if insert_ignore(row) is None:
                 continue  # another run recorded it
             result.recorded += 1
+            # Slack's on-call user group follows the roster at every handoff (after the commit).
+            slack_publish.oncall_usergroups_sync(team_ids=[rotation.team_id])
             if h.outgoing_user_id is not None and not stays and h.incoming_user_id is not None:
                 incoming = User.objects.get(pk=h.incoming_user_id)
                 handed = _incidents_hand(

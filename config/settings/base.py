@@ -552,3 +552,12 @@ CELERY_BEAT_SCHEDULE["webhook-purge"] = {
     "schedule": 3600.0,
     "options": {"expires": 3000},
 }
+# Slack app (escalations.slack): channel messages per incident, buttons, /oncall, on-call user groups,
+# paging by DM. Without a bot token all of it is inert. BACKSTOP_SLACK_API_URL points the SDK elsewhere (tests).
+BACKSTOP_SLACK_BOT_TOKEN = env.str("BACKSTOP_SLACK_BOT_TOKEN", default="")
+BACKSTOP_SLACK_SIGNING_SECRET = env.str("BACKSTOP_SLACK_SIGNING_SECRET", default="")
+BACKSTOP_SLACK_API_URL = env.str("BACKSTOP_SLACK_API_URL", default="")
+BACKSTOP_SLACK_TIMEOUT = env.int("BACKSTOP_SLACK_TIMEOUT", default=10)
+BACKSTOP_SLACK_RATE_LIMIT_RETRIES = env.int("BACKSTOP_SLACK_RATE_LIMIT_RETRIES", default=2)
+CELERY_IMPORTS.append("escalations.slack.tasks")
+CELERY_TASK_ROUTES["escalations.slack.*"] = {"queue": "celery"}

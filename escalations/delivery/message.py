@@ -84,6 +84,10 @@ def page_message_build(*, carrier: Page, pages: list[Page]) -> OutgoingMessage:
         )
     if carrier.channel == Page.Channel.EMAIL:
         body = _email_body(carrier, ordered, ref)
+    elif carrier.channel == Page.Channel.SLACK:
+        # Buttons instead of reply codes (escalations.delivery.channels.slack, one incident per message).
+        listing = "; ".join(f"#{i.pk} [{i.team.name}] {_short(i.title, 100)}" for i in ordered)
+        body = f"Backstop: {listing}. {settings.PUBLIC_BASE_URL}/incidents/{first.pk}/ {ref}"
     elif carrier.channel == Page.Channel.VOICE:
         body = voice + f" {ref}"
     return OutgoingMessage(
@@ -95,4 +99,5 @@ def page_message_build(*, carrier: Page, pages: list[Page]) -> OutgoingMessage:
         incident_id=carrier.incident_id,
         kind="page",
         user_id=carrier.user_id,
+        extra={"incident_count": len(ordered)},
     )

@@ -50,7 +50,7 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def _channel_label(channel: str) -> str:
-    return {"sms": "SMS", "voice": "phone", "email": "e-mail"}.get(channel, channel)
+    return {"sms": "SMS", "voice": "phone", "email": "e-mail", "slack": "Slack"}.get(channel, channel)
 
 
 def _timeline_event(page: Page, kind: str, message: str, now: datetime, data: dict | None = None) -> TimelineEvent:

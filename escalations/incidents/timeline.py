@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from escalations.models import Incident, TimelineEvent
 from escalations.webhooks.events import webhook_events_record
+from escalations.slack import publish as slack_publish
 from portal.models import User
 
 # ------------------------------------------------------------------------------- timeline
@@ -55,6 +56,7 @@ def timeline_record_many(events: Sequence[TimelineEvent]) -> list[TimelineEvent]
 def timeline_recorded(events: Sequence[TimelineEvent]) -> None:
     """Rows just saved, in the transaction that saved them (they need their ids)."""
     webhook_events_record(events=events)
+    slack_publish.incidents_changed(events=[(e.incident_id, e.kind) for e in events])
 
 
 def _name(user: User | None) -> str:

@@ -13,6 +13,7 @@ from .outbox import OutboxMessage
 from .phone import BlockedNumber, CallRecord, CustomerContact, CustomerPhone, PhoneLine, PhoneMenuOption
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
 from .webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
+from .slack import SlackInboundRequest, SlackIncidentMessage
 
 __all__ = [
     "Alert",
@@ -40,4 +41,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEvent",
     "WebhookSubscription",
+    "SlackIncidentMessage",
+    "SlackInboundRequest",
 ]

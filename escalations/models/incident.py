@@ -129,6 +129,7 @@ class TimelineEvent(models.Model):
         VOICE = "voice", "Phone keypress"
         EMAIL = "email", "E-mail"
         INTEGRATION = "integration", "Integration"
+        SLACK = "slack", "Slack"
         SYSTEM = "system", "Backstop"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
@@ -154,6 +155,7 @@ class Page(models.Model):
         SMS = "sms", "SMS"
         VOICE = "voice", "Voice call"
         EMAIL = "email", "E-mail"
+        SLACK = "slack", "Slack"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"  # waiting for due_at

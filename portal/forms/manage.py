@@ -30,6 +30,18 @@ class TeamForm(forms.Form):
     handover_email = forms.EmailField(
         required=False, label="Handover e-mail", help_text="Also send handover summaries here"
     )
+    slack_channel_id = forms.CharField(
+        max_length=20,
+        required=False,
+        label="Slack channel id",
+        help_text="Incidents are posted here, with Acknowledge / Escalate / Resolve buttons (e.g. C0123456789)",
+    )
+    slack_usergroup_id = forms.CharField(
+        max_length=20,
+        required=False,
+        label="Slack on-call user group id",
+        help_text="Kept equal to the people on call at every handoff (e.g. S0123456789)",
+    )
 
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -25,7 +25,10 @@ class ProfileForm(forms.Form):
 
 
 class ContactMethodForm(forms.Form):
-    kind = forms.ChoiceField(choices=ContactMethod.Kind.choices, label="Type")
+    # Slack is connected with its own button (the id comes from Slack, not from the person).
+    kind = forms.ChoiceField(
+        choices=[c for c in ContactMethod.Kind.choices if c[0] != ContactMethod.Kind.SLACK], label="Type"
+    )
     value = forms.CharField(
         max_length=254,
         label="Number or address",

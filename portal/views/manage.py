@@ -67,7 +67,8 @@ def team_create(request: HttpRequest) -> HttpResponse:
 def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
     team = _team_or_404(request, slug)
     _require_manager(request, team)
-    initial = {f: getattr(team, f) for f in ("name", "slug", "description", "time_zone", "handover_email")}
+    fields = ("name", "slug", "description", "time_zone", "handover_email", "slack_channel_id", "slack_usergroup_id")
+    initial = {f: getattr(team, f) for f in fields}
     form = TeamForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

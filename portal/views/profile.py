@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from escalations.slack import services as slack_services
+from escalations.slack.client import slack_configured
 from portal import services
 from portal.forms.common import apply_errors
 from portal.forms.profile import (
@@ -37,6 +39,7 @@ def _render(request: HttpRequest, status: int = 200, **forms) -> HttpResponse:
         "notice_form": forms.get("notice_form") or _notice_form_initial(user),
         "verify_errors": forms.get("verify_errors") or {},
         "methods": list(ContactMethod.objects.filter(user=user).order_by("kind", "id")),
+        "slack_configured": slack_configured(),
         "rules": list(
             NotificationRule.objects.filter(user=user).select_related("contact_method").order_by("order", "delay", "id")
         ),
@@ -97,6 +100,18 @@ def method_add(request: HttpRequest) -> HttpResponse:
 
 def _own_method(request: HttpRequest, pk: int) -> ContactMethod:
     return get_object_or_404(ContactMethod, pk=pk, user=request.user)
+
+
+@login_required
+@require_POST
+def slack_connect(request: HttpRequest) -> HttpResponse:
+    """Add the person's Slack account as a contact method, found by their e-mail (verified by Slack)."""
+    try:
+        method = slack_services.slack_contact_method_connect(user=request.user, now=timezone.now())
+        messages.success(request, f"Connected Slack ({method.value}): you can now be paged by direct message.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("portal:profile")
 
 
 @login_required

@@ -33,6 +33,10 @@ class Team(models.Model):
     )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
     handover_email = models.EmailField(blank=True, help_text="Also send handover summaries here")
+    # Slack (escalations.slack): the channel told of the team's incidents, and the user group kept
+    # equal to the people on call. Empty = not used.
+    slack_channel_id = models.CharField(max_length=20, blank=True)
+    slack_usergroup_id = models.CharField(max_length=20, blank=True)
     ical_token = models.CharField(max_length=64, unique=True, default=new_token)
     created_at = models.DateTimeField(auto_now_add=True)
 

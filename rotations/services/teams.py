@@ -14,7 +14,12 @@ from rotations.models import (
 )
 from rotations.models.roster import new_token
 from rotations.services.hooks import UNSET, _Unset
-from rotations.services.validation import _team_policy_check, validate_team_name, validate_time_zone
+from rotations.services.validation import (
+    _team_policy_check,
+    validate_slack_id,
+    validate_team_name,
+    validate_time_zone,
+)
 
 # --------------------------------------------------------------------------- teams
 
@@ -27,6 +32,8 @@ def _team_state(team: Team) -> dict[str, Any]:
         "time_zone": team.time_zone,
         "handover_email": team.handover_email,
         "escalation_policy": team.escalation_policy_id,
+        "slack_channel_id": team.slack_channel_id,
+        "slack_usergroup_id": team.slack_usergroup_id,
     }
 
 
@@ -40,6 +47,8 @@ def team_create(
     description: str = "",
     handover_email: str = "",
     escalation_policy=None,
+    slack_channel_id: str = "",
+    slack_usergroup_id: str = "",
 ) -> Team:
     validate_team_name(name)
     validate_time_zone(time_zone)
@@ -52,6 +61,8 @@ def team_create(
         description=description,
         handover_email=handover_email,
         escalation_policy=escalation_policy,
+        slack_channel_id=validate_slack_id(slack_channel_id, "slack_channel_id"),
+        slack_usergroup_id=validate_slack_id(slack_usergroup_id, "slack_usergroup_id"),
     )
     team.full_clean(exclude=["ical_token"])
     team.save()
@@ -70,8 +81,14 @@ def team_update(
     description: str | _Unset = UNSET,
     handover_email: str | _Unset = UNSET,
     escalation_policy: Any = UNSET,
+    slack_channel_id: str | _Unset = UNSET,
+    slack_usergroup_id: str | _Unset = UNSET,
 ) -> Team:
     before = _team_state(team)
+    if slack_channel_id is not UNSET:
+        slack_channel_id = validate_slack_id(slack_channel_id, "slack_channel_id")
+    if slack_usergroup_id is not UNSET:
+        slack_usergroup_id = validate_slack_id(slack_usergroup_id, "slack_usergroup_id")
     if name is not UNSET:
         validate_team_name(name)
     if time_zone is not UNSET:
@@ -85,6 +102,8 @@ def team_update(
         ("description", description),
         ("handover_email", handover_email),
         ("escalation_policy", escalation_policy),
+        ("slack_channel_id", slack_channel_id),
+        ("slack_usergroup_id", slack_usergroup_id),
     ):
         if value is not UNSET:
             setattr(team, attr, value)

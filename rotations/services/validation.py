@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -23,6 +24,22 @@ MAX_POSITIONS = 5
 
 
 # --------------------------------------------------------------------------- validation
+
+# Slack's ids: public channels C…, private channels G… (older) or C…; user groups S…
+_SLACK_IDS = {
+    "slack_channel_id": (re.compile(r"^[CG][A-Z0-9]{6,19}$"), "a Slack channel id such as C0123456789"),
+    "slack_usergroup_id": (re.compile(r"^S[A-Z0-9]{6,19}$"), "a Slack user group id such as S0123456789"),
+}
+
+
+def validate_slack_id(value: str, field: str) -> str:
+    """Empty (not used), or the shape of a Slack id: a channel name or a user-group handle would make
+    every post fail later, so it is refused here with the field named."""
+    value = (value or "").strip()
+    pattern, what = _SLACK_IDS[field]
+    if value and not pattern.match(value):
+        raise ValidationError({field: [f"Enter {what} (in Slack: the channel's or group's details, at the bottom)."]})
+    return value
 
 
 def validate_team_name(name: str) -> str:

@@ -1,6 +1,7 @@
 import pytest
 
 from escalations.delivery.channels.twilio import _build_client
+from tests.escalations.slack_helpers import fake_slack  # noqa: F401 (a fixture, shared with tests/portal)
 from tests.fakes.fake_twilio import FakeTwilio
 
 

@@ -256,6 +256,8 @@ MATRIX: list[Row] = [
         E("login", "ok|400", "ok|400", "ok|400", "ok|400", "ok|400"),
         {"kind": "sms", "value": "+15550100123"},
     ),
+    # Slack not configured in the matrix: everyone signed in gets past the check (a redirect with a message).
+    Row("portal:slack_connect", "POST", "/profile/methods/slack", PAGE_ALL),
     Row("portal:method_send", "POST", "/profile/methods/{method}/send", PAGE_OWN),
     Row(
         "portal:method_verify",
@@ -802,6 +804,10 @@ NOT_ROLE_CHECKED: dict[str, str] = {
     "(tests/escalations/test_email_links.py)",
     "portal:swap_answer": "the signed, expiring link is the credential, used once (a request is answered once); "
     "answers only as the colleague asked (tests/portal/test_swap_consent.py)",
+    "slack:interactivity": "X-Slack-Signature (signing secret, 5-minute timestamp) is the credential; acts only as "
+    "the Slack user's Backstop person, with their rights (tests/escalations/test_slack.py)",
+    "slack:command": "X-Slack-Signature is the credential; answers only what the asker's Backstop person may see "
+    "(tests/escalations/test_slack.py)",
     "ical:user": "secret feed token in the URL (tests/rotations/test_ical.py)",
     "ical:team": "secret feed token in the URL (tests/rotations/test_ical.py)",
 }

@@ -1,4 +1,4 @@
-"""Paging channels. `channel_for(kind)` picks Twilio SMS/voice, e-mail, or the console outbox."""
+"""Paging channels. `channel_for(kind)` picks Twilio SMS/voice, e-mail, a Slack DM, or the console outbox."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def channel_for(kind: str) -> Channel:
 
     if kind == "email":
         return EmailChannel()
+    if kind == "slack":
+        from escalations.delivery.channels.slack import SlackDmChannel
+
+        return SlackDmChannel()
     if kind not in ("sms", "voice"):
         raise ValueError(f"unknown channel {kind!r}")
     if not twilio_configured():
