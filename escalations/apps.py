@@ -15,5 +15,5 @@ class EscalationsConfig(AppConfig):
         from escalations.monitoring import tasks as monitoring_tasks  # noqa: F401
         from escalations.phone import tasks as phone_tasks  # noqa: F401
         from escalations.retention import tasks as retention_tasks  # noqa: F401
-        from escalations.webhooks import tasks as webhook_tasks  # noqa: F401
         from escalations.slack import tasks as slack_tasks  # noqa: F401
+        from escalations.webhooks import tasks as webhook_tasks  # noqa: F401

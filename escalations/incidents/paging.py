@@ -16,7 +16,6 @@ from escalations.incidents.publish import _on_commit_advance_many, _on_commit_de
 from escalations.incidents.state import _incidents_store
 from escalations.incidents.timeline import _name, timeline_record_many
 from escalations.models import Incident, Page, TimelineEvent
-from escalations.slack import publish as slack_publish
 from portal.models import ContactMethod, NotificationRule, User
 
 Kind = TimelineEvent.Kind

@@ -12,8 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from escalations.models import Incident, TimelineEvent
-from escalations.webhooks.events import webhook_events_record
 from escalations.slack import publish as slack_publish
+from escalations.webhooks.events import webhook_events_record
 from portal.models import User
 
 # ------------------------------------------------------------------------------- timeline

@@ -12,8 +12,8 @@ from .monitoring import SwitchPing
 from .outbox import OutboxMessage
 from .phone import BlockedNumber, CallRecord, CustomerContact, CustomerPhone, PhoneLine, PhoneMenuOption
 from .policy import EscalationPolicy, EscalationStep, EscalationTarget
-from .webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 from .slack import SlackInboundRequest, SlackIncidentMessage
+from .webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 __all__ = [
     "Alert",
