@@ -434,7 +434,7 @@ CELERY_BEAT_SCHEDULE: dict = {
             "args": (queue,),
             "options": {"queue": queue, "expires": 14},
         }
-        for queue in ("escalations", "deliveries", "periodic", "celery")
+        for queue in ("escalations", "deliveries", "periodic", "celery", "webhooks")
     },
     "deadman-switch": {
         "task": "escalations.monitoring.deadman",

@@ -24,7 +24,7 @@ SWEEP_JOB = "escalation-sweep"
 # The dead man's switch needs a consumer on both: the engine's queue and the pages' queue.
 PAGING_QUEUES = ("escalations", "deliveries")
 # Every queue beat sends a heartbeat to (metrics show all of them).
-HEARTBEAT_QUEUES = ("escalations", "deliveries", "periodic", "celery")
+HEARTBEAT_QUEUES = ("escalations", "deliveries", "periodic", "celery", "webhooks")
 
 
 def worker_job_name(queue: str) -> str:

@@ -174,9 +174,9 @@ def test_state_gauges_count_open_incidents_inbox_jobs_and_workers(client):
     ages = {s.labels["name"]: s.value for s in samples["backstop_job_last_success_age_seconds"]}
     assert 29 <= ages["escalation-sweep"] < 120
     seen = {s.labels["queue"]: s.value for s in samples["backstop_workers_seen"]}
-    assert seen == {"escalations": 1, "deliveries": 0, "periodic": 0, "celery": 0}
+    assert seen == {"escalations": 1, "deliveries": 0, "periodic": 0, "celery": 0, "webhooks": 0}
     depths = {s.labels["queue"] for s in samples["backstop_queue_depth"]}
-    assert depths == {"celery", "periodic", "escalations", "deliveries"}
+    assert depths == {"celery", "periodic", "escalations", "deliveries", "webhooks"}
     up = {s.labels["source"]: s.value for s in samples["backstop_collector_up"]}
     assert up == {"incidents": 1, "inbox": 1, "jobs": 1, "broker": 1}
 

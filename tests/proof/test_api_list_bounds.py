@@ -10,6 +10,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from escalations.models import WebhookSubscription
 from rotations.models import Membership
 from tests.proof.conftest import API_ROLES
 
@@ -68,12 +69,16 @@ def test_list_endpoints_refuse_bad_paging_with_400(api_world, role):
     headers, _ = api_world
     client = _client(headers[role])
     team_id = Membership.objects.filter(role="engineer").values_list("team_id", flat=True).first()
-    for path in LIST_PATHS:
-        # A list nested under a team (its handover notes) is walked on the seeded team; where the role
-        # may not read it at all, paging has nothing to refuse.
-        path = path.replace("{id}", str(team_id))
+    webhook = WebhookSubscription.objects.create(
+        team_id=team_id, url="https://hooks.example.com/b", events=["incident.triggered"], secret="whsec_test"
+    )
+    for template in LIST_PATHS:
+        # A list nested under a team (its handover notes) or a webhook (its deliveries) is walked on the
+        # seeded one; where the role may not read it at all (403, or 404 where the API hides it), paging
+        # has nothing to refuse. Staff may read every one.
+        path = template.replace("/webhooks/{id}/", f"/webhooks/{webhook.pk}/").replace("{id}", str(team_id))
         first = client.get(path, {"limit": "2", "offset": "1"})
-        if first.status_code == 403 and path not in PLAIN_LIST_PATHS:
+        if first.status_code in (403, 404) and template not in PLAIN_LIST_PATHS and role != "staff":
             continue
         assert first.status_code == 200, path
         assert client.get(path, {"limit": ""}).status_code == 200, path  # empty = not given
