@@ -197,7 +197,10 @@ BACKSTOP_PAGE_THROTTLE = {
 }
 # A page left in `sending` longer than this is reconciled by the sweep (worker died mid-call).
 BACKSTOP_PAGE_STUCK_AFTER = timedelta(seconds=env.int("PAGE_STUCK_AFTER_SECONDS", default=60))
-BACKSTOP_PAGE_MAX_ATTEMPTS = env.int("PAGE_MAX_ATTEMPTS", default=5)
+# A failed send is tried again within seconds (escalations/delivery/retry.py): 10 attempts are about a
+# minute of trying. After FAILOVER_AFTER failed attempts the person's next contact method is paged too.
+BACKSTOP_PAGE_MAX_ATTEMPTS = env.int("PAGE_MAX_ATTEMPTS", default=10)
+BACKSTOP_PAGE_FAILOVER_AFTER = env.int("PAGE_FAILOVER_AFTER", default=2)
 BACKSTOP_SWEEP_BATCH = env.int("SWEEP_BATCH", default=500)
 # A delivery message's Twilio calls go out together from this many threads per worker process: the
 # calls are network waits (100-300 ms at Twilio), and one after another they would cap a process at a
