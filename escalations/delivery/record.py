@@ -28,7 +28,8 @@ from escalations.models import Page, TimelineEvent
 class DeliveryOutcome:
     page_id: int
     # sent | retry | failed | canceled | throttled | unknown | skipped | bundled (carried by another
-    # page of the same batch) | error (not a provider answer: left `sending` for reconciliation)
+    # page of the same batch) | error (not a provider answer: left `sending` for reconciliation) |
+    # in_flight (the provider is still answering: its send thread records the answer)
     result: str
     provider_id: str = ""
     bundled_page_ids: list[int] = field(default_factory=list)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import (
     Q,
 )
 
+from escalations.delivery import publish
 from escalations.delivery.channels import (
     ChannelError,
     OutgoingMessage,
@@ -79,16 +82,6 @@ def _send_one(message: OutgoingMessage) -> SendResult | Exception:
         return exc
 
 
-def _send_many(messages: list[OutgoingMessage]) -> list[SendResult | Exception]:
-    """The provider calls, outside any transaction. Twilio calls are network waits, so a batch's calls
-    go out together (each thread has its own HTTP client): the batch takes about as long as its slowest
-    call instead of the sum of them. Other channels (outbox, e-mail) are called one by one."""
-    together = len(messages) > 1 and all(getattr(channel_for(m.channel), "concurrent_sends", False) for m in messages)
-    if not together:
-        return [_send_one(m) for m in messages]
-    return list(_send_pool().map(_send_one, messages))
-
-
 def _find_one(job: tuple[Page, OutgoingMessage]) -> str | None | Exception:
     try:
         return page_find_at_provider(*job)
@@ -144,27 +137,30 @@ def _settle_unknown(
         )
 
 
-def _pages_send(carriers: list[int], now: datetime) -> dict[int, DeliveryOutcome]:
-    loaded = (
-        Page.objects.filter(Q(pk__in=carriers) | Q(bundled_into__in=carriers, status=Page.Status.BUNDLED))
-        .select_related("incident__team", "user")
-        .order_by("incident_id", "id")
-    )
-    riders: dict[int, list[Page]] = {pk: [] for pk in carriers}
-    heads: dict[int, Page] = {}
-    for page in loaded:
-        if page.pk in riders:
-            heads[page.pk] = page
-        else:
-            riders[page.bundled_into_id].append(page)
-    jobs = [(heads[pk], [heads[pk], *riders[pk]]) for pk in carriers]
-    messages = [page_message_build(carrier=carrier, pages=pages) for carrier, pages in jobs]
-    results = _send_many(messages)
+def _send_start(messages: list[OutgoingMessage]) -> list[Future]:
+    """Start the provider calls, outside any transaction. Twilio calls are network waits, so they go out
+    together from the send pool (each thread has its own HTTP client): a batch takes about as long as its
+    slowest call instead of the sum of them. Other channels (outbox, e-mail) are called here, one by one."""
+    if all(getattr(channel_for(m.channel), "concurrent_sends", False) for m in messages):
+        pool = _send_pool()
+        return [pool.submit(_send_one, m) for m in messages]
+    futures = []
+    for message in messages:
+        done: Future = Future()
+        done.set_result(_send_one(message))
+        futures.append(done)
+    return futures
 
+
+Job = tuple[Page, list[Page], OutgoingMessage]
+
+
+def _settle(answered: list[tuple[Job, SendResult | Exception]], now: datetime) -> dict[int, DeliveryOutcome]:
+    """Record the provider's answers: sent, retry soon, failed, or (no answer) asked about at once."""
     outcomes: dict[int, DeliveryOutcome] = {}
     sent: list[tuple[Page, list[Page], str]] = []
     unanswered: list[tuple[Page, list[Page], OutgoingMessage, Exception]] = []
-    for (carrier, pages), message, result in zip(jobs, messages, results, strict=True):
+    for (carrier, pages, message), result in answered:
         page_id, bundled_ids = carrier.pk, [p.pk for p in pages[1:]]
         if isinstance(result, SendResult):
             sent.append((carrier, pages, result.provider_id))
@@ -189,4 +185,53 @@ def _pages_send(carriers: list[int], now: datetime) -> dict[int, DeliveryOutcome
         _settle_unknown(unanswered, now, sent, outcomes)
     if sent:
         _record_sent(sent, now)
+    return outcomes
+
+
+def _settle_late(job: Job, now: datetime, caller: int, future: Future) -> None:
+    """A call that outlasted the batch's wait, settled when it answers (in the send thread that made it):
+    recorded as the batch would have, and what must follow (a retry, the next contact method) published.
+    If the process dies first, the page is still `sending` and reconciliation settles it."""
+    try:
+        outcomes = _settle([(job, future.result())], now)
+        publish.outcomes_follow_up(list(outcomes.values()))
+    except Exception:
+        logger.exception("recording the late answer for page %s failed; reconciliation will settle it", job[0].pk)
+    finally:
+        if threading.get_ident() != caller:
+            connections.close_all()  # this send thread's own connections, not a task's
+
+
+def _pages_send(carriers: list[int], now: datetime) -> dict[int, DeliveryOutcome]:
+    loaded = (
+        Page.objects.filter(Q(pk__in=carriers) | Q(bundled_into__in=carriers, status=Page.Status.BUNDLED))
+        .select_related("incident__team", "user")
+        .order_by("incident_id", "id")
+    )
+    riders: dict[int, list[Page]] = {pk: [] for pk in carriers}
+    heads: dict[int, Page] = {}
+    for page in loaded:
+        if page.pk in riders:
+            heads[page.pk] = page
+        else:
+            riders[page.bundled_into_id].append(page)
+    jobs: list[Job] = []
+    for pk in carriers:
+        pages = [heads[pk], *riders[pk]]
+        jobs.append((heads[pk], pages, page_message_build(carrier=heads[pk], pages=pages)))
+    futures = _send_start([message for _, _, message in jobs])
+    # A slow provider call must not hold the batch, and with it this worker process, while other pages
+    # fall due: what has not answered by the wait is settled by its send thread when it does.
+    done, _ = wait(futures, timeout=settings.BACKSTOP_DELIVERY_SEND_WAIT.total_seconds())
+    outcomes = _settle(
+        [(job, future.result()) for job, future in zip(jobs, futures, strict=True) if future in done], now
+    )
+    caller = threading.get_ident()
+    for job, future in zip(jobs, futures, strict=True):
+        if future not in done:
+            carrier, pages, _ = job
+            outcomes[carrier.pk] = DeliveryOutcome(
+                carrier.pk, "in_flight", bundled_page_ids=[p.pk for p in pages[1:]], detail="provider still answering"
+            )
+            future.add_done_callback(partial(_settle_late, job, now, caller))
     return outcomes

@@ -1,5 +1,6 @@
 """Fast retries and failover to the next contact method, against the fake Twilio API and real PostgreSQL."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from escalations.delivery.channels.twilio import TwilioSmsChannel
 from escalations.delivery.deliver import page_deliver, pages_deliver
 from escalations.delivery.reconcile import pages_dispatch_due, pages_reconcile_stuck
 from escalations.delivery.retry import RETRY_MAX, failover_now, give_up, retry_delay
@@ -134,3 +136,57 @@ def test_whatever_the_provider_answers_a_page_reaches_it_exactly_once(fake_twili
     else:
         assert page.status == Page.Status.FAILED and created == []
     assert len(fake_twilio.create_requests(kind)) == page.attempts
+
+
+# --- a slow provider does not hold the batch --------------------------------------------------------
+
+
+def _wait_for(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_slower_than_the_batch_wait_is_settled_by_its_send_thread(fake_twilio, settings):
+    settings.BACKSTOP_DELIVERY_SEND_WAIT = timedelta(milliseconds=100)
+    now = timezone.now()
+    slow, quick = PageFactory(due_at=now), PageFactory(due_at=now)
+    fake_twilio.plan("timeout", "ok")  # the first call created its message, then answers too late
+    started = time.monotonic()
+    outcomes = {o.page_id: o for o in pages_deliver(page_ids=[slow.pk, quick.pk], now=now)}
+    assert time.monotonic() - started < 0.45  # well under the 0.5 s client timeout: not held by it
+    assert {outcomes[slow.pk].result, outcomes[quick.pk].result} == {"in_flight", "sent"}
+    late = slow if outcomes[slow.pk].result == "in_flight" else quick
+    assert Page.objects.get(pk=late.pk).status == Page.Status.SENDING
+    # The send thread times out, asks Twilio, finds the message and records it: sent once.
+    assert _wait_for(lambda: Page.objects.get(pk=late.pk).status == Page.Status.SENT)
+    late.refresh_from_db()
+    assert late.provider_id in {m["sid"] for m in fake_twilio.messages()} and late.sent_at == now
+    assert len(fake_twilio.messages()) == 2 and len(fake_twilio.create_requests()) == 2
+    assert pages_reconcile_stuck(now=now + timedelta(minutes=5)) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_provider_error_is_retried_by_its_send_thread(fake_twilio, settings, monkeypatch):
+    settings.BACKSTOP_DELIVERY_SEND_WAIT = timedelta(milliseconds=50)
+    published = []
+    monkeypatch.setattr("escalations.delivery.publish.page_enqueue", lambda ids, eta=None: published.append(ids))
+    real_send = TwilioSmsChannel.send
+
+    def slow_send(self, message):
+        time.sleep(0.3)
+        return real_send(self, message)
+
+    monkeypatch.setattr(TwilioSmsChannel, "send", slow_send)
+    now = timezone.now()
+    page = PageFactory(due_at=now)
+    fake_twilio.plan("500")
+    assert page_deliver(page_id=page.pk, now=now).result == "in_flight"
+    assert _wait_for(lambda: Page.objects.get(pk=page.pk).status == Page.Status.PENDING)
+    page.refresh_from_db()
+    assert page.attempts == 1 and page.first_due_at == now and page.due_at > now
+    assert _wait_for(lambda: published == [[page.pk]])  # its retry is timed on the deliveries queue
