@@ -419,12 +419,14 @@ def stage_lateness(plans: list[Planned], late_goal: float = 15.0) -> None:
         step_late.append(at.timestamp() - nominal)
     send_late: list[float] = []
     held_late: list[float] = []
-    for due, sent, held in (
+    worst: list[tuple[float, int, str, int, str]] = []
+    for pk, channel, attempts, due, sent, held, bundled in (
         Page.objects.filter(incident_id__in=list(by_id), sent_at__isnull=False)
         .annotate(first_due=Coalesce("first_due_at", "due_at"))
-        .values_list("first_due", "sent_at", "throttled_at")
+        .values_list("pk", "channel", "attempts", "first_due", "sent_at", "throttled_at", "bundled_into_id")
     ):
         (send_late if held is None else held_late).append((sent - due).total_seconds())
+        worst.append(((sent - due).total_seconds(), pk, channel, attempts, f"carried by {bundled}" if bundled else ""))
     stages = (
         ("engine: step reached - nominal", step_late),
         ("delivery: sent_at - first due", send_late),
@@ -440,6 +442,8 @@ def stage_lateness(plans: list[Planned], late_goal: float = 15.0) -> None:
         f"  Goal: delivery p99 <= {late_goal:.0f}s for pages not held by a throttle: "
         f"{'MET' if p99 <= late_goal else 'MISSED'} ({_fmt(p99)})"
     )
+    for late, pk, channel, attempts, note in sorted(worst, reverse=True)[:5]:
+        print(f"    latest: page {pk} {channel} {late:.1f}s after due, {attempts} attempt(s) {note}")
     retried = Page.objects.filter(incident_id__in=list(by_id), attempts__gt=1).count()
     failover = TimelineEvent.objects.filter(incident_id__in=list(by_id), data__has_key="failover_page_id").count()
     print(

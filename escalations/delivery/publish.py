@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 # Pages due within the same wake-up bucket travel in one message, a few at a time: a sweep that pages a
 # thousand people publishes dozens of messages, not thousands, and workers still share the load.
-ENQUEUE_CHUNK = 10
+ENQUEUE_CHUNK = 20
 
 # Task names are frozen: workers, queued messages and CELERY_TASK_ROUTES refer to them.
 DELIVER_PAGE = "escalations.deliver_page"

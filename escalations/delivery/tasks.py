@@ -41,7 +41,7 @@ def deliver_pages(page_ids: list[int]) -> list[str]:
 
 @shared_task(name="escalations.page_reconcile", acks_late=True, ignore_result=True)
 def page_reconcile() -> dict:
-    """Every 15 s: settle pages stuck in `sending`, enqueue every due pending page, and time
+    """Every 5 s: settle pages stuck in `sending`, enqueue every due pending page, and time
     messages for the pages falling due before the next run (a duplicate message is harmless: the
     claim is conditional)."""
     with job_run("page-reconcile"):
