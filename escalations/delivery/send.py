@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 from django.db.models import (
     Q,
 )
@@ -199,9 +199,9 @@ def _settle_late(job: Job, now: datetime, caller: int, future: Future) -> None:
         logger.exception("recording the late answer for page %s failed; reconciliation will settle it", job[0].pk)
     finally:
         if threading.get_ident() != caller:
-            # This send thread's own connection, kept for its next late answer up to CONN_MAX_AGE, as
-            # a request's is (a new PostgreSQL backend per answer would cost more than the answer).
-            close_old_connections()
+            # This send thread's own connection: closed, so that up to DELIVERY_SEND_THREADS idle
+            # connections per worker process never pile up on the server (late answers are rare).
+            connections.close_all()
 
 
 def _pages_send(carriers: list[int], now: datetime) -> dict[int, DeliveryOutcome]:
