@@ -250,12 +250,19 @@ BACKSTOP_PAGE_THROTTLE = {
 }
 # A page left in `sending` longer than this is reconciled by the sweep (worker died mid-call).
 BACKSTOP_PAGE_STUCK_AFTER = timedelta(seconds=env.int("PAGE_STUCK_AFTER_SECONDS", default=60))
-BACKSTOP_PAGE_MAX_ATTEMPTS = env.int("PAGE_MAX_ATTEMPTS", default=5)
+# A failed send is tried again within seconds (escalations/delivery/retry.py): 10 attempts are about a
+# minute of trying. After FAILOVER_AFTER failed attempts the person's next contact method is paged too.
+BACKSTOP_PAGE_MAX_ATTEMPTS = env.int("PAGE_MAX_ATTEMPTS", default=10)
+BACKSTOP_PAGE_FAILOVER_AFTER = env.int("PAGE_FAILOVER_AFTER", default=2)
 BACKSTOP_SWEEP_BATCH = env.int("SWEEP_BATCH", default=500)
 # A delivery message's Twilio calls go out together from this many threads per worker process: the
 # calls are network waits (100-300 ms at Twilio), and one after another they would cap a process at a
 # few pages per second.
-BACKSTOP_DELIVERY_SEND_THREADS = env.int("DELIVERY_SEND_THREADS", default=8)
+BACKSTOP_DELIVERY_SEND_THREADS = env.int("DELIVERY_SEND_THREADS", default=16)
+# How long a delivery batch waits for its provider calls (Twilio answers in 100-300 ms, rarely in over
+# a second). A call still unanswered then (a provider having a bad day) is settled by its send thread
+# when it answers, so it never holds the worker process while other pages fall due.
+BACKSTOP_DELIVERY_SEND_WAIT = timedelta(milliseconds=env.int("DELIVERY_SEND_WAIT_MS", default=1000))
 # Wake-up messages (engine advances, page deliveries) carry every id due in the same bucket of this
 # size; a page is dispatched at most this late by the bucketing itself. A message advances its
 # incidents in one transaction, whose fixed cost (~10 queries) dominates when it holds only one or
@@ -265,8 +272,8 @@ BACKSTOP_WAKE_GRANULARITY = timedelta(milliseconds=env.int("WAKE_GRANULARITY_MS"
 # messages, so even one whose own message was lost is not left for the next sweep tick. Keep it
 # above the sweep interval so consecutive windows overlap.
 BACKSTOP_SWEEP_LOOKAHEAD = timedelta(seconds=env.float("SWEEP_LOOKAHEAD_SECONDS", default=2.5))
-# The same for pending pages at each page-reconcile run (every 15 s).
-BACKSTOP_PAGE_LOOKAHEAD = timedelta(seconds=env.float("PAGE_LOOKAHEAD_SECONDS", default=20))
+# The same for pending pages at each page-reconcile run (every 5 s).
+BACKSTOP_PAGE_LOOKAHEAD = timedelta(seconds=env.float("PAGE_LOOKAHEAD_SECONDS", default=8))
 BACKSTOP_GAP_LOOKAHEAD_DAYS = env.int("GAP_LOOKAHEAD_DAYS", default=14)
 BACKSTOP_BEAT_STALE_AFTER = timedelta(seconds=env.int("BEAT_STALE_AFTER_SECONDS", default=120))
 
@@ -364,7 +371,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # enqueued again.
     "page-reconcile": {
         "task": "escalations.page_reconcile",
-        "schedule": 15.0,
+        "schedule": env.float("PAGE_RECONCILE_INTERVAL_SECONDS", default=5.0),
         "options": {"expires": 14},
     },
     # Accepted events are applied when the web request's debounced kick arrives; this applies them

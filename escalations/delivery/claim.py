@@ -19,9 +19,10 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 
 from config import locks
-from escalations.delivery.record import DeliveryOutcome
+from escalations.delivery.record import DeliveryOutcome, _moved_due
 from escalations.models import Incident, Page
 from escalations.monitoring import metrics
 from portal.models import NotificationRule
@@ -124,7 +125,9 @@ def _pages_claim(ids: list[int], now: datetime, outcomes: dict[int, DeliveryOutc
                 claimable[key] = batch
                 continue
             free_at = min(in_window) + window
-            Page.objects.filter(pk__in=batch, status=Page.Status.PENDING).update(due_at=free_at)
+            Page.objects.filter(pk__in=batch, status=Page.Status.PENDING).update(
+                throttled_at=Coalesce(F("throttled_at"), Value(now)), **_moved_due(free_at)
+            )
             for pk in batch:
                 outcomes[pk] = DeliveryOutcome(pk, "throttled", retry_at=free_at)
             metrics.claims_observe(channel=key[0], result="throttled", count=len(batch))

@@ -9,23 +9,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from escalations.delivery.channels import (
-    ChannelError,
-    channel_for,
-)
+from escalations.delivery.channels import ChannelError
 from escalations.delivery.message import page_message_build
-from escalations.delivery.record import _channel_label, _record_failure, _timeline, _who
+from escalations.delivery.record import _channel_label, _moved_due, _record_failure, _timeline, _who
+from escalations.delivery.send import page_find_at_provider
 from escalations.incidents.events import event_log
 from escalations.models import Page, TimelineEvent
 
 logger = logging.getLogger(__name__)
-
-# Twilio's clock and ours differ a little; look for calls created slightly before the claim.
-CLOCK_SLACK = timedelta(seconds=30)
-
-
-def _same_destination(page: Page):
-    return Page.objects.filter(channel=page.channel, destination=page.destination)
 
 
 def _carried_pages(carrier: Page) -> list[Page]:
@@ -89,25 +80,19 @@ def pages_reconcile_stuck(*, now: datetime | None = None) -> int:
     settled = 0
     for carrier in stuck:
         pages = _carried_pages(carrier)
-        message = page_message_build(carrier=carrier, pages=pages)
-        known = set(
-            _same_destination(carrier)
-            .exclude(provider_id="")
-            .exclude(pk=carrier.pk)
-            .values_list("provider_id", flat=True)
-        )
         try:
-            found = channel_for(carrier.channel).find_sent(
-                message, since=carrier.claimed_at - CLOCK_SLACK, exclude_ids=known
-            )
+            found = page_find_at_provider(carrier, page_message_build(carrier=carrier, pages=pages))
         except ChannelError as exc:
             logger.warning("reconcile page %s: provider lookup failed: %s", carrier.pk, exc)
             continue
         mine = Page.objects.filter(pk=carrier.pk, status=Page.Status.SENDING, claimed_at=carrier.claimed_at)
         if found:
+            # Sent during the attempt claimed at `claimed_at` (the provider created it then, as a send
+            # that answered in time is stamped with its batch's start): that is when it went out.
+            sent_at = carrier.claimed_at
             with transaction.atomic():
-                if mine.update(status=Page.Status.SENT, provider_id=found, sent_at=now, status_at=now):
-                    Page.objects.filter(pk__in=[p.pk for p in pages[1:]]).update(sent_at=now)
+                if mine.update(status=Page.Status.SENT, provider_id=found, sent_at=sent_at, status_at=now):
+                    Page.objects.filter(pk__in=[p.pk for p in pages[1:]]).update(sent_at=sent_at)
                     for p in pages:
                         if p is not carrier and p.incident_id == carrier.incident_id:
                             continue
@@ -127,9 +112,9 @@ def pages_reconcile_stuck(*, now: datetime | None = None) -> int:
                     _record_failure(carrier, pages, f"gave up after {carrier.attempts} attempts", now)
                     settled += 1
                 continue
-            if mine.update(status=Page.Status.PENDING, due_at=now):
+            if mine.update(status=Page.Status.PENDING, **_moved_due(now)):
                 Page.objects.filter(bundled_into=carrier, status=Page.Status.BUNDLED).update(
-                    status=Page.Status.PENDING, bundled_into=None, due_at=now
+                    status=Page.Status.PENDING, bundled_into=None, **_moved_due(now)
                 )
                 _timeline(
                     carrier,

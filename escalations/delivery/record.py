@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import (
     Case,
@@ -20,23 +19,20 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from escalations.delivery import retry
 from escalations.delivery.channels.console import OUTBOX_PREFIX
 from escalations.incidents.events import event_log
 from escalations.incidents.timeline import timeline_record_many
 from escalations.models import Page, TimelineEvent
 from escalations.monitoring import metrics
 
-BACKOFF_BASE = timedelta(seconds=15)
-
-
-BACKOFF_MAX = timedelta(minutes=5)
-
 
 @dataclass
 class DeliveryOutcome:
     page_id: int
     # sent | retry | failed | canceled | throttled | unknown | skipped | bundled (carried by another
-    # page of the same batch) | error (not a provider answer: left `sending` for reconciliation)
+    # page of the same batch) | error (not a provider answer: left `sending` for reconciliation) |
+    # in_flight (the provider is still answering: its send thread records the answer)
     result: str
     provider_id: str = ""
     bundled_page_ids: list[int] = field(default_factory=list)
@@ -46,7 +42,12 @@ class DeliveryOutcome:
 
 
 def _backoff(attempts: int) -> timedelta:
-    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+    return retry.retry_delay(attempts)
+
+
+def _moved_due(due_at: datetime) -> dict:
+    """The update that moves a page's due time later and keeps the first one (lateness counts from it)."""
+    return {"due_at": due_at, "first_due_at": Coalesce(F("first_due_at"), F("due_at"))}
 
 
 def _channel_label(channel: str) -> str:
@@ -102,13 +103,15 @@ def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> Non
                 if p is not carrier and p.incident_id == carrier.incident_id:
                     continue  # one "paged" line per incident
                 extra = "" if p is carrier else f" (with #{carrier.incident_id})"
+                if carrier.attempts > 1:
+                    extra += f", attempt {carrier.attempts}"
                 events.append(
                     _timeline_event(
                         p,
                         TimelineEvent.Kind.PAGED,
                         f"Paged {_who(p)} by {_channel_label(p.channel)} ({p.destination}){extra}",
                         now,
-                        {"provider_id": pid, "carrier_page_id": carrier.pk},
+                        {"provider_id": pid, "carrier_page_id": carrier.pk, "attempt": carrier.attempts},
                     )
                 )
         timeline_record_many(events)
@@ -132,28 +135,39 @@ def _record_sent(sent: list[tuple[Page, list[Page], str]], now: datetime) -> Non
 def _record_temporary_failure(carrier: Page, pages: list[Page], error: str, now: datetime) -> DeliveryOutcome:
     attempts = Page.objects.values_list("attempts", flat=True).get(pk=carrier.pk)
     bundled_ids = [p.pk for p in pages[1:]]
-    if attempts >= settings.BACKSTOP_PAGE_MAX_ATTEMPTS:
+    if retry.give_up(attempts):
         promoted = _record_failure(carrier, pages, f"gave up after {attempts} attempts: {error}", now)
         return DeliveryOutcome(carrier.pk, "failed", promoted_page_ids=promoted, detail=error)
     retry_at = now + _backoff(attempts)
+    failover: list[int] = []
     with transaction.atomic():
         Page.objects.filter(pk=carrier.pk, status=Page.Status.SENDING).update(
-            status=Page.Status.PENDING, due_at=retry_at, error=error[:1000]
+            status=Page.Status.PENDING, error=error[:1000], **_moved_due(retry_at)
         )
         # Bundled pages wait with the carrier so they are bundled again, not sent one by one.
         Page.objects.filter(pk__in=bundled_ids, status=Page.Status.BUNDLED).update(
-            status=Page.Status.PENDING, bundled_into=None, due_at=retry_at
+            status=Page.Status.PENDING, bundled_into=None, **_moved_due(retry_at)
         )
         _timeline(
             carrier,
             TimelineEvent.Kind.PAGE_FAILED,
             f"Paging {_who(carrier)} by {_channel_label(carrier.channel)} failed (attempt {attempts}), "
-            f"retrying at {retry_at:%H:%M:%S} UTC: {error[:200]}",
+            f"trying again in {(retry_at - now).total_seconds():.0f} s: {error[:200]}",
             now,
-            {"attempt": attempts, "temporary": True},
+            {"attempt": attempts, "temporary": True, "retry_at": retry_at.isoformat()},
         )
         _failure_log(carrier, error, attempts, retry=True)
-    return DeliveryOutcome(carrier.pk, "retry", bundled_page_ids=bundled_ids, retry_at=retry_at, detail=error)
+        if retry.failover_now(attempts):
+            for p in pages:
+                failover += _failover(p, f"{_channel_label(carrier.channel)} keeps failing", now)
+    return DeliveryOutcome(
+        carrier.pk,
+        "retry",
+        bundled_page_ids=bundled_ids,
+        retry_at=retry_at,
+        promoted_page_ids=failover,
+        detail=error,
+    )
 
 
 def _record_failure(carrier: Page, pages: list[Page], error: str, now: datetime) -> list[int]:
@@ -196,6 +210,36 @@ def _failure_log(carrier: Page, error: str, attempts: int, *, retry: bool) -> No
         attempt=attempts,
         retry=retry,
     )
+
+
+def _failover(page: Page, why: str, now: datetime) -> list[int]:
+    """Page the person's next rule on another contact method now, while this page keeps trying: a
+    channel that keeps failing must not hold up reaching them. Returns the page made due (if any)."""
+    nxt = (
+        Page.objects.filter(
+            incident_id=page.incident_id,
+            cycle=page.cycle,
+            step=page.step,
+            loop=page.loop,
+            user_id=page.user_id,
+            rule_index__gt=page.rule_index,
+            status=Page.Status.PENDING,
+        )
+        .exclude(channel=page.channel, destination=page.destination)
+        .order_by("rule_index")
+        .first()
+    )
+    if nxt is None:
+        return []
+    if nxt.due_at > now and Page.objects.filter(pk=nxt.pk, status=Page.Status.PENDING).update(due_at=now):
+        _timeline(
+            page,
+            TimelineEvent.Kind.PAGE_STATUS,
+            f"{why}: paging {_who(page)} by {_channel_label(nxt.channel)} ({nxt.destination}) now as well",
+            now,
+            {"failover_page_id": nxt.pk},
+        )
+    return [nxt.pk]
 
 
 def _promote_next_rule(page: Page, now: datetime) -> list[int]:

@@ -4,7 +4,6 @@ makes a redelivered message (acks_late, worker killed) harmless."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
@@ -13,32 +12,15 @@ from django.utils import timezone
 from escalations.delivery import publish
 from escalations.delivery.deliver import pages_deliver
 from escalations.delivery.reconcile import pages_dispatch_due, pages_due_soon_get, pages_reconcile_stuck
-from escalations.delivery.record import DeliveryOutcome
 from portal.jobs import job_run
 
 logger = logging.getLogger(__name__)
 
 
-def _follow_up(outcomes: list[DeliveryOutcome]) -> None:
-    """Time the next attempt of what must wait (retry, throttle) and wake what a failure made due."""
-    later: dict[int, datetime] = {}
-    promoted: list[int] = []
-    for outcome in outcomes:
-        if outcome.retry_at is not None:
-            # A carrier that must retry released its riders: they wait with it, to be bundled again.
-            ids = [outcome.page_id, *outcome.bundled_page_ids] if outcome.result == "retry" else [outcome.page_id]
-            later.update(dict.fromkeys(ids, outcome.retry_at))
-        promoted += outcome.promoted_page_ids
-    if later:
-        publish.page_enqueue(list(later), later)
-    if promoted:
-        publish.page_enqueue(promoted)
-
-
 @shared_task(name=publish.DELIVER_PAGE, acks_late=True, ignore_result=True)
 def deliver_page(page_id: int) -> str:
     outcomes = pages_deliver(page_ids=[page_id])
-    _follow_up(outcomes)
+    publish.outcomes_follow_up(outcomes)
     return outcomes[0].result
 
 
@@ -53,13 +35,13 @@ def deliver_pages(page_ids: list[int]) -> list[str]:
     except Exception:
         logger.exception("delivery of pages %s failed; reconciliation will settle them", page_ids)
         return ["error"] * len(page_ids)
-    _follow_up(outcomes)
+    publish.outcomes_follow_up(outcomes)
     return [outcome.result for outcome in outcomes]
 
 
 @shared_task(name="escalations.page_reconcile", acks_late=True, ignore_result=True)
 def page_reconcile() -> dict:
-    """Every 15 s: settle pages stuck in `sending`, enqueue every due pending page, and time
+    """Every 5 s: settle pages stuck in `sending`, enqueue every due pending page, and time
     messages for the pages falling due before the next run (a duplicate message is harmless: the
     claim is conditional)."""
     with job_run("page-reconcile"):

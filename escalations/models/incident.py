@@ -195,6 +195,12 @@ class Page(models.Model):
     )
     destination = models.CharField(max_length=254)
     due_at = models.DateTimeField()
+    # The due time the page was written with, kept when delivery moves `due_at` later (a retry, a
+    # throttle, a resend after reconciliation): lateness is measured from it. Null: never moved.
+    first_due_at = models.DateTimeField(null=True, blank=True)
+    # When a throttle first held the page back (too many messages to one destination): such a page is
+    # late by design, and reported apart from pages late for any other reason.
+    throttled_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 
 from escalations.delivery.channels.twilio import _build_client
@@ -11,6 +13,9 @@ def fake_twilio(settings):
     fake = FakeTwilio(seed=1234, hang_seconds=1.5).start()
     settings.TWILIO_API_BASE_URL = fake.base_url
     settings.TWILIO_HTTP_TIMEOUT = 0.5
+    # Every call is settled inside its batch (a loaded machine may answer slowly): a send thread settling
+    # a late answer has its own database connection, which cannot see a test's uncommitted rows.
+    settings.BACKSTOP_DELIVERY_SEND_WAIT = timedelta(seconds=30)
     _build_client.cache_clear()
     yield fake
     fake.stop()

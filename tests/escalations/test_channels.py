@@ -122,9 +122,9 @@ def test_page_enqueue_uses_short_etas_and_leaves_long_waits_to_the_sweep(monkeyp
 def test_page_enqueue_chunks_large_batches(monkeypatch):
     calls = []
     monkeypatch.setattr(delivery_tasks.deliver_pages, "apply_async", lambda args, eta=None: calls.append(args[0]))
-    publish.page_enqueue(range(25))
-    assert [len(c) for c in calls] == [10, 10, 5]
-    assert sorted(i for c in calls for i in c) == list(range(25))
+    publish.page_enqueue(range(45))
+    assert [len(c) for c in calls] == [20, 20, 5]
+    assert sorted(i for c in calls for i in c) == list(range(45))
 
 
 def test_page_enqueue_survives_a_broker_outage(monkeypatch):
@@ -137,7 +137,7 @@ def test_page_enqueue_survives_a_broker_outage(monkeypatch):
 
 def test_beat_schedules_the_reconcile_job(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["page-reconcile"]
-    assert entry["task"] == "escalations.page_reconcile" and entry["schedule"] == 15.0
+    assert entry["task"] == "escalations.page_reconcile" and entry["schedule"] == 5.0
     assert "escalations.delivery.tasks" in settings.CELERY_IMPORTS
     assert delivery_tasks.deliver_page.name == "escalations.deliver_page"
     assert delivery_tasks.deliver_page.acks_late is True

@@ -72,7 +72,7 @@ def test_pages_of_acknowledged_resolved_or_suppressed_incidents_are_canceled(fak
     assert fake_twilio.requests == []
 
 
-def test_temporary_failure_backs_off_then_sends_once(fake_twilio):
+def test_temporary_failure_is_retried_within_seconds_then_sent_once(fake_twilio):
     now = timezone.now()
     page = _page(due_at=now)
     fake_twilio.plan("500")
@@ -80,21 +80,27 @@ def test_temporary_failure_backs_off_then_sends_once(fake_twilio):
     assert outcome.result == "retry"
     page.refresh_from_db()
     assert page.status == Page.Status.PENDING
-    assert page.due_at == now + timedelta(seconds=15)
+    # About a second (+/-25 % jitter), not 15 s: the person is waiting for this page.
+    assert page.due_at == outcome.retry_at
+    assert now + timedelta(seconds=0.75) <= page.due_at <= now + timedelta(seconds=1.25)
+    assert page.first_due_at == now  # lateness still counts from the first due time
     assert "500" in page.error
-    assert TimelineEvent.objects.filter(incident=page.incident, kind=TimelineEvent.Kind.PAGE_FAILED).exists()
+    failed = TimelineEvent.objects.get(incident=page.incident, kind=TimelineEvent.Kind.PAGE_FAILED)
+    assert failed.data["attempt"] == 1 and "(attempt 1), trying again in 1 s" in failed.message
 
-    assert page_deliver(page_id=page.pk, now=now + timedelta(seconds=5)).result == "skipped"
+    assert page_deliver(page_id=page.pk, now=now + timedelta(milliseconds=500)).result == "skipped"
     fake_twilio.plan("500")
-    assert page_deliver(page_id=page.pk, now=now + timedelta(seconds=15)).result == "retry"
-    page.refresh_from_db()
-    assert page.due_at == now + timedelta(seconds=15 + 30)  # exponential
+    second = page_deliver(page_id=page.pk, now=page.due_at)
+    assert second.result == "retry"
+    assert page.due_at + timedelta(seconds=1.5) <= second.retry_at <= page.due_at + timedelta(seconds=2.5)
 
-    assert page_deliver(page_id=page.pk, now=now + timedelta(seconds=45)).result == "sent"
+    assert page_deliver(page_id=page.pk, now=second.retry_at).result == "sent"
     page.refresh_from_db()
-    assert page.status == Page.Status.SENT and page.attempts == 3
+    assert page.status == Page.Status.SENT and page.attempts == 3 and page.first_due_at == now
     assert len(fake_twilio.create_requests()) == 3
     assert len(fake_twilio.messages()) == 1
+    paged = TimelineEvent.objects.get(incident=page.incident, kind=TimelineEvent.Kind.PAGED)
+    assert paged.message.endswith(", attempt 3") and paged.data["attempt"] == 3
 
 
 def test_temporary_failures_give_up_after_max_attempts_and_move_to_next_rule(fake_twilio, settings):
@@ -125,34 +131,44 @@ def test_permanent_failure_fails_at_once(fake_twilio):
     assert len(fake_twilio.create_requests()) == 1
 
 
-def test_timeout_after_twilio_created_the_message_is_reconciled_without_resending(fake_twilio):
+def test_timeout_after_twilio_created_the_message_is_found_at_once_without_resending(fake_twilio):
     now = timezone.now()
     page = _page(due_at=now)
     fake_twilio.plan("timeout")
-    assert page_deliver(page_id=page.pk, now=now).result == "unknown"
-    page.refresh_from_db()
-    assert page.status == Page.Status.SENDING
-
-    assert pages_reconcile_stuck(now=now + timedelta(seconds=30)) == 0  # not stuck yet
-    assert pages_reconcile_stuck(now=now + timedelta(seconds=61)) == 1
+    outcome = page_deliver(page_id=page.pk, now=now)
+    # No answer in time, but asking Twilio right away finds the message: sent, never resent.
+    assert outcome.result == "sent"
     page.refresh_from_db()
     [msg] = fake_twilio.messages()
-    assert page.status == Page.Status.SENT and page.provider_id == msg["sid"]
+    assert page.status == Page.Status.SENT and page.provider_id == msg["sid"] == outcome.provider_id
+    assert page.sent_at == now
+    assert TimelineEvent.objects.filter(
+        incident=page.incident, kind=TimelineEvent.Kind.PAGE_STATUS, message__contains="but it has the message"
+    ).exists()
     assert page_deliver(page_id=page.pk, now=now + timedelta(seconds=62)).result == "skipped"
     assert pages_reconcile_stuck(now=now + timedelta(seconds=120)) == 0
     assert len(fake_twilio.create_requests()) == 1
 
 
-def test_timeout_where_twilio_created_nothing_is_resent_once(fake_twilio):
+def test_timeout_where_twilio_created_nothing_is_resent_once_after_the_stuck_window(fake_twilio):
     now = timezone.now()
-    page = _page(due_at=now)
+    page = _page(due_at=now, rule_index=0)
+    voice = ContactMethodFactory(user=page.user, kind=ContactMethod.Kind.VOICE)
+    call = _page(incident=page.incident, contact_method=voice, rule_index=1, due_at=now + timedelta(minutes=5))
     fake_twilio.plan("timeout_lost")
-    assert page_deliver(page_id=page.pk, now=now).result == "unknown"
+    outcome = page_deliver(page_id=page.pk, now=now)
+    # Twilio does not show the message: it may still be on its way there, so no resend yet, but the
+    # person's next contact method is paged now.
+    assert outcome.result == "unknown" and outcome.promoted_page_ids == [call.pk]
+    page.refresh_from_db()
+    call.refresh_from_db()
+    assert page.status == Page.Status.SENDING and call.due_at == now
+    assert pages_reconcile_stuck(now=now + timedelta(seconds=30)) == 0  # not stuck yet
     later = now + timedelta(seconds=61)
     assert pages_reconcile_stuck(now=later) == 1
     page.refresh_from_db()
-    assert page.status == Page.Status.PENDING
-    assert pages_dispatch_due(now=later) == [page.pk]
+    assert page.status == Page.Status.PENDING and page.first_due_at == now
+    assert sorted(pages_dispatch_due(now=later)) == [page.pk, call.pk]
     assert page_deliver(page_id=page.pk, now=later).result == "sent"
     assert page_deliver(page_id=page.pk, now=later).result == "skipped"
     assert len(fake_twilio.messages()) == 1
@@ -160,17 +176,31 @@ def test_timeout_where_twilio_created_nothing_is_resent_once(fake_twilio):
     assert page.attempts == 2
 
 
-def test_reconcile_of_a_stuck_call_finds_it_by_number_and_time(fake_twilio):
+def test_a_call_without_an_answer_is_found_by_number_and_time(fake_twilio):
     now = timezone.now()
     voice = ContactMethodFactory(kind=ContactMethod.Kind.VOICE)
     page = _page(contact_method=voice, due_at=now)
     fake_twilio.plan("timeout")
-    assert page_deliver(page_id=page.pk, now=now).result == "unknown"
-    assert pages_reconcile_stuck(now=now + timedelta(seconds=61)) == 1
+    assert page_deliver(page_id=page.pk, now=now).result == "sent"
     page.refresh_from_db()
     [call] = fake_twilio.calls()
     assert page.status == Page.Status.SENT and page.provider_id == call["sid"]
+    assert pages_reconcile_stuck(now=now + timedelta(seconds=61)) == 0
     assert len(fake_twilio.create_requests("Calls")) == 1
+
+
+def test_reconcile_of_a_page_stuck_after_twilio_created_it_sends_nothing_more(fake_twilio):
+    """The worker died after Twilio accepted the message and before it was recorded."""
+    now = timezone.now()
+    page = _page(due_at=now - timedelta(seconds=5))
+    assert page_deliver(page_id=page.pk, now=now).result == "sent"
+    Page.objects.filter(pk=page.pk).update(status=Page.Status.SENDING, provider_id="", sent_at=None, claimed_at=now)
+    assert pages_reconcile_stuck(now=now + timedelta(seconds=61)) == 1
+    page.refresh_from_db()
+    [msg] = fake_twilio.messages()
+    # Stamped with the attempt that got it out, not with the moment reconciliation noticed.
+    assert page.status == Page.Status.SENT and page.provider_id == msg["sid"] and page.sent_at == now
+    assert len(fake_twilio.create_requests()) == 1
 
 
 def test_five_pages_to_one_phone_go_out_as_one_bundled_sms(fake_twilio):
