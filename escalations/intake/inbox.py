@@ -21,6 +21,7 @@ worker or a restarted Redis.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -50,6 +51,7 @@ from escalations.incidents import services
 from escalations.intake import apply as intake_apply
 from escalations.intake import parsers
 from escalations.intake.apply import VIA
+from escalations.intake.group_commit import GroupCommit
 from escalations.intake.parsers import EventInvalid
 from escalations.models import Alert, ChangeEvent, InboxEvent, Incident, Integration, MaintenanceWindow, TimelineEvent
 
@@ -112,7 +114,7 @@ def inbox_accept(
         if db.vendor == "postgresql" and not db.in_atomic_block and not db.queries_logged and not db.execute_wrappers:
             # The web request's case: autocommit, and nobody watching the queries (Django's query log
             # and execute wrappers only see statements sent through its own cursors).
-            row = _insert_prepared(db, params)
+            row = accept_group.submit(params, functools.partial(_insert_batch, db))
         else:
             # Inside a caller's transaction (tests), a savepoint keeps a refused payload from aborting it.
             sql = _INSERT_PG if db.vendor == "postgresql" else _INSERT.format(payload="%s")
@@ -131,19 +133,83 @@ def inbox_accept(
     return row[0]
 
 
+# Concurrent accepts of this process share a statement (escalations.intake.group_commit).
+accept_group: GroupCommit[list, tuple | None] = GroupCommit()
+
+# Many events in one statement: each row's integration is looked up as in _INSERT (rows with no enabled
+# integration are left out), ids are drawn in arrival order, and the statement answers (ordinal, id)
+# for the rows it stored. A data-modifying WITH runs to completion whether or not it is read.
+_INSERT_MANY = (
+    "WITH batch AS MATERIALIZED ("
+    " SELECT nextval({sequence}::regclass) AS id, s.* FROM ("
+    "  SELECT v.n, i.id AS integration_id, v.kind, v.action, v.dedup_key, v.payload, v.received_at, v.request_id"
+    "  FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::uuid[], %s::text[],"
+    "   %s::text[]) WITH ORDINALITY AS v(kind, action, dedup_key, payload, received_at, request_id, key,"
+    "   integration_kind, n)"
+    f"  JOIN {Integration._meta.db_table} i ON i.key = v.key AND i.kind = v.integration_kind AND i.enabled"
+    "  ORDER BY v.n) s"
+    "), stored AS ("
+    f" INSERT INTO {InboxEvent._meta.db_table}"
+    " (id, integration_id, kind, action, dedup_key, payload, received_at, error, request_id, outcome)"
+    " SELECT id, integration_id, kind, action, dedup_key, payload::jsonb, received_at, '', request_id, ''"
+    " FROM batch ORDER BY n"
+    ") SELECT n, id FROM batch"
+)
+
+
+def _insert_batch(db, batch: list[list]) -> list[tuple | None | BaseException]:
+    """Store a group-commit batch on `db` (the leader's connection): one row, the one-row statement;
+    more, one statement for all. If the database refuses one payload (DataError), each is stored alone,
+    so only its own sender gets the 400."""
+    if len(batch) == 1:
+        return [_insert_prepared(db, batch[0])]
+    try:
+        return _insert_many(db, batch)
+    except DataError:
+        outcomes: list[tuple | None | BaseException] = []
+        for params in batch:
+            try:
+                outcomes.append(_insert_prepared(db, params))
+            except DataError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+
+def _insert_many(db, batch: list[list]) -> list[tuple | None | BaseException]:
+    columns = [[params[i] for params in batch] for i in range(len(batch[0]))]
+    sql = db.__dict__.get("_inbox_insert_many")
+    if sql is None:
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [InboxEvent._meta.db_table])
+            sequence = cursor.fetchone()[0]
+        literal = "'" + sequence.replace("'", "''") + "'"
+        sql = db._inbox_insert_many = _INSERT_MANY.format(sequence=literal)
+    with db.wrap_database_errors:
+        cursor = _inbox_cursor(db)
+        cursor.execute(sql, columns, prepare=True)
+        ids = dict(cursor.fetchall())
+    return [(ids[n],) if n in ids else None for n in range(1, len(batch) + 1)]
+
+
+def _inbox_cursor(db) -> psycopg.Cursor:
+    """One psycopg cursor per connection for the prepared INSERTs (call inside wrap_database_errors)."""
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    cursor = db.__dict__.get("_inbox_cursor")
+    if cursor is None or cursor.closed or cursor.connection is not db.connection:
+        cursor = db._inbox_cursor = psycopg.Cursor(db.connection)
+    return cursor
+
+
 def _insert_prepared(db, params: list) -> tuple | None:
     """The INSERT as a server-side prepared statement on Django's own connection: PostgreSQL plans it
     once per connection, and psycopg sends the parameters apart instead of quoting the payload into
     the SQL text (Django's cursors bind on the client). One psycopg cursor per connection is kept for
     it. Errors are Django's, as through its cursor (DataError, and a broken connection is closed at
     the end of the request)."""
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
     with db.wrap_database_errors:
-        cursor = db.__dict__.get("_inbox_cursor")
-        if cursor is None or cursor.closed or cursor.connection is not db.connection:
-            cursor = db._inbox_cursor = psycopg.Cursor(db.connection)
+        cursor = _inbox_cursor(db)
         cursor.execute(_INSERT_PG, params, prepare=True)
         return cursor.fetchone()
 
