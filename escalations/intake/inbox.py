@@ -7,9 +7,10 @@ is the durability point: the 202 means "stored", never "seen".
 
 `intake_events_process` (the drain) applies pending rows in id order through the intake and incident
 services, and marks them processed in the same transaction as their effects, so a crash re-applies
-nothing and loses nothing. One drainer runs at a time (a PostgreSQL advisory lock per batch): events
-of one dedup key are never applied out of order, and on two cores parallel drainers would only
-contend for the same incident rows. Within a batch, repeated triggers of an incident that is open
+nothing and loses nothing. One drainer runs at a time (a PostgreSQL advisory lock per batch; a
+drainer that finds it taken kicks and returns instead of waiting, see `inbox_drain`): events of one
+dedup key are never applied out of order, and on two cores parallel drainers would only contend for
+the same incident rows. Within a batch, repeated triggers of an incident that is open
 (and row-locked by this transaction) are collapsed into one counter update plus bulk-inserted
 Alert and timeline rows.
 
@@ -49,7 +50,7 @@ from config import locks
 from escalations.incidents import selectors as incidents_selectors
 from escalations.incidents import services
 from escalations.intake import apply as intake_apply
-from escalations.intake import parsers
+from escalations.intake import kick, parsers
 from escalations.intake.apply import VIA
 from escalations.intake.group_commit import GroupCommit
 from escalations.intake.parsers import EventInvalid
@@ -217,13 +218,30 @@ def _insert_prepared(db, params: list) -> tuple | None:
 # ------------------------------------------------------------------------------------- drain
 
 
+class _DrainBusy(Exception):
+    """Another drainer holds the drain lock."""
+
+
 def inbox_drain(*, now: datetime | None = None, limit: int | None = None, max_seconds: float = 20.0) -> int:
-    """Apply pending events batch after batch until none are left (or `max_seconds` have passed)."""
+    """Apply pending events batch after batch until none are left (or `max_seconds` have passed).
+
+    When another drainer holds the lock this one does not wait for it: a waiting drainer held a
+    worker process for as long as the other drained (up to `max_seconds`), and under sustained intake
+    both processes of the worker ended up draining or waiting while deliveries queued behind them
+    (bench/soak.py found it). It kicks instead (`kick.inbox_kick`: at most one drain task per
+    debounce window, due after this moment), so a drain that takes the lock after the events this
+    drainer was started for still follows; that one applies them, or finds the lock taken and kicks
+    again.
+    """
     limit = limit or settings.BACKSTOP_INBOX_BATCH
     deadline = time.monotonic() + max_seconds
     total = 0
     while True:
-        done = intake_events_process(now=now or timezone.now(), limit=limit)
+        try:
+            done = intake_events_process(now=now or timezone.now(), limit=limit)
+        except _DrainBusy:
+            kick.inbox_kick()
+            return total
         total += done
         if done < limit or time.monotonic() > deadline:
             return total
@@ -246,7 +264,7 @@ def intake_events_process(*, now: datetime, limit: int) -> int:
             _mark(rows, now)
             _outcomes_record(batch.outcomes)
             return len(rows)
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError, _DrainBusy):
         raise
     except Exception:
         logger.exception("Intake inbox batch failed; applying its events one at a time")
@@ -289,10 +307,13 @@ class _Row:
 
 
 def _claim(limit: int) -> list[_Row]:
-    """The oldest pending rows, under the drain lock (held until this transaction ends)."""
+    """The oldest pending rows, under the drain lock (held until this transaction ends). Raises
+    _DrainBusy when another drainer holds it."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [locks.INBOX_DRAIN])
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [locks.INBOX_DRAIN])
+            if not cursor.fetchone()[0]:
+                raise _DrainBusy
     # SQLite (the local demo) needs no lock: its transactions take the database's write lock.
     rows = (
         InboxEvent.objects.filter(processed_at__isnull=True)
