@@ -9,7 +9,7 @@ Real processes (bench/harness.py) with production settings: its own PostgreSQL d
 fake Twilio, gunicorn with config/gunicorn_conf.py, the production worker layout (dispatch worker +
 worker, prefork x 2 each) and beat. Three loads run at once for `--minutes`:
 
-* intake: PagerDuty events at `--rate` per second from 8 keep-alive sessions, paced on a fixed
+* intake: PagerDuty events at `--rate` per second from 32 keep-alive sessions, paced on a fixed
   schedule, over `--incidents` dedup keys spread across one integration per team. Each key is
   triggered every round (a round = one event per key), except every tenth round, which resolves it;
   the next round opens a new incident. So 90-100 % of the keys have an open incident at any moment,
@@ -142,11 +142,11 @@ def seed(args) -> tuple[list[str], str]:
 
 
 def intake_load(url: str, keys: list[str], args, stop: threading.Event, traffic: Traffic) -> list[threading.Thread]:
-    """Events on a fixed schedule (event n at start + n / rate), over 8 sessions."""
+    """Events on a fixed schedule (event n at start + n / rate), over 32 sessions."""
     counter = itertools.count()
     lock = threading.Lock()
     started = time.monotonic()
-    senders = 8
+    senders = 32  # enough that a slow moment of the server does not cap the rate (8 did, at ~140/s)
 
     def body(n: int) -> str:
         k, round_ = n % args.incidents, n // args.incidents
