@@ -8,7 +8,7 @@ connection. Eight threads per worker: while one request waits for its commit the
 their events, and the next commit stores them all in one statement (escalations.intake.group_commit),
 so under load PostgreSQL commits about once per four events instead of once per event; with 2 threads
 a batch rarely held more than one. One worker per core by default. On the 2-core benchmark machine
-2 workers x 8 threads took PagerDuty intake from 22-27 % to 53-73 % of /healthz (bench/README.md).
+2 workers x 8 threads took PagerDuty intake from 29 % to 51 % of /healthz (bench/README.md).
 Each variable below overrides its setting.
 """
 
