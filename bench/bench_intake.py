@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """Benchmark alert intake: PagerDuty Events API v2 triggers against gunicorn with production settings.
 
-    .venv/bin/python bench/bench_intake.py [--seconds 15] [--concurrency 16] [--keys 200] [--client wrk|python]
-                                           [--workers N] [--threads N] [--worker-class sync|gthread]
+    .venv/bin/python bench/bench_intake.py [--seconds 10] [--rounds 3] [--concurrency 32] [--keys 500]
+                                           [--client wrk|python] [--workers N] [--threads N]
+                                           [--worker-class sync|gthread] [--layout production|single]
                                            [--celery-concurrency 1] [--skip-ceiling]
 
 Creates a throwaway PostgreSQL database (dropped at the end), migrates, creates one PagerDuty
 integration, starts gunicorn (config/gunicorn_conf.py, the production configuration, unless overridden;
-config.settings.production, Redis broker and cache), a Celery worker
-and beat (which drain the intake inbox), then fires trigger events that cycle through `--keys` dedup
+config.settings.production, Redis broker and cache), the Celery workers of the production layout (a
+dispatch worker on `escalations` and a worker on the other queues, prefork x 2 each; `--layout single`:
+one worker on every queue with `--celery-concurrency`) and beat (the drain of the intake inbox runs on
+the second worker), then fires trigger events that cycle through `--keys` dedup
 keys over `--concurrency` connections. It prints two rates:
 
 - HTTP: events accepted (202, stored in the inbox) per second, with p50/p99 latency;
@@ -16,7 +19,11 @@ keys over `--concurrency` connections. It prints two rates:
   accepted during the run divided by the time from the start of the load until the inbox is empty;
 
 with the server CPU per event of gunicorn, the Celery worker and PostgreSQL, and the same load
-against /healthz as the ceiling of this machine and server without any intake work.
+against /healthz as the ceiling of this machine and server without any intake work. The two loads
+alternate for `--rounds` rounds on the same stack, so a change in the machine's other load shows in
+both; it prints each round's ratio (PagerDuty events/s over /healthz requests/s) and the median, with
+the intake's p99 and the PostgreSQL commits per accepted event (below 1 when concurrent requests
+shared a statement: escalations.intake.group_commit).
 
 The client shares the CPUs with the server. `--client wrk` (the default when `wrk` is installed:
 `apt-get install wrk`) is a C event loop that costs a fraction of the Python thread pool
@@ -218,16 +225,18 @@ def free_port() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10, help="each load, each round")
+    parser.add_argument("--rounds", type=int, default=3, help="intake then /healthz, alternating")
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: config/gunicorn_conf.py)")
     parser.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker (default: the config)")
     parser.add_argument("--worker-class", default=None, help="gunicorn worker class, e.g. sync (default: the config)")
     parser.add_argument("--skip-ceiling", action="store_true", help="do not measure /healthz")
-    parser.add_argument("--keys", type=int, default=200, help="distinct dedup keys, repeated")
+    parser.add_argument("--keys", type=int, default=500, help="distinct dedup keys, repeated")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
-    parser.add_argument("--celery-concurrency", type=int, default=1, help="worker processes (the drain is serial)")
+    parser.add_argument("--layout", choices=("production", "single"), default="production", help="Celery workers")
+    parser.add_argument("--celery-concurrency", type=int, default=1, help="with --layout single: pool processes")
     parser.add_argument(
         "--admin-url", default=os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
@@ -252,7 +261,8 @@ def main() -> int:
         "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
         "BACKSTOP_VAR_DIR": "/tmp/backstop-bench-var",
     }
-    server = worker = beat = None
+    server = beat = None
+    workers: list[subprocess.Popen] = []
     scratch = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     try:
         subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
@@ -299,26 +309,39 @@ def main() -> int:
         ]
         server = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
         celery = [PY, "-m", "celery", "-A", "config"]
-        worker = subprocess.Popen(
-            [
-                *celery,
-                "worker",
-                "-P",
-                "prefork",
-                "-c",
-                str(args.celery_concurrency),
-                "-l",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "-Q",
-                "celery,periodic,escalations,deliveries",
-            ],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
+        sys.path.insert(0, str(ROOT))
+        from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+
+        layout = (
+            [("dispatch", 2, DISPATCH_QUEUES), ("worker", 2, WORKER_QUEUES)]
+            if args.layout == "production"
+            else [("worker", args.celery_concurrency, "celery,periodic,escalations,deliveries")]
         )
+        workers = [
+            subprocess.Popen(
+                [
+                    *celery,
+                    "worker",
+                    "-P",
+                    "prefork",
+                    "-c",
+                    str(concurrency),
+                    "-n",
+                    f"{name}@%h",
+                    "-l",
+                    "WARNING",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-Q",
+                    queues,
+                ],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+            )
+            for name, concurrency, queues in layout
+        ]
         beat = subprocess.Popen(
             [*celery, "beat", "-l", "WARNING", "-s", str(scratch / "beat-schedule")],
             cwd=ROOT,
@@ -376,48 +399,85 @@ def main() -> int:
 
         def pids_of():
             web, pg = server_pids(server.pid, dsn, db)
-            return web, pg, _tree(worker.pid)
+            return web, pg, [pid for w in workers for pid in _tree(w.pid)]
 
-        first_id = inbox_state()[0]
-        started = time.perf_counter()
-        if args.client == "wrk":
-            script = WRK_SCRIPT % {"keys": args.keys, "key": key}
-            intake = measured(
-                lambda: run_wrk(intake_url, args.seconds, args.concurrency, script), pids_of, until=wait_drained
-            )
-        else:
-            intake = measured(
-                lambda: run_load(intake_url, event, args.seconds, args.concurrency), pids_of, until=wait_drained
-            )
-        drained = intake.pop("until")
-        accepted = inbox_state()[0] - first_id
-        if args.skip_ceiling:
-            ceiling = None
-        elif args.client == "wrk":
-            ceiling = measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
-        else:
-            ceiling = measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of)
+        def commits() -> int:
+            with psycopg.connect(dsn) as conn:
+                return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [db]).fetchone()[0]
+
+        # PostgreSQL 15 publishes a backend's counters when it has been idle a while (10 s at most).
+        time.sleep(11)
+        commits0 = commits()
+        script = WRK_SCRIPT % {"keys": args.keys, "key": key}
+        rounds: list[tuple[dict, dict | None, int, float]] = []
+        for _ in range(args.rounds):
+            first_id = inbox_state()[0]
+            started = time.perf_counter()
+            if args.client == "wrk":
+                intake = measured(
+                    lambda: run_wrk(intake_url, args.seconds, args.concurrency, script), pids_of, until=wait_drained
+                )
+            else:
+                intake = measured(
+                    lambda: run_load(intake_url, event, args.seconds, args.concurrency), pids_of, until=wait_drained
+                )
+            drained = intake.pop("until")
+            accepted = inbox_state()[0] - first_id
+            if args.skip_ceiling:
+                ceiling = None
+            elif args.client == "wrk":
+                ceiling = measured(lambda: run_wrk(ceiling_url, args.seconds, args.concurrency, None), pids_of)
+            else:
+                ceiling = measured(lambda: run_load_get(ceiling_url, args.seconds, args.concurrency), pids_of)
+            rounds.append((intake, ceiling, accepted, drained - started))
+        time.sleep(11)
+        # Every transaction of the database over the rounds, the drain's (a few hundred) included:
+        # per event, how many commits the requests cost.
+        per_event = (commits() - commits0) / max(sum(r[2] for r in rounds), 1)
+        workers_text = (
+            "Celery dispatch worker -c 2 + worker -c 2 (production layout)"
+            if args.layout == "production"
+            else f"Celery worker -c {args.celery_concurrency}"
+        )
         print(
             f"gunicorn {' '.join(f'--{k}={v}' for k, v in gunicorn.items())}, "
-            f"Celery worker -c {args.celery_concurrency} and beat, client {args.client} with {args.concurrency} "
-            f"connections, {args.seconds:.0f}s each, "
+            f"{workers_text} and beat, client {args.client} with {args.concurrency} "
+            f"connections, {args.keys} dedup keys, {args.rounds} rounds of {args.seconds:.0f}s each load, "
             f"{os.cpu_count()} CPUs (client and server share them), load average {os.getloadavg()[0]:.1f}"
         )
-        for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
-            if r is None:
-                continue
+        ratios = []
+        for n, (intake, ceiling, accepted, took) in enumerate(rounds, 1):
+            print(f"round {n}:")
+            for name, r in (("pagerduty trigger", intake), ("/healthz ceiling", ceiling)):
+                if r is None:
+                    continue
+                print(
+                    f"  {name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                    f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + workers {r['worker_cpu_ms']:.2f} ms + "
+                    f"PostgreSQL {r['pg_cpu_ms']:.2f} ms"
+                    + (f" (client wrk {r['client_cpu_ms']:.2f} ms)" if "client_cpu_ms" in r else "")
+                    + f"  requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}  "
+                    f"machine busy {r['machine_busy']:.0%}"
+                )
             print(
-                f"{name:18s} {r['per_second']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                f"server CPU/request: gunicorn {r['web_cpu_ms']:.2f} ms + worker {r['worker_cpu_ms']:.2f} ms + "
-                f"PostgreSQL {r['pg_cpu_ms']:.2f} ms"
-                + (f" (client wrk {r['client_cpu_ms']:.2f} ms)" if "client_cpu_ms" in r else "")
-                + f"  requests {r['requests']}  errors {r['errors']}  statuses {r['statuses']}  "
-                f"machine busy {r['machine_busy']:.0%}"
+                f"  end to end: {accepted} events accepted, all applied {took:.1f} s after the load began "
+                f"({accepted / took:.0f} events/s applied)"
             )
-        print(
-            f"end to end: {accepted} events accepted, all applied {drained - started:.1f} s after the load began "
-            f"(load {args.seconds:.0f} s): {accepted / (drained - started):.0f} events/s applied"
-        )
+            if ceiling is not None:
+                ratios.append(intake["per_second"] / ceiling["per_second"])
+                print(f"  ratio: {ratios[-1]:.0%} of /healthz")
+        p99s = [r[0]["p99_ms"] for r in rounds]
+        if ratios:
+            ratio, p99 = statistics.median(ratios), statistics.median(p99s)
+            met = ratio >= 0.5 and p99 < 50
+            print(
+                f"RESULT: PagerDuty intake at {ratio:.0%} of /healthz (median of {len(ratios)} rounds: "
+                + ", ".join(f"{x:.0%}" for x in ratios)
+                + f"), p99 {p99:.1f} ms (rounds: "
+                + ", ".join(f"{x:.1f}" for x in p99s)
+                + f") at {args.concurrency} connections; goal >= 50 % and p99 < 50 ms: {'MET' if met else 'MISSED'}"
+            )
+        print(f"PostgreSQL commits per accepted event, all rounds: {per_event:.2f} (drain included)")
         with psycopg.connect(dsn) as conn:
             incidents, alerts, counted = conn.execute(
                 "SELECT (SELECT count(*) FROM escalations_incident), (SELECT count(*) FROM escalations_alert),"
@@ -430,7 +490,7 @@ def main() -> int:
     finally:
         # Beat first, then the worker (its main process only: a warm shutdown lets a running drain
         # finish instead of killing the pool process mid-commit), then gunicorn; stragglers last.
-        for child in (beat, worker, server):
+        for child in (beat, *workers, server):
             if child is not None:
                 child.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):

@@ -356,14 +356,16 @@ class Stack:
         _wait(lambda: _port_open(self.twilio_port), 20, "the fake Twilio to listen", child)
         return child
 
-    def start_web(self, workers: int = 1) -> Child:
+    def start_web(self, workers: int = 1, *, production_conf: bool = False) -> Child:
+        """gunicorn with `workers` sync workers, or with `production_conf` as production runs it
+        (config/gunicorn_conf.py: gthread workers, threads, keep-alive; `workers` ignored)."""
         child = self._child(
             "web",
             [
                 GUNICORN,
+                *(["-c", "config/gunicorn_conf.py"] if production_conf else []),
                 "config.wsgi",
-                "--workers",
-                str(workers),
+                *([] if production_conf else ["--workers", str(workers)]),
                 "--bind",
                 f"127.0.0.1:{self.web_port}",
                 "--graceful-timeout",
@@ -448,6 +450,36 @@ class Stack:
                     self._postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
         if self._postmaster in stats:
             result["postgres"] = tree(self._postmaster)
+        return result
+
+    def memory_kib(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(child name, pid) -> (RSS, RssAnon) in KiB of every process of every running child's tree
+        (gunicorn workers and Celery pool processes included). RssAnon is the process's own heap and
+        stacks: what a leak grows, without the shared pages of code and forked parents. Linux /proc."""
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        children_of: dict[int, list[int]] = {}
+        for pid, ppid in parents.items():
+            children_of.setdefault(ppid, []).append(pid)
+        result: dict[tuple[str, int], tuple[int, int]] = {}
+        for name, child in self.children.items():
+            if not child.alive:
+                continue
+            todo = [child.popen.pid]
+            while todo:
+                pid = todo.pop()
+                todo += children_of.get(pid, [])
+                fields: dict[str, int] = {}
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        key, _, value = line.partition(":")
+                        if key in ("VmRSS", "RssAnon"):
+                            fields[key] = int(value.split()[0])
+                if "VmRSS" in fields:
+                    result[(name, pid)] = (fields["VmRSS"], fields.get("RssAnon", fields["VmRSS"]))
         return result
 
     def wait_ready(self, timeout: float = 60) -> None:

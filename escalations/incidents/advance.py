@@ -186,6 +186,7 @@ def incidents_due_soon_get(*, now: datetime, within: timedelta) -> list[tuple[in
     return list(
         Incident.objects.filter(next_action_at__gt=now, next_action_at__lte=now + within)
         .exclude(status=Status.RESOLVED)
+        .order_by()  # the model's default ordering would sort the window for nothing
         .values_list("pk", "next_action_at")
     )
 

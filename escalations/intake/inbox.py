@@ -7,9 +7,10 @@ is the durability point: the 202 means "stored", never "seen".
 
 `intake_events_process` (the drain) applies pending rows in id order through the intake and incident
 services, and marks them processed in the same transaction as their effects, so a crash re-applies
-nothing and loses nothing. One drainer runs at a time (a PostgreSQL advisory lock per batch): events
-of one dedup key are never applied out of order, and on two cores parallel drainers would only
-contend for the same incident rows. Within a batch, repeated triggers of an incident that is open
+nothing and loses nothing. One drainer runs at a time (a PostgreSQL advisory lock per batch; a
+drainer that finds it taken kicks and returns instead of waiting, see `inbox_drain`): events of one
+dedup key are never applied out of order, and on two cores parallel drainers would only contend for
+the same incident rows. Within a batch, repeated triggers of an incident that is open
 (and row-locked by this transaction) are collapsed into one counter update plus bulk-inserted
 Alert and timeline rows.
 
@@ -21,6 +22,7 @@ worker or a restarted Redis.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -48,8 +50,9 @@ from config import locks
 from escalations.incidents import selectors as incidents_selectors
 from escalations.incidents import services
 from escalations.intake import apply as intake_apply
-from escalations.intake import parsers
+from escalations.intake import kick, parsers
 from escalations.intake.apply import VIA
+from escalations.intake.group_commit import GroupCommit
 from escalations.intake.parsers import EventInvalid
 from escalations.models import Alert, ChangeEvent, InboxEvent, Incident, Integration, MaintenanceWindow, TimelineEvent
 
@@ -112,7 +115,7 @@ def inbox_accept(
         if db.vendor == "postgresql" and not db.in_atomic_block and not db.queries_logged and not db.execute_wrappers:
             # The web request's case: autocommit, and nobody watching the queries (Django's query log
             # and execute wrappers only see statements sent through its own cursors).
-            row = _insert_prepared(db, params)
+            row = accept_group.submit(params, functools.partial(_insert_batch, db))
         else:
             # Inside a caller's transaction (tests), a savepoint keeps a refused payload from aborting it.
             sql = _INSERT_PG if db.vendor == "postgresql" else _INSERT.format(payload="%s")
@@ -131,19 +134,83 @@ def inbox_accept(
     return row[0]
 
 
+# Concurrent accepts of this process share a statement (escalations.intake.group_commit).
+accept_group: GroupCommit[list, tuple | None] = GroupCommit()
+
+# Many events in one statement: each row's integration is looked up as in _INSERT (rows with no enabled
+# integration are left out), ids are drawn in arrival order, and the statement answers (ordinal, id)
+# for the rows it stored. A data-modifying WITH runs to completion whether or not it is read.
+_INSERT_MANY = (
+    "WITH batch AS MATERIALIZED ("
+    " SELECT nextval({sequence}::regclass) AS id, s.* FROM ("
+    "  SELECT v.n, i.id AS integration_id, v.kind, v.action, v.dedup_key, v.payload, v.received_at, v.request_id"
+    "  FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::uuid[], %s::text[],"
+    "   %s::text[]) WITH ORDINALITY AS v(kind, action, dedup_key, payload, received_at, request_id, key,"
+    "   integration_kind, n)"
+    f"  JOIN {Integration._meta.db_table} i ON i.key = v.key AND i.kind = v.integration_kind AND i.enabled"
+    "  ORDER BY v.n) s"
+    "), stored AS ("
+    f" INSERT INTO {InboxEvent._meta.db_table}"
+    " (id, integration_id, kind, action, dedup_key, payload, received_at, error, request_id, outcome)"
+    " SELECT id, integration_id, kind, action, dedup_key, payload::jsonb, received_at, '', request_id, ''"
+    " FROM batch ORDER BY n"
+    ") SELECT n, id FROM batch"
+)
+
+
+def _insert_batch(db, batch: list[list]) -> list[tuple | None | BaseException]:
+    """Store a group-commit batch on `db` (the leader's connection): one row, the one-row statement;
+    more, one statement for all. If the database refuses one payload (DataError), each is stored alone,
+    so only its own sender gets the 400."""
+    if len(batch) == 1:
+        return [_insert_prepared(db, batch[0])]
+    try:
+        return _insert_many(db, batch)
+    except DataError:
+        outcomes: list[tuple | None | BaseException] = []
+        for params in batch:
+            try:
+                outcomes.append(_insert_prepared(db, params))
+            except DataError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+
+def _insert_many(db, batch: list[list]) -> list[tuple | None | BaseException]:
+    columns = [[params[i] for params in batch] for i in range(len(batch[0]))]
+    sql = db.__dict__.get("_inbox_insert_many")
+    if sql is None:
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [InboxEvent._meta.db_table])
+            sequence = cursor.fetchone()[0]
+        literal = "'" + sequence.replace("'", "''") + "'"
+        sql = db._inbox_insert_many = _INSERT_MANY.format(sequence=literal)
+    with db.wrap_database_errors:
+        cursor = _inbox_cursor(db)
+        cursor.execute(sql, columns, prepare=True)
+        ids = dict(cursor.fetchall())
+    return [(ids[n],) if n in ids else None for n in range(1, len(batch) + 1)]
+
+
+def _inbox_cursor(db) -> psycopg.Cursor:
+    """One psycopg cursor per connection for the prepared INSERTs (call inside wrap_database_errors)."""
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    cursor = db.__dict__.get("_inbox_cursor")
+    if cursor is None or cursor.closed or cursor.connection is not db.connection:
+        cursor = db._inbox_cursor = psycopg.Cursor(db.connection)
+    return cursor
+
+
 def _insert_prepared(db, params: list) -> tuple | None:
     """The INSERT as a server-side prepared statement on Django's own connection: PostgreSQL plans it
     once per connection, and psycopg sends the parameters apart instead of quoting the payload into
     the SQL text (Django's cursors bind on the client). One psycopg cursor per connection is kept for
     it. Errors are Django's, as through its cursor (DataError, and a broken connection is closed at
     the end of the request)."""
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
     with db.wrap_database_errors:
-        cursor = db.__dict__.get("_inbox_cursor")
-        if cursor is None or cursor.closed or cursor.connection is not db.connection:
-            cursor = db._inbox_cursor = psycopg.Cursor(db.connection)
+        cursor = _inbox_cursor(db)
         cursor.execute(_INSERT_PG, params, prepare=True)
         return cursor.fetchone()
 
@@ -151,13 +218,30 @@ def _insert_prepared(db, params: list) -> tuple | None:
 # ------------------------------------------------------------------------------------- drain
 
 
+class _DrainBusy(Exception):
+    """Another drainer holds the drain lock."""
+
+
 def inbox_drain(*, now: datetime | None = None, limit: int | None = None, max_seconds: float = 20.0) -> int:
-    """Apply pending events batch after batch until none are left (or `max_seconds` have passed)."""
+    """Apply pending events batch after batch until none are left (or `max_seconds` have passed).
+
+    When another drainer holds the lock this one does not wait for it: a waiting drainer held a
+    worker process for as long as the other drained (up to `max_seconds`), and under sustained intake
+    both processes of the worker ended up draining or waiting while deliveries queued behind them
+    (bench/soak.py found it). It kicks instead (`kick.inbox_kick`: at most one drain task per
+    debounce window, due after this moment), so a drain that takes the lock after the events this
+    drainer was started for still follows; that one applies them, or finds the lock taken and kicks
+    again.
+    """
     limit = limit or settings.BACKSTOP_INBOX_BATCH
     deadline = time.monotonic() + max_seconds
     total = 0
     while True:
-        done = intake_events_process(now=now or timezone.now(), limit=limit)
+        try:
+            done = intake_events_process(now=now or timezone.now(), limit=limit)
+        except _DrainBusy:
+            kick.inbox_kick()
+            return total
         total += done
         if done < limit or time.monotonic() > deadline:
             return total
@@ -180,7 +264,7 @@ def intake_events_process(*, now: datetime, limit: int) -> int:
             _mark(rows, now)
             _outcomes_record(batch.outcomes)
             return len(rows)
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError, _DrainBusy):
         raise
     except Exception:
         logger.exception("Intake inbox batch failed; applying its events one at a time")
@@ -223,10 +307,13 @@ class _Row:
 
 
 def _claim(limit: int) -> list[_Row]:
-    """The oldest pending rows, under the drain lock (held until this transaction ends)."""
+    """The oldest pending rows, under the drain lock (held until this transaction ends). Raises
+    _DrainBusy when another drainer holds it."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [locks.INBOX_DRAIN])
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [locks.INBOX_DRAIN])
+            if not cursor.fetchone()[0]:
+                raise _DrainBusy
     # SQLite (the local demo) needs no lock: its transactions take the database's write lock.
     rows = (
         InboxEvent.objects.filter(processed_at__isnull=True)
