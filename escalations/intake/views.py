@@ -303,7 +303,11 @@ def _refused(reason: str) -> JsonResponse:
 
 def _key_refusal(key: str, kind: str) -> str | None:
     """Why this key accepts nothing ("unknown", "disabled"), or None. Only asked on error paths."""
-    enabled = Integration.objects.filter(key=key, kind=kind).values_list("enabled", flat=True).first()
+    try:
+        enabled = Integration.objects.filter(key=key, kind=kind).values_list("enabled", flat=True).first()
+    except inbox.UNAVAILABLE_ERRORS:
+        return None  # the database is down: the answer is about the body, which is bad whatever the key
+
     return "unknown" if enabled is None else None if enabled else "disabled"
 
 
