@@ -87,7 +87,11 @@ def _events(key: str) -> dict[str, tuple[str, bytes, dict]]:
     """One request per intake endpoint that stores an event: (path, body, extra environ)."""
     return {
         "pagerduty": (PD, json.dumps(pdpyras_trigger(routing_key=key, dedup_key="o1")).encode(), {}),
-        "generic": (f"/integrations/generic/{key}/", json.dumps({"summary": "disk full", "dedup_key": "o1"}).encode(), {}),
+        "generic": (
+            f"/integrations/generic/{key}/",
+            json.dumps({"summary": "disk full", "dedup_key": "o1"}).encode(),
+            {},
+        ),
         "opsgenie": (
             "/integrations/opsgenie/v2/alerts",
             json.dumps({"message": "disk full", "alias": "o1"}).encode(),

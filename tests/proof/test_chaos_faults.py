@@ -49,7 +49,7 @@ def test_postgresql_outage_loses_and_doubles_nothing_and_intake_says_503():
     if reason := pgcluster.available():
         pytest.skip(reason)
     out = _chaos("--pg-outage", "1")
-    assert "PostgreSQL stopped" in out and "PostgreSQL started again" in out, out[-3000:]
+    assert "PostgreSQL stopped for" in out and "PostgreSQL started again" in out, out[-3000:]
     during = re.search(r"^During PostgreSQL outages: (\d+) events answered \((\d+) x 503, 0 x 202\)", out, re.M)
     assert during and int(during.group(2)) > 0, out[-3000:]
 
