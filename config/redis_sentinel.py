@@ -33,11 +33,11 @@ def sentinel_url_parse(url: str) -> tuple[list[tuple[str, int]], int]:
 
 class SentinelPool(SentinelConnectionPool):
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> SentinelPool:  # type: ignore[override]  # Django's call
+    def from_url(cls, url: str, **kwargs: Any) -> SentinelPool:
         master_name = kwargs.pop("master_name")
         hosts, db = sentinel_url_parse(url)
         # Short timeouts: a dead Sentinel or master must cost a request a second, not a TCP timeout.
-        timeouts = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+        timeouts: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
         manager = Sentinel(hosts, sentinel_kwargs=dict(timeouts), **timeouts)
         kwargs = {**timeouts, **kwargs}
         return cls(master_name, manager, db=db, **kwargs)
