@@ -65,3 +65,18 @@ chromium_ensure() {
     echo "################################################################################" >&2
   fi
 }
+
+# Debian tools some tests need (the chaos run's Redis failover and PostgreSQL outage): install the
+# missing ones when we can (root with apt-get); otherwise those tests skip with the reason.
+debian_tools_ensure() {
+  local missing=""
+  command -v redis-sentinel >/dev/null 2>&1 || missing="$missing redis-sentinel"
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing$missing for the chaos tests (apt-get) ..."
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq $missing >/dev/null 2>&1; } || true
+  fi
+}
