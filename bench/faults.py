@@ -58,10 +58,10 @@ def schedule_extend(
     kill/restart pair becomes a failover of whichever server is master then, and the rejoin of the old one."""
     out: list[tuple[float, str, str]] = []
     for at, action, target in events:
-        if sentinel and target == "redis":
-            out.append((at, "failover" if action == "kill" else "rejoin", "redis"))
-            if action == "start":
-                out[-1] = (at + 3.0, "rejoin", "redis")  # after the promotion (about 2 s)
+        if sentinel and target == "redis" and action == "kill":
+            out.append((at, "failover", "redis"))
+        elif sentinel and target == "redis":
+            out.append((at + 3.0, "rejoin", "redis"))  # after the promotion (about 2 s)
         else:
             out.append((at, action, target))
     # PostgreSQL outages spread over the active part, 5-30 s each (5-12 s in the quick run), apart.
