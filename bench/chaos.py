@@ -43,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import faults as infra
 from bench.harness import Stack, machine_description, percentile
 from bench.observe import Observer
 from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
@@ -539,6 +540,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a real Prometheus scrapes web and workers, a local receiver stands in for the dead man's switch "
         "service; long beat and worker outages; prints what the queries show (bench/observe.py)",
     )
+    # Infrastructure faults (bench/faults.py).
+    p.add_argument("--pg-outage", type=int, default=0, metavar="N", help="stop a private PostgreSQL N times")
+    p.add_argument("--sentinel", action="store_true", help="Redis behind Sentinel; broker faults are failovers")
+    p.add_argument("--nodes", type=int, choices=(1, 2), default=1, help="two nodes share PostgreSQL and Redis")
+    p.add_argument("--kill-node", action="store_true", help="with --nodes 2: SIGKILL node b for good mid-run")
     args = p.parse_args(argv)
     if args.quick:
         args.incidents, args.duration = 60, 75.0
@@ -574,7 +580,13 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     # A Twilio timeout ties up a worker process for the whole client timeout: keep it short here.
-    stack = Stack(label="chaos", keep_dir=args.keep, env_overrides={"TWILIO_HTTP_TIMEOUT": "1.5"})
+    stack = Stack(
+        label="chaos",
+        keep_dir=args.keep,
+        env_overrides={"TWILIO_HTTP_TIMEOUT": "1.5"},
+        private_pg=args.pg_outage > 0,
+        sentinel=args.sentinel,
+    )
     record = stack.dir / "twilio.jsonl"
     faults: list[str] = []
     observer = Observer(stack, ("worker1", "worker2")) if args.prometheus else None
@@ -590,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_web()
         stack.django_setup()
         seed(plans)
+        args.probe_key = infra.probe_seed()
         stack.event(f"seeded {len(plans)} teams with people, rules and policies")
         # As in production (README, Deployment): the engine's queue has a worker of its own.
         stack.add_worker("worker1", queues=DISPATCH_QUEUES)
@@ -598,8 +611,12 @@ def main(argv: list[str] | None = None) -> int:
         stack.add_beat("beat2")
         for name in ("worker1", "worker2", "beat"):
             stack.start(name)
+        if args.nodes == 2:
+            infra.node_b_start(stack)
         stack.wait_ready()
-        stack.event("ready: web, dispatch worker, worker, beat, redis, fake Twilio")
+        stack.event(
+            "ready: web, dispatch worker, worker, beat, redis, fake Twilio" + (" (x2 nodes)" * (args.nodes == 2))
+        )
         if observer is not None:
             observer.start_prometheus()
         status = run_scenario(stack, plans, args, rng, open_window, span, record, faults)
@@ -626,10 +643,23 @@ def run_scenario(stack, plans, args, rng, open_window, span, record, faults) -> 
         schedule.append((plan.open_at, 1, "open", plan))
         if plan.policy.ack_after is not None:
             schedule.append((plan.open_at + plan.policy.ack_after, 2, "ack", plan))
-    for at, action, target in [] if args.no_faults else fault_schedule(rng, active_end, args.quick, args.prometheus):
+    events = [] if args.no_faults else fault_schedule(rng, active_end, args.quick, args.prometheus)
+    events = infra.schedule_extend(
+        events,
+        rng,
+        3.0,
+        max(active_end - 8.0, 10.0),
+        pg_outages=args.pg_outage,
+        sentinel=args.sentinel,
+        kill_node=args.kill_node,
+        quick=args.quick,
+    )
+    for at, action, target in events:
         schedule.append((at, 0, action, target))
     schedule.sort(key=lambda e: (e[0], e[1]))
     teams = Team.objects.in_bulk([p.team_id for p in plans])
+    probe = infra.IntakeProbe(urls=stack.web_urls(), routing_key=args.probe_key)
+    probe.start()
     start = time.monotonic()
     stack.event(f"scenario starts; faults until ~{active_end:.0f}s, then {args.drain:.0f}s drain")
     lag = []
@@ -639,20 +669,29 @@ def run_scenario(stack, plans, args, rng, open_window, span, record, faults) -> 
             time.sleep(delay)
         lag.append(time.monotonic() - start - at)
         if action == "open":
-            now = timezone.now()
-            result = services.incident_trigger(
-                team=teams[obj.team_id],
-                title=f"Chaos incident {obj.index}",
-                dedup_key=f"chaos-{obj.index}",
-                source="api",
-                via="api",
-                now=now,
-            )
+
+            def trigger(obj=obj):
+                now = timezone.now()
+                result = services.incident_trigger(
+                    team=teams[obj.team_id],
+                    title=f"Chaos incident {obj.index}",
+                    dedup_key=f"chaos-{obj.index}",
+                    source="api",
+                    via="api",
+                    now=now,
+                )
+                return now, result
+
+            now, result = infra.retrying(trigger, what=f"open incident {obj.index}", stack=stack)
             obj.trigger_epoch, obj.incident_id = now.timestamp(), result.incident.pk
         elif action == "ack":
             before = time.time()
-            incident = Incident.objects.get(pk=obj.incident_id)
-            services.incident_acknowledge(incident=incident, by=User.objects.get(pk=obj.user_ids[0]), via="api")
+
+            def acknowledge(obj=obj):
+                incident = Incident.objects.get(pk=obj.incident_id)
+                services.incident_acknowledge(incident=incident, by=User.objects.get(pk=obj.user_ids[0]), via="api")
+
+            infra.retrying(acknowledge, what=f"acknowledge incident {obj.index}", stack=stack)
             obj.ack_window = (before, time.time())
         else:
             fault(stack, action, obj, faults)
@@ -668,7 +707,8 @@ def run_scenario(stack, plans, args, rng, open_window, span, record, faults) -> 
         time.sleep(1.0)
     stack.event(f"{len(read_record(record)[0])} created at the fake; watching {args.watch:.0f}s for duplicates")
     time.sleep(args.watch)
-    for name in ("beat", "beat2", "worker1", "worker2"):
+    probe.stop()
+    for name in [n for n in stack.children if n.startswith(("beat", "worker"))]:
         stack.kill(name, signal.SIGTERM)
     stack.event("stopped beat and workers; comparing")
     created, stats = read_record(record)
@@ -687,10 +727,14 @@ def run_scenario(stack, plans, args, rng, open_window, span, record, faults) -> 
         for name in ("worker1", "worker2")
     )
     print(f"Workers that exited on their own (Celery 'Unrecoverable error'): {crashes}")
+    probe_lines, probe_failures = probe.verdict(stack.pg.outages if stack.pg else [])
+    for line in probe_lines + probe_failures:
+        print(line)
+    print(f"INFRA: {'PASS' if not probe_failures else 'FAIL'}")
     if report.missing or report.duplicate or report.unexpected:
         diagnose(report)
         return 1
-    return 0
+    return 1 if probe_failures else 0
 
 
 def fault(stack: Stack, action: str, target: str, faults: list[str]) -> None:
@@ -719,6 +763,10 @@ def fault(stack: Stack, action: str, target: str, faults: list[str]) -> None:
     elif action == "stop":
         stack.kill(target, signal.SIGTERM)
         text = f"stopped {target}"
+    elif action in infra.ACTIONS:
+        if (said := infra.apply(stack, action, target)) is None:
+            return
+        text = said
     else:
         raise ValueError(action)
     faults.append(f"{stack.elapsed():7.1f}s  {text}")

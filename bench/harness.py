@@ -31,11 +31,14 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
 
+from bench.pgcluster import PgCluster
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python")
 CELERY = str(VENV_BIN / "celery")
 GUNICORN = str(VENV_BIN / "gunicorn")
+SENTINEL_MASTER = "backstop"
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -169,6 +172,10 @@ class Stack:
     keep_dir: bool = False
     env_overrides: dict[str, str] = field(default_factory=dict)
     verbose: bool = True
+    # A PostgreSQL cluster of its own (bench/pgcluster.py) instead of a database on the shared server,
+    # so the run may stop it; and the broker as a Redis master, a replica and three Sentinels.
+    private_pg: bool = False
+    sentinel: bool = False
 
     def __post_init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix=f"backstop-{self.label}-"))
@@ -176,6 +183,7 @@ class Stack:
         self.redis_port = free_port()
         self.web_port = free_port()
         self.twilio_port = free_port()
+        self.web_ports: dict[str, int] = {}
         self.children: dict[str, Child] = {}
         # Variables for one child only (bench/observe.py: each process's metrics directory and port).
         self.child_env: dict[str, dict[str, str]] = {}
@@ -185,6 +193,10 @@ class Stack:
         self._db_created = False
         self._closed = False
         self._postmaster: int | None = None
+        self.pg: PgCluster | None = PgCluster(self.dir / "pg", free_port()) if self.private_pg else None
+        # Sentinel mode: two Redis servers (either may be the master) and three Sentinels, quorum 2.
+        self.redis_ports = {"redis": self.redis_port, "redis-b": free_port()} if self.sentinel else {}
+        self.sentinel_ports = [free_port() for _ in range(3)] if self.sentinel else []
         atexit.register(self.close)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -203,11 +215,18 @@ class Stack:
 
     # --- environment -----------------------------------------------------------------------------
     @property
+    def admin_url(self) -> str:
+        return self.pg.admin_url if self.pg else ADMIN_URL
+
+    @property
     def database_url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:5432/{self.db_name}"
+        return self.pg.url(self.db_name) if self.pg else f"postgres://postgres@127.0.0.1:5432/{self.db_name}"
 
     @property
     def broker_url(self) -> str:
+        if self.sentinel:
+            # kombu's form: every Sentinel, `;`-separated; the master's name is a transport option.
+            return ";".join(f"sentinel://127.0.0.1:{port}" for port in self.sentinel_ports) + "/0"
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     @property
@@ -246,6 +265,7 @@ class Stack:
             "BACKSTOP_VAR_DIR": str(self.dir),
             "LOG_LEVEL": "WARNING",
             "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+            **({"REDIS_SENTINEL_MASTER": SENTINEL_MASTER} if self.sentinel else {}),
         }
         env.update(self.env_overrides)
         return env
@@ -254,7 +274,11 @@ class Stack:
     def create_database(self) -> None:
         import psycopg
 
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        if self.pg is not None:
+            self.pg.init()
+            self.pg.start()
+            self.event(f"private PostgreSQL cluster on port {self.pg.port} ({self.pg.data})")
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"')
         self._db_created = True
         self.event(f"created database {self.db_name}")
@@ -271,6 +295,10 @@ class Stack:
             from django.db import connections
 
             connections.close_all()
+        if self.pg is not None:
+            self.pg.destroy()  # the whole cluster goes, database and all
+            self._db_created = False
+            return
         import psycopg
 
         try:
@@ -307,6 +335,8 @@ class Stack:
         self.children[name].stop(sig=sig)
 
     def start_redis(self) -> Child:
+        if self.sentinel:
+            return self.start_redis_sentinel()
         child = self._child(
             "redis",
             [
@@ -328,6 +358,94 @@ class Stack:
         child.start()
         _wait(lambda: _port_open(self.redis_port), 15, "redis-server to listen", child)
         return child
+
+    # --- Redis behind Sentinel -------------------------------------------------------------------
+    def _redis_server(self, name: str, replica_of: int | None) -> Child:
+        """A Redis server of the Sentinel set; its argv is rebuilt at every start, since a restarted
+        former master must come back as a replica of whoever is master now."""
+        argv = [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(self.redis_ports[name]),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+            "--dbfilename",
+            f"{name}.rdb",
+            *(["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []),
+        ]
+        child = self._child(name, argv)
+        child.argv = argv
+        child.start()
+        _wait(lambda: _port_open(self.redis_ports[name]), 15, f"{name} to listen", child)
+        return child
+
+    def start_redis_sentinel(self) -> Child:
+        """Master `redis`, replica `redis-b`, Sentinels `sentinel1..3` (quorum 2, a master is down after
+        1 s without an answer). Sentinel rewrites its config file, so each gets one of its own."""
+        master = self._redis_server("redis", None)
+        self._redis_server("redis-b", self.redis_port)
+        for n, port in enumerate(self.sentinel_ports, start=1):
+            conf = self.dir / f"sentinel{n}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {self.dir}\n"
+                f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {self.redis_port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
+                f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n"
+                f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+            )
+            child = self._child(f"sentinel{n}", [shutil.which("redis-sentinel") or "redis-sentinel", str(conf)])
+            child.start()
+            _wait(lambda port=port: _port_open(port), 15, f"sentinel{n} to listen", child)
+        _wait(lambda: self._sentinels_agree(), 30, "the Sentinels to see the master and its replica")
+        return master
+
+    def _sentinel_query(self, *command: str):
+        import redis
+
+        for port in self.sentinel_ports:
+            with contextlib.suppress(redis.RedisError):
+                client = redis.Redis(port=port, socket_timeout=1, decode_responses=True)
+                try:
+                    return client.execute_command(*command)
+                finally:
+                    client.close()
+        return None
+
+    def _sentinels_agree(self) -> bool:
+        replicas = self._sentinel_query("SENTINEL", "REPLICAS", SENTINEL_MASTER) or []
+        return bool(replicas) and self.redis_master() is not None
+
+    def redis_master(self) -> str | None:
+        """The child name of the server the Sentinels call master now."""
+        addr = self._sentinel_query("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER)
+        if not addr:
+            return None
+        return next((name for name, port in self.redis_ports.items() if port == int(addr[1])), None)
+
+    def redis_failover(self, *, timeout: float = 30.0) -> tuple[str, str | None, float]:
+        """SIGKILL the current master and wait for the Sentinels to promote the replica:
+        (killed, promoted, seconds until the Sentinels named the new master)."""
+        old = self.redis_master() or "redis"
+        self.kill(old, signal.SIGKILL)
+        killed_at = time.monotonic()
+        new = None
+        while time.monotonic() - killed_at < timeout:
+            new = self.redis_master()
+            if new and new != old:
+                break
+            time.sleep(0.2)
+        return old, new, time.monotonic() - killed_at
+
+    def redis_rejoin(self, name: str) -> None:
+        """Restart a former master as a replica of the current one (empty, it resyncs)."""
+        master = self.redis_master()
+        self._redis_server(name, self.redis_ports[master] if master and master != name else None)
 
     def start_fake_twilio(
         self, *, fail_rate: float, timeout_rate: float, hang_seconds: float, record: Path, seed: int
@@ -356,25 +474,30 @@ class Stack:
         _wait(lambda: _port_open(self.twilio_port), 20, "the fake Twilio to listen", child)
         return child
 
-    def start_web(self, workers: int = 1, *, production_conf: bool = False) -> Child:
+    def start_web(self, workers: int = 1, name: str = "web", *, production_conf: bool = False) -> Child:
         """gunicorn with `workers` sync workers, or with `production_conf` as production runs it
-        (config/gunicorn_conf.py: gthread workers, threads, keep-alive; `workers` ignored)."""
+        (config/gunicorn_conf.py: gthread workers, threads, keep-alive; `workers` ignored). A second
+        node's web (any other `name`) listens on a port of its own."""
+        port = self.web_ports.setdefault(name, self.web_port if name == "web" else free_port())
         child = self._child(
-            "web",
+            name,
             [
                 GUNICORN,
                 *(["-c", "config/gunicorn_conf.py"] if production_conf else []),
                 "config.wsgi",
                 *([] if production_conf else ["--workers", str(workers)]),
                 "--bind",
-                f"127.0.0.1:{self.web_port}",
+                f"127.0.0.1:{port}",
                 "--graceful-timeout",
                 "3",
             ],
         )
         child.start()
-        _wait(lambda: _http_ok(f"{self.web_url}/healthz"), 30, "gunicorn /healthz", child)
+        _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), 30, f"{name} /healthz", child)
         return child
+
+    def web_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.web_ports.values()]
 
     def add_worker(self, name: str, concurrency: int = 2, queues: str | None = None) -> Child:
         """A prefork worker; `queues` as for -Q (None: every queue)."""
@@ -445,7 +568,7 @@ class Stack:
             with contextlib.suppress(Exception):
                 import psycopg
 
-                with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                with psycopg.connect(self.admin_url, autocommit=True) as conn:
                     backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
                     self._postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
         if self._postmaster in stats:
@@ -493,9 +616,11 @@ class Stack:
             return
         self._closed = True
         # Beats first (no new work), then workers, web, fakes, the broker last.
-        order = sorted(self.children.values(), key=lambda c: ("beat" not in c.name, c.name == "redis"))
+        order = sorted(
+            self.children.values(), key=lambda c: ("beat" not in c.name, c.name.startswith(("redis", "sentinel")))
+        )
         for child in order:
-            child.stop(sig=signal.SIGTERM, grace=3.0 if child.name != "redis" else 1.0)
+            child.stop(sig=signal.SIGTERM, grace=1.0 if child.name.startswith(("redis", "sentinel")) else 3.0)
         self.drop_database()
         if not self.keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)

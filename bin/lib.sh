@@ -68,13 +68,15 @@ chromium_ensure() {
 
 # Debian binaries some tests drive for real (a test skips with its reason when its binary is absent):
 # Prometheus and promtool (metrics, alert rules), Alertmanager (its Opsgenie notifier), Redis Sentinel
-# (broker failover), wrk (intake benchmark). Installed when we can (root with apt-get), like chromium.
+# (broker failover), wrk (intake benchmark), PostgreSQL's initdb (outages). Installed when we can (root with apt-get), like chromium.
 debian_tools_ensure() {
   local missing=() pkg bin
   for pair in prometheus:promtool prometheus-alertmanager:prometheus-alertmanager redis-sentinel:redis-sentinel wrk:wrk; do
     pkg=${pair%%:*}; bin=${pair##*:}
     command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
   done
+  # The chaos run's PostgreSQL outage runs a private cluster (initdb, pg_ctl).
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing ${missing[*]} for the tests that drive them (apt-get) ..."

@@ -298,6 +298,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
             "store_processed": False,
         }
     )
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    # Redis behind Sentinel (`sentinel://h1:26379;sentinel://h2:26379/0`): kombu asks the Sentinels for
+    # the master by name at every (re)connection, so a promoted replica takes over (docs/operations.md).
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
 CELERY_TASK_IGNORE_RESULT = True
 # Celery's Django fixup closes the database connection before and after every task unless this is set
 # (it then closes every that many tasks). config/celery.py recycles connections as Django does for

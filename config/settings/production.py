@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, EMAIL_BACKEND, env
+from .base import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES, EMAIL_BACKEND, env
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
@@ -19,7 +19,6 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 if not CELERY_BROKER_URL or CELERY_BROKER_URL.startswith("filesystem://"):
     raise ImproperlyConfigured("Set CELERY_BROKER_URL (Redis) in production.")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 # Password-reset and sign-in links must never land in a log or a process's memory: a backend that
 # prints or keeps mail is for the demo and the tests, unless an operator says otherwise.
 LOG_ONLY_EMAIL_BACKENDS = {
@@ -49,6 +48,19 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 _redis_cache = CELERY_BROKER_URL.replace("redis://", "rediscache://", 1)
-CACHES = {"default": env.cache("CACHE_URL", default=_redis_cache)}
+if not CELERY_BROKER_URL.startswith("sentinel://") or env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache("CACHE_URL", default=_redis_cache)}
+else:
+    # The cache follows the broker's Sentinels too (a list: Django splits a LOCATION string at ";").
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": [CELERY_BROKER_URL],
+            "OPTIONS": {
+                "pool_class": "config.redis_sentinel.SentinelPool",
+                "master_name": CELERY_BROKER_TRANSPORT_OPTIONS["master_name"],
+            },
+        }
+    }
 # One JSON object per log line in production (LOG_FORMAT=plain for lines meant for people).
 LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="json")  # type: ignore[index]  # noqa: F405

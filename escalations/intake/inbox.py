@@ -3,7 +3,8 @@
 PagerDuty's Events API works this way, and so does ours: the HTTP request validates the event in
 pure Python, then `inbox_accept` finds the integration and stores the raw event in ONE autocommitted
 statement (`INSERT … SELECT … FROM integration WHERE key = … AND enabled RETURNING id`). Its commit
-is the durability point: the 202 means "stored", never "seen".
+is the durability point: the 202 means "stored", never "seen". When the database cannot take the
+INSERT (down, restarting), `InboxUnavailable`: the endpoints answer 503 with Retry-After.
 
 `intake_events_process` (the drain) applies pending rows in id order through the intake and incident
 services, and marks them processed in the same transaction as their effects, so a crash re-applies
@@ -37,6 +38,7 @@ from django.db import (
     DEFAULT_DB_ALIAS,
     DataError,
     InterfaceError,
+    InternalError,
     OperationalError,
     connection,
     connections,
@@ -74,6 +76,15 @@ class InboxRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class InboxUnavailable(Exception):
+    """The event could not be stored (the database is down, restarting or refusing writes): the
+    sender must be told to retry (503 + Retry-After), never 202 (nothing was stored) nor 500."""
+
+
+# Errors that mean "the database cannot take the INSERT now", not "this event is bad".
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, InternalError)
 
 
 # ------------------------------------------------------------------------------------ accept
@@ -124,12 +135,22 @@ def inbox_accept(
                 cursor.execute(sql, params)
                 row = cursor.fetchone()
     except DataError:
-        # Anything else (a lost connection…) is a 500, and the sender retries.
         raise EventInvalid(
             ["The event contains values that cannot be stored (NUL characters, NaN or unpaired surrogates)"]
         ) from None
+    except UNAVAILABLE_ERRORS as exc:
+        # A lost connection, a server restarting or in recovery: nothing was committed. The broken
+        # connection is closed at the end of the request (Django's errors_occurred check).
+        raise InboxUnavailable(
+            str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        ) from exc
     if row is None:
-        enabled = Integration.objects.filter(key=key, kind=integration_kind).values_list("enabled", flat=True).first()
+        try:
+            enabled = (
+                Integration.objects.filter(key=key, kind=integration_kind).values_list("enabled", flat=True).first()
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            raise InboxUnavailable(exc.__class__.__name__) from exc
         raise InboxRefused("unknown" if enabled is None else "disabled")
     return row[0]
 

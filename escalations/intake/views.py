@@ -178,6 +178,24 @@ _PD_THROTTLED = Answer(
 )
 
 
+# The database cannot store the event now (restart, outage): retry soon. PagerDuty's own senders retry
+# a 5xx with backoff; Retry-After says when.
+RETRY_AFTER_UNAVAILABLE = "5"
+UNAVAILABLE_MESSAGE = "The event could not be stored right now; retry later"
+
+_PD_UNAVAILABLE = Answer(
+    503,
+    {"status": "unavailable", "message": UNAVAILABLE_MESSAGE, "errors": ["Storage unavailable"]},
+    (("Retry-After", RETRY_AFTER_UNAVAILABLE),),
+)
+
+
+def _unavailable() -> JsonResponse:
+    response = _error(503, UNAVAILABLE_MESSAGE)
+    response["Retry-After"] = RETRY_AFTER_UNAVAILABLE
+    return response
+
+
 def _accept(*, key: str, integration_kind: str, kind: str, action: str, dedup_key: str, payload: str) -> None:
     """Store the validated event: one INSERT, committed when this returns."""
     inbox.inbox_accept(
@@ -223,6 +241,8 @@ def pagerduty_answer(body: bytes | None, *, change: bool) -> Answer:
         return _pd_invalid(exc.errors, exc.message)
     except inbox.InboxRefused as exc:
         return _pd_invalid([inbox.INVALID_KEY if exc.reason == "unknown" else inbox.DISABLED])
+    except inbox.InboxUnavailable:
+        return _PD_UNAVAILABLE
     if change:
         return Answer(202, {"status": "success", "message": "Change event processed"}, accepted=True)
     return Answer(202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key}, accepted=True)
@@ -285,7 +305,11 @@ def _refused(reason: str) -> JsonResponse:
 
 def _key_refusal(key: str, kind: str) -> str | None:
     """Why this key accepts nothing ("unknown", "disabled"), or None. Only asked on error paths."""
-    enabled = Integration.objects.filter(key=key, kind=kind).values_list("enabled", flat=True).first()
+    try:
+        enabled = Integration.objects.filter(key=key, kind=kind).values_list("enabled", flat=True).first()
+    except inbox.UNAVAILABLE_ERRORS:
+        return None  # the database is down: the answer is about the body, which is bad whatever the key
+
     return "unknown" if enabled is None else None if enabled else "disabled"
 
 
@@ -322,6 +346,8 @@ def _keyed_webhook(request: HttpRequest, key: str, kind: str, *, read, parse, st
         return _error(400, exc.message, exc.errors)
     except inbox.InboxRefused as exc:
         return _refused(exc.reason)
+    except inbox.InboxUnavailable:
+        return _unavailable()
     # Applied by the drain a moment later: the incident is not known yet when we answer.
     return _response(
         Answer(status, {"status": "success", "message": "Event accepted", "dedup_key": dedup_key}, accepted=True)
@@ -379,14 +405,17 @@ def generic_webhook(request: HttpRequest, key: str) -> HttpResponse:
 @require_http_methods(["GET", "POST", "HEAD"])
 def heartbeat_webhook(request: HttpRequest, token: str) -> HttpResponse:
     """Heartbeat ping: GET or POST /integrations/heartbeat/<token>/ (cron: `curl -fsS …`)."""
-    heartbeat = Heartbeat.objects.filter(token=token).first()
-    if heartbeat is None:
-        return _error(404, "Unknown heartbeat")
-    if not heartbeat.enabled:
-        return _error(400, "This heartbeat is disabled")
-    if throttle_exceeded(token):
-        return _error(429, "Rate limit exceeded for this heartbeat; retry later")
-    heartbeats.heartbeat_ping(heartbeat=heartbeat)
+    try:
+        heartbeat = Heartbeat.objects.filter(token=token).first()
+        if heartbeat is None:
+            return _error(404, "Unknown heartbeat")
+        if not heartbeat.enabled:
+            return _error(400, "This heartbeat is disabled")
+        if throttle_exceeded(token):
+            return _error(429, "Rate limit exceeded for this heartbeat; retry later")
+        heartbeats.heartbeat_ping(heartbeat=heartbeat)
+    except inbox.UNAVAILABLE_ERRORS:
+        return _unavailable()  # the ping was not recorded: cron's `curl -f` fails and it pings again
     return JsonResponse({"status": "success"})
 
 
@@ -456,6 +485,10 @@ def _opsgenie_accept(request: HttpRequest, *, parse, action: str, dedup_key, sto
         return _og(422, request_id, started, message=exc.message, errors=exc.errors)
     except inbox.InboxRefused as exc:
         return _og_refused(exc.reason, request_id, started)
+    except inbox.InboxUnavailable:
+        response = _og(503, request_id, started, message=UNAVAILABLE_MESSAGE)
+        response["Retry-After"] = RETRY_AFTER_UNAVAILABLE
+        return response
     answer = Answer(
         202,
         {
