@@ -80,7 +80,7 @@ def _answers(port: int) -> bool:
 
 @pytest.fixture
 def sentinel_set(tmp_path) -> Iterator[dict]:
-    """A master, its replica and one Sentinel (quorum 1, a master is down after 500 ms)."""
+    """A master, its replica and one Sentinel (quorum 1, a master is down after 2 s: shorter, a loaded machine sees a live master as down)."""
     if shutil.which("redis-sentinel") is None or shutil.which("redis-server") is None:
         pytest.skip("no redis-server / redis-sentinel on this machine (Debian: redis-sentinel)")
     ports = {"master": _free_port(), "replica": _free_port(), "sentinel": _free_port()}
@@ -96,13 +96,19 @@ def sentinel_set(tmp_path) -> Iterator[dict]:
         conf.write_text(
             f"port {ports['sentinel']}\nbind 127.0.0.1\ndir {tmp_path}\n"
             f"sentinel monitor test 127.0.0.1 {ports['master']} 1\n"
-            "sentinel down-after-milliseconds test 500\nsentinel failover-timeout test 5000\n"
+            "sentinel down-after-milliseconds test 2000\nsentinel failover-timeout test 5000\n"
         )
         procs["sentinel"] = subprocess.Popen(["redis-sentinel", str(conf)], stdout=subprocess.DEVNULL)
         for name in ports:
             _wait(lambda name=name: _answers(ports[name]), 10, f"{name} to answer")
         sentinel = redis.Redis(port=ports["sentinel"], decode_responses=True)
         _wait(lambda: bool(sentinel.execute_command("SENTINEL", "REPLICAS", "test")), 20, "the replica to be seen")
+
+        def master_settled() -> bool:
+            info = sentinel.sentinel_master("test")  # redis-py parses the reply; flags become booleans
+            return info["is_master"] and not info["is_sdown"] and int(info["port"]) == ports["master"]
+
+        _wait(master_settled, 20, "the Sentinel to see a healthy master")
         yield {"ports": ports, "procs": procs, "sentinel": sentinel}
     finally:
         for proc in procs.values():
