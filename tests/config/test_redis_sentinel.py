@@ -80,7 +80,8 @@ def _answers(port: int) -> bool:
 
 @pytest.fixture
 def sentinel_set(tmp_path) -> Iterator[dict]:
-    """A master, its replica and one Sentinel (quorum 1, a master is down after 2 s: shorter, a loaded machine sees a live master as down)."""
+    """A master, its replica and one Sentinel (quorum 1, a master is down after 2 s: with less, a loaded
+    machine sees a live master as down)."""
     if shutil.which("redis-sentinel") is None or shutil.which("redis-server") is None:
         pytest.skip("no redis-server / redis-sentinel on this machine (Debian: redis-sentinel)")
     ports = {"master": _free_port(), "replica": _free_port(), "sentinel": _free_port()}
