@@ -28,6 +28,8 @@ def backstop(request) -> dict:
         nav.append(("calls:log", "Calls", match is not None and match.namespace == "calls"))
         # Backstop's own health (escalations.monitoring): staff only, like the admin.
         nav.append(("portal:system", "System", current == "system"))
+        # Moving from PagerDuty, Grafana OnCall or Opsgenie (portal.importers): staff only.
+        nav.append(("portal:import", "Import", current in ("import", "import_apply")))
     if not twilio:
         nav.append(("portal:outbox", "Outbox", current == "outbox"))
     return {
