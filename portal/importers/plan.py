@@ -6,6 +6,7 @@ the services, compare.py checks the result against the vendor's own answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
@@ -210,3 +211,27 @@ def mask_windows(mask: Mask) -> list[dict]:
                 windows.append({"weekday": day, "start": _hhmm(cur), "end": _hhmm(stop)})
             cur = stop
     return windows
+
+
+def plan_members_fill(plan: Plan, *, team_name: Callable[[RotationPlan], str] | None = None) -> None:
+    """Give each team everyone its rotations, overrides and policy steps name. A rotation whose team no
+    policy made gets a team of its own, named by `team_name` (default: the rotation's schedule part)."""
+    by_key = {t.key: t for t in plan.teams}
+    for rotation in plan.rotations:
+        team = by_key.get(rotation.team_key)
+        if team is None:
+            name = team_name(rotation) if team_name else rotation.name.split(" / ")[0]
+            team = by_key[rotation.team_key] = TeamPlan(key=rotation.team_key, name=name, time_zone=rotation.time_zone)
+            plan.teams.append(team)
+        if team.time_zone == "UTC":
+            team.time_zone = rotation.time_zone
+        for era in rotation.eras:
+            team.members += [u for u in era.participants if u not in team.members]
+    for override in plan.overrides:
+        team = by_key[override.external_id.rsplit(":", 1)[0]]
+        if override.user not in team.members:
+            team.members.append(override.user)
+    for policy in plan.policies:
+        team = by_key[policy.team_key]
+        for step in policy.steps:
+            team.members += [ref for kind, ref in step.targets if kind == "user" and ref not in team.members]

@@ -35,6 +35,7 @@ from portal.importers.plan import (
     Unmapped,
     UserPlan,
     mask_normalise,
+    plan_members_fill,
 )
 
 SOURCE = "opsgenie"
@@ -324,29 +325,6 @@ def _integrations(export: dict, plan: Plan, escalations: list[dict]) -> None:
         )
 
 
-def _members(plan: Plan) -> None:
-    by_key = {t.key: t for t in plan.teams}
-    for rotation in plan.rotations:
-        team = by_key.get(rotation.team_key)
-        if team is None:
-            team = by_key[rotation.team_key] = TeamPlan(
-                key=rotation.team_key, name=rotation.name.split(" / ")[0], time_zone=rotation.time_zone
-            )
-            plan.teams.append(team)
-        if team.time_zone == "UTC":
-            team.time_zone = rotation.time_zone
-        for era in rotation.eras:
-            team.members += [u for u in era.participants if u not in team.members]
-    for override in plan.overrides:
-        team = by_key[override.external_id.rsplit(":", 1)[0]]
-        if override.user not in team.members:
-            team.members.append(override.user)
-    for policy in plan.policies:
-        team = by_key[policy.team_key]
-        for step in policy.steps:
-            team.members += [ref for kind, ref in step.targets if kind == "user" and ref not in team.members]
-
-
 def map_export(export: dict) -> Plan:
     """Vendor shape -> plan. Pure: reads nothing but `export`."""
     plan = Plan(source=SOURCE)
@@ -357,5 +335,5 @@ def map_export(export: dict) -> Plan:
     for schedule in export.get("schedules", []):
         _schedule(schedule, teams_of.get(schedule["id"], [f"schedule:{schedule['id']}"]), plan, since, until)
     _integrations(export, plan, export.get("escalations", []))
-    _members(plan)
+    plan_members_fill(plan)
     return plan

@@ -21,7 +21,6 @@ Mapping (PagerDuty -> Backstop):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +35,7 @@ from portal.importers.plan import (
     OverridePlan,
     Plan,
     PolicyPlan,
+    RotationPlan,
     RulePlan,
     SourceAnswer,
     StepPlan,
@@ -43,6 +43,7 @@ from portal.importers.plan import (
     Unmapped,
     UserPlan,
     mask_normalise,
+    plan_members_fill,
 )
 
 SOURCE = "pagerduty"
@@ -320,31 +321,6 @@ def _services(export: dict, plan: Plan) -> None:
             )
 
 
-def _members(plan: Plan, schedules: Iterable[dict]) -> None:
-    by_key = {t.key: t for t in plan.teams}
-    for rotation in plan.rotations:
-        team = by_key.get(rotation.team_key)
-        if team is None:
-            schedule_id = rotation.team_key.split(":", 1)[1]
-            name = next((s["name"] for s in schedules if s["id"] == schedule_id), schedule_id)
-            team = by_key[rotation.team_key] = TeamPlan(
-                key=rotation.team_key, name=name[:100], time_zone=rotation.time_zone
-            )
-            plan.teams.append(team)
-        if team.time_zone == "UTC":
-            team.time_zone = rotation.time_zone
-        for era in rotation.eras:
-            team.members += [u for u in era.participants if u not in team.members]
-    for override in plan.overrides:
-        team = by_key[override.external_id.rsplit(":", 1)[0]]
-        if override.user not in team.members:
-            team.members.append(override.user)
-    for policy in plan.policies:
-        team = by_key[policy.team_key]
-        for step in policy.steps:
-            team.members += [ref for kind, ref in step.targets if kind == "user" and ref not in team.members]
-
-
 def map_export(export: dict) -> Plan:
     """Vendor shape -> plan. Pure: reads nothing but `export`."""
     plan = Plan(source=SOURCE)
@@ -353,7 +329,13 @@ def map_export(export: dict) -> Plan:
     teams_of = _policies(export, plan, schedules)
     _schedules(export, plan, teams_of)
     _services(export, plan)
-    _members(plan, export.get("schedules", []))
+    schedule_names = {s["id"]: s["name"] for s in export.get("schedules", [])}
+
+    def team_name(rotation: RotationPlan) -> str:
+        schedule_id = rotation.team_key.split(":", 1)[1]
+        return schedule_names.get(schedule_id, schedule_id)[:100]
+
+    plan_members_fill(plan, team_name=team_name)
     known = {u.external_id for u in plan.users}
     for team in plan.teams:
         missing = [u for u in team.members if u not in known]
