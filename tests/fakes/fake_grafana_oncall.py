@@ -6,42 +6,30 @@ results} with a `next` URL), and answers final_shifts for the asked dates (clipp
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
+
+from tests.fakes.vendor_api import FakeVendorApi
 
 
 def _t(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-class FakeGrafanaOnCall:
+class FakeGrafanaOnCall(FakeVendorApi):
+    name = "fake-grafana-oncall"
+    refusal = (401, {"detail": "Invalid token."})
+
     def __init__(self, account: dict, *, token: str = "oncall-token", page_size: int = 2) -> None:
-        self.account = account
+        super().__init__(account, page_size=page_size)
         self.token = token
-        self.page_size = page_size
-        self.requests: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def authorized(self, authorization: str | None) -> bool:
+        return authorization == self.token
 
-    def start(self) -> FakeGrafanaOnCall:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-grafana-oncall", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def answer(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+    def answer(self, path: str, multi: dict[str, list[str]]) -> tuple[int, Any]:
+        query = {k: v[0] for k, v in multi.items()}
         parts = [p for p in path.split("/") if p]
         if parts[:2] != ["api", "v1"]:
             return 404, {"detail": "Not found."}
@@ -75,26 +63,3 @@ class FakeGrafanaOnCall:
         more = page * self.page_size < len(items)
         nxt = f"{self.base_url}{path}?{urlencode({'page': page + 1})}" if more else None
         return 200, {"count": len(items), "next": nxt, "previous": None, "results": chunk}
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                fake.requests.append(self.path)
-                if self.headers.get("Authorization") != fake.token:
-                    status, body = 401, {"detail": "Invalid token."}
-                else:
-                    status, body = fake.answer(url.path, {k: v[0] for k, v in parse_qs(url.query).items()})
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler

@@ -6,37 +6,25 @@ Checks `Authorization: GenieKey <key>`; pages lists with offset/limit and `pagin
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
+
+from tests.fakes.vendor_api import FakeVendorApi
 
 
-class FakeOpsgenie:
+class FakeOpsgenie(FakeVendorApi):
+    name = "fake-opsgenie"
+    refusal = (401, {"message": "Could not authenticate", "took": 0.0, "requestId": "x"})
+
     def __init__(self, account: dict, *, key: str = "genie-read-key", page_size: int = 2) -> None:
-        self.account = account
+        super().__init__(account, page_size=page_size)
         self.key = key
-        self.page_size = page_size
-        self.requests: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def authorized(self, authorization: str | None) -> bool:
+        return authorization == f"GenieKey {self.key}"
 
-    def start(self) -> FakeOpsgenie:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-opsgenie", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def answer(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+    def answer(self, path: str, multi: dict[str, list[str]]) -> tuple[int, Any]:
+        query = {k: v[0] for k, v in multi.items()}
         parts = [p for p in path.split("/") if p]
         if parts[:1] != ["v2"]:
             return 404, {"message": "Not found", "took": 0.0, "requestId": "x"}
@@ -58,26 +46,3 @@ class FakeOpsgenie:
         if offset + self.page_size < len(items):
             paging["next"] = f"{self.base_url}{path}?{urlencode({'offset': offset + self.page_size})}"
         return 200, {"data": chunk, "paging": paging, "totalCount": len(items), "took": 0.01, "requestId": "x"}
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                fake.requests.append(self.path)
-                if self.headers.get("Authorization") != f"GenieKey {fake.key}":
-                    status, body = 401, {"message": "Could not authenticate", "took": 0.0, "requestId": "x"}
-                else:
-                    status, body = fake.answer(url.path, {k: v[0] for k, v in parse_qs(url.query).items()})
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler

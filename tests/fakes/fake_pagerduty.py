@@ -13,16 +13,15 @@ import ipaddress
 import json
 import ssl
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.fakes.vendor_api import FakeVendorApi
 
 
 def _self_signed(directory: Path) -> tuple[str, str]:
@@ -56,37 +55,29 @@ def _overlaps(item: dict, since: str | None, until: str | None) -> bool:
     return (until is None or t(item["start"]) < t(until)) and (since is None or t(item["end"]) > t(since))
 
 
-class FakePagerDuty:
+class FakePagerDuty(FakeVendorApi):
+    name = "fake-pagerduty"
+    scheme = "https"  # the client refuses anything else
+    refusal = (401, {"error": {"message": "Unauthorized", "code": 2006}})
+
     def __init__(self, account: dict, *, token: str = "read-only-key", page_size: int = 2) -> None:
-        self.account = account
+        super().__init__(account, page_size=page_size)
         self.token = token
-        self.page_size = page_size  # small, so the client's paging is exercised
-        self.requests: list[str] = []
         self._dir = tempfile.TemporaryDirectory()
         self.ca_path, key_path = _self_signed(Path(self._dir.name))
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.ca_path, key_path)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread: threading.Thread | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+    def authorized(self, authorization: str | None) -> bool:
+        return authorization == f"Token token={self.token}"
 
     def client_context(self) -> ssl.SSLContext:
         """What a client passes as `verify` to trust this fake's certificate."""
         return ssl.create_default_context(cafile=self.ca_path)
 
-    def start(self) -> FakePagerDuty:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-pagerduty", daemon=True)
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
         self._dir.cleanup()
 
     def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -147,26 +138,3 @@ class FakePagerDuty:
         limit = min(int(query.get("limit", self.page_size)), self.page_size)
         page = items[offset : offset + limit]
         return 200, {key: page, "limit": limit, "offset": offset, "more": offset + limit < len(items), "total": None}
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                fake.requests.append(self.path)
-                if self.headers.get("Authorization") != f"Token token={fake.token}":
-                    status, body = 401, {"error": {"message": "Unauthorized", "code": 2006}}
-                else:
-                    status, body = fake.answer(url.path, parse_qs(url.query))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
