@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 
 WEEK_MINUTES = 7 * 24 * 60
 DAY_MINUTES = 24 * 60
@@ -143,6 +143,14 @@ class Plan:
 
 Mask = list[tuple[int, int]]
 FULL_WEEK: Mask = [(0, WEEK_MINUTES)]
+
+
+def parse_time(value: str) -> datetime:
+    """A vendor's ISO 8601 instant (a trailing Z included), in UTC; one without a zone is refused."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone")
+    return moment.astimezone(UTC)
 
 
 def mask_normalise(intervals: list[tuple[int, int]]) -> Mask:

@@ -35,6 +35,7 @@ from portal.importers.plan import (
     Unmapped,
     UserPlan,
     mask_normalise,
+    parse_time,
     plan_members_fill,
 )
 
@@ -44,13 +45,6 @@ _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 _TURN_SECONDS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
 # Integrations that post to Opsgenie's Alert API: Backstop speaks it, so the sender only changes URL and key.
 _ALERT_API_TYPES = {"API", "Prometheus", "Alertmanager", "Grafana", "Datadog", "Webhook"}
-
-
-def parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone")
-    return moment.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- fetch

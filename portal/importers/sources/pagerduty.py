@@ -43,6 +43,7 @@ from portal.importers.plan import (
     Unmapped,
     UserPlan,
     mask_normalise,
+    parse_time,
     plan_members_fill,
 )
 
@@ -51,13 +52,6 @@ DEFAULT_BASE_URL = "https://api.pagerduty.com"
 _CONTACT_KINDS = {"email_contact_method": "email", "phone_contact_method": "voice", "sms_contact_method": "sms"}
 # Integrations that speak the Events API, which Backstop's PagerDuty endpoint accepts as is.
 _EVENTS_INTEGRATIONS = {"events_api_v2_inbound_integration", "generic_events_api_inbound_integration"}
-
-
-def parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone")
-    return moment.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- fetch
