@@ -44,6 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import CpuMeter, Stack, machine_description, percentile
+from config.queues import WORKER_CONCURRENCY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -403,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n=== Escalation lateness benchmark ===")
         print(f"Machine: {machine_description()}")
         workers = (
-            "dispatch worker (-Q escalations) + worker (deliveries, celery, periodic), prefork x 2 each"
+            "dispatch worker (-Q escalations) -c 2 + worker (deliveries, celery, periodic) "
+            f"-c {args.worker_concurrency or WORKER_CONCURRENCY}, prefork"
             if args.layout == "production"
             else f"{args.workers} worker(s) on every queue, prefork x 2 each"
         )
