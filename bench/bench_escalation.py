@@ -7,8 +7,9 @@
 
 Real processes (bench/harness.py): its own PostgreSQL database and Redis, Celery workers and beat
 (sweep every 1 s), production settings. The workers are laid out as in production (README, Deployment):
-a dispatch worker on the `escalations` queue and a worker for deliveries and the rest, each prefork with
-concurrency 2; `--layout shared` runs `--workers` workers that consume every queue instead.
+a dispatch worker on the `escalations` queue (prefork -c 2) and a worker for deliveries and the rest
+(prefork -c 4 as docs/operations.md says, or `--worker-concurrency`); `--layout shared` runs `--workers`
+workers (-c 2) that consume every queue instead.
 The harness seeds N open incidents that already paged step 1 and whose step 2 falls due at a known
 moment, spread evenly over the window (due times are recorded here, from the scenario, not read back).
 Half of them (--eta-share) also get the wake-up message the engine publishes on commit
@@ -43,6 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import CpuMeter, Stack, machine_description, percentile
+from config.queues import WORKER_CONCURRENCY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="production: dispatch worker + delivery worker; shared: --workers alike workers",
     )
     p.add_argument("--workers", type=int, default=2, help="with --layout shared: workers (prefork, concurrency 2)")
+    p.add_argument(
+        "--worker-concurrency", type=int, default=None, help="pool processes of the deliveries worker (default: 4)"
+    )
     p.add_argument("--eta-share", type=float, default=0.5, help="share of incidents with an ETA message")
     p.add_argument(
         "--env",
@@ -344,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             took = seed_background(teams, specs, args.background)
             stack.event(f"seeded {args.background} background open incidents (COPY) in {took:.1f}s")
         if args.layout == "production":
-            for child in stack.add_production_workers():
+            for child in stack.add_production_workers(worker_concurrency=args.worker_concurrency):
                 child.start()
         else:
             for w in range(args.workers):
@@ -399,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n=== Escalation lateness benchmark ===")
         print(f"Machine: {machine_description()}")
         workers = (
-            "dispatch worker (-Q escalations) + worker (deliveries, celery, periodic), prefork x 2 each"
+            "dispatch worker (-Q escalations) -c 2 + worker (deliveries, celery, periodic) "
+            f"-c {args.worker_concurrency or WORKER_CONCURRENCY}, prefork"
             if args.layout == "production"
             else f"{args.workers} worker(s) on every queue, prefork x 2 each"
         )

@@ -310,10 +310,10 @@ def main() -> int:
         server = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
         celery = [PY, "-m", "celery", "-A", "config"]
         sys.path.insert(0, str(ROOT))
-        from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+        from config.queues import DISPATCH_CONCURRENCY, DISPATCH_QUEUES, WORKER_CONCURRENCY, WORKER_QUEUES
 
         layout = (
-            [("dispatch", 2, DISPATCH_QUEUES), ("worker", 2, WORKER_QUEUES)]
+            [("dispatch", DISPATCH_CONCURRENCY, DISPATCH_QUEUES), ("worker", WORKER_CONCURRENCY, WORKER_QUEUES)]
             if args.layout == "production"
             else [("worker", args.celery_concurrency, "celery,periodic,escalations,deliveries")]
         )
@@ -435,7 +435,7 @@ def main() -> int:
         # per event, how many commits the requests cost.
         per_event = (commits() - commits0) / max(sum(r[2] for r in rounds), 1)
         workers_text = (
-            "Celery dispatch worker -c 2 + worker -c 2 (production layout)"
+            f"Celery dispatch worker -c {DISPATCH_CONCURRENCY} + worker -c {WORKER_CONCURRENCY} (production layout)"
             if args.layout == "production"
             else f"Celery worker -c {args.celery_concurrency}"
         )

@@ -8,7 +8,8 @@ Everything runs on 127.0.0.1 (bench/harness.py): a fresh PostgreSQL database (dr
 its own redis-server, the fake Twilio API (`tests.fakes.fake_twilio`, recording every request, failing
 a share of them with HTTP 500 and answering another share too late after creating the message),
 gunicorn, two Celery workers laid out as in production (worker1 the dispatch worker on the `escalations`
-queue, worker2 deliveries and the rest; prefork, concurrency 2) and beat, all with production settings.
+queue, prefork -c 2; worker2 deliveries and the rest, prefork -c 4 as docs/operations.md says, or
+`--worker-concurrency`) and beat, all with production settings.
 
 Scenario: one team per incident, three people each (A: SMS at 0 and a call at +3 s; B: SMS at 0 and
 a call at +3 s; C: SMS only), so a phone number names exactly one (incident, person). Policies:
@@ -46,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import faults as infra
 from bench.harness import Stack, machine_description, percentile
 from bench.observe import Observer
-from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+from config.queues import DISPATCH_CONCURRENCY, DISPATCH_QUEUES, WORKER_CONCURRENCY, WORKER_QUEUES
 
 # Person slots in every team: their rules as (channel, delay seconds), in rule order.
 RULES: dict[int, tuple[tuple[str, float], ...]] = {
@@ -533,6 +534,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--late-after", type=float, default=20.0, help="a page later than this counts as late")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-faults", action="store_true", help="baseline: same load, no process faults")
+    p.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=WORKER_CONCURRENCY,
+        help=f"pool processes of worker2 (deliveries and the rest; default {WORKER_CONCURRENCY}, as in production)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch directory with every log")
     p.add_argument(
         "--prometheus",
@@ -605,14 +612,14 @@ def main(argv: list[str] | None = None) -> int:
         args.probe_key = infra.probe_seed()
         stack.event(f"seeded {len(plans)} teams with people, rules and policies")
         # As in production (README, Deployment): the engine's queue has a worker of its own.
-        stack.add_worker("worker1", queues=DISPATCH_QUEUES)
-        stack.add_worker("worker2", queues=WORKER_QUEUES)
+        stack.add_worker("worker1", concurrency=DISPATCH_CONCURRENCY, queues=DISPATCH_QUEUES)
+        stack.add_worker("worker2", concurrency=args.worker_concurrency, queues=WORKER_QUEUES)
         stack.add_beat("beat")
         stack.add_beat("beat2")
         for name in ("worker1", "worker2", "beat"):
             stack.start(name)
         if args.nodes == 2:
-            infra.node_b_start(stack)
+            infra.node_b_start(stack, worker_concurrency=args.worker_concurrency)
         stack.wait_ready()
         stack.event(
             "ready: web, dispatch worker, worker, beat, redis, fake Twilio" + (" (x2 nodes)" * (args.nodes == 2))

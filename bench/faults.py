@@ -120,13 +120,13 @@ def apply(stack: Stack, action: str, target: str) -> str | None:
     raise ValueError(action)
 
 
-def node_b_start(stack: Stack) -> None:
+def node_b_start(stack: Stack, *, worker_concurrency: int) -> None:
     """Node b: the same processes as node a, on ports and with names of their own."""
-    from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+    from config.queues import DISPATCH_CONCURRENCY, DISPATCH_QUEUES, WORKER_QUEUES
 
     stack.start_web(name="web" + NODE_B)
-    stack.add_worker("worker1" + NODE_B, queues=DISPATCH_QUEUES)
-    stack.add_worker("worker2" + NODE_B, queues=WORKER_QUEUES)
+    stack.add_worker("worker1" + NODE_B, concurrency=DISPATCH_CONCURRENCY, queues=DISPATCH_QUEUES)
+    stack.add_worker("worker2" + NODE_B, concurrency=worker_concurrency, queues=WORKER_QUEUES)
     stack.add_beat("beat" + NODE_B)
     for name in ("worker1", "worker2", "beat"):
         stack.start(name + NODE_B)

@@ -522,14 +522,17 @@ class Stack:
             ],
         )
 
-    def add_production_workers(self, dispatch: str = "dispatch", worker: str = "worker") -> tuple[Child, Child]:
-        """The production layout (README, Deployment): a worker of its own for the escalation engine's
-        queue, so dispatching a step never waits behind deliveries, and one for everything else."""
-        from config.queues import DISPATCH_QUEUES, WORKER_QUEUES
+    def add_production_workers(
+        self, dispatch: str = "dispatch", worker: str = "worker", *, worker_concurrency: int | None = None
+    ) -> tuple[Child, Child]:
+        """The production layout (docs/operations.md, Deployment): a worker of its own for the escalation
+        engine's queue, so dispatching a step never waits behind deliveries, and one for everything else,
+        with the documented pool sizes (config/queues.py) unless `worker_concurrency` says otherwise."""
+        from config.queues import DISPATCH_CONCURRENCY, DISPATCH_QUEUES, WORKER_CONCURRENCY, WORKER_QUEUES
 
         return (
-            self.add_worker(dispatch, concurrency=2, queues=DISPATCH_QUEUES),
-            self.add_worker(worker, concurrency=2, queues=WORKER_QUEUES),
+            self.add_worker(dispatch, concurrency=DISPATCH_CONCURRENCY, queues=DISPATCH_QUEUES),
+            self.add_worker(worker, concurrency=worker_concurrency or WORKER_CONCURRENCY, queues=WORKER_QUEUES),
         )
 
     def add_beat(self, name: str) -> Child:

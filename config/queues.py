@@ -10,3 +10,8 @@ benchmark harness and `manage.py devstack` start workers exactly as the README's
 
 DISPATCH_QUEUES = "escalations"
 WORKER_QUEUES = "deliveries,celery,periodic,webhooks"
+
+# Pool processes of each (docs/operations.md, Deployment). The worker's deliveries mostly wait on the
+# provider (a batch waits up to DELIVERY_SEND_WAIT_MS for its calls), so it runs more processes than cores.
+DISPATCH_CONCURRENCY = 2
+WORKER_CONCURRENCY = 4

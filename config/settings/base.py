@@ -259,10 +259,12 @@ BACKSTOP_SWEEP_BATCH = env.int("SWEEP_BATCH", default=500)
 # calls are network waits (100-300 ms at Twilio), and one after another they would cap a process at a
 # few pages per second.
 BACKSTOP_DELIVERY_SEND_THREADS = env.int("DELIVERY_SEND_THREADS", default=16)
-# How long a delivery batch waits for its provider calls (Twilio answers in 100-300 ms, rarely in over
-# a second). A call still unanswered then (a provider having a bad day) is settled by its send thread
-# when it answers, so it never holds the worker process while other pages fall due.
-BACKSTOP_DELIVERY_SEND_WAIT = timedelta(milliseconds=env.int("DELIVERY_SEND_WAIT_MS", default=1000))
+# How long a delivery batch waits for its provider calls (Twilio answers in 100-300 ms). A call still
+# unanswered then (a provider having a bad day) is settled by its send thread when it answers, so it
+# never holds the worker process while other pages fall due. Every hung call holds its process for the
+# whole wait: with 5 % of calls hanging, a 1 s wait kept the delivery processes waiting 87 % of the time
+# and their queue grew on an idle machine (bench/README.md, chaos run), hence half a second.
+BACKSTOP_DELIVERY_SEND_WAIT = timedelta(milliseconds=env.int("DELIVERY_SEND_WAIT_MS", default=500))
 # Wake-up messages (engine advances, page deliveries) carry every id due in the same bucket of this
 # size; a page is dispatched at most this late by the bucketing itself. A message advances its
 # incidents in one transaction, whose fixed cost (~10 queries) dominates when it holds only one or
