@@ -7,6 +7,7 @@ import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -47,6 +48,12 @@ def export_fetch(*, source: str, token: str, now: datetime, base_url: str | None
     kwargs: dict[str, Any] = {"verify": verify}
     base_url = base_url or getattr(settings, "IMPORTER_BASE_URLS", {}).get(source)
     if base_url:
+        parts = urlsplit(base_url)
+        # The PagerDuty client takes https only (a token never goes over plain HTTP to a vendor); a
+        # self-hosted Grafana OnCall may answer on http inside the company network.
+        schemes = ("https",) if source == "pagerduty" else ("https", "http")
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValidationError({"base_url": [f"Give the {source} API's base URL as {' or '.join(schemes)}://host."]})
         kwargs["base_url"] = base_url
     elif not hasattr(module, "DEFAULT_BASE_URL"):
         raise ValidationError({"base_url": [f"Give the {source} API's base URL (e.g. https://oncall.example.com)."]})

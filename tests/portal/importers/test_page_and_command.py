@@ -72,6 +72,19 @@ def test_staff_dry_run_with_a_token_reads_the_api(staff, people, fake_pagerduty,
     assert "pagerduty refused or could not be reached" in response.content.decode()
 
 
+def test_a_base_url_the_client_cannot_use_is_a_clear_400(staff):
+    client = _client(staff)
+    for source, base_url in [
+        ("pagerduty", "http://127.0.0.1:9"),
+        ("pagerduty", "ftp://api.pagerduty.com"),
+        ("grafana_oncall", "oncall.example.com"),
+        ("opsgenie", "https://"),
+    ]:
+        response = client.post("/import/", {"source": source, "token": "t", "base_url": base_url})
+        assert response.status_code == 400, (source, base_url)
+        assert f"Give the {source} API&#x27;s base URL as" in response.content.decode(), (source, base_url)
+
+
 def test_bad_file_is_a_clear_400(staff):
     client = _client(staff)
     response = client.post("/import/", {"file": SimpleUploadedFile("x.json", b"{nope", "application/json")})
