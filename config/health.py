@@ -17,7 +17,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _check_database() -> str | None:
+def database_problem() -> str | None:
+    """None when the database answers; otherwise what is wrong (shared with the staff System page)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -26,7 +27,8 @@ def _check_database() -> str | None:
     return None
 
 
-def _check_broker() -> str | None:
+def broker_problem() -> str | None:
+    """None when the broker answers; otherwise what is wrong."""
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -46,7 +48,7 @@ def _check_beat(stale_after: timedelta) -> str | None:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    problems = [p for p in (_check_database(), _check_broker()) if p]
+    problems = [p for p in (database_problem(), broker_problem()) if p]
     if not problems:
         beat = _check_beat(settings.BACKSTOP_BEAT_STALE_AFTER)
         if beat:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection
 from kombu.exceptions import ChannelError
 
 from config.celery import app
+from config.health import broker_problem, database_problem
 from portal.models import JobRun
 
 SWEEP_JOB = "escalation-sweep"
@@ -39,21 +39,13 @@ class Check:
 
 
 def database_check() -> Check:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:
-        return Check("database", False, f"database: {exc.__class__.__name__}")
-    return Check("database", True, "database answers")
+    problem = database_problem()
+    return Check("database", problem is None, problem or "database answers")
 
 
 def broker_check() -> Check:
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:
-        return Check("broker", False, f"broker: {exc.__class__.__name__}")
-    return Check("broker", True, "broker answers")
+    problem = broker_problem()
+    return Check("broker", problem is None, problem or "broker answers")
 
 
 def _fresh(last: datetime | None, now: datetime, stale_after_seconds: float) -> bool:
