@@ -304,6 +304,8 @@ class Report:
     same_page_twice: list[int] = field(default_factory=list)
     carried: int = 0  # bundled into another page's message that arrived
     canceled_at_ack: int = 0  # overdue when the incident was acknowledged
+    # Acknowledged before an outage-delayed step was reached: (incident, loop/step, slot, channel, why).
+    stalled_past_ack: list[tuple] = field(default_factory=list)
     lateness: list[float] = field(default_factory=list)
     lateness_page_ids: list[int | None] = field(default_factory=list)  # the page of each lateness figure
     held_page_ids: set[int] = field(default_factory=set)  # held back by a throttle (late by design)
@@ -399,6 +401,56 @@ def explain_missing(plans: list[Planned], report: Report, created: list[dict]) -
         canceled += take_a
         still.extend(rows[take_c + take_a :])
     report.carried, report.canceled_at_ack = carried, canceled
+    report.missing = still
+
+
+# After an outage the engine works through the steps that fell due meanwhile; allow it this long.
+CATCH_UP = 30.0
+
+
+def excuse_stalled(plans: list[Planned], report: Report, outages: list[tuple[float, float]]) -> None:
+    """Take out of `missing` the pages of a step that an infrastructure outage kept the engine from
+    reaching before the harness acknowledged the incident.
+
+    The verdict assumes each step runs on its nominal schedule; during a PostgreSQL outage or a broker
+    failover nothing runs, and the steps due meanwhile follow once it is over. If the acknowledgement
+    came first, the engine rightly never pages that step (as PagerDuty does: an acknowledged incident
+    stops escalating). A page is excused only when (a) its incident was acknowledged, (b) the database
+    shows the step was not reached before the acknowledgement, and (c) the step's nominal time fell in
+    an outage (epoch `outages`) or within CATCH_UP seconds after one. Everything else stays missing.
+    """
+    from escalations.models import TimelineEvent
+
+    if not outages or not report.missing:
+        return
+    plan_by_index = {p.index: p for p in plans}
+    still = []
+    for row in report.missing:
+        plan = plan_by_index[row[0]]
+        if plan.ack_window is None or plan.trigger_epoch is None:
+            still.append(row)
+            continue
+        loop, step = (int(n) - 1 for n in re.findall(r"\d+", row[1]))
+        offsets = {(lp, k): off for lp, k, off, _ in plan.policy.step_offsets()}
+        nominal = plan.trigger_epoch + offsets[(loop, step)]
+        reached = [
+            at.timestamp()
+            for at, data in TimelineEvent.objects.filter(incident_id=plan.incident_id, kind="step_reached").values_list(
+                "at", "data"
+            )
+            if (data.get("loop"), data.get("step")) == (loop, step)
+        ]
+        stalled_by = next((w for w in outages if w[0] <= nominal <= w[1] + CATCH_UP), None)
+        if stalled_by is None or any(at < plan.ack_window[0] for at in reached):
+            still.append(row)
+            continue
+        down, back = stalled_by
+        why = (
+            f"step due {nominal - down:.1f}s after an outage began (down {back - down:.1f}s), "
+            f"acknowledged {plan.ack_window[0] - nominal:.1f}s after its nominal time, "
+            + (f"reached {min(reached) - plan.ack_window[0]:.1f}s after the ack" if reached else "never reached")
+        )
+        report.stalled_past_ack.append((*row[:4], why))
     report.missing = still
 
 
@@ -721,6 +773,7 @@ def run_scenario(stack, plans, args, rng, open_window, span, record, faults) -> 
     created, stats = read_record(record)
     report = compare(plans, created)
     explain_missing(plans, report, created)
+    excuse_stalled(plans, report, stack.outage_windows())
     mark_held(plans, report)
     print_report(stack, plans, args, report, stats, faults)
     print("Diagnosis (from the database):")
@@ -749,6 +802,8 @@ def fault(stack: Stack, action: str, target: str, faults: list[str]) -> None:
         if not stack.children[target].alive:
             return
         stack.kill(target, signal.SIGKILL)
+        if target == "redis":
+            stack.broker_outages.append((time.monotonic(), 0.0))
         text = f"SIGKILL {target} (whole process group)"
     elif action == "kill-child":
         child = stack.children[target]
@@ -763,6 +818,8 @@ def fault(stack: Stack, action: str, target: str, faults: list[str]) -> None:
             return
         if target == "redis":
             stack.start_redis()
+            if stack.broker_outages and stack.broker_outages[-1][1] == 0.0:
+                stack.broker_outages[-1] = (stack.broker_outages[-1][0], time.monotonic())
             text = "redis restarted on the same port (empty: queued messages lost)"
         else:
             stack.start(target)
@@ -797,6 +854,12 @@ def print_report(stack, plans, args, report: Report, stats, faults) -> None:
         f"Shortfall explained: {report.carried} carried in a combined message to the same number (overdue "
         f"pages are bundled), {report.canceled_at_ack} overdue when their incident was acknowledged"
     )
+    print(
+        f"Acknowledged before an outage-delayed step was reached (never due to be paged): "
+        f"{len(report.stalled_past_ack)}"
+    )
+    for row in report.stalled_past_ack[:10]:
+        print(f"  stalled past the ack: {row}")
     print(f"Missing: {len(report.missing)}")
     print(f"Duplicate: {len(report.duplicate)} (same page id sent twice: {len(report.same_page_twice)})")
     print(f"Unexpected (after acknowledgement or unknown number): {len(report.unexpected)}")

@@ -197,6 +197,8 @@ class Stack:
         # Sentinel mode: two Redis servers (either may be the master) and three Sentinels, quorum 2.
         self.redis_ports = {"redis": self.redis_port, "redis-b": free_port()} if self.sentinel else {}
         self.sentinel_ports = [free_port() for _ in range(3)] if self.sentinel else []
+        # Broker outages, (down, back) monotonic: a failover until the promotion, a plain kill until the restart.
+        self.broker_outages: list[tuple[float, float]] = []
         atexit.register(self.close)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -207,6 +209,13 @@ class Stack:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
+
+    def outage_windows(self) -> list[tuple[float, float]]:
+        """PostgreSQL and broker outages so far, as (down, back) epoch seconds (back: now if still down)."""
+        to_epoch = time.time() - time.monotonic()
+        now = time.monotonic()
+        windows = list(self.pg.outages if self.pg else []) + self.broker_outages
+        return sorted((down + to_epoch, (back or now) + to_epoch) for down, back in windows)
 
     def event(self, text: str) -> None:
         self.events.append((self.elapsed(), text))
@@ -440,6 +449,7 @@ class Stack:
             if new and new != old:
                 break
             time.sleep(0.2)
+        self.broker_outages.append((killed_at, time.monotonic()))
         return old, new, time.monotonic() - killed_at
 
     def redis_rejoin(self, name: str) -> None:
