@@ -85,7 +85,7 @@ def main() -> None:
     try:
         from config.celery import app
         from config.wsgi import application
-        from escalations.intake import inbox
+        from escalations.intake import drain as intake_drain
         from escalations.models import Integration
         from rotations.models import Team
 
@@ -138,7 +138,7 @@ def main() -> None:
                 print("   ", sql[:160])
             for n in range(1, args.keys):  # open every incident: the timed drain is the dedup path
                 post(n)
-            inbox.inbox_drain()
+            intake_drain.inbox_drain()
             backend = connection.cursor().connection.info.backend_pid
 
             prof = cProfile.Profile() if args.profile else None
@@ -164,7 +164,7 @@ def main() -> None:
             if dprof:
                 dprof.enable()
             with connection.execute_wrapper(recorder):
-                applied = inbox.inbox_drain(limit=batch)
+                applied = intake_drain.inbox_drain(limit=batch)
             if dprof:
                 dprof.disable()
             wall = time.perf_counter() - t

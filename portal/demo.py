@@ -20,7 +20,7 @@ from django.urls import reverse
 from escalations.incidents import services
 from escalations.intake import apply as intake_apply
 from escalations.models import EscalationPolicy, EscalationStep, EscalationTarget, Heartbeat, Incident, Integration
-from escalations.phone.services import demo_phone_line_seed
+from escalations.phone.demo import demo_phone_line_seed
 from portal.models import ContactMethod, NotificationRule, User
 from rotations.models import Membership, NotificationPreference, Rotation, RotationEra, RotationParticipant, Team
 

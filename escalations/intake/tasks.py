@@ -3,6 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from escalations.intake import drain as intake_drain
 from escalations.intake import heartbeats, inbox, kick
 from portal.jobs import job_run
 
@@ -17,14 +18,14 @@ def heartbeats_check() -> int:
 @shared_task(name=kick.INBOX_DRAIN, acks_late=True, ignore_result=True)
 def inbox_drain() -> int:
     """Apply accepted events now (sent, debounced, by the web requests that accepted them)."""
-    return inbox.inbox_drain()
+    return intake_drain.inbox_drain()
 
 
 @shared_task(name="escalations.intake_tasks.inbox_drain_periodic", acks_late=True, ignore_result=True)
 def inbox_drain_periodic() -> int:
     """Beat job "intake-inbox-drain": the same drain every second, whatever happened to the kicks."""
     with job_run("intake-inbox-drain"):
-        return inbox.inbox_drain()
+        return intake_drain.inbox_drain()
 
 
 @shared_task(name="escalations.intake_tasks.inbox_purge", ignore_result=True)

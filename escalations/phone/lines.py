@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from escalations.models import BlockedNumber, EscalationPolicy, PhoneLine, PhoneMenuOption
-from escalations.phone.services import phone_line_connect_targets_validate
+from escalations.phone.connect import phone_line_connect_targets_validate
 from rotations.audit import audit_record, diff
 from rotations.models import AuditEntry, Team
 

@@ -25,16 +25,10 @@ sends the caller's SMS confirmation, after commit.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
-import phonenumbers
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from escalations.delivery.channels import ChannelError, OutgoingMessage, channel_for
@@ -43,9 +37,6 @@ from escalations.incidents import services, timeline
 from escalations.models import (
     BlockedNumber,
     CallRecord,
-    CustomerContact,
-    CustomerPhone,
-    EscalationPolicy,
     Incident,
     PhoneLine,
     PhoneMenuOption,
@@ -53,9 +44,23 @@ from escalations.models import (
 )
 from escalations.monitoring import metrics
 from escalations.phone import publish
-from portal.models import ContactMethod, User
-from rotations.models import Membership, Rotation, Team
-from rotations.selectors import team_oncall_users
+from escalations.phone.records import (
+    connect_attempts_describe,
+    duration_parse,
+    record_event_add,
+    record_incident_payload,
+    record_lock,
+    record_menu_option,
+    record_policy,
+)
+from escalations.phone.selectors import (
+    call_recording_path,
+    call_team,
+    caller_identify,
+    caller_label,
+    phone_normalize,
+)
+from rotations.models import Team
 
 logger = logging.getLogger(__name__)
 
@@ -73,98 +78,6 @@ ATTESTED = "TN-Validation-Passed-A"
 TERMINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 Outcome = CallRecord.Outcome
 TStatus = CallRecord.TranscriptStatus
-
-
-# ------------------------------------------------------------------------------ selectors
-
-
-def phone_normalize(number: str) -> str:
-    """E.164 when the number parses; otherwise the input, trimmed (e.g. 'anonymous')."""
-    raw = (number or "").strip()
-    try:
-        parsed = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        return raw
-    if not phonenumbers.is_possible_number(parsed):
-        return raw
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def caller_identify(*, number: str) -> CustomerContact | None:
-    phone = CustomerPhone.objects.select_related("contact").filter(number=phone_normalize(number)).first()
-    return phone.contact if phone else None
-
-
-def line_for_number(*, number: str) -> PhoneLine | None:
-    return PhoneLine.objects.select_related("team", "policy").filter(number=phone_normalize(number)).first()
-
-
-def line_in_business_hours(*, line: PhoneLine, at: datetime) -> bool:
-    """True when no windows are configured or `at` falls in one (in the line's time zone)."""
-    windows = line.business_hours or []
-    if not windows:
-        return True
-    try:
-        local = at.astimezone(ZoneInfo(line.time_zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        local = at
-    for window in windows:
-        try:
-            days = set(window.get("days", range(7)))
-            start = time.fromisoformat(window["start"])
-            end = time.fromisoformat(window["end"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            logger.warning("Ignoring malformed business-hours window %r on line %s", window, line.pk)
-            continue
-        if local.weekday() in days and start <= local.time() < end:
-            return True
-    return False
-
-
-def call_team(record: CallRecord) -> Team | None:
-    return record.team
-
-
-def call_recording_path(record: CallRecord) -> str:
-    return reverse("calls:recording", args=[record.pk])
-
-
-def caller_label(record: CallRecord) -> str:
-    contact = record.customer_contact
-    if contact is None:
-        return record.from_number or "an unknown number"
-    if contact.name:
-        return f"{contact.name} ({contact.organisation})"
-    return contact.organisation
-
-
-# ------------------------------------------------------------------------------ internals
-
-
-def _event(record: CallRecord, kind: str, now: datetime, **data: Any) -> None:
-    record.events = [*(record.events or []), {"at": now.isoformat(), "kind": kind, **data}]
-
-
-def _locked(call_sid: str) -> CallRecord | None:
-    return (
-        CallRecord.objects.select_for_update(of=("self",))
-        .select_related("line__team", "line__policy", "customer_contact", "menu_team", "incident")
-        .filter(call_sid=call_sid)
-        .first()
-    )
-
-
-def _menu_option(record: CallRecord) -> PhoneMenuOption | None:
-    if record.line_id is None or record.menu_digit is None:
-        return None
-    return record.line.menu_options.select_related("team", "policy").filter(digit=record.menu_digit).first()
-
-
-def _policy(record: CallRecord) -> EscalationPolicy | None:
-    option = _menu_option(record)
-    if option is not None:
-        return option.policy
-    return record.line.policy if record.line_id else None
 
 
 def _transcript_text(record: CallRecord) -> str:
@@ -185,7 +98,7 @@ def _incident_details(record: CallRecord) -> str:
         f"Reference: {record.reference}",
     ]
     if record.menu_digit is not None:
-        option = _menu_option(record)
+        option = record_menu_option(record)
         lines.append(f"Menu choice: {record.menu_digit}" + (f" ({option.label})" if option else ""))
     lines += [
         "",
@@ -195,30 +108,6 @@ def _incident_details(record: CallRecord) -> str:
         f"Recording ({record.recording_duration} s): {settings.PUBLIC_BASE_URL}{call_recording_path(record)}",
     ]
     return "\n".join(lines)
-
-
-def _incident_payload(record: CallRecord) -> dict[str, Any]:
-    option = _menu_option(record)
-    contact = record.customer_contact
-    return {
-        "call_sid": record.call_sid,
-        "reference": record.reference,
-        "caller": record.from_number,
-        "caller_verified": record.caller_verified,
-        "verification": "verified" if record.caller_verified else "unverified",
-        "customer": (
-            {"id": contact.pk, "name": contact.name, "organisation": contact.organisation} if contact else None
-        ),
-        "line": {"id": record.line_id, "name": record.line.name, "number": record.line.number},
-        "menu": (
-            {"digit": record.menu_digit, "label": option.label if option else "", "team": record.menu_team_id}
-            if record.menu_digit is not None
-            else None
-        ),
-        "recording": {"sid": record.recording_sid, "duration": record.recording_duration},
-        "transcript_status": record.transcript_status,
-        "call_time": record.started_at.isoformat(),
-    }
 
 
 def _ack_timeout(incident: Incident) -> timedelta:
@@ -305,7 +194,7 @@ def _flood_join(record: CallRecord, team: Team | None, now: datetime) -> None:
             source=Incident.Source.PHONE,
             dedup_key=dedup_key,
             payload={"call_flood": True, "line": {"id": line.pk, "name": line.name, "number": line.number}},
-            policy=_policy(record),
+            policy=record_policy(record),
             via=TimelineEvent.Via.SYSTEM,
             now=now,
         ).incident
@@ -341,9 +230,9 @@ def _incident_ensure(record: CallRecord, now: datetime) -> None:
             urgency=Incident.Urgency.HIGH,
             source=Incident.Source.PHONE,
             dedup_key=dedup_key,
-            payload=_incident_payload(record),
+            payload=record_incident_payload(record),
             links=[{"href": settings.PUBLIC_BASE_URL + call_recording_path(record), "text": "Listen to the voicemail"}],
-            policy=_policy(record),
+            policy=record_policy(record),
             via=TimelineEvent.Via.SYSTEM,
             now=now,
         )
@@ -353,9 +242,9 @@ def _incident_ensure(record: CallRecord, now: datetime) -> None:
         else:  # another call from this number opened it a moment ago
             _repeat_call_record(record, result.incident, now)
     record.outcome = Outcome.VOICEMAIL
-    _event(record, "incident", now, incident_id=record.incident_id, created=record.incident_created)
+    record_event_add(record, "incident", now, incident_id=record.incident_id, created=record.incident_created)
     metrics.phone_call(outcome=Outcome.VOICEMAIL)
-    attempts = _connect_attempts(record)
+    attempts = connect_attempts_describe(record)
     if attempts and record.incident is not None:
         timeline.timeline_record(
             incident=record.incident,
@@ -379,7 +268,7 @@ def _incident_refresh(record: CallRecord, now: datetime) -> None:
     if incident is None:
         return
     if record.incident_created:
-        payload = {**(incident.payload or {}), **_incident_payload(record)}
+        payload = {**(incident.payload or {}), **record_incident_payload(record)}
         Incident.objects.filter(pk=incident.pk).update(details=_incident_details(record), payload=payload)
     timeline.timeline_record(
         incident=incident,
@@ -390,7 +279,7 @@ def _incident_refresh(record: CallRecord, now: datetime) -> None:
     )
 
 
-# ------------------------------------------------------------------------------- services
+# ------------------------------------------------------------------------------ services
 
 
 def call_start(
@@ -411,9 +300,9 @@ def call_start(
     now = now or timezone.now()
     from_number = phone_normalize(from_number)
     with transaction.atomic():
-        record = _locked(call_sid)
+        record = record_lock(call_sid)
         if record is not None:
-            _event(record, "incoming_repeat", now)
+            record_event_add(record, "incoming_repeat", now)
             record.save(update_fields=["events"])
             return record
         contact = caller_identify(number=from_number)
@@ -454,7 +343,7 @@ def call_start(
             # Only calls that got through count: refused floods must not lock everyone else out; and a
             # known customer's attested call is never refused for the line's load.
             record.outcome = Outcome.RATE_LIMITED
-        _event(record, "incoming", now, outcome=record.outcome, stir_verstat=(stir_verstat or "")[:40])
+        record_event_add(record, "incoming", now, outcome=record.outcome, stir_verstat=(stir_verstat or "")[:40])
         metrics.phone_call(outcome="answered" if record.outcome == Outcome.IN_PROGRESS else record.outcome)
         if record.outcome != Outcome.IN_PROGRESS:
             record.ended_at = now
@@ -471,28 +360,20 @@ def call_menu_choice(*, call_sid: str, digits: str, now: datetime | None = None)
     """Route the call to the team of the menu option pressed; None for an unknown digit."""
     now = now or timezone.now()
     with transaction.atomic():
-        record = _locked(call_sid)
+        record = record_lock(call_sid)
         if record is None or record.line_id is None:
             logger.warning("Menu choice for unknown call %s", call_sid)
             return None
         option = None
         if digits.isdigit() and len(digits) == 1:
             option = record.line.menu_options.select_related("team", "policy").filter(digit=int(digits)).first()
-        _event(record, "menu", now, digits=digits, valid=option is not None)
+        record_event_add(record, "menu", now, digits=digits, valid=option is not None)
         fields = ["events"]
         if option is not None and record.incident_id is None:
             record.menu_digit, record.menu_team = option.digit, option.team
             fields += ["menu_digit", "menu_team"]
         record.save(update_fields=fields)
     return option
-
-
-def _parse_duration(value: Any) -> int | None:
-    try:
-        duration = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return duration if duration >= 0 else None
 
 
 def call_recording_received(
@@ -507,13 +388,15 @@ def call_recording_received(
 ) -> CallRecord | None:
     """The <Record> action or the recording status callback: store it, open the incident if due."""
     now = now or timezone.now()
-    duration = _parse_duration(duration)
+    duration = duration_parse(duration)
     with transaction.atomic():
-        record = _locked(call_sid)
+        record = record_lock(call_sid)
         if record is None:
             logger.warning("Recording %s for unknown call %s", recording_sid, call_sid)
             return None
-        _event(record, f"recording_{source}", now, recording_sid=recording_sid, status=status, duration=duration)
+        record_event_add(
+            record, f"recording_{source}", now, recording_sid=recording_sid, status=status, duration=duration
+        )
         if status in ("", "completed") and recording_url and recording_sid:
             if not record.recording_sid or record.recording_sid == recording_sid:
                 record.recording_sid, record.recording_url = recording_sid, recording_url
@@ -551,11 +434,11 @@ def call_transcription_received(
     now = now or timezone.now()
     status = (status or "").lower()
     with transaction.atomic():
-        record = _locked(call_sid)
+        record = record_lock(call_sid)
         if record is None:
             logger.warning("Transcription for unknown call %s", call_sid)
             return None
-        _event(record, "transcription", now, status=status, chars=len(text or ""))
+        record_event_add(record, "transcription", now, status=status, chars=len(text or ""))
         if recording_sid and recording_url and not record.recording_sid:
             record.recording_sid, record.recording_url = recording_sid, recording_url
         before = (record.transcript_status, record.transcript)
@@ -581,11 +464,11 @@ def call_status_received(
     now = now or timezone.now()
     call_status = (call_status or "").lower()
     with transaction.atomic():
-        record = _locked(call_sid)
+        record = record_lock(call_sid)
         if record is None:
             logger.warning("Status %r for unknown call %s", call_status, call_sid)
             return None
-        _event(record, "status", now, call_status=call_status, duration=_parse_duration(duration))
+        record_event_add(record, "status", now, call_status=call_status, duration=duration_parse(duration))
         record.call_status = call_status[:20]
         if call_status in TERMINAL_CALL_STATUSES:
             record.ended_at = record.ended_at or now
@@ -595,214 +478,6 @@ def call_status_received(
                 record.outcome = Outcome.TOO_SHORT if short else Outcome.HUNG_UP
         record.save()
     return record
-
-
-# ---------------------------------------------------------------------- connect me now
-
-
-@dataclass(frozen=True)
-class ConnectTarget:
-    position: str  # the position the person holds, or "" for a person named on the line
-    user: User
-    number: str
-
-
-def _target_error(index: int, message: str) -> ValidationError:
-    return ValidationError(f"Connect target {index + 1}: {message}", code="invalid")
-
-
-def phone_line_connect_targets_validate(*, team: Team, targets: Any) -> list[dict[str, str | int]]:
-    """The line's connect-now targets, cleaned: each {"position": name} of one of the team's rotations or
-    {"user": id} of a member of the team; in order, at least one, no repeats. ValidationError otherwise."""
-    if not isinstance(targets, list) or not targets:
-        raise ValidationError('Give a list of targets, e.g. [{"position": "primary"}, {"user": 12}].', code="invalid")
-    positions: set[str] = set()
-    for rotation_positions in Rotation.objects.filter(team=team).values_list("positions", flat=True):
-        positions.update(p for p in rotation_positions or [] if isinstance(p, str))
-    members = set(Membership.objects.filter(team=team).values_list("user_id", flat=True))
-    cleaned: list[dict[str, str | int]] = []
-    for index, target in enumerate(targets):
-        if not isinstance(target, dict) or len(target) != 1:
-            raise _target_error(index, 'use {"position": "<name>"} or {"user": <id>}.')
-        ((key, value),) = target.items()
-        if key == "position":
-            if not isinstance(value, str) or value not in positions:
-                known = ", ".join(sorted(positions)) or "none"
-                raise _target_error(index, f"{value!r} is not a position of {team.name}'s rotations ({known}).")
-            entry: dict[str, str | int] = {"position": value}
-        elif key == "user":
-            if isinstance(value, bool) or not isinstance(value, int) or value not in members:
-                raise _target_error(index, f"{value!r} is not a member of {team.name}.")
-            entry = {"user": value}
-        else:
-            raise _target_error(index, f"unknown kind {key!r}: use position or user.")
-        if entry in cleaned:
-            raise _target_error(index, "listed twice.")
-        cleaned.append(entry)
-    return cleaned
-
-
-def _voice_number(user: User) -> str | None:
-    method = (
-        ContactMethod.objects.filter(user=user, kind=ContactMethod.Kind.VOICE, verified_at__isnull=False)
-        .order_by("id")
-        .first()
-    )
-    return method.value if method is not None else None
-
-
-def call_connect_targets(*, record: CallRecord, now: datetime | None = None) -> list[ConnectTarget]:
-    """The line's targets in order (whoever holds each position, each named person still in the line's
-    team), each with a verified voice number; nobody twice."""
-    now = now or timezone.now()
-    team = call_team(record)
-    line = record.line
-    if team is None or line is None:
-        return []
-    named = {t["user"] for t in line.connect_targets or [] if isinstance(t, dict) and "user" in t}
-    members = {u.pk: u for u in User.objects.filter(pk__in=named, memberships__team_id=line.team_id, is_active=True)}
-
-    targets: list[ConnectTarget] = []
-    seen: set[int] = set()
-    for target in line.connect_targets or []:
-        if not isinstance(target, dict):
-            continue
-        if "position" in target:
-            position = str(target["position"])
-            people = team_oncall_users(team=team, position=position, at=now)
-        else:
-            position = ""
-            person = members.get(target.get("user"))  # type: ignore[arg-type]
-            people = [person] if person is not None else []
-        for user in people:
-            if user.pk in seen:
-                continue
-            number = _voice_number(user)
-            if number is not None:
-                seen.add(user.pk)
-                targets.append(ConnectTarget(position=position, user=user, number=number))
-    return targets
-
-
-def call_connect_dialing(*, call_sid: str, attempt: int, user_id: int, now: datetime | None = None) -> None:
-    """Note whom the attempt rings, so the call's record can say who was called."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        record = _locked(call_sid)
-        if record is None:
-            return
-        _event(record, "dialing", now, attempt=attempt, user_id=user_id)
-        record.save(update_fields=["events"])
-
-
-def call_connect_accepted(*, call_sid: str, user_id: int, now: datetime | None = None) -> bool:
-    now = now or timezone.now()
-    with transaction.atomic():
-        record = _locked(call_sid)
-        if record is None:
-            return False
-        if record.connected_to_id is None:
-            record.connected_to_id = user_id
-        _event(record, "connect_accepted", now, user_id=user_id)
-        record.save(update_fields=["connected_to", "events"])
-    return True
-
-
-def _connect_attempts(record: CallRecord) -> str:
-    """'Ana (no-answer), Ben (completed, 95 s)': who was rung, and how each attempt ended."""
-    dialed: dict[int, int] = {}
-    finished: dict[int, tuple[str, int | None]] = {}
-    for event in record.events or []:
-        if event.get("kind") == "dialing":
-            dialed[event["attempt"]] = event["user_id"]
-        elif event.get("kind") == "dial_finished":
-            finished[event["attempt"]] = (event.get("dial_status", ""), event.get("duration"))
-    users = User.objects.in_bulk(set(dialed.values()))
-    parts = []
-    for attempt in sorted(dialed):
-        user = users.get(dialed[attempt])
-        status, duration = finished.get(attempt, ("no result", None))
-        detail = f"{status or 'no result'}, {duration} s" if duration is not None else (status or "no result")
-        parts.append(f"{user or 'a removed user'} ({detail})")
-    return ", ".join(parts)
-
-
-def _connected_call_record(record: CallRecord, now: datetime, duration: int | None) -> None:
-    """Put a connected call on record: open (or join) the caller's incident, acknowledged by the engineer
-    who took the call, with a timeline entry of who was rung and how long they talked."""
-    team = call_team(record)
-    engineer = record.connected_to
-    if team is None or engineer is None or record.incident_id is not None:
-        return
-    talked = f" for {duration} s" if duration is not None else ""
-    message = (
-        f"Call from {caller_label(record)} ({record.from_number}), reference {record.reference}, connected to "
-        f"{engineer}{talked}. Rang: {_connect_attempts(record)}."
-    )
-    dedup_key = f"call:{record.from_number}"
-    incident = incidents_selectors.incident_open_get(team=team, dedup_key=dedup_key)
-    created = False
-    if incident is None:
-        result = services.incident_trigger(
-            team=team,
-            title=f"Call from {caller_label(record)} on {record.line.name}, taken by {engineer}",
-            details=message,
-            severity=Incident.Severity.CRITICAL,
-            urgency=Incident.Urgency.HIGH,
-            source=Incident.Source.PHONE,
-            dedup_key=dedup_key,
-            payload={**_incident_payload(record), "connected_to": engineer.pk, "talk_seconds": duration},
-            policy=_policy(record),
-            via=TimelineEvent.Via.SYSTEM,
-            now=now,
-        )
-        incident, created = result.incident, result.created
-        # The engineer is already talking to the customer: nobody else needs paging for this call.
-        services.incident_acknowledge(incident=incident, by=engineer, via=TimelineEvent.Via.VOICE, now=now)
-    record.incident = incident
-    record.incident_created = created
-    timeline.timeline_record(
-        incident=incident,
-        kind=TimelineEvent.Kind.CALL,
-        at=now,
-        actor=engineer,
-        via=TimelineEvent.Via.VOICE,
-        message=message,
-        data={
-            "call_id": record.pk,
-            "call_sid": record.call_sid,
-            "reference": record.reference,
-            "connected_to": engineer.pk,
-            "talk_seconds": duration,
-        },
-    )
-
-
-def call_dial_finished(
-    *,
-    call_sid: str,
-    attempt: int,
-    dial_status: str,
-    now: datetime | None = None,
-    duration: int | str | None = None,
-) -> bool:
-    """True when an engineer took the call (the caller has finished talking to them); such a call opens or
-    joins the caller's incident, so every call that reached someone is on record."""
-    now = now or timezone.now()
-    seconds = _parse_duration(duration)
-    with transaction.atomic():
-        record = _locked(call_sid)
-        if record is None:
-            return False
-        _event(record, "dial_finished", now, attempt=attempt, dial_status=dial_status, duration=seconds)
-        connected = record.connected_to_id is not None and dial_status == "completed"
-        if connected:
-            record.outcome = Outcome.CONNECTED
-            metrics.phone_call(outcome=Outcome.CONNECTED)
-            record.ended_at = record.ended_at or now
-            _connected_call_record(record, now, seconds)
-        record.save(update_fields=["events", "outcome", "ended_at", "incident", "incident_created"])
-    return connected
 
 
 # -------------------------------------------------------------------------- SMS confirmation
@@ -837,36 +512,3 @@ def call_sms_confirmation_send(*, call_id: int) -> str:
         logger.warning("SMS confirmation for call %s failed: %s", record.call_sid, exc)
     CallRecord.objects.filter(pk=call_id).update(sms_status=status, sms_sid=sid)
     return status
-
-
-# ------------------------------------------------------------------------------------ demo
-
-
-def demo_phone_line_seed(teams: dict[str, Team], users: dict[str, User]) -> None:
-    """The demo's emergency line: +15550100999 for Payments, menu 1 Payments / 2 Platform."""
-    payments, platform = teams.get("Payments"), teams.get("Platform")
-    if payments is None or platform is None:
-        return
-    line, created = PhoneLine.objects.get_or_create(
-        number="+15550100999",
-        defaults={
-            "name": "Emergency line",
-            "team": payments,
-            "menu_enabled": True,
-            "sms_confirmation": True,
-            "business_hours": [{"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "18:00"}],
-            "time_zone": "Europe/Berlin",
-            "business_hours_message": "Our office is closed. This line still reaches the engineer on call.",
-        },
-    )
-    if created:
-        PhoneMenuOption.objects.create(line=line, digit=1, label="payments", team=payments)
-        PhoneMenuOption.objects.create(line=line, digit=2, label="the platform", team=platform)
-    for organisation, name, number in [
-        ("Acme Retail", "Dana Whitfield", "+15550142001"),
-        ("Globex Logistics", "Ravi Patel", "+15550142002"),
-    ]:
-        contact, _ = CustomerContact.objects.get_or_create(
-            organisation=organisation, name=name, defaults={"notes": "Demo customer"}
-        )
-        CustomerPhone.objects.get_or_create(number=number, defaults={"contact": contact})

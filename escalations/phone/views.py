@@ -27,6 +27,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from escalations.delivery.channels.twilio_security import twilio_signed
 from escalations.models import CallRecord, PhoneLine
+from escalations.phone import connect as phone_connect
+from escalations.phone import selectors as phone_selectors
 from escalations.phone import services as phone
 from escalations.phone.simulator import call_simulate as simulate
 from portal.permissions import can_view_team, is_staff
@@ -142,7 +144,7 @@ def _record(call_sid: str) -> CallRecord | None:
 @_voice_webhook
 def line_incoming(request: HttpRequest) -> HttpResponse:
     post = request.POST
-    line = phone.line_for_number(number=post.get("To", ""))
+    line = phone_selectors.line_for_number(number=post.get("To", ""))
     record = phone.call_start(
         line=line,
         call_sid=post["CallSid"],
@@ -159,7 +161,7 @@ def line_incoming(request: HttpRequest) -> HttpResponse:
         return _goodbye(line, RATE_LIMITED)
     response = VoiceResponse()
     _say(response, line, line.greeting)
-    if line.business_hours_message and not phone.line_in_business_hours(line=line, at=record.started_at):
+    if line.business_hours_message and not phone_selectors.line_in_business_hours(line=line, at=record.started_at):
         _say(response, line, line.business_hours_message)
     options = list(line.menu_options.all()) if line.menu_enabled else []
     if options or line.connect_now_enabled:
@@ -260,14 +262,14 @@ def line_status(request: HttpRequest) -> None:
 def _connect_twiml(response: VoiceResponse, record: CallRecord, *, attempt: int) -> VoiceResponse:
     """Ring the on-call engineers one after another; if nobody accepts, take a voicemail."""
     line = record.line
-    targets = phone.call_connect_targets(record=record, now=timezone.now())
+    targets = phone_connect.call_connect_targets(record=record, now=timezone.now())
     if attempt >= len(targets):
         _say(response, line, "Nobody could take your call. Please leave a message after the tone.")
         return _record_twiml(response, record)
     if attempt == 0:
         _say(response, line, "Connecting you to the engineer on call. Please hold.")
     target = targets[attempt]
-    phone.call_connect_dialing(call_sid=record.call_sid, attempt=attempt, user_id=target.user.pk)
+    phone_connect.call_connect_dialing(call_sid=record.call_sid, attempt=attempt, user_id=target.user.pk)
     dial = response.dial(
         action=_abs("phone_line_dial_done", attempt=attempt),
         method="POST",
@@ -287,7 +289,7 @@ def line_dial_done(request: HttpRequest) -> HttpResponse:
         attempt = int(request.GET.get("attempt", "0"))
     except ValueError:
         attempt = 0
-    connected = phone.call_dial_finished(
+    connected = phone_connect.call_dial_finished(
         call_sid=post["CallSid"],
         attempt=attempt,
         dial_status=post.get("DialCallStatus", ""),
@@ -320,7 +322,7 @@ def line_whisper(request: HttpRequest) -> HttpResponse:
     _say(
         gather,
         record.line,
-        f"Emergency call from {phone.caller_label(record)} on {record.line.name}. Press 1 to accept.",
+        f"Emergency call from {phone_selectors.caller_label(record)} on {record.line.name}. Press 1 to accept.",
     )
     response.hangup()
     return _twiml(response)
@@ -331,7 +333,7 @@ def line_whisper_accept(request: HttpRequest) -> HttpResponse:
     response = VoiceResponse()
     user = request.GET.get("user", "")
     if request.POST.get("Digits") == "1" and user.isdigit():
-        phone.call_connect_accepted(call_sid=request.GET.get("call", ""), user_id=int(user), now=timezone.now())
+        phone_connect.call_connect_accepted(call_sid=request.GET.get("call", ""), user_id=int(user), now=timezone.now())
         _say(response, None, "Connecting.")  # an answered Number TwiML that ends bridges the call
     else:
         response.hangup()
@@ -353,7 +355,7 @@ def _recording_base() -> str:
 def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
     """Stream the voicemail through the portal: Twilio's URL and credentials never reach the browser."""
     record = get_object_or_404(CallRecord.objects.select_related("line__team", "menu_team"), pk=pk)
-    team = phone.call_team(record)
+    team = phone_selectors.call_team(record)
     if team is None or not can_view_team(request.user, team):
         raise PermissionDenied
     if not record.recording_url:

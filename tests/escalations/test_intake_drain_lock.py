@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from config import locks
+from escalations.intake import drain as intake_drain
 from escalations.intake import inbox, kick
 from escalations.models import InboxEvent, Integration
 from tests.escalations.intake_payloads import pdpyras_trigger
@@ -51,7 +52,7 @@ def test_a_drainer_finding_the_lock_taken_kicks_and_returns_and_the_next_applies
         holder.execute("SELECT pg_advisory_xact_lock(%s)", [locks.INBOX_DRAIN])
         started = time.monotonic()
         done = []
-        drainer = threading.Thread(target=lambda: done.append(inbox.inbox_drain()))
+        drainer = threading.Thread(target=lambda: done.append(intake_drain.inbox_drain()))
         drainer.start()
         drainer.join(5)
         assert done == [0] and time.monotonic() - started < 5, "the drainer waited for the lock"
@@ -61,6 +62,6 @@ def test_a_drainer_finding_the_lock_taken_kicks_and_returns_and_the_next_applies
         holder.rollback()
         holder.close()
     # The kicked drain (here called directly) takes the free lock and applies everything.
-    assert inbox.inbox_drain() == 3
+    assert intake_drain.inbox_drain() == 3
     assert len(kicks) == 1
     assert not InboxEvent.objects.filter(processed_at__isnull=True).exists()

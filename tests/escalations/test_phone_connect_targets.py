@@ -11,9 +11,9 @@ from django.core.exceptions import ValidationError
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from escalations.admin import PhoneLineAdminForm
+from escalations.admin.phone import PhoneLineAdminForm
 from escalations.models import CallRecord, Incident, PhoneLine, TimelineEvent
-from escalations.phone.services import phone_line_connect_targets_validate
+from escalations.phone.connect import phone_line_connect_targets_validate
 from rotations.models import Membership
 from rotations.selectors import team_oncall_users
 from tests.escalations.phone_support import CALLER, call_params, make_line, recording_params, twilio_post

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from escalations.models import CallRecord, Incident, PhoneLine
+from escalations.phone import selectors as phone_selectors
 from escalations.phone import services as phone
 from tests.escalations.phone_support import ACCOUNT, CALLER, call_params, make_line, paged_team, twilio_post
 from tests.factories import MembershipFactory
@@ -283,8 +284,8 @@ def test_demo_seed_creates_the_emergency_line_idempotently():
     line = PhoneLine.objects.get(number="+15550100999")
     assert line.team.name == "Payments" and line.menu_enabled
     assert [(o.digit, o.team.name) for o in line.menu_options.all()] == [(1, "Payments"), (2, "Platform")]
-    assert phone.caller_identify(number="+15550142001").organisation == "Acme Retail"
-    assert phone.caller_identify(number="+1 555-014-2002").organisation == "Globex Logistics"
+    assert phone_selectors.caller_identify(number="+15550142001").organisation == "Acme Retail"
+    assert phone_selectors.caller_identify(number="+1 555-014-2002").organisation == "Globex Logistics"
 
 
 def test_sms_confirmation_without_twilio_lands_in_the_outbox(client, fake_twilio, line, settings):

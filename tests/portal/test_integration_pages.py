@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from escalations.intake import inbox
+from escalations.intake import drain as intake_drain
 from escalations.models import Alert, Heartbeat, InboxEvent, Incident, Integration, MaintenanceWindow
 from rotations.models import AuditEntry
 from tests.factories import (
@@ -156,7 +156,7 @@ def test_test_event_goes_through_the_inbox_and_arrives_as_an_incident(login, tea
     status_url = _url("integration_probe_status", team, integration.pk) + f"?probe={token}"
     waiting = _text(client.get(status_url))
     assert "Waiting for the test event" in waiting and 'hx-trigger="every 2s"' in waiting
-    assert inbox.inbox_drain(now=timezone.now()) == 1
+    assert intake_drain.inbox_drain(now=timezone.now()) == 1
     incident = Incident.objects.get(team=team, title__contains="Test event from Backstop")
     arrived = _text(client.get(status_url))
     assert "hx-trigger" not in arrived  # polling stops

@@ -85,7 +85,7 @@ def test_intake_inbox_accepts_and_drains_on_sqlite(payments, client, settings):
     """The inbox's INSERT … SELECT … RETURNING and the drain (no advisory lock) on SQLite."""
     import json
 
-    from escalations.intake import inbox
+    from escalations.intake import drain as intake_drain
     from escalations.models import InboxEvent, Integration
 
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -100,7 +100,7 @@ def test_intake_inbox_accepts_and_drains_on_sqlite(payments, client, settings):
         r = client.post("/integrations/pagerduty/v2/enqueue", json.dumps(body), content_type="application/json")
         assert r.status_code == 202, r.content
     assert InboxEvent.objects.filter(processed_at__isnull=True).count() == 2
-    assert inbox.inbox_drain() == 2
+    assert intake_drain.inbox_drain() == 2
     incident = Incident.objects.get(dedup_key="sq")
     assert incident.alert_count == 2 and InboxEvent.objects.filter(processed_at__isnull=True).count() == 0
     integration.enabled = False
