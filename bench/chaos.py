@@ -858,7 +858,7 @@ def print_report(stack, plans, args, report: Report, stats, faults) -> None:
         f"Acknowledged before an outage-delayed step was reached (never due to be paged): "
         f"{len(report.stalled_past_ack)}"
     )
-    for row in report.stalled_past_ack[:10]:
+    for row in report.stalled_past_ack[:100]:
         print(f"  stalled past the ack: {row}")
     print(f"Missing: {len(report.missing)}")
     print(f"Duplicate: {len(report.duplicate)} (same page id sent twice: {len(report.same_page_twice)})")
