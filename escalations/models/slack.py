@@ -15,6 +15,11 @@ class SlackIncidentMessage(models.Model):
     incident = models.OneToOneField("escalations.Incident", on_delete=models.CASCADE, related_name="slack_message")
     channel_id = models.CharField(max_length=20)
     ts = models.CharField(max_length=32, blank=True, help_text="Slack's id of the message; empty until posted")
+    posting_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A post may have reached Slack since then without its ts stored: look in the channel first",
+    )
     lease_token = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     dirty = models.BooleanField(default=False)

@@ -6,8 +6,10 @@ Guarantees:
   message's `ts`; later changes are `chat.update`s of that message. Syncs take a lease on the row
   (a short transaction) and call Slack outside any transaction; a sync finding the lease held marks
   the row dirty and the holder renders again before letting go, so the newest state always lands
-  last. A worker killed between posting and storing the `ts` leaves the lease to expire, and the next
-  sync posts again (the one case of a second message).
+  last. A post whose `ts` was never stored (the worker was killed after posting, or Slack's answer
+  timed out) is looked for in the channel's history before anything is posted again: the row keeps
+  `posting_since` until a `ts` is stored, and the next sync adopts a message of this incident the
+  app posted since then (`conversations.history`).
 * A button acts at most once per click: the interaction's row is claimed in the same transaction as
   the incident service's change, and the services themselves refuse a second acknowledgement.
 * People act as themselves: a Slack user is the Backstop person whose Slack contact method names
@@ -130,6 +132,8 @@ class _Lease:
     text: str
     blocks: list
     fingerprint: str
+    look_since: datetime | None = None  # an earlier post may have landed since then
+    incident_url: str = ""
 
 
 def _lease_take(incident_id: int, now: datetime) -> _Lease | str:
@@ -163,19 +167,28 @@ def _lease_take(incident_id: int, now: datetime) -> _Lease | str:
         if row.ts and print_ == row.rendered_hash:
             return "unchanged"
         token = secrets.token_hex(8)
+        look_since = row.posting_since if not row.ts else None
+        if not row.ts and row.posting_since is None:
+            row.posting_since = now
         row.lease_token, row.lease_until, row.dirty = token, now + LEASE, False
-        row.save(update_fields=["lease_token", "lease_until", "dirty"])
-        return _Lease(token, row.channel_id, row.ts, text, message_blocks, print_)
+        row.save(update_fields=["lease_token", "lease_until", "dirty", "posting_since"])
+        url = blocks.incident_url(incident)
+        return _Lease(token, row.channel_id, row.ts, text, message_blocks, print_, look_since, url)
 
 
-def _lease_release(incident_id: int, lease: _Lease, *, ts: str, now: datetime, error: str = "") -> bool:
-    """Store the outcome; True when a sync came in meanwhile and the message must be rendered again."""
+def _lease_release(
+    incident_id: int, lease: _Lease, *, ts: str, now: datetime, error: str = "", nothing_posted: bool = False
+) -> bool:
+    """Store the outcome; True when a sync came in meanwhile and the message must be rendered again.
+    `nothing_posted`: Slack refused the post outright, so there is nothing to look for next time."""
     with transaction.atomic():
         row = SlackIncidentMessage.objects.select_for_update().get(incident_id=incident_id)
         if row.lease_token != lease.token:
             return False  # the lease expired and another sync took over
         if ts:
             row.ts = ts
+        if ts or nothing_posted:
+            row.posting_since = None
         if not error:
             row.rendered_hash, row.synced_at = lease.fingerprint, now
         row.error = error[:1000]
@@ -199,23 +212,55 @@ def incident_message_sync(*, incident_id: int, now: datetime) -> str:
         if isinstance(lease, str):
             return lease
         client = slack_client()
+        posting = False
         try:
             content = {"channel": lease.channel_id, "text": lease.text, "blocks": lease.blocks}
-            if lease.ts:
-                slack_call(client.chat_update, ts=lease.ts, **content)
-                ts = lease.ts
+            ts = lease.ts or _posted_earlier(client, incident_id, lease)
+            if ts:
+                slack_call(client.chat_update, ts=ts, **content)
+                outcome = "updated" if lease.ts else "found"
             else:
+                posting = True
                 ts = str(slack_call(client.chat_postMessage, **content)["ts"])
+                outcome = "posted"
         except SlackPermanentError as exc:
-            _lease_release(incident_id, lease, ts="", now=now, error=str(exc))
+            _lease_release(incident_id, lease, ts="", now=now, error=str(exc), nothing_posted=posting)
             logger.warning("Slack message of incident %s: %s", incident_id, exc)
             return f"refused: {exc.code}"
         except SlackError as exc:
             _lease_release(incident_id, lease, ts="", now=now, error=str(exc))
             raise
         if not _lease_release(incident_id, lease, ts=ts, now=now):
-            return "updated" if lease.ts else "posted"
+            return outcome
     return "updated"
+
+
+# Slack's ts is its own clock: look a little before our record of the earlier attempt.
+HISTORY_MARGIN = timedelta(seconds=60)
+
+
+def _posted_earlier(client, incident_id: int, lease: _Lease) -> str:
+    """The ts of this incident's message if an earlier attempt posted it without storing the ts, else "".
+
+    The app's message carries "Backstop #<id> [" as its text and the incident's link in its first
+    block; a person quoting the incident in the channel writes neither. Without the history scope
+    (`channels:history`, `groups:history`) the message is posted again, and the refusal is logged.
+    """
+    if lease.look_since is None:
+        return ""
+    oldest = (lease.look_since - HISTORY_MARGIN).timestamp()
+    try:
+        answer = slack_call(client.conversations_history, channel=lease.channel_id, oldest=f"{oldest:.6f}", limit=200)
+    except SlackPermanentError as exc:
+        logger.warning("Slack message of incident %s: no channel history (%s); posting", incident_id, exc)
+        return ""
+    prefix = f"Backstop #{incident_id} ["
+    for message in answer.get("messages") or []:
+        first = (message.get("blocks") or [{}])[0]
+        link = str((first.get("text") or {}).get("text", "")) if isinstance(first, dict) else ""
+        if str(message.get("text", "")).startswith(prefix) and lease.incident_url in link:
+            return str(message.get("ts", ""))
+    return ""
 
 
 # ------------------------------------------------------------------------------- interactions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -10,7 +11,7 @@ from django.test import Client
 from escalations.incidents import services as incident_services
 from escalations.models import Incident, SlackInboundRequest, SlackIncidentMessage, TimelineEvent
 from escalations.slack import publish, services
-from escalations.slack.client import SlackRateLimited
+from escalations.slack.client import SlackError, SlackRateLimited
 from portal.models import ContactMethod
 from tests.escalations.slack_helpers import click, slack_post
 from tests.factories import (
@@ -419,3 +420,66 @@ def test_a_deferred_sync_looks_again_after_the_lease(world, fake_slack, monkeypa
     assert not isinstance(lease, str)
     assert tasks.incident_message_sync.run(incident.pk) == services.DEFERRED
     assert later == [{"args": [incident.pk], "countdown": services.LEASE.total_seconds() + 1}]
+
+
+# --------------------------------------------------------------- a post whose ts was never stored
+
+
+def test_a_worker_killed_after_posting_leaves_one_message(world, fake_slack):
+    from escalations.slack.client import slack_call, slack_client
+
+    incident = incident_services.incident_trigger(team=world["team"], title="Killed mid-post").incident
+    t0 = time_now()
+    lease = services._lease_take(incident.pk, t0)
+    assert not isinstance(lease, str) and lease.look_since is None  # nothing tried before: no lookup
+    # The worker posts, then dies before it stores the ts: the row keeps its lease and posting_since.
+    posted = slack_call(slack_client().chat_postMessage, channel=lease.channel_id, text=lease.text, blocks=lease.blocks)
+    assert SlackIncidentMessage.objects.get(incident=incident).posting_since == t0
+
+    later = t0 + services.LEASE + timedelta(seconds=1)
+    assert services.incident_message_sync(incident_id=incident.pk, now=later) == "found"
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1 and len(fake_slack.calls_to("conversations.history")) == 1
+    [message] = fake_slack.messages("C0PAYMENTS")
+    row = SlackIncidentMessage.objects.get(incident=incident)
+    assert row.ts == posted["ts"] == message["ts"] and row.posting_since is None and row.lease_token == ""
+
+    incident_services.incident_acknowledge(incident=incident, by=world["engineer"], via="web")
+    assert services.incident_message_sync(incident_id=incident.pk, now=later) == "updated"
+    assert len(fake_slack.calls_to("conversations.history")) == 1  # the ts is known: no more lookups
+    assert "Acknowledged by" in fake_slack.messages("C0PAYMENTS")[0]["text"]
+
+
+def test_a_post_whose_answer_timed_out_is_found_not_posted_again(world, fake_slack):
+    incident = incident_services.incident_trigger(team=world["team"], title="Slow Slack").incident
+    fake_slack.hang_next("chat.postMessage", 2.0)  # Slack posts it, the answer comes after our 1 s timeout
+    with pytest.raises(SlackError):  # no answer in time: the task would retry
+        _sync(incident)
+    assert len(fake_slack.messages("C0PAYMENTS")) == 1
+    assert SlackIncidentMessage.objects.get(incident=incident).ts == ""
+
+    assert _sync(incident) == "found"
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1 and len(fake_slack.messages("C0PAYMENTS")) == 1
+
+
+def test_a_lookup_that_finds_nothing_posts_once_and_a_quote_is_not_adopted(world, fake_slack):
+    from escalations.slack.client import slack_call, slack_client
+
+    incident = incident_services.incident_trigger(team=world["team"], title="Died before posting").incident
+    t0 = time_now()
+    assert not isinstance(services._lease_take(incident.pk, t0), str)  # the worker died before the call
+    # Someone pastes the incident's text into the channel: same text, but not the app's message.
+    slack_call(slack_client().chat_postMessage, channel="C0PAYMENTS", text=f"Backstop #{incident.pk} [Payments] fyi")
+
+    later = t0 + services.LEASE + timedelta(seconds=1)
+    assert services.incident_message_sync(incident_id=incident.pk, now=later) == "posted"
+    assert len(fake_slack.calls_to("conversations.history")) == 1
+    assert len(fake_slack.messages("C0PAYMENTS")) == 2  # the quote and the app's one message
+    assert SlackIncidentMessage.objects.get(incident=incident).ts == fake_slack.messages("C0PAYMENTS")[1]["ts"]
+
+
+def test_a_refused_post_leaves_nothing_to_look_for(world, fake_slack):
+    team = TeamFactory(slack_channel_id="X0NOTACHANNEL")  # the fake refuses it: channel_not_found
+    incident = incident_services.incident_trigger(team=team, title="Nowhere").incident
+    assert _sync(incident) == "refused: channel_not_found"
+    row = SlackIncidentMessage.objects.get(incident=incident)
+    assert row.posting_since is None and "channel_not_found" in row.error
