@@ -119,6 +119,12 @@ class Planned:
     team_id: int | None = None
     user_ids: list[int] = field(default_factory=list)
 
+    def step_nominal(self, loop: int, step: int) -> float:
+        """Epoch seconds at which the step is due if nothing delays the engine."""
+        assert self.trigger_epoch is not None
+        offsets = {(lp, k): off for lp, k, off, _ in self.policy.step_offsets()}
+        return self.trigger_epoch + offsets[(loop, step)]
+
 
 # ------------------------------------------------------------------------------------------ seeding
 
@@ -408,6 +414,11 @@ def explain_missing(plans: list[Planned], report: Report, created: list[dict]) -
 CATCH_UP = 30.0
 
 
+def outage_at(moment: float, outages: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """The outage (epoch down, back) that `moment` fell in, or in the CATCH_UP seconds after it."""
+    return next((w for w in outages if w[0] <= moment <= w[1] + CATCH_UP), None)
+
+
 def excuse_stalled(plans: list[Planned], report: Report, outages: list[tuple[float, float]]) -> None:
     """Take out of `missing` the pages of a step that an infrastructure outage kept the engine from
     reaching before the harness acknowledged the incident.
@@ -424,6 +435,12 @@ def excuse_stalled(plans: list[Planned], report: Report, outages: list[tuple[flo
     if not outages or not report.missing:
         return
     plan_by_index = {p.index: p for p in plans}
+    acked = {plan_by_index[row[0]].incident_id for row in report.missing if plan_by_index[row[0]].ack_window}
+    reached_at: dict[tuple, list[float]] = defaultdict(list)
+    for incident_id, at, data in TimelineEvent.objects.filter(incident_id__in=acked, kind="step_reached").values_list(
+        "incident_id", "at", "data"
+    ):
+        reached_at[(incident_id, data.get("loop"), data.get("step"))].append(at.timestamp())
     still = []
     for row in report.missing:
         plan = plan_by_index[row[0]]
@@ -431,16 +448,9 @@ def excuse_stalled(plans: list[Planned], report: Report, outages: list[tuple[flo
             still.append(row)
             continue
         loop, step = (int(n) - 1 for n in re.findall(r"\d+", row[1]))
-        offsets = {(lp, k): off for lp, k, off, _ in plan.policy.step_offsets()}
-        nominal = plan.trigger_epoch + offsets[(loop, step)]
-        reached = [
-            at.timestamp()
-            for at, data in TimelineEvent.objects.filter(incident_id=plan.incident_id, kind="step_reached").values_list(
-                "at", "data"
-            )
-            if (data.get("loop"), data.get("step")) == (loop, step)
-        ]
-        stalled_by = next((w for w in outages if w[0] <= nominal <= w[1] + CATCH_UP), None)
+        nominal = plan.step_nominal(loop, step)
+        reached = reached_at[(plan.incident_id, loop, step)]
+        stalled_by = outage_at(nominal, outages)
         if stalled_by is None or any(at < plan.ack_window[0] for at in reached):
             still.append(row)
             continue
@@ -485,8 +495,7 @@ def stage_lateness(
         "incident_id", "at", "data"
     ):
         plan = by_id[inc_id]
-        offsets = {(lp, k): off for lp, k, off, _ in plan.policy.step_offsets()}
-        nominal = plan.trigger_epoch + offsets[(data["loop"], data["step"])]
+        nominal = plan.step_nominal(data["loop"], data["step"])
         step_late.append(at.timestamp() - nominal)
     send_late: list[float] = []
     held_late: list[float] = []
@@ -501,7 +510,7 @@ def stage_lateness(
         late = (sent - due).total_seconds()
         if held is not None:
             held_late.append(late)
-        elif any(down <= due.timestamp() <= back + CATCH_UP for down, back in windows):
+        elif outage_at(due.timestamp(), windows):
             outage_late.append(late)
         else:
             send_late.append(late)

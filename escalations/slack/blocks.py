@@ -34,8 +34,22 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def incident_url(incident: Incident) -> str:
-    return f"{settings.PUBLIC_BASE_URL}/incidents/{incident.pk}/"
+def incident_url(incident: Incident | int) -> str:
+    pk = incident if isinstance(incident, int) else incident.pk
+    return f"{settings.PUBLIC_BASE_URL}/incidents/{pk}/"
+
+
+def _text_prefix(incident_id: int) -> str:
+    return f"Backstop #{incident_id} ["
+
+
+def is_incident_message(message: dict[str, Any], incident_id: int) -> bool:
+    """Is this message from a channel's history the app's message of the incident? It carries the
+    fallback text `incident_message` writes and the incident's link in its first block; a person
+    quoting the incident in the channel writes neither."""
+    first = (message.get("blocks") or [{}])[0]
+    link = str((first.get("text") or {}).get("text", "")) if isinstance(first, dict) else ""
+    return str(message.get("text", "")).startswith(_text_prefix(incident_id)) and incident_url(incident_id) in link
 
 
 def status_line(incident: Incident) -> str:
@@ -76,7 +90,7 @@ def incident_message(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) of the channel message for the incident as it is now."""
     title = _short(incident.title, 200)
     status = status_line(incident)
-    text = f"Backstop #{incident.pk} [{incident.team.name}] {title} — {status}"
+    text = f"{_text_prefix(incident.pk)}{incident.team.name}] {title} — {status}"
     assignees = ", ".join(u.display_name for u in incident.assignees.all()) or "nobody yet"
     blocks: list[dict[str, Any]] = [
         {

@@ -133,7 +133,6 @@ class _Lease:
     blocks: list
     fingerprint: str
     look_since: datetime | None = None  # an earlier post may have landed since then
-    incident_url: str = ""
 
 
 def _lease_take(incident_id: int, now: datetime) -> _Lease | str:
@@ -172,8 +171,7 @@ def _lease_take(incident_id: int, now: datetime) -> _Lease | str:
             row.posting_since = now
         row.lease_token, row.lease_until, row.dirty = token, now + LEASE, False
         row.save(update_fields=["lease_token", "lease_until", "dirty", "posting_since"])
-        url = blocks.incident_url(incident)
-        return _Lease(token, row.channel_id, row.ts, text, message_blocks, print_, look_since, url)
+        return _Lease(token, row.channel_id, row.ts, text, message_blocks, print_, look_since)
 
 
 def _lease_release(
@@ -241,11 +239,8 @@ HISTORY_MARGIN = timedelta(seconds=60)
 
 def _posted_earlier(client, incident_id: int, lease: _Lease) -> str:
     """The ts of this incident's message if an earlier attempt posted it without storing the ts, else "".
-
-    The app's message carries "Backstop #<id> [" as its text and the incident's link in its first
-    block; a person quoting the incident in the channel writes neither. Without the history scope
-    (`channels:history`, `groups:history`) the message is posted again, and the refusal is logged.
-    """
+    Without the history scope (`channels:history`, `groups:history`) the message is posted again, and
+    the refusal is logged."""
     if lease.look_since is None:
         return ""
     oldest = (lease.look_since - HISTORY_MARGIN).timestamp()
@@ -254,11 +249,8 @@ def _posted_earlier(client, incident_id: int, lease: _Lease) -> str:
     except SlackPermanentError as exc:
         logger.warning("Slack message of incident %s: no channel history (%s); posting", incident_id, exc)
         return ""
-    prefix = f"Backstop #{incident_id} ["
     for message in answer.get("messages") or []:
-        first = (message.get("blocks") or [{}])[0]
-        link = str((first.get("text") or {}).get("text", "")) if isinstance(first, dict) else ""
-        if str(message.get("text", "")).startswith(prefix) and lease.incident_url in link:
+        if blocks.is_incident_message(message, incident_id):
             return str(message.get("ts", ""))
     return ""
 
